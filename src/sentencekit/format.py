@@ -1,0 +1,149 @@
+"""The sentence-transformers on-disk format: ``modules.json`` <-> module classes, and the model-level
+``config_sentence_transformers.json``.
+
+Type strings of both generations resolve here: v5 (``sentence_transformers.models.Pooling``) and v6
+(``sentence_transformers.sentence_transformer.modules.pooling.Pooling``, ``...base.modules.transformer.
+Transformer``). We write the v5 strings and v5 config keys, which sentence-transformers v5 *and* v6 load.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from sentencekit.files import ModelFormatError, read_json, read_json_if_exists, write_json
+
+MODULES_FILE = "modules.json"
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+
+
+def _classes() -> dict[str, type]:
+    from sentencekit import modules as m
+
+    return {"Transformer": m.Transformer, "Pooling": m.Pooling, "Dense": m.Dense, "Normalize": m.Normalize,
+            "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym}
+
+
+def resolve_type(type_str: str, *, folder: Path | None = None, trust_remote_code: bool = False) -> type:
+    """Map a ``modules.json`` type string to a class; custom code only with ``trust_remote_code``."""
+    if not isinstance(type_str, str) or not type_str:
+        raise ModelFormatError(f"Invalid module type {type_str!r} in {MODULES_FILE}")
+    classes = _classes()
+    parts = type_str.split(".")
+    if parts[0] in ("sentence_transformers", "sentencekit"):
+        # v5 strings end in the module file named like the class (models.Pooling), v6 strings in
+        # "module.Class" (modules.pooling.Pooling); both end with the class name.
+        cls = classes.get(parts[-1])
+        if cls is not None:
+            return cls
+        raise ModelFormatError(
+            f"Unknown module type {type_str!r}: sentencekit implements {', '.join(sorted(classes))}. "
+            "This model uses a sentence-transformers module that is not supported yet."
+        )
+    if not trust_remote_code:
+        raise ModelFormatError(
+            f"Module type {type_str!r} is custom code. It is not imported unless you pass "
+            "trust_remote_code=True (only do that for models whose code you trust)."
+        )
+    return _import_custom(type_str, folder)
+
+
+def _import_custom(type_str: str, folder: Path | None) -> type:
+    module_name, _, class_name = type_str.rpartition(".")
+    if folder is not None:
+        file = folder / f"{module_name.replace('.', os.sep)}.py"
+        if file.is_file():
+            spec = importlib.util.spec_from_file_location(f"sentencekit_remote.{module_name}", file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            return getattr(module, class_name)
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelFormatError(f"Cannot import custom module type {type_str!r}: {exc}") from None
+
+
+def type_string(module: nn.Module) -> str:
+    """The type string written to modules.json: sentence-transformers' own string for our classes."""
+    st_type = getattr(type(module), "st_type", "")
+    if st_type:
+        return st_type
+    return f"{type(module).__module__}.{type(module).__qualname__}"
+
+
+def load_module(type_str: str, folder: Path, *, trust_remote_code: bool = False, **kwargs: Any) -> nn.Module:
+    cls = resolve_type(type_str, folder=folder, trust_remote_code=trust_remote_code)
+    from sentencekit.modules.base import Module
+
+    if issubclass(cls, Module):
+        return cls.load(folder, trust_remote_code=trust_remote_code, **kwargs)
+    return cls.load(str(folder))  # a custom module following sentence-transformers' contract
+
+
+def read_modules_json(folder: Path) -> list[dict[str, Any]]:
+    entries = read_json(folder / MODULES_FILE, what="modules")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ModelFormatError(f"{folder / MODULES_FILE}: expected a JSON list of module entries.")
+    for i, entry in enumerate(entries):
+        missing = [k for k in ("path", "type") if k not in entry]
+        if missing:
+            raise ModelFormatError(f"{folder / MODULES_FILE}: entry {i} lacks {', '.join(missing)}.")
+    return entries
+
+
+def load_modules(folder: Path, *, trust_remote_code: bool = False, **kwargs: Any) -> tuple[list, dict]:
+    """Build the module list of a saved model. Returns (modules, {module name: forward kwargs})."""
+    from sentencekit.modules import Normalize
+
+    modules, module_kwargs = [], {}
+    for entry in read_modules_json(folder):
+        module_folder = folder / entry["path"]
+        cls = resolve_type(entry["type"], folder=module_folder, trust_remote_code=trust_remote_code)
+        if not module_folder.is_dir() and cls is not Normalize:
+            raise ModelFormatError(
+                f"{folder / MODULES_FILE} lists module {entry['type']!r} at {module_folder}, "
+                "which does not exist."
+            )
+        modules.append(load_module(entry["type"], module_folder, trust_remote_code=trust_remote_code, **kwargs))
+        if entry.get("kwargs"):
+            module_kwargs[str(entry.get("name", len(modules) - 1))] = list(entry["kwargs"])
+    return modules, module_kwargs
+
+
+def save_modules(modules: list[nn.Module], folder: Path, *, safe_serialization: bool = True,
+                 module_kwargs: dict[str, list[str]] | None = None) -> None:
+    entries = []
+    for idx, module in enumerate(modules):
+        in_root = idx == 0 and getattr(module, "save_in_root", False)
+        path = "" if in_root else f"{idx}_{type(module).__name__}"
+        module_folder = folder / path
+        module_folder.mkdir(parents=True, exist_ok=True)
+        module.save(str(module_folder), safe_serialization=safe_serialization)
+        entry = {"idx": idx, "name": str(idx), "path": path, "type": type_string(module)}
+        kwargs = sorted(getattr(module, "forward_kwargs", set()))
+        if module_kwargs and module_kwargs.get(str(idx)):
+            kwargs = module_kwargs[str(idx)]
+        if kwargs:
+            entry["kwargs"] = kwargs
+        entries.append(entry)
+    write_json(folder / MODULES_FILE, entries, indent=2)
+
+
+def read_model_config(folder: Path) -> dict[str, Any]:
+    config = read_json_if_exists(folder / MODEL_CONFIG_FILE, what="model")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{folder / MODEL_CONFIG_FILE}: expected a JSON object.")
+    return config
+
+
+def write_model_config(folder: Path, config: dict[str, Any]) -> None:
+    write_json(folder / MODEL_CONFIG_FILE, config, indent=2, sort_keys=True)

@@ -1,0 +1,12 @@
+"""Pipeline modules: each passes the shared ``features`` dict on (input_ids -> token_embeddings ->
+sentence_embedding), and saves its own config and weights."""
+
+from sentencekit.modules.base import Module
+from sentencekit.modules.dense import Dense
+from sentencekit.modules.normalize import Normalize
+from sentencekit.modules.pooling import Pooling
+from sentencekit.modules.router import Asym, Router
+from sentencekit.modules.static import StaticEmbedding
+from sentencekit.modules.transformer import Transformer
+
+__all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "StaticEmbedding", "Router", "Asym"]

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sentencekit.files import ModelFormatError, load_state_dict, read_json_if_exists, save_state_dict
+from sentencekit.modules.base import Module
+
+
+class StaticEmbedding(Module):
+    """Static token embeddings averaged per text (model2vec-style models): no attention, very fast.
+
+    Texts are tokenized without special tokens; the sentence embedding is the mean of the token vectors
+    (an ``nn.EmbeddingBag``). There is no length limit, so nothing is ever truncated.
+
+    >>> from pathlib import Path                                                      # doctest: +SKIP
+    >>> static = StaticEmbedding.from_model2vec("path/to/model2vec/folder")           # doctest: +SKIP
+    """
+
+    st_type = "sentence_transformers.models.StaticEmbedding"
+    save_in_root = True
+    has_weights = True
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        embedding_weights: np.ndarray | Tensor | None = None,
+        embedding_dim: int | None = None,
+        *,
+        drop_token_ids: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__()
+        from tokenizers import Tokenizer
+
+        if not isinstance(tokenizer, Tokenizer):
+            backend = getattr(tokenizer, "backend_tokenizer", getattr(tokenizer, "_tokenizer", None))
+            if not isinstance(backend, Tokenizer):
+                raise TypeError("StaticEmbedding needs a `tokenizers.Tokenizer` or a fast HF tokenizer.")
+            tokenizer = backend
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        self.tokenizer = tokenizer
+        if embedding_weights is not None:
+            weights = torch.as_tensor(np.asarray(embedding_weights, dtype=np.float32))
+            self.embedding = nn.EmbeddingBag.from_pretrained(weights, mode="mean", freeze=False)
+        elif embedding_dim is not None:
+            self.embedding = nn.EmbeddingBag(tokenizer.get_vocab_size(), embedding_dim, mode="mean")
+        else:
+            raise ValueError("StaticEmbedding needs embedding_weights or embedding_dim.")
+        # model2vec drops the unknown token for word-level vocabularies; kept here for identical vectors.
+        self.drop_token_ids = tuple(drop_token_ids)
+        self.max_seq_length = math.inf
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return int(self.embedding.embedding_dim)
+
+    def tokenize(self, texts: list[str], **kwargs: Any) -> dict[str, Tensor]:
+        encodings = self.tokenizer.encode_batch([str(t) for t in texts], add_special_tokens=False)
+        ids = [e.ids for e in encodings]
+        if self.drop_token_ids:
+            ids = [[i for i in row if i not in self.drop_token_ids] for row in ids]
+        offsets = torch.tensor([0, *np.cumsum([len(row) for row in ids])[:-1].tolist()], dtype=torch.long)
+        flat = torch.tensor([i for row in ids for i in row], dtype=torch.long)
+        return {"input_ids": flat, "offsets": offsets[: len(ids)],
+                "truncated": torch.zeros(len(ids), dtype=torch.bool)}
+
+    def forward(self, features: dict[str, Tensor], **kwargs: Any) -> dict[str, Tensor]:
+        return {**features, "sentence_embedding": self.embedding(features["input_ids"], features["offsets"])}
+
+    def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
+        Path(output_path).mkdir(parents=True, exist_ok=True)
+        save_state_dict({"embedding.weight": self.embedding.weight}, output_path,
+                        safe_serialization=safe_serialization)
+        self.tokenizer.save(str(Path(output_path) / "tokenizer.json"))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> StaticEmbedding:
+        from tokenizers import Tokenizer
+
+        path = Path(path)
+        tok_file = path / "tokenizer.json"
+        if not tok_file.is_file():
+            raise ModelFormatError(f"Missing tokenizer file for StaticEmbedding: {tok_file}")
+        tokenizer = Tokenizer.from_file(str(tok_file))
+        state = load_state_dict(path)
+        if "embedding.weight" in state:
+            return cls(tokenizer, state["embedding.weight"].float().numpy())
+        if "embeddings" in state:  # a model2vec folder
+            return cls._from_model2vec_tensors(tokenizer, state, path)
+        raise ModelFormatError(f"{path}: weights have neither 'embedding.weight' nor 'embeddings'.")
+
+    @classmethod
+    def from_model2vec(cls, model_path: str | os.PathLike) -> StaticEmbedding:
+        """Load a model2vec folder (``config.json``, ``model.safetensors``, ``tokenizer.json``)."""
+        return cls.load(model_path)
+
+    @classmethod
+    def _from_model2vec_tensors(cls, tokenizer, state: dict[str, Tensor], path: Path) -> StaticEmbedding:
+        embeddings = state["embeddings"].float().numpy()
+        mapping = state.get("mapping")
+        if mapping is not None:  # vocabulary quantization: token id -> row of a smaller table
+            embeddings = embeddings[mapping.long().numpy()]
+        weights = state.get("weights")
+        if weights is not None:  # per-token weights are folded into the vectors
+            embeddings = embeddings * weights.float().numpy()[:, None]
+        unk = _unk_token_id(tokenizer, path)
+        return cls(tokenizer, embeddings, drop_token_ids=(unk,) if unk is not None else ())
+
+
+def model2vec_normalizes(path: str | os.PathLike) -> bool:
+    config = read_json_if_exists(Path(path) / "config.json") or {}
+    return bool(config.get("normalize", False))
+
+
+def is_model2vec_folder(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    config = read_json_if_exists(path / "config.json")
+    return (
+        isinstance(config, dict)
+        and "model_type" not in config
+        and "architectures" not in config
+        and (path / "tokenizer.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
+
+
+def _unk_token_id(tokenizer, path: Path) -> int | None:
+    import json
+
+    spec = json.loads(tokenizer.to_str())
+    model = spec.get("model", {})
+    unk = model.get("unk_token")
+    if model.get("type") == "Unigram":
+        unk_id = model.get("unk_id")
+        return int(unk_id) if unk_id is not None else None
+    return tokenizer.token_to_id(unk) if unk else None

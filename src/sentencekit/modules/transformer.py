@@ -1,0 +1,232 @@
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sentencekit.files import ModelFormatError, read_json, write_json
+from sentencekit.modules._quiet import quiet_transformers
+from sentencekit.modules.base import Module
+
+# sentence_bert_config.json and the legacy per-architecture names older models used
+_CONFIG_NAMES = (
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+)
+# v6 keys describe multimodal or reranker set-ups; for a text feature-extraction model they are defaults.
+_V6_TEXT_TASKS = {None, "feature-extraction"}
+
+TextInput = str | tuple[str, str] | list[str]
+
+
+def _transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".")[0])
+
+
+def _normalize_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
+    kwargs = dict(model_kwargs)
+    dtype = kwargs.pop("torch_dtype", None)
+    if dtype is not None:
+        # transformers 5 renamed torch_dtype to dtype; users of sentence-transformers pass the old name.
+        kwargs.setdefault("dtype" if _transformers_major() >= 5 else "torch_dtype", dtype)
+    for key in ("dtype", "torch_dtype"):
+        if isinstance(kwargs.get(key), str) and kwargs[key] != "auto":
+            kwargs[key] = getattr(torch, kwargs[key])
+    return kwargs
+
+
+class Transformer(Module):
+    """A Hugging Face transformer producing ``token_embeddings`` (and its tokenizer).
+
+    >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
+    >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
+    >>> t(features)["token_embeddings"].shape                        # doctest: +SKIP
+    torch.Size([1, 4, 384])
+    """
+
+    st_type = "sentence_transformers.models.Transformer"
+    config_file_name = "sentence_bert_config.json"
+    config_keys = ["max_seq_length", "do_lower_case"]
+    save_in_root = True
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        max_seq_length: int | None = None,
+        model_args: dict[str, Any] | None = None,
+        tokenizer_args: dict[str, Any] | None = None,
+        config_args: dict[str, Any] | None = None,
+        cache_dir: str | None = None,
+        do_lower_case: bool = False,
+        tokenizer_name_or_path: str | None = None,
+        *,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        token: bool | str | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer, MT5EncoderModel, T5EncoderModel
+
+        hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only,
+               "token": token, "trust_remote_code": trust_remote_code}
+        self.do_lower_case = bool(do_lower_case)
+        config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_args or {}))
+        model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
+        with quiet_transformers():
+            self.auto_model = model_cls.from_pretrained(
+                model_name_or_path, config=config, **hub, **_normalize_model_kwargs(model_args or {})
+            )
+        tokenizer_kwargs = dict(tokenizer_args or {})
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            tokenizer_name_or_path or model_name_or_path, **hub, **tokenizer_kwargs
+        )
+        if max_seq_length is None:
+            limits = [getattr(config, "max_position_embeddings", None), self.tokenizer.model_max_length]
+            limits = [int(x) for x in limits if x is not None and 0 < x < 1_000_000]
+            max_seq_length = min(limits) if limits else None
+        self.max_seq_length = max_seq_length
+        self._forward_params = set(inspect.signature(self.auto_model.forward).parameters)
+        # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
+        self._tokenizer_lock = threading.Lock()
+
+    # -- tokenization ---------------------------------------------------------------------------
+    def tokenize(self, texts: list[TextInput], padding: bool | str = True) -> dict[str, Any]:
+        """Tokenize a batch: strings, or pairs (``(a, b)``) for cross-encoding.
+
+        Adds ``truncated``: a bool tensor marking the texts that were longer than ``max_seq_length``.
+        """
+        if texts and isinstance(texts[0], dict):  # legacy Asym input: {"query": text}
+            texts = [next(iter(t.values())) for t in texts]
+        if texts and isinstance(texts[0], (tuple, list)):
+            columns = [[str(t[0]) for t in texts], [str(t[1]) for t in texts]]
+        else:
+            columns = [[str(t) for t in texts]]
+        if self.do_lower_case:
+            columns = [[s.lower() for s in col] for col in columns]
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(
+                *columns,
+                padding=padding,
+                truncation="longest_first" if self.max_seq_length else False,
+                return_tensors="pt",
+                max_length=self.max_seq_length,
+            )
+            truncated = self._truncated_rows(encoded, columns)
+        features = dict(encoded)
+        features["truncated"] = truncated
+        return features
+
+    def _truncated_rows(self, encoded, columns: list[list[str]]) -> Tensor:
+        n = len(columns[0])
+        if not self.max_seq_length:
+            return torch.zeros(n, dtype=torch.bool)
+        encodings = getattr(encoded, "encodings", None)
+        if encodings:  # fast tokenizer: the Rust side records what truncation cut off
+            return torch.tensor([len(e.overflowing) > 0 for e in encodings], dtype=torch.bool)
+        full = self.tokenizer(*columns, padding=False, truncation=False)["input_ids"]
+        return torch.tensor([len(ids) > self.max_seq_length for ids in full], dtype=torch.bool)
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, Tensor)}
+        outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
+        features = {**features, "token_embeddings": outputs[0]}
+        if getattr(self.auto_model.config, "output_hidden_states", False) and outputs.hidden_states:
+            features["all_layer_embeddings"] = outputs.hidden_states
+        return features
+
+    def get_word_embedding_dimension(self) -> int:
+        return int(self.auto_model.config.hidden_size)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
+
+    def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
+        output_path = Path(output_path)
+        output_path.mkdir(parents=True, exist_ok=True)
+        save_kwargs: dict[str, Any] = {}
+        if "safe_serialization" in inspect.signature(self.auto_model.save_pretrained).parameters:
+            save_kwargs["safe_serialization"] = safe_serialization  # transformers < 5 only
+        with quiet_transformers():
+            self.auto_model.save_pretrained(str(output_path), **save_kwargs)
+        self.tokenizer.save_pretrained(str(output_path))
+        write_json(output_path / self.config_file_name, self.get_config_dict(), indent=4)
+
+    @classmethod
+    def read_module_config(cls, path: str | os.PathLike) -> dict[str, Any]:
+        for name in _CONFIG_NAMES:
+            file = Path(path) / name
+            if file.is_file():
+                config = read_json(file, what="Transformer config")
+                if not isinstance(config, dict):
+                    raise ModelFormatError(f"{file}: expected a JSON object")
+                return config
+        return {}
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
+        **hub_kwargs: Any,
+    ) -> Transformer:
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise ModelFormatError(f"Missing transformer config file: {path / 'config.json'}")
+        config = cls.read_module_config(path)
+        task = config.get("transformer_task")
+        if task not in _V6_TEXT_TASKS:
+            raise ModelFormatError(
+                f"{path}: transformer_task {task!r} is not a text embedding model; "
+                "load it with the model class made for it (e.g. CrossEncoder)."
+            )
+
+        def merged(saved_key: str, user: dict | None) -> dict:
+            saved = dict(config.get(saved_key) or {})
+            saved.pop("trust_remote_code", None)  # never switched on by a file
+            return {**saved, **(user or {})}
+
+        tokenizer_args = merged("tokenizer_args", tokenizer_kwargs)
+        max_seq_length = config.get("max_seq_length")
+        processing = config.get("processing_kwargs") or {}
+        if max_seq_length is None and isinstance(processing.get("text"), dict):
+            max_seq_length = processing["text"].get("max_length")
+        _check_weights_present(path)
+        return cls(
+            str(path),
+            max_seq_length=max_seq_length,
+            model_args=merged("model_args", model_kwargs),
+            tokenizer_args=tokenizer_args,
+            config_args=merged("config_args", config_kwargs),
+            do_lower_case=bool(config.get("do_lower_case", False)),
+            trust_remote_code=trust_remote_code,
+            **{k: v for k, v in hub_kwargs.items() if k in ("revision", "token")},
+            local_files_only=True,
+        )
+
+
+def _check_weights_present(path: Path) -> None:
+    names = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+             "pytorch_model.bin.index.json")
+    if not any((path / n).is_file() for n in names):
+        raise ModelFormatError(
+            f"Missing weights in {path}: expected one of {', '.join(names)}."
+        )

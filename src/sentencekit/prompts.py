@@ -1,0 +1,46 @@
+"""Prompt resolution, shared by every model family: an explicit ``prompt`` wins, then
+``prompts[prompt_name]``, then ``prompts[default_prompt_name]``."""
+
+from __future__ import annotations
+
+
+def resolve_prompt(
+    prompts: dict[str, str],
+    prompt_name: str | None = None,
+    prompt: str | None = None,
+    default_prompt_name: str | None = None,
+) -> str | None:
+    """Return the prompt text to prepend, or None.
+
+    >>> resolve_prompt({"query": "query: "}, prompt_name="query")
+    'query: '
+    """
+    if prompt is not None:
+        if not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+        return prompt or None
+    if prompt_name is not None:
+        if prompt_name not in prompts:
+            known = ", ".join(repr(k) for k in prompts) or "none"
+            raise ValueError(
+                f"Prompt name {prompt_name!r} not found in the model's prompts (available: {known}). "
+                "Pass prompts={...} when loading the model, or use prompt='...'."
+            )
+        return prompts[prompt_name] or None
+    if default_prompt_name is not None:
+        return prompts.get(default_prompt_name) or None
+    return None
+
+
+def apply_prompt(prompt: str | None, item):
+    """Prepend the prompt to a text (or to the first text of a pair, or a routed dict's value)."""
+    if not prompt:
+        return item
+    if isinstance(item, str):
+        return prompt + item
+    if isinstance(item, tuple):
+        return (prompt + item[0], *item[1:])
+    if isinstance(item, dict):
+        key, value = next(iter(item.items()))
+        return {key: prompt + value}
+    return item

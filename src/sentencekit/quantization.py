@@ -1,0 +1,82 @@
+"""Embedding quantization: int8 / uint8 (per-dimension calibrated buckets) and binary / ubinary (sign
+bits packed 8 to a byte), with sentence-transformers' exact formulas so stored vectors interoperate.
+
+>>> import numpy as np
+>>> quantize_embeddings(np.array([[0.5, -0.5, 1.0, -1.0, 0.1, 0.2, -0.3, 0.4]]), "ubinary")
+array([[169]], dtype=uint8)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}.")
+    return precision
+
+
+def _as_numpy(embeddings: Any) -> np.ndarray:
+    if isinstance(embeddings, np.ndarray):
+        return embeddings
+    try:
+        import torch
+
+        if isinstance(embeddings, torch.Tensor):
+            return embeddings.detach().float().cpu().numpy()
+        if isinstance(embeddings, list) and embeddings and isinstance(embeddings[0], torch.Tensor):
+            return torch.stack(embeddings).detach().float().cpu().numpy()
+    except ImportError:  # pragma: no cover
+        pass
+    return np.asarray(embeddings)
+
+
+def quantize_embeddings(
+    embeddings: Any,
+    precision: str,
+    ranges: np.ndarray | None = None,
+    calibration_embeddings: np.ndarray | None = None,
+) -> np.ndarray:
+    """Quantize float embeddings ``[n, dim]`` to ``precision``.
+
+    int8/uint8 map each dimension's ``[min, max]`` (from ``ranges``, else ``calibration_embeddings``,
+    else these embeddings themselves) onto 256 buckets; binary/ubinary keep the sign bit.
+    """
+    check_precision(precision)
+    emb = _as_numpy(embeddings)
+    if emb.ndim == 1:
+        emb = emb[None, :]
+    if precision == "float32":
+        return emb.astype(np.float32)
+    if precision in ("int8", "uint8"):
+        if ranges is None:
+            if calibration_embeddings is not None:
+                calib = _as_numpy(calibration_embeddings)
+                ranges = np.vstack((calib.min(axis=0), calib.max(axis=0)))
+            else:
+                if emb.shape[0] < 100:
+                    logger.warning(
+                        "Computing %s quantization buckets from only %d embeddings; pass "
+                        "calibration_embeddings (or ranges) from a larger set for stable buckets.",
+                        precision, emb.shape[0],
+                    )
+                ranges = np.vstack((emb.min(axis=0), emb.max(axis=0)))
+        ranges = np.asarray(ranges)
+        starts = ranges[0, :]
+        steps = (ranges[1, :] - ranges[0, :]) / 255
+        steps = np.where(steps == 0, 1.0, steps)  # a constant dimension maps to bucket 0, not NaN
+        if precision == "uint8":
+            return np.clip((emb - starts) / steps, 0, 255).astype(np.uint8)
+        return np.clip((emb - starts) / steps - 128, -128, 127).astype(np.int8)
+    bits = np.packbits(emb > 0, axis=-1)
+    if precision == "ubinary":
+        return bits
+    return (bits.astype(np.int16) - 128).astype(np.int8)

