@@ -14,8 +14,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 WORDS = (
     "the a an is are was be to of and in on for with how do i get my your what refund return policy "
     "order ship shipping account password reset login cancel subscription price cost pay payment card "
-    "weather paris today mild cat dog sat mat hello world test sentence query document passage good bad "
-    "help support ticket email phone number delivery late broken item please thanks yes no can cannot"
+    "weather paris today mild cat dog sat mat hello world test sentence query document passage good "
+    "bad help support ticket email phone number delivery late broken item please thanks yes no can "
+    "cannot "
 ).split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

@@ -48,4 +48,5 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "SentenceTransformer", "EncodeInfo", "SimilarityFunction", "quantize_embeddings",
+           "util", "models"]

@@ -109,7 +109,7 @@ class StaticEmbedding(Module):
         weights = state.get("weights")
         if weights is not None:  # per-token weights are folded into the vectors
             embeddings = embeddings * weights.float().numpy()[:, None]
-        unk = _unk_token_id(tokenizer, path)
+        unk = _unk_token_id(tokenizer)
         return cls(tokenizer, embeddings, drop_token_ids=(unk,) if unk is not None else ())
 
 
@@ -130,13 +130,10 @@ def is_model2vec_folder(path: str | os.PathLike) -> bool:
     )
 
 
-def _unk_token_id(tokenizer, path: Path) -> int | None:
+def _unk_token_id(tokenizer) -> int | None:
+    """model2vec drops the unknown token of word-level/WordPiece vocabularies (models with an
+    ``unk_token``); Unigram models keep every id."""
     import json
 
-    spec = json.loads(tokenizer.to_str())
-    model = spec.get("model", {})
-    unk = model.get("unk_token")
-    if model.get("type") == "Unigram":
-        unk_id = model.get("unk_id")
-        return int(unk_id) if unk_id is not None else None
+    unk = json.loads(tokenizer.to_str()).get("model", {}).get("unk_token")
     return tokenizer.token_to_id(unk) if unk else None

@@ -1,0 +1,44 @@
+"""A model's identity: a hash of everything that decides its embeddings (weights, configs, tokenizer).
+
+Stored embeddings record it, so vectors from one model are never silently compared with another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def model_fingerprint(model: Any) -> str:
+    """Fingerprint of a loaded model: its weights, module configs and tokenizers, as they are in memory
+    (so a model changed by training gets a new identity)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes() if t.numel() else b"")
+    configs = []
+    for module in model:
+        get = getattr(module, "get_config_dict", None)
+        configs.append([type(module).__name__, get() if get else None])
+        tokenizer = getattr(module, "tokenizer", None)
+        if tokenizer is not None:
+            configs.append(_tokenizer_identity(tokenizer))
+    digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def _byte_dtype():
+    import torch
+
+    return torch.uint8
+
+
+def _tokenizer_identity(tokenizer: Any) -> Any:
+    backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    to_str = getattr(backend, "to_str", None)
+    if to_str is not None:
+        return hashlib.sha256(to_str().encode()).hexdigest()
+    vocab = getattr(tokenizer, "get_vocab", lambda: {})()
+    return hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()
