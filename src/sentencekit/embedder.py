@@ -21,10 +21,18 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit import __version__
+from sentencekit._warnings import external_stacklevel
 from sentencekit.batching import as_input_list, run_sorted_batches
 from sentencekit.devices import resolve_device
 from sentencekit.files import ModelFormatError, atomic_directory
-from sentencekit.format import MODULES_FILE, load_modules, read_model_config, save_modules, write_model_config
+from sentencekit.format import (
+    MODULES_FILE,
+    is_foreign_entry,
+    load_modules,
+    read_model_config,
+    save_modules,
+    write_model_config,
+)
 from sentencekit.hub import DEFAULT_MODEL, resolve_model
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
 from sentencekit.modules.static import is_model2vec_folder, model2vec_normalizes
@@ -359,7 +367,7 @@ class SentenceTransformer(nn.Sequential):
                 "Split long texts into chunks, or raise max_seq_length if the model allows. "
                 "Details: model.last_encode_info.",
                 TruncationWarning,
-                stacklevel=4,
+                stacklevel=external_stacklevel(),
             )
 
     # -- similarity ---------------------------------------------------------------------------------
@@ -388,7 +396,7 @@ class SentenceTransformer(nn.Sequential):
         """
         if path is None:
             raise ValueError("save() needs a folder path.")
-        with atomic_directory(path) as tmp:
+        with atomic_directory(path, keep=is_foreign_entry) as tmp:
             save_modules(list(self), tmp, safe_serialization=safe_serialization,
                          module_kwargs=self.module_kwargs)
             write_model_config(tmp, self._model_config())
@@ -475,7 +483,7 @@ def _load_folder(folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str
     warnings.warn(
         f"No sentence-transformers model found in {folder}: creating a new one with mean pooling "
         "(Transformer + Pooling).",
-        stacklevel=3,
+        stacklevel=external_stacklevel(),
     )
     transformer = Transformer.load(folder, trust_remote_code=trust_remote_code, **kwargs)
     pooling = Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")

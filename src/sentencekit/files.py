@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +92,13 @@ def save_state_dict(state_dict: dict, folder: str | os.PathLike, *, safe_seriali
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(
+    target: str | os.PathLike, *, keep: Callable[[str], bool] | None = None
+) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; on success it replaces ``target``.
 
+    Entries of an existing ``target`` that the new content does not have and for which ``keep(name)``
+    is true (e.g. a user's notes, training checkpoints) are carried over into the new folder.
     On any exception the temporary folder is removed and ``target`` is left exactly as it was.
     """
     target = Path(target).absolute()
@@ -108,6 +112,10 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     if target.exists() and not target.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
         raise NotADirectoryError(f"Cannot save a model to {target}: it exists and is not a folder.")
+    if keep is not None and target.is_dir():
+        for entry in target.iterdir():
+            if keep(entry.name) and not (tmp / entry.name).exists():
+                os.rename(entry, tmp / entry.name)  # same filesystem: a rename, no copy
     old = None
     if target.exists():
         # Move the old folder aside first; rename is atomic on one filesystem.

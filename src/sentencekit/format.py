@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,19 @@ def save_modules(modules: list[nn.Module], folder: Path, *, safe_serialization: 
             entry["kwargs"] = kwargs
         entries.append(entry)
     write_json(folder / MODULES_FILE, entries, indent=2)
+
+
+_MODEL_FILE = re.compile(
+    r"^(modules\.json|config.*\.json|.*\.safetensors|.*\.safetensors\.index\.json|pytorch_model.*\.bin"
+    r"|.*_config\.json|tokenizer.*|special_tokens_map\.json|vocab\..*|merges\.txt|.*\.model|added_tokens\.json"
+    r"|README\.md|onnx|openvino|\d+_\w+|\w+_\d+_\w+)$"
+)
+
+
+def is_foreign_entry(name: str) -> bool:
+    """True for a file or folder in a model folder that a model save does not own (a user's notes,
+    training checkpoints), which a new save over that folder must keep; stale model files are dropped."""
+    return not _MODEL_FILE.match(name)
 
 
 def read_model_config(folder: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@ bits packed 8 to a byte), with sentence-transformers' exact formulas so stored v
 
 >>> import numpy as np
 >>> quantize_embeddings(np.array([[0.5, -0.5, 1.0, -1.0, 0.1, 0.2, -0.3, 0.4]]), "ubinary")
-array([[169]], dtype=uint8)
+array([[173]], dtype=uint8)
 """
 
 from __future__ import annotations

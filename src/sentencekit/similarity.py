@@ -4,8 +4,7 @@ means more similar), each as an all-pairs ``[n, m]`` form and a pairwise ``[n]``
 Inputs may be lists, NumPy arrays or torch tensors, 1-D (one vector) or 2-D; half precision is scored in
 float32. Results are torch tensors, as in sentence-transformers.
 
->>> import numpy as np
->>> cos_sim(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+>>> cos_sim([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])
 tensor([[1., 0.]])
 """
 
@@ -42,7 +41,7 @@ def to_tensor(x: Any) -> Tensor:
     elif isinstance(x, (list, tuple)) and x and isinstance(x[0], Tensor):
         t = torch.stack(list(x))
     else:
-        t = torch.as_tensor(np.asarray(x))
+        t = torch.as_tensor(np.asarray(x, dtype=np.float32))  # Python lists score in float32
     if t.dim() == 1:
         t = t.unsqueeze(0)
     if t.dim() != 2:

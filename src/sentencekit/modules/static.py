@@ -9,8 +9,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sentencekit.files import ModelFormatError, load_state_dict, read_json_if_exists, save_state_dict
+from sentencekit.files import (
+    ModelFormatError,
+    load_state_dict,
+    read_json_if_exists,
+    save_state_dict,
+    write_json,
+)
 from sentencekit.modules.base import Module
+
+STATIC_CONFIG_FILE = "static_embedding_config.json"
 
 
 class StaticEmbedding(Module):
@@ -78,6 +86,9 @@ class StaticEmbedding(Module):
         save_state_dict({"embedding.weight": self.embedding.weight}, output_path,
                         safe_serialization=safe_serialization)
         self.tokenizer.save(str(Path(output_path) / "tokenizer.json"))
+        if self.drop_token_ids:
+            # Our own small file (sentence-transformers ignores it and keeps the unknown token).
+            write_json(Path(output_path) / STATIC_CONFIG_FILE, {"drop_token_ids": list(self.drop_token_ids)})
 
     @classmethod
     def load(cls, path: str | os.PathLike, **kwargs: Any) -> StaticEmbedding:
@@ -90,7 +101,9 @@ class StaticEmbedding(Module):
         tokenizer = Tokenizer.from_file(str(tok_file))
         state = load_state_dict(path)
         if "embedding.weight" in state:
-            return cls(tokenizer, state["embedding.weight"].float().numpy())
+            config = read_json_if_exists(path / STATIC_CONFIG_FILE) or {}
+            return cls(tokenizer, state["embedding.weight"].float().numpy(),
+                       drop_token_ids=tuple(int(i) for i in config.get("drop_token_ids", ())))
         if "embeddings" in state:  # a model2vec folder
             return cls._from_model2vec_tensors(tokenizer, state, path)
         raise ModelFormatError(f"{path}: weights have neither 'embedding.weight' nor 'embeddings'.")
@@ -121,13 +134,13 @@ def model2vec_normalizes(path: str | os.PathLike) -> bool:
 def is_model2vec_folder(path: str | os.PathLike) -> bool:
     path = Path(path)
     config = read_json_if_exists(path / "config.json")
-    return (
-        isinstance(config, dict)
-        and "model_type" not in config
-        and "architectures" not in config
-        and (path / "tokenizer.json").is_file()
-        and (path / "model.safetensors").is_file()
-    )
+    if not (isinstance(config, dict) and (path / "tokenizer.json").is_file()
+            and (path / "model.safetensors").is_file()):
+        return False
+    # model2vec writes model_type "model2vec" / architectures ["StaticModel"]; older exports write neither.
+    if config.get("model_type") == "model2vec" or "StaticModel" in (config.get("architectures") or []):
+        return True
+    return "model_type" not in config and "architectures" not in config
 
 
 def _unk_token_id(tokenizer) -> int | None:

@@ -102,6 +102,15 @@ class Transformer(Module):
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_tokenizer_lock", None)  # locks cannot be pickled; each copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tokenizer_lock = threading.Lock()
+
     # -- tokenization ---------------------------------------------------------------------------
     def tokenize(self, texts: list[TextInput], padding: bool | str = True) -> dict[str, Any]:
         """Tokenize a batch: strings, or pairs (``(a, b)``) for cross-encoding.
