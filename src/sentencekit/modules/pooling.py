@@ -112,7 +112,6 @@ class Pooling(Module):
         attention_mask = features.get("attention_mask")
         if attention_mask is None:
             attention_mask = torch.ones(token_embeddings.shape[:2], device=token_embeddings.device)
-        first_token = attention_mask.int().argmax(dim=1)  # first real token (left padding aware)
         prompt_length = features.get("prompt_length")
         if not self.include_prompt and prompt_length:
             # Drop the first `prompt_length` real tokens of each row (works for left padding too);
@@ -125,8 +124,11 @@ class Pooling(Module):
         for mode in self.pooling_modes:
             if mode == "cls":
                 cls = features.get("cls_token_embeddings")
-                if cls is None:  # the [CLS] position, even when the prompt is excluded from pooling
-                    cls = token_embeddings[torch.arange(token_embeddings.shape[0]), first_token]
+                if cls is None:
+                    # First token left in the mask (left padding aware). With include_prompt=False that
+                    # is the first non-prompt token, as in sentence-transformers v6 (v5 took token 0).
+                    first = attention_mask.int().argmax(dim=1)
+                    cls = token_embeddings[torch.arange(token_embeddings.shape[0]), first]
                 outputs.append(cls)
             elif mode == "max":
                 masked = token_embeddings.masked_fill(mask == 0, float("-inf"))
