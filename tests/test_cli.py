@@ -1,0 +1,119 @@
+"""The `sentencekit` command line: search (with cached corpus embeddings), encode, similarity, --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sentencekit.cli import main
+
+
+def write_corpus(path, texts):
+    with open(path, "w", encoding="utf-8") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"id": f"d{i}", "title": f"T{i}", "text": t}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"]])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: sentencekit" in capsys.readouterr().out
+
+
+def test_import_and_cli_start_without_torch():
+    code = ("import sys, sentencekit, sentencekit.cli; sentencekit.cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_search_caches_corpus_embeddings(tiny_st_dir, tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "c.jsonl", ["refund policy", "the weather in paris", "password reset help"])
+    args = ["search", "how do i get a refund", "--model", str(tiny_st_dir), "--corpus", str(corpus),
+            "--cache-dir", str(tmp_path / "cache"), "--top-k", "2", "--json"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    cached = list((tmp_path / "cache").glob("*.npy"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == first
+    assert cached[0].stat().st_mtime_ns == mtime  # reused, not recomputed
+    results = first[0]["results"]
+    assert len(results) == 2 and results[0]["score"] >= results[1]["score"]
+    assert {r["id"] for r in results} <= {"d0", "d1", "d2"}
+
+    # A changed corpus gets its own embeddings.
+    write_corpus(corpus, ["refund policy", "the weather in paris", "password reset help", "cancel my order"])
+    assert main(args) == 0
+    capsys.readouterr()
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_search_scores_equal_library_cosine(tiny_st_dir, tmp_path, capsys):
+    from sentencekit import SentenceTransformer
+
+    texts = ["refund policy", "the weather in paris", "password reset help"]
+    corpus = write_corpus(tmp_path / "c.jsonl", texts)
+    assert main(["search", "refund", "--model", str(tiny_st_dir), "--corpus", str(corpus), "--cache-dir",
+                 str(tmp_path / "cache"), "-k", "3", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)[0]["results"]
+    model = SentenceTransformer(str(tiny_st_dir), device="cpu")
+    expected = model.similarity(model.encode(["refund"]), model.encode(texts))[0].numpy()
+    for r in results:
+        assert r["score"] == pytest.approx(float(expected[r["corpus_id"]]), abs=1e-5)
+
+
+def test_encode_writes_npy(tiny_st_dir, tmp_path, capsys):
+    from sentencekit import SentenceTransformer
+
+    src = tmp_path / "texts.txt"
+    src.write_text("hello world\nrefund policy\n\nthe cat sat\n", encoding="utf-8")
+    out = tmp_path / "emb.npy"
+    assert main(["encode", str(src), "-o", str(out), "--model", str(tiny_st_dir), "--normalize", "-q"]) == 0
+    emb = np.load(out)
+    expected = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(
+        ["hello world", "refund policy", "the cat sat"], normalize_embeddings=True)
+    np.testing.assert_allclose(emb, expected, atol=1e-6)
+    assert "3 x 32" in capsys.readouterr().err
+
+
+def test_encode_reports_truncation(tiny_st_dir, tmp_path, capsys):
+    src = tmp_path / "texts.txt"
+    src.write_text("hello world\n" + "word " * 200 + "\n", encoding="utf-8")
+    assert main(["encode", str(src), "-o", str(tmp_path / "e.npy"), "--model", str(tiny_st_dir), "-q"]) == 0
+    assert "1 of 2 texts are longer" in capsys.readouterr().err
+
+
+def test_similarity_command(tiny_st_dir, capsys):
+    from sentencekit import SentenceTransformer
+
+    assert main(["similarity", "hello world", "refund policy", "--model", str(tiny_st_dir), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    model = SentenceTransformer(str(tiny_st_dir), device="cpu")
+    expected = float(model.similarity(model.encode(["hello world"]), model.encode(["refund policy"]))[0, 0])
+    assert got == {"similarity": pytest.approx(expected, abs=1e-5), "function": "cosine"}
+
+
+def test_errors_are_one_line_messages(tmp_path, capsys):
+    assert main(["encode", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "x.npy")]) == 1
+    assert "missing.txt" in capsys.readouterr().err
+    assert main(["similarity", "a", "b", "--model", str(tmp_path / "no-model")]) == 1
+    assert "Could not find model" in capsys.readouterr().err
+
+
+def test_main_job_with_default_model_on_sample_corpus(tmp_path, capsys, minilm_dir):
+    """The README's main job: default model, bundled sample corpus."""
+    assert main(["search", "How do I get a refund?", "--cache-dir", str(tmp_path), "--json", "-k", "5"]) == 0
+    results = json.loads(capsys.readouterr().out)[0]["results"]
+    assert len(results) == 5
+    assert all(0.3 < r["score"] <= 1.0 for r in results)
+    top_text = " ".join(r["text"].lower() for r in results)
+    assert "refund" in top_text or "reimburs" in top_text or "money back" in top_text
