@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import warnings
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,22 +19,15 @@ from torch import Tensor, nn
 
 from sentencekit import __version__
 from sentencekit._warnings import external_stacklevel
-from sentencekit.batching import as_input_list, run_sorted_batches
-from sentencekit.devices import resolve_device
-from sentencekit.files import ModelFormatError, atomic_directory
-from sentencekit.format import (
-    MODULES_FILE,
-    is_foreign_entry,
-    load_modules,
-    read_model_config,
-    save_modules,
-    write_model_config,
-)
-from sentencekit.hub import DEFAULT_MODEL, resolve_model
+from sentencekit.base_model import BaseModel, EncodeInfo, TruncationWarning
+from sentencekit.batching import as_input_list
+from sentencekit.files import ModelFormatError
+from sentencekit.format import MODULES_FILE, load_modules, read_model_config, save_modules, write_model_config
+from sentencekit.hub import DEFAULT_MODEL
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
 from sentencekit.modules.static import is_model2vec_folder, model2vec_normalizes
 from sentencekit.output import check_truncate_dim, convert_rows, truncate_and_normalize
-from sentencekit.prompts import apply_prompt, resolve_prompt
+from sentencekit.prompts import resolve_prompt
 from sentencekit.quantization import check_precision
 from sentencekit.similarity import check_similarity_fn_name, pairwise_similarity_fn, similarity_fn
 
@@ -46,18 +36,7 @@ logger = logging.getLogger(__name__)
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
-@dataclass(frozen=True)
-class EncodeInfo:
-    """What the last ``encode`` call in this thread did: how many inputs were longer than
-    ``max_seq_length`` and were cut (their indices in the input)."""
-
-    num_inputs: int = 0
-    num_truncated: int = 0
-    truncated_indices: tuple[int, ...] = field(default_factory=tuple)
-    max_seq_length: int | None = None
-
-
-class SentenceTransformer(nn.Sequential):
+class SentenceTransformer(BaseModel):
     """Load a sentence-transformers model and turn texts into embeddings.
 
     >>> from sentencekit import SentenceTransformer
@@ -65,7 +44,7 @@ class SentenceTransformer(nn.Sequential):
     >>> emb = model.encode(["How do I get a refund?", "What is your return policy?"])
     >>> emb.shape
     (2, 384)
-    >>> float(model.similarity(emb[:1], emb[1:])) > 0.5
+    >>> float(model.similarity(emb[:1], emb[1:])) > 0.4
     True
     """
 
@@ -87,72 +66,33 @@ class SentenceTransformer(nn.Sequential):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        self.model_name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
-        self.model_folder: Path | None = None
-        saved_config: dict[str, Any] = {}
-        module_kwargs: dict[str, list[str]] = {}
-        if modules is None and model_name_or_path is not None:
-            resolution = resolve_model(model_name_or_path, cache_folder=cache_folder, revision=revision,
-                                       token=token, local_files_only=local_files_only)
-            self.model_folder = resolution.path
-            modules, module_kwargs, saved_config = _load_folder(
-                resolution.path, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
-                tokenizer_kwargs=tokenizer_kwargs, config_kwargs=config_kwargs,
-            )
-        elif modules is None:
-            raise ValueError("Pass a model name or path, or a list of modules.")
-        if isinstance(modules, (OrderedDict, dict)):
-            super().__init__(OrderedDict(modules))
-        else:
-            super().__init__(*modules)
-        self.module_kwargs = module_kwargs
-
+        super().__init__(
+            model_name_or_path, modules, device=device, cache_folder=cache_folder, revision=revision,
+            local_files_only=local_files_only, token=token,
+            load_kwargs={"trust_remote_code": trust_remote_code, "model_kwargs": model_kwargs,
+                         "tokenizer_kwargs": tokenizer_kwargs, "config_kwargs": config_kwargs},
+        )
+        saved = self.saved_config
         # Saved prompts fill only the keys the user left unset (as in sentence-transformers).
         self.prompts: dict[str, str] = {"query": "", "document": ""}
-        self.prompts.update({k: v for k, v in (saved_config.get("prompts") or {}).items() if v is not None})
+        self.prompts.update({k: v for k, v in (saved.get("prompts") or {}).items() if v is not None})
         if prompts:
             self.prompts.update(prompts)
-        self.default_prompt_name = default_prompt_name or saved_config.get("default_prompt_name")
+        self.default_prompt_name = default_prompt_name or saved.get("default_prompt_name")
         if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
             raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
                              f"{sorted(self.prompts)}.")
-        fn_name = similarity_fn_name or saved_config.get("similarity_fn_name")
+        fn_name = similarity_fn_name or saved.get("similarity_fn_name")
         self._similarity_fn_name = check_similarity_fn_name(fn_name) if fn_name else None
-        self.truncate_dim = truncate_dim if truncate_dim is not None else saved_config.get("truncate_dim")
+        self.truncate_dim = truncate_dim if truncate_dim is not None else saved.get("truncate_dim")
         check_truncate_dim(self.truncate_dim, self._full_dimension())
         self._prompt_lengths: dict[str, int] = {}
-        self._local = threading.local()
 
-        # All modules share the dtype of the first parameter (e.g. model_kwargs={"torch_dtype": bf16}).
-        first = next(self.parameters(), None)
-        if first is not None and first.is_floating_point():
-            self.to(first.dtype)
-        self.to(resolve_device(device))
-
-    # -- pickling (multi-process pools) -------------------------------------------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
-        state = dict(state)
-        state.pop("_local", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        self._local = threading.local()
+    @classmethod
+    def _load_folder(cls, folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]], dict]:
+        return _load_embedder_folder(folder, **kwargs)
 
     # -- properties ---------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        for p in self.parameters():
-            return p.device
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            return p.dtype
-        return torch.float32
-
     @property
     def similarity_fn_name(self) -> str:
         if self._similarity_fn_name is None:
@@ -163,34 +103,10 @@ class SentenceTransformer(nn.Sequential):
     def similarity_fn_name(self, value: str) -> None:
         self._similarity_fn_name = check_similarity_fn_name(value)
 
-    def _input_module(self) -> nn.Module:
-        return self[0]
-
-    @property
-    def tokenizer(self) -> Any:
-        first = self._input_module()
-        if isinstance(first, Router):
-            first = next(iter(first.sub_modules.values()))[0]
-        return getattr(first, "tokenizer", None)
-
-    @property
-    def max_seq_length(self) -> int | None:
-        return getattr(self._input_module(), "max_seq_length", None)
-
-    @max_seq_length.setter
-    def max_seq_length(self, value: int) -> None:
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"max_seq_length must be a positive integer, got {value!r}")
-        first = self._input_module()
-        limit = _position_limit(first)
-        if limit is not None and value > limit:
-            raise ValueError(f"max_seq_length={value} exceeds the model's {limit} position embeddings.")
-        first.max_seq_length = value
-
     @property
     def last_encode_info(self) -> EncodeInfo:
         """Truncation report of the last ``encode`` call made by this thread."""
-        return getattr(self._local, "info", EncodeInfo())
+        return self._last_info
 
     def _full_dimension(self) -> int | None:
         for module in reversed(list(self)):
@@ -210,37 +126,13 @@ class SentenceTransformer(nn.Sequential):
 
     get_embedding_dimension = get_sentence_embedding_dimension
 
-    def get_model_kwargs(self) -> set[str]:
-        kwargs = set()
-        for module in self:
-            kwargs |= set(getattr(module, "forward_kwargs", set()))
-        for names in self.module_kwargs.values():
-            kwargs |= set(names)
-        return kwargs
-
-    # -- tokenization and forward -------------------------------------------------------------------
-    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
-        """Tokenize a batch with the model's input module (the first module)."""
-        first = self._input_module()
-        if isinstance(first, Router):
-            return first.tokenize(texts, task=kwargs.get("task"))
-        return first.tokenize(texts)
-
-    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        for name, module in self.named_children():
-            allowed = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
-            module_kwargs = {k: v for k, v in kwargs.items() if k in allowed}
-            features = module(features, **module_kwargs)
-        return features
-
     def _prompt_length(self, prompt: str, **kwargs: Any) -> int:
         """Number of tokens the prompt adds (without a trailing special token), for include_prompt."""
         key = f"{prompt}\0{kwargs.get('task')}"
         if key not in self._prompt_lengths:
             features = self.tokenize([prompt], **kwargs)
             length = int(features["input_ids"].shape[-1])
-            tokenizer = self.tokenizer
-            special = set(getattr(tokenizer, "all_special_ids", []) or [])
+            special = set(getattr(self.tokenizer, "all_special_ids", []) or [])
             if length and int(features["input_ids"][0, -1]) in special:
                 length -= 1
             self._prompt_lengths[key] = length
@@ -250,7 +142,6 @@ class SentenceTransformer(nn.Sequential):
         return any(isinstance(m, Pooling) and not m.include_prompt for m in self.modules())
 
     # -- encode -------------------------------------------------------------------------------------
-    @torch.inference_mode()
     def encode(
         self,
         sentences: str | list[str] | np.ndarray,
@@ -279,12 +170,7 @@ class SentenceTransformer(nn.Sequential):
         (2, 128)
         """
         texts, single = as_input_list(sentences)
-        unknown = set(kwargs) - self.get_model_kwargs() - {"task"}
-        if unknown:
-            raise ValueError(
-                f"encode() got unexpected keyword argument(s) {sorted(unknown)}; this model accepts "
-                f"{sorted(self.get_model_kwargs() | {'task'})} besides the standard ones."
-            )
+        self._check_kwargs(kwargs, "encode")
         check_precision(precision)
         if output_value not in ("sentence_embedding", "token_embeddings", None):
             raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, "
@@ -293,8 +179,6 @@ class SentenceTransformer(nn.Sequential):
             convert_to_numpy = False
         if output_value != "sentence_embedding":
             convert_to_numpy = convert_to_tensor = False
-        if show_progress_bar is None:
-            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         check_truncate_dim(truncate_dim, self._full_dimension())
 
@@ -302,29 +186,13 @@ class SentenceTransformer(nn.Sequential):
         extra: dict[str, Any] = {}
         if prompt_text and self._needs_prompt_length():
             extra["prompt_length"] = self._prompt_length(prompt_text, **kwargs)
+        target = self._prepare_device(device)
 
-        target = resolve_device(device) if device is not None else self.device
-        if target != self.device:
-            self.to(target)
-        if self.training:
-            self.eval()
-
-        truncated: list[int] = []
-
-        def run_batch(batch: list[Any], indices: np.ndarray) -> list[Any]:
-            features = self.tokenize([apply_prompt(prompt_text, t) for t in batch], **kwargs)
-            cut = features.pop("truncated", None)
-            if cut is not None and bool(cut.any()):
-                truncated.extend(int(indices[i]) for i in torch.nonzero(cut).flatten().tolist())
-            features = {k: v.to(target) if isinstance(v, Tensor) else v for k, v in features.items()}
-            features.update(extra)
-            out = self.forward(features, **kwargs)
+        def select(out: dict[str, Any]) -> list[Any]:
             return _select_output(out, output_value, truncate_dim, normalize_embeddings, convert_to_numpy)
 
-        rows = run_sorted_batches(texts, run_batch, batch_size, show_progress_bar=show_progress_bar,
-                                  desc="Batches")
-        self._report_truncation(len(texts), truncated)
-
+        rows = self._run_batches(texts, select, batch_size=batch_size, show_progress_bar=show_progress_bar,
+                                 device=target, prompt=prompt_text, extra_features=extra, forward_kwargs=kwargs)
         if output_value != "sentence_embedding":
             return rows[0] if single else rows
         dim = self.get_sentence_embedding_dimension()
@@ -355,21 +223,6 @@ class SentenceTransformer(nn.Sequential):
         if routers and "task" not in kwargs and any(task in r.sub_modules for r in routers):
             kwargs["task"] = task
 
-    def _report_truncation(self, n: int, truncated: list[int]) -> None:
-        info = EncodeInfo(n, len(truncated), tuple(sorted(truncated)), self.max_seq_length)
-        self._local.info = info
-        if truncated:
-            first = ", ".join(str(i) for i in info.truncated_indices[:5])
-            more = " ..." if len(truncated) > 5 else ""
-            warnings.warn(
-                f"{len(truncated)} of {n} inputs were longer than max_seq_length={self.max_seq_length} tokens "
-                f"and were truncated (indices {first}{more}); their endings do not count in the embeddings. "
-                "Split long texts into chunks, or raise max_seq_length if the model allows. "
-                "Details: model.last_encode_info.",
-                TruncationWarning,
-                stacklevel=external_stacklevel(),
-            )
-
     # -- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Tensor:
         """All-pairs scores ``[n, m]`` with the model's similarity function (cosine by default;
@@ -381,32 +234,9 @@ class SentenceTransformer(nn.Sequential):
         return pairwise_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
 
     # -- saving -------------------------------------------------------------------------------------
-    def save(
-        self,
-        path: str | os.PathLike,
-        model_name: str | None = None,
-        create_model_card: bool = True,
-        train_datasets: list[str] | None = None,
-        safe_serialization: bool = True,
-    ) -> None:
-        """Save in the sentence-transformers format (loadable by sentence-transformers itself).
-
-        The folder is written beside the target and renamed into place: a failed save leaves an
-        existing folder untouched.
-        """
-        if path is None:
-            raise ValueError("save() needs a folder path.")
-        with atomic_directory(path, keep=is_foreign_entry) as tmp:
-            save_modules(list(self), tmp, safe_serialization=safe_serialization,
-                         module_kwargs=self.module_kwargs)
-            write_model_config(tmp, self._model_config())
-            if create_model_card:
-                from sentencekit.model_card import write_model_card
-
-                write_model_card(self, tmp, model_name=model_name or self.model_name_or_path,
-                                 train_datasets=train_datasets)
-
-    save_pretrained = save
+    def _save_to(self, folder: Path, *, safe_serialization: bool) -> None:
+        save_modules(list(self), folder, safe_serialization=safe_serialization, module_kwargs=self.module_kwargs)
+        write_model_config(folder, self._model_config())
 
     def _model_config(self) -> dict[str, Any]:
         import transformers
@@ -422,14 +252,6 @@ class SentenceTransformer(nn.Sequential):
         if self.truncate_dim is not None:
             config["truncate_dim"] = self.truncate_dim
         return config
-
-    def __repr__(self) -> str:
-        lines = [f"  ({name}): {type(m).__name__}" for name, m in self.named_children()]
-        return "SentenceTransformer(\n" + "\n".join(lines) + "\n)"
-
-
-class TruncationWarning(UserWarning):
-    """Some inputs were longer than the model's max_seq_length and were cut."""
 
 
 def _select_output(out: dict[str, Any], output_value: OutputValue, truncate_dim: int | None,
@@ -454,12 +276,7 @@ def _select_output(out: dict[str, Any], output_value: OutputValue, truncate_dim:
     return rows
 
 
-def _position_limit(module: nn.Module) -> int | None:
-    auto_model = getattr(module, "auto_model", None)
-    return getattr(getattr(auto_model, "config", None), "max_position_embeddings", None)
-
-
-def _load_folder(folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]], dict[str, Any]]:
+def _load_embedder_folder(folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]], dict]:
     """Modules and model config of a folder: a sentence-transformers folder, a model2vec folder, or a
     plain Hugging Face transformer (which gets mean pooling)."""
     config = read_model_config(folder)

@@ -112,10 +112,6 @@ def atomic_directory(
     if target.exists() and not target.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
         raise NotADirectoryError(f"Cannot save a model to {target}: it exists and is not a folder.")
-    if keep is not None and target.is_dir():
-        for entry in target.iterdir():
-            if keep(entry.name) and not (tmp / entry.name).exists():
-                os.rename(entry, tmp / entry.name)  # same filesystem: a rename, no copy
     old = None
     if target.exists():
         # Move the old folder aside first; rename is atomic on one filesystem.
@@ -128,6 +124,11 @@ def atomic_directory(
             os.rename(old, target)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None and keep is not None:
+        # Carried over after the swap: if this is interrupted they are still in the old folder.
+        for entry in old.iterdir():
+            if keep(entry.name) and not (target / entry.name).exists():
+                os.rename(entry, target / entry.name)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

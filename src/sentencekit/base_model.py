@@ -1,0 +1,272 @@
+"""What every model family shares: a sequence of modules passing one ``features`` dict, loaded from a
+resolved folder, placed on a device, run over length-sorted batches with a truncation report, and
+saved atomically. ``SentenceTransformer`` (embedder.py) and ``CrossEncoder`` (reranker.py) add only
+what differs: how a folder becomes modules, and what a batch's output becomes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sentencekit._warnings import external_stacklevel
+from sentencekit.batching import run_sorted_batches
+from sentencekit.devices import resolve_device
+from sentencekit.files import atomic_directory
+from sentencekit.format import is_foreign_entry
+from sentencekit.hub import resolve_model
+from sentencekit.modules import Router
+from sentencekit.prompts import apply_prompt
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodeInfo:
+    """What the last ``encode`` / ``predict`` call in this thread did: how many inputs were longer than
+    ``max_seq_length`` and were cut (their indices in the input)."""
+
+    num_inputs: int = 0
+    num_truncated: int = 0
+    truncated_indices: tuple[int, ...] = field(default_factory=tuple)
+    max_seq_length: int | None = None
+
+
+class TruncationWarning(UserWarning):
+    """Some inputs were longer than the model's max_seq_length and were cut."""
+
+
+class BaseModel(nn.Sequential):
+    """A sequence of modules (``features`` dict in, ``features`` dict out) with shared loading,
+    batching and saving. Subclasses implement :meth:`_load_folder` and their own inference method."""
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None,
+        modules: list[nn.Module] | OrderedDict | None,
+        *,
+        device: str | None,
+        cache_folder: str | None,
+        revision: str | None,
+        local_files_only: bool,
+        token: bool | str | None,
+        load_kwargs: dict[str, Any],
+    ) -> None:
+        self.model_name_or_path = None if model_name_or_path is None else os.fspath(model_name_or_path)
+        self.model_folder: Path | None = None
+        saved_config: dict[str, Any] = {}
+        module_kwargs: dict[str, list[str]] = {}
+        if modules is None and model_name_or_path is not None:
+            resolution = resolve_model(model_name_or_path, cache_folder=cache_folder, revision=revision,
+                                       token=token, local_files_only=local_files_only)
+            self.model_folder = resolution.path
+            modules, module_kwargs, saved_config = self._load_folder(resolution.path, **load_kwargs)
+        elif modules is None:
+            raise ValueError("Pass a model name or path, or a list of modules.")
+        if isinstance(modules, (OrderedDict, dict)):
+            super().__init__(OrderedDict(modules))
+        else:
+            super().__init__(*modules)
+        self.module_kwargs = module_kwargs
+        self.saved_config = saved_config
+        self._local = threading.local()
+        # All modules share the dtype of the first parameter (e.g. model_kwargs={"torch_dtype": bf16}).
+        first = next(self.parameters(), None)
+        if first is not None and first.is_floating_point():
+            self.to(first.dtype)
+        self.to(resolve_device(device))
+
+    @classmethod
+    def _load_folder(cls, folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]], dict]:
+        """Modules, per-module forward kwargs and the model-level config of a resolved folder."""
+        raise NotImplementedError
+
+    # -- pickling (multi-process pools) -------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_local", None)  # thread-local reports do not travel
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._local = threading.local()
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        return torch.float32
+
+    def _input_module(self) -> nn.Module:
+        return self[0]
+
+    @property
+    def tokenizer(self) -> Any:
+        first = self._input_module()
+        if isinstance(first, Router):
+            first = next(iter(first.sub_modules.values()))[0]
+        return getattr(first, "tokenizer", None)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        return getattr(self._input_module(), "max_seq_length", None)
+
+    @max_seq_length.setter
+    def max_seq_length(self, value: int) -> None:
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"max_seq_length must be a positive integer, got {value!r}")
+        first = self._input_module()
+        auto_model = getattr(first, "auto_model", None)
+        limit = getattr(getattr(auto_model, "config", None), "max_position_embeddings", None)
+        if limit is not None and value > limit:
+            raise ValueError(f"max_seq_length={value} exceeds the model's {limit} position embeddings.")
+        first.max_seq_length = value
+
+    @property
+    def _last_info(self) -> EncodeInfo:
+        return getattr(self._local, "info", EncodeInfo())
+
+    def get_model_kwargs(self) -> set[str]:
+        kwargs = set()
+        for module in self:
+            kwargs |= set(getattr(module, "forward_kwargs", set()))
+        for names in self.module_kwargs.values():
+            kwargs |= set(names)
+        return kwargs
+
+    # -- tokenization and forward -------------------------------------------------------------------
+    def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
+        """Tokenize a batch with the model's input module (the first module)."""
+        first = self._input_module()
+        if isinstance(first, Router):
+            return first.tokenize(texts, task=kwargs.get("task"))
+        return first.tokenize(texts)
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        for name, module in self.named_children():
+            allowed = set(getattr(module, "forward_kwargs", set())) | set(self.module_kwargs.get(name, []))
+            module_kwargs = {k: v for k, v in kwargs.items() if k in allowed}
+            features = module(features, **module_kwargs)
+        return features
+
+    # -- batched inference ----------------------------------------------------------------------------
+    def _check_kwargs(self, kwargs: dict[str, Any], method: str) -> None:
+        unknown = set(kwargs) - self.get_model_kwargs() - {"task"}
+        if unknown:
+            raise ValueError(
+                f"{method}() got unexpected keyword argument(s) {sorted(unknown)}; this model accepts "
+                f"{sorted(self.get_model_kwargs() | {'task'})} besides the standard ones."
+            )
+
+    def _prepare_device(self, device: str | None) -> torch.device:
+        target = resolve_device(device) if device is not None else self.device
+        if target != self.device:
+            self.to(target)
+        if self.training:
+            self.eval()
+        return target
+
+    def _run_batches(
+        self,
+        inputs: list[Any],
+        select: Callable[[dict[str, Any]], list[Any]],
+        *,
+        batch_size: int,
+        show_progress_bar: bool | None,
+        device: torch.device,
+        prompt: str | None = None,
+        extra_features: dict[str, Any] | None = None,
+        forward_kwargs: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """Tokenize, forward and ``select`` per-input results over length-sorted batches; results come
+        back in input order, and inputs cut at ``max_seq_length`` are reported (warning + info)."""
+        if show_progress_bar is None:
+            show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+        forward_kwargs = forward_kwargs or {}
+        truncated: list[int] = []
+
+        def run_batch(batch: list[Any], indices: np.ndarray) -> list[Any]:
+            features = self.tokenize([apply_prompt(prompt, item) for item in batch], **forward_kwargs)
+            cut = features.pop("truncated", None)
+            if cut is not None and bool(cut.any()):
+                truncated.extend(int(indices[i]) for i in torch.nonzero(cut).flatten().tolist())
+            features = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in features.items()}
+            if extra_features:
+                features.update(extra_features)
+            return select(self.forward(features, **forward_kwargs))
+
+        with torch.inference_mode():
+            results = run_sorted_batches(inputs, run_batch, batch_size, show_progress_bar=show_progress_bar,
+                                         desc="Batches")
+        self._report_truncation(len(inputs), truncated)
+        return results
+
+    def _report_truncation(self, n: int, truncated: list[int]) -> None:
+        info = EncodeInfo(n, len(truncated), tuple(sorted(truncated)), self.max_seq_length)
+        self._local.info = info
+        if truncated:
+            first = ", ".join(str(i) for i in info.truncated_indices[:5])
+            more = " ..." if len(truncated) > 5 else ""
+            warnings.warn(
+                f"{len(truncated)} of {n} inputs were longer than max_seq_length={self.max_seq_length} tokens "
+                f"and were truncated (indices {first}{more}); their endings do not count. "
+                "Split long texts into chunks, or raise max_seq_length if the model allows. "
+                f"Details: model.{self._info_attribute}.",
+                TruncationWarning,
+                stacklevel=external_stacklevel(),
+            )
+
+    _info_attribute = "last_encode_info"
+
+    # -- saving -------------------------------------------------------------------------------------
+    def save(
+        self,
+        path: str | os.PathLike,
+        model_name: str | None = None,
+        create_model_card: bool = True,
+        train_datasets: list[str] | None = None,
+        safe_serialization: bool = True,
+    ) -> None:
+        """Save in the sentence-transformers format (loadable by sentence-transformers itself).
+
+        The folder is written beside the target and renamed into place: a failed save leaves an
+        existing folder untouched; files a save does not own (notes, checkpoints) are kept.
+        """
+        if path is None:
+            raise ValueError("save() needs a folder path.")
+        with atomic_directory(path, keep=is_foreign_entry) as tmp:
+            self._save_to(tmp, safe_serialization=safe_serialization)
+            if create_model_card:
+                from sentencekit.model_card import write_model_card
+
+                write_model_card(self, tmp, model_name=model_name or self.model_name_or_path,
+                                 train_datasets=train_datasets)
+
+    def save_pretrained(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        """Alias of :meth:`save`."""
+        self.save(path, **kwargs)
+
+    def _save_to(self, folder: Path, *, safe_serialization: bool) -> None:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        lines = [f"  ({name}): {type(m).__name__}" for name, m in self.named_children()]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
