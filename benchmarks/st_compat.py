@@ -100,7 +100,48 @@ def main() -> None:
     theirs = st.SentenceTransformer(str(tmp / "sk-router"), device="cpu")
     worst = max(worst, compare("Router: encode_query, sentencekit -> ST", _Q(routed), _Q(theirs)))
     worst = max(worst, compare("Router: encode_document, sentencekit -> ST", _D(routed), _D(theirs)))
+    worst = max(worst, cross_encoder_cases(tmp, base))
     print(f"worst max|diff| = {worst:.2e}")
+
+
+PAIRS = [("How do I get a refund?", "Refunds are paid within five days."),
+         ("How do I get a refund?", "The weather in Paris is mild today."),
+         ("Where is my parcel?", "Track your order under Orders > Tracking. " * 12)]
+
+
+def compare_scores(label: str, ours, theirs) -> float:
+    a = np.asarray(ours.predict(PAIRS), dtype=np.float64)
+    b = np.asarray(theirs.predict(PAIRS), dtype=np.float64)
+    diff = float(np.abs(a - b).max())
+    print(f"{'OK ' if diff < 1e-5 else 'BAD'} {label:<70} shape {a.shape} max|diff| {diff:.2e}")
+    return diff
+
+
+def cross_encoder_cases(tmp: Path, base: str) -> float:
+    """Rerankers: a fresh head on MiniLM, saved by sentence-transformers (its v6 modules.json layout)
+    and loaded here; saved here (v5 layout) and loaded there; multi-label with softmax."""
+    import sentence_transformers as st
+
+    import sentencekit as sk
+
+    torch.manual_seed(0)
+    theirs = st.CrossEncoder(base, num_labels=1, max_length=64, device="cpu")
+    theirs.save(str(tmp / "st-ce"))
+    ours = sk.CrossEncoder(str(tmp / "st-ce"), device="cpu")
+    worst = compare_scores("CrossEncoder saved by sentence-transformers, loaded here", ours, theirs)
+    ours.save(tmp / "sk-ce")
+    back = st.CrossEncoder(str(tmp / "sk-ce"), device="cpu")
+    worst = max(worst, compare_scores("CrossEncoder saved by sentencekit, loaded there", ours, back))
+    assert type(back.activation_fn).__name__ == "Sigmoid", back.activation_fn
+    torch.manual_seed(1)
+    multi = st.CrossEncoder(base, num_labels=3, device="cpu")
+    multi.save(str(tmp / "st-ce3"))
+    ours3 = sk.CrossEncoder(str(tmp / "st-ce3"), device="cpu")
+    worst = max(worst, compare_scores("3-label CrossEncoder, sentence-transformers -> sentencekit", ours3, multi))
+    ours3.save(tmp / "sk-ce3")
+    worst = max(worst, compare_scores("3-label CrossEncoder, sentencekit -> sentence-transformers", ours3,
+                                      st.CrossEncoder(str(tmp / "sk-ce3"), device="cpu")))
+    return worst
 
 
 class _Q:

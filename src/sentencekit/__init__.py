@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "SentenceTransformer": "sentencekit.embedder",
-    "EncodeInfo": "sentencekit.embedder",
+    "EncodeInfo": "sentencekit.base_model",
+    "CrossEncoder": "sentencekit.reranker",
     "SimilarityFunction": "sentencekit.similarity",
     "quantize_embeddings": "sentencekit.quantization",
     "util": "sentencekit.util",
@@ -29,8 +30,10 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from sentencekit import modules as models
     from sentencekit import util
-    from sentencekit.embedder import EncodeInfo, SentenceTransformer
+    from sentencekit.base_model import EncodeInfo
+    from sentencekit.embedder import SentenceTransformer
     from sentencekit.quantization import quantize_embeddings
+    from sentencekit.reranker import CrossEncoder
     from sentencekit.similarity import SimilarityFunction
 
 
@@ -48,5 +51,5 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", "SentenceTransformer", "EncodeInfo", "SimilarityFunction", "quantize_embeddings",
-           "util", "models"]
+__all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EncodeInfo", "SimilarityFunction",
+           "quantize_embeddings", "util", "models"]

@@ -11,7 +11,11 @@ from sentencekit import __version__
 def write_model_card(model: Any, folder: Path, *, model_name: str | None = None,
                      train_datasets: list[str] | None = None) -> None:
     name = model_name or "a sentencekit model"
+    kind = type(model).__name__
     modules = "\n".join(f"  ({i}): {type(m).__name__}" for i, m in enumerate(model))
+    if kind == "CrossEncoder":
+        _write_reranker_card(model, folder, name, modules)
+        return
     datasets = "".join(f"- {d}\n" for d in train_datasets or [])
     card = f"""---
 library_name: sentence-transformers
@@ -49,4 +53,33 @@ print(model.similarity(embeddings, embeddings))
 """
     if datasets:
         card += f"\n## Training data\n\n{datasets}"
+    (folder / "README.md").write_text(card, encoding="utf-8")
+
+
+def _write_reranker_card(model: Any, folder: Path, name: str, modules: str) -> None:
+    card = f"""---
+library_name: sentence-transformers
+tags:
+- sentence-transformers
+- cross-encoder
+- reranker
+- sentencekit
+pipeline_tag: text-ranking
+---
+
+# {name}
+
+A cross-encoder (reranker) saved by sentencekit {__version__} in the sentence-transformers format.
+It scores (query, passage) pairs with {model.num_labels} output(s) (max sequence length
+{model.max_seq_length}); use it to re-score a shortlist retrieved by an embedding model.
+
+## Usage
+
+```python
+from sentencekit import CrossEncoder  # or: from sentence_transformers import CrossEncoder
+
+model = CrossEncoder("{name}")
+model.rank("How do I get a refund?", ["Refunds take 5 days.", "Paris is mild today."])
+```
+"""
     (folder / "README.md").write_text(card, encoding="utf-8")

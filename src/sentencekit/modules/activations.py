@@ -11,9 +11,10 @@ import importlib
 from torch import nn
 
 
-def activation_name(activation: nn.Module) -> str:
-    cls = type(activation)
-    return f"{cls.__module__}.{cls.__qualname__}"
+def activation_name(activation: object) -> str:
+    """Dotted path saved in configs: the class of an ``nn.Module`` instance, else the function itself."""
+    target = activation if not isinstance(activation, nn.Module) else type(activation)
+    return f"{target.__module__}.{target.__qualname__}"
 
 
 def resolve_activation(dotted: str | None, *, trust_remote_code: bool = False) -> nn.Module:

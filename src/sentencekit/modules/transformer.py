@@ -23,8 +23,8 @@ _CONFIG_NAMES = (
     "sentence_xlm-roberta_config.json",
     "sentence_xlnet_config.json",
 )
-# v6 keys describe multimodal or reranker set-ups; for a text feature-extraction model they are defaults.
-_V6_TEXT_TASKS = {None, "feature-extraction"}
+# What the wrapped transformer computes: token embeddings (embedders) or class logits (rerankers).
+TASKS = ("feature-extraction", "sequence-classification")
 
 TextInput = str | tuple[str, str] | list[str]
 
@@ -48,7 +48,9 @@ def _normalize_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 class Transformer(Module):
-    """A Hugging Face transformer producing ``token_embeddings`` (and its tokenizer).
+    """A Hugging Face transformer and its tokenizer. With ``transformer_task="feature-extraction"``
+    (embedders) it adds ``token_embeddings`` to the features; with ``"sequence-classification"``
+    (cross-encoders) it adds the classifier's logits as ``scores``.
 
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
@@ -76,15 +78,30 @@ class Transformer(Module):
         revision: str | None = None,
         local_files_only: bool = False,
         token: bool | str | None = None,
+        transformer_task: str = "feature-extraction",
     ) -> None:
         super().__init__()
-        from transformers import AutoConfig, AutoModel, AutoTokenizer, MT5EncoderModel, T5EncoderModel
+        from transformers import (
+            AutoConfig,
+            AutoModel,
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+            MT5EncoderModel,
+            T5EncoderModel,
+        )
+
+        if transformer_task not in TASKS:
+            raise ValueError(f"transformer_task must be one of {TASKS}, got {transformer_task!r}")
+        self.transformer_task = transformer_task
 
         hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only,
                "token": token, "trust_remote_code": trust_remote_code}
         self.do_lower_case = bool(do_lower_case)
         config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_args or {}))
-        model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
+        if transformer_task == "sequence-classification":
+            model_cls = AutoModelForSequenceClassification
+        else:
+            model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
         with quiet_transformers():
             self.auto_model = model_cls.from_pretrained(
                 model_name_or_path, config=config, **hub, **_normalize_model_kwargs(model_args or {})
@@ -152,6 +169,8 @@ class Transformer(Module):
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, Tensor)}
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
+        if self.transformer_task == "sequence-classification":
+            return {**features, "scores": outputs.logits}
         features = {**features, "token_embeddings": outputs[0]}
         if getattr(self.auto_model.config, "output_hidden_states", False) and outputs.hidden_states:
             features["all_layer_embeddings"] = outputs.hidden_states
@@ -162,7 +181,10 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
-        return {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
+        config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
+        if self.transformer_task != "feature-extraction":  # v5 readers reject unknown keys: only when needed
+            config["transformer_task"] = self.transformer_task
+        return config
 
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
         output_path = Path(output_path)
@@ -195,18 +217,20 @@ class Transformer(Module):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
+        transformer_task: str = "feature-extraction",
         **hub_kwargs: Any,
     ) -> Transformer:
         path = Path(path)
         if not (path / "config.json").is_file():
             raise ModelFormatError(f"Missing transformer config file: {path / 'config.json'}")
         config = cls.read_module_config(path)
-        task = config.get("transformer_task")
-        if task not in _V6_TEXT_TASKS:
-            raise ModelFormatError(
-                f"{path}: transformer_task {task!r} is not a text embedding model; "
-                "load it with the model class made for it (e.g. CrossEncoder)."
-            )
+        task = config.get("transformer_task") or transformer_task
+        if task != transformer_task:
+            wanted = "an embedding model" if transformer_task == "feature-extraction" else "a reranker"
+            kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
+                    "sequence-classification": "a reranker (load it with CrossEncoder)"}.get(
+                task, f"a {task!r} model, which sentencekit does not support")
+            raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 
         def merged(saved_key: str, user: dict | None) -> dict:
             saved = dict(config.get(saved_key) or {})
@@ -227,8 +251,8 @@ class Transformer(Module):
             config_args=merged("config_args", config_kwargs),
             do_lower_case=bool(config.get("do_lower_case", False)),
             trust_remote_code=trust_remote_code,
-            **{k: v for k, v in hub_kwargs.items() if k in ("revision", "token")},
             local_files_only=True,
+            transformer_task=task,
         )
 
 
