@@ -100,3 +100,19 @@ def minilm(minilm_dir):
     from sentencekit import SentenceTransformer
 
     return SentenceTransformer(str(minilm_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_ce_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A one-label cross-encoder (random BERT + random classification head), saved by sentencekit."""
+    import torch
+
+    from sentencekit import CrossEncoder
+
+    torch.manual_seed(1)
+    model = CrossEncoder(str(tiny_bert_dir), num_labels=1, max_length=48, device="cpu")
+    with torch.no_grad():  # a larger head so that scores differ visibly between pairs
+        model.model.classifier.weight.mul_(50)
+    out = tmp_path_factory.mktemp("tiny-ce") / "model"
+    model.save(out)
+    return out

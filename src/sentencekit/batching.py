@@ -21,6 +21,8 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
     if inputs is None:
         raise TypeError(f"{what} is None: pass a string or a list of strings.")
     if isinstance(inputs, str):
+        if allow_pairs:
+            raise TypeError(f"{what} is a single string; expected a pair (text_a, text_b) or a list of pairs.")
         return [inputs], True
     if allow_pairs and _is_pair(inputs):
         return [tuple(inputs)], True

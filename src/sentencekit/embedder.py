@@ -295,14 +295,13 @@ def _load_embedder_folder(folder: Path, **kwargs: Any) -> tuple[list[nn.Module],
             f"{folder} is not a model folder: it has no {MODULES_FILE} (sentence-transformers) and no "
             "config.json (Hugging Face transformer)."
         )
-    if model_type != "SentenceTransformer":
-        logger.warning("%s was saved as a %s; loading its transformer with mean pooling.", folder, model_type)
+    transformer = Transformer.load(folder, trust_remote_code=trust_remote_code, **kwargs)
+    saved_as = f" (it was saved as a {model_type})" if model_type != "SentenceTransformer" else ""
     warnings.warn(
-        f"No sentence-transformers model found in {folder}: creating a new one with mean pooling "
+        f"No sentence-transformers model found in {folder}{saved_as}: creating a new one with mean pooling "
         "(Transformer + Pooling).",
         stacklevel=external_stacklevel(),
     )
-    transformer = Transformer.load(folder, trust_remote_code=trust_remote_code, **kwargs)
     pooling = Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
     return [transformer, pooling], {}, {}
 
