@@ -151,8 +151,8 @@ def test_truncation_is_reported(ce):
 def _v6_folder(src, dst, activation):
     """Rearrange a saved reranker into sentence-transformers v6's modules.json layout."""
     shutil.copytree(src, dst)
-    (dst / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "",
-                                                   "type": "sentence_transformers.base.modules.transformer.Transformer"}]))
+    v6_type = "sentence_transformers.base.modules.transformer.Transformer"
+    (dst / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": v6_type}]))
     (dst / "config_sentence_transformers.json").write_text(json.dumps(
         {"model_type": "CrossEncoder", "activation_fn": activation, "prompts": {}, "default_prompt_name": None}))
     (dst / "sentence_bert_config.json").write_text(json.dumps(
