@@ -19,7 +19,7 @@ def write_corpus(path, texts):
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"]])
+@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"], ["rerank"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
@@ -117,3 +117,19 @@ def test_main_job_with_default_model_on_sample_corpus(tmp_path, capsys, minilm_d
     assert all(0.3 < r["score"] <= 1.0 for r in results)
     top_text = " ".join(r["text"].lower() for r in results)
     assert "refund" in top_text or "reimburs" in top_text or "money back" in top_text
+
+
+def test_rerank_command(tiny_ce_dir, tmp_path, capsys):
+    from sentencekit import CrossEncoder
+
+    texts = ["refund policy please", "hello world", "the cat sat on the mat"]
+    corpus = write_corpus(tmp_path / "docs.jsonl", texts)
+    assert main(["rerank", "how do i get a refund", str(corpus), "--model", str(tiny_ce_dir), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    expected = CrossEncoder(str(tiny_ce_dir), device="cpu").rank("how do i get a refund", texts)
+    assert [r["corpus_id"] for r in got] == [r["corpus_id"] for r in expected]
+    assert [r["id"] for r in got] == [f"d{r['corpus_id']}" for r in expected]
+    assert got[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-6)
+    assert main(["rerank", "refund", str(corpus), "--model", str(tiny_ce_dir), "-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2 and "[d" in out

@@ -99,10 +99,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     for query, hits in scores:
         print(f"\nQuery: {query}")
         for rank, (i, score) in enumerate(hits, 1):
-            doc = docs[i]
-            text = doc.text if len(doc.text) <= 160 else doc.text[:157] + "..."
-            title = f"{doc.title} - " if doc.title else ""
-            print(f"{rank:>2}. {score:.4f}  [{doc.id}] {title}{text}")
+            print(f"{rank:>2}. {score:.4f}  [{docs[i].id}] {_snippet(docs[i])}")
     return 0
 
 
@@ -140,6 +137,40 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     print(f"{score:.4f}" if not args.json else json.dumps({"similarity": score,
                                                             "function": model.similarity_fn_name}))
     return 0
+
+
+def _load_reranker(model: str, args: argparse.Namespace):
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from sentencekit.reranker import CrossEncoder
+
+    return CrossEncoder(model, device=args.device, local_files_only=args.local_files_only)
+
+
+def cmd_rerank(args: argparse.Namespace) -> int:
+    from sentencekit.search.corpus import load_corpus
+
+    docs = load_corpus(args.input, column=args.column)
+    reranker = _load_reranker(args.model, args)
+    with _truncation_notes(reranker, what="pairs"):
+        ranked = reranker.rank(args.query, [d.text for d in docs], top_k=args.top_k, batch_size=args.batch_size,
+                               show_progress_bar=len(docs) > 4 * args.batch_size)
+    if args.json:
+        print(json.dumps([{"corpus_id": r["corpus_id"], "id": docs[r["corpus_id"]].id, "score": r["score"],
+                           "text": docs[r["corpus_id"]].text} for r in ranked], indent=2))
+        return 0
+    print(f"Query: {args.query}")
+    for rank, r in enumerate(ranked, 1):
+        doc = docs[r["corpus_id"]]
+        print(f"{rank:>2}. {r['score']:.4f}  [{doc.id}] {_snippet(doc)}")
+    return 0
+
+
+def _snippet(doc, width: int = 160) -> str:
+    text = doc.text if len(doc.text) <= width else doc.text[: width - 3] + "..."
+    return f"{doc.title} - {text}" if doc.title else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_model_args(p)
     p.set_defaults(func=cmd_similarity)
+
+    p = sub.add_parser("rerank", help="re-score documents for a query with a cross-encoder",
+                       description="Score every document of INPUT against QUERY with a cross-encoder and print "
+                                   "them best first. Cross-encoders read each pair jointly: precise but slow, so "
+                                   "use them on a shortlist (e.g. `search --rerank`), not on a whole corpus.")
+    p.add_argument("query")
+    p.add_argument("input", help="documents: JSON lines / CSV / TSV / text file (one document a line)")
+    p.add_argument("--model", "-m", required=True, help="cross-encoder folder or Hugging Face id")
+    p.add_argument("--column", default="text", help="text field for JSON lines / CSV (default: %(default)s)")
+    p.add_argument("--top-k", "-k", type=int, default=10, help="results to print (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (torch intra-op)")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per batch (default: %(default)s)")
+    p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
+    p.set_defaults(func=cmd_rerank)
     return parser
 
 
