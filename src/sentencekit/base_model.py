@@ -141,7 +141,8 @@ class BaseModel(nn.Sequential):
         first.max_seq_length = value
 
     @property
-    def _last_info(self) -> EncodeInfo:
+    def last_info(self) -> EncodeInfo:
+        """Truncation report of the last ``encode`` / ``predict`` call made by this thread."""
         return getattr(self._local, "info", EncodeInfo())
 
     def get_model_kwargs(self) -> set[str]:

@@ -57,7 +57,7 @@ def _truncation_notes(model, *, what: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
         yield
-    info = model.last_encode_info
+    info = model.last_info
     if info.num_truncated:
         print(f"note: {info.num_truncated} of {info.num_inputs} {what} are longer than the model's "
               f"{info.max_seq_length}-token limit and were truncated (their endings are not searched); "

@@ -106,7 +106,7 @@ class SentenceTransformer(BaseModel):
     @property
     def last_encode_info(self) -> EncodeInfo:
         """Truncation report of the last ``encode`` call made by this thread."""
-        return self._last_info
+        return self.last_info
 
     def _full_dimension(self) -> int | None:
         for module in reversed(list(self)):

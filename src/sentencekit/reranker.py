@@ -170,7 +170,7 @@ class CrossEncoder(BaseModel):
     @property
     def last_predict_info(self) -> EncodeInfo:
         """Truncation report of the last ``predict`` call made by this thread."""
-        return self._last_info
+        return self.last_info
 
     # -- inference ------------------------------------------------------------------------------------
     def predict(
