@@ -172,7 +172,7 @@ class Transformer(Module):
         if self.transformer_task == "sequence-classification":
             return {**features, "scores": outputs.logits}
         features = {**features, "token_embeddings": outputs[0]}
-        if getattr(self.auto_model.config, "output_hidden_states", False) and outputs.hidden_states:
+        if getattr(outputs, "hidden_states", None) is not None:  # config or output_hidden_states=True
             features["all_layer_embeddings"] = outputs.hidden_states
         return features
 
