@@ -1,0 +1,134 @@
+"""Training bookkeeping: what the model card reports (base model, data, loss, hyper-parameters,
+evaluation results) and a plot of the training curves written when training ends."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger(__name__)
+
+PLOT_FILE = "training_curves.png"
+
+
+class TrainingRecordCallback(TrainerCallback):
+    """Keeps ``model.training_record`` (read by the model card) up to date and plots the curves."""
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+        trainer = self.trainer
+        model = trainer.model
+        changed = _changed_arguments(args)
+        losses = trainer.loss if isinstance(trainer.loss, dict) else {"train": trainer.loss}
+        model.training_record = {
+            "base_model": getattr(model, "model_name_or_path", None),
+            "datasets": _describe(trainer.train_dataset),
+            "eval_datasets": _describe(trainer.eval_dataset),
+            "losses": {name: {"class": type(fn).__name__, "config": _config(fn)} for name, fn in losses.items()},
+            "hyperparameters": json.loads(json.dumps(changed, default=str)),
+            "evaluation": [],
+        }
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
+        record = getattr(self.trainer.model, "training_record", None)
+        if record is not None and metrics:
+            record["evaluation"].append({"epoch": state.epoch, "step": state.global_step,
+                                         **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if args.should_save and args.output_dir:
+            try:
+                plot_training_curves(state.log_history, os.path.join(args.output_dir, PLOT_FILE))
+            except ImportError:
+                logger.info("matplotlib is not installed: no training plot (pip install sentencekit[train]).")
+
+
+def plot_training_curves(log_history: list[dict[str, Any]], path: str) -> str | None:
+    """Loss per step (training and evaluation) and each evaluation metric per step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
+    evals = [h for h in log_history if any(k.startswith("eval_") for k in h)]
+    eval_loss = [(h["step"], h["eval_loss"]) for h in evals if "eval_loss" in h]
+    metric_names = sorted({k for h in evals for k, v in h.items() if k.startswith("eval_") and k != "eval_loss"
+                           and isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second"))})
+    if not train and not evals:
+        return None
+    fig, axes = plt.subplots(1, 2 if metric_names else 1, figsize=(12 if metric_names else 6, 4), squeeze=False)
+    ax = axes[0][0]
+    if train:
+        ax.plot(*zip(*train), label="training loss")
+    if eval_loss:
+        ax.plot(*zip(*eval_loss), marker="o", label="evaluation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    ax.legend()
+    if metric_names:
+        ax = axes[0][1]
+        for name in metric_names[:8]:
+            points = [(h["step"], h[name]) for h in evals if name in h]
+            ax.plot(*zip(*points), marker="o", label=name.removeprefix("eval_"))
+        ax.set_xlabel("step")
+        ax.set_title("Evaluation metrics")
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# Bookkeeping fields (paths, logging, set by us or by post-init) that say nothing about the training.
+_NOT_HYPERPARAMETERS = {
+    "output_dir", "logging_dir", "run_name", "accelerator_config", "debug", "report_to", "disable_tqdm",
+    "activation_checkpointing", "gradient_checkpointing", "prediction_loss_only", "remove_unused_columns",
+    "do_eval", "do_train", "do_predict", "logging_steps", "save_steps", "save_total_limit", "eval_steps",
+    "logging_strategy", "save_strategy", "eval_strategy", "overwrite_output_dir", "dataloader_num_workers",
+    "push_to_hub", "hub_model_id", "hub_token", "router_mapping", "learning_rate_mapping",
+}
+
+
+def _changed_arguments(args: Any) -> dict[str, Any]:
+    """Arguments that differ from their declared defaults (no new instance: building one would reset
+    accelerate's state mid-training)."""
+    changed = {}
+    for f in dataclasses.fields(args):
+        if f.name in _NOT_HYPERPARAMETERS or f.name.startswith("_"):
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            continue
+        value = getattr(args, f.name, default)
+        if value != default and not (hasattr(value, "value") and value.value == default):
+            changed[f.name] = getattr(value, "value", value)
+    return changed
+
+
+def _describe(dataset: Any) -> dict[str, Any] | None:
+    if dataset is None:
+        return None
+    parts = dataset.items() if isinstance(dataset, dict) else [("train", dataset)]
+    return {name: {"rows": len(ds), "columns": [c for c in ds.column_names if c != "dataset_name"]}
+            for name, ds in parts}
+
+
+def _config(loss: Any) -> Any:
+    getter = getattr(loss, "get_config_dict", None)
+    try:
+        return json.loads(json.dumps(getter(), default=str)) if getter else {}
+    except (TypeError, ValueError):
+        return {}
