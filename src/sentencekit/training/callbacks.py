@@ -29,8 +29,8 @@ class TrainingRecordCallback(TrainerCallback):
         losses = trainer.loss if isinstance(trainer.loss, dict) else {"train": trainer.loss}
         model.training_record = {
             "base_model": getattr(model, "model_name_or_path", None),
-            "datasets": _describe(trainer.train_dataset),
-            "eval_datasets": _describe(trainer.eval_dataset),
+            "datasets": _describe(trainer.train_dataset, "train"),
+            "eval_datasets": _describe(trainer.eval_dataset, "eval"),
             "losses": {name: {"class": type(fn).__name__, "config": _config(fn)} for name, fn in losses.items()},
             "hyperparameters": json.loads(json.dumps(changed, default=str)),
             "evaluation": [],
@@ -118,10 +118,10 @@ def _changed_arguments(args: Any) -> dict[str, Any]:
     return changed
 
 
-def _describe(dataset: Any) -> dict[str, Any] | None:
+def _describe(dataset: Any, default_name: str) -> dict[str, Any] | None:
     if dataset is None:
         return None
-    parts = dataset.items() if isinstance(dataset, dict) else [("train", dataset)]
+    parts = dataset.items() if isinstance(dataset, dict) else [(default_name, dataset)]
     return {name: {"rows": len(ds), "columns": [c for c in ds.column_names if c != "dataset_name"]}
             for name, ds in parts}
 
