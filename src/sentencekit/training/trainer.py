@@ -246,19 +246,20 @@ class BaseTrainer(Trainer):
             if self.evaluator is None:
                 raise ValueError("Nothing to evaluate: pass an eval_dataset and/or an evaluator.")
             metrics = self._evaluator_metrics(metric_key_prefix)
-            self.log(metrics)
+            self.log(dict(metrics))  # log() adds "epoch" to the dict it is given
             self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
             return metrics
+        self._evaluator_ran = False
         return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 
     def evaluation_loop(self, dataloader: DataLoader, description: str, prediction_loss_only: bool | None = None,
                         ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval") -> Any:
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys,
                                          metric_key_prefix)
-        # With several eval datasets this loop runs once per dataset; the evaluator runs once per step.
+        # With several eval datasets this loop runs once per dataset; the evaluator once per evaluate().
         if (self.evaluator is not None and metric_key_prefix.split("_")[0] == "eval"
-                and getattr(self, "_evaluated_step", None) != self.state.global_step):
-            self._evaluated_step = self.state.global_step
+                and not getattr(self, "_evaluator_ran", False)):
+            self._evaluator_ran = True
             output.metrics.update(self._evaluator_metrics("eval"))
         return output
 
