@@ -19,7 +19,7 @@ def write_corpus(path, texts):
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"], ["rerank"]])
+@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"], ["rerank"], ["train"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])

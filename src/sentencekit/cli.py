@@ -173,6 +173,14 @@ def _snippet(doc, width: int = 160) -> str:
     return f"{doc.title} - {text}" if doc.title else text
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from sentencekit.training.config import run_config
+
+    final = run_config(args.config)
+    print(f"Trained model saved to {final}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sentencekit",
                                      description="Text embeddings and semantic search (sentence-transformers "
@@ -231,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="pairs per batch (default: %(default)s)")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
     p.set_defaults(func=cmd_rerank)
+
+    p = sub.add_parser("train", help="train an embedder or reranker from a YAML config",
+                       description="Run the training a YAML file describes (model, datasets, loss, evaluator, "
+                                   "training arguments); see sentencekit/training/config.py for the format. "
+                                   "Needs the train extra: pip install sentencekit[train].")
+    p.add_argument("config", help="training config (.yaml)")
+    p.set_defaults(func=cmd_train)
     return parser
 
 
