@@ -1,0 +1,27 @@
+"""Where sentencekit keeps what it builds for you: ``$SENTENCEKIT_HOME`` (default
+``$XDG_CACHE_HOME/sentencekit`` or ``~/.cache/sentencekit``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+RERANKER_NAME = "minilm-stsb-reranker"
+
+
+def sentencekit_home() -> Path:
+    root = os.environ.get("SENTENCEKIT_HOME")
+    if root:
+        return Path(root).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))) / "sentencekit"
+
+
+def default_reranker_dir() -> Path:
+    """Folder of the reranker that `examples/train_stsb_reranker.py --install` trains; the search main
+    job uses it when it is there."""
+    return sentencekit_home() / "models" / RERANKER_NAME
+
+
+def installed_reranker() -> Path | None:
+    folder = default_reranker_dir()
+    return folder if (folder / "config.json").is_file() else None
