@@ -1,0 +1,45 @@
+"""Evaluators, as in ``sentence_transformers.evaluation`` (and ``sentence_transformers.cross_encoder.
+evaluation``): callables ``evaluator(model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]``
+with sentence-transformers' metric names, ``primary_metric`` and ``greater_is_better``, that append a
+CSV row to ``output_path`` when given.
+
+>>> from sentencekit.evaluation import EmbeddingSimilarityEvaluator
+>>> evaluator = EmbeddingSimilarityEvaluator(["A cat sits.", "Stocks fell."], ["A cat is sitting.", "I like tea."],
+...                                          [1.0, 0.0], name="toy")
+>>> evaluator.primary_metric
+'toy_spearman_cosine'
+"""
+
+from __future__ import annotations
+
+from sentencekit.evaluation.base import BaseEvaluator, SentenceEvaluator, SimilarityFunction
+from sentencekit.evaluation.binary_classification import BinaryClassificationEvaluator
+from sentencekit.evaluation.cross_encoder_classification import CrossEncoderClassificationEvaluator
+from sentencekit.evaluation.cross_encoder_correlation import CrossEncoderCorrelationEvaluator
+from sentencekit.evaluation.cross_encoder_reranking import CrossEncoderRerankingEvaluator
+from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvaluator
+from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
+from sentencekit.evaluation.mse import MSEEvaluator
+from sentencekit.evaluation.paraphrase_mining import ParaphraseMiningEvaluator
+from sentencekit.evaluation.reranking import RerankingEvaluator
+from sentencekit.evaluation.sequential import SequentialEvaluator
+from sentencekit.evaluation.translation import TranslationEvaluator
+from sentencekit.evaluation.triplet import TripletEvaluator
+
+__all__ = [
+    "SentenceEvaluator",
+    "BaseEvaluator",
+    "SimilarityFunction",
+    "EmbeddingSimilarityEvaluator",
+    "InformationRetrievalEvaluator",
+    "BinaryClassificationEvaluator",
+    "TripletEvaluator",
+    "ParaphraseMiningEvaluator",
+    "TranslationEvaluator",
+    "MSEEvaluator",
+    "RerankingEvaluator",
+    "SequentialEvaluator",
+    "CrossEncoderCorrelationEvaluator",
+    "CrossEncoderClassificationEvaluator",
+    "CrossEncoderRerankingEvaluator",
+]

@@ -1,0 +1,52 @@
+"""``CrossEncoderCorrelationEvaluator``: correlation of a cross-encoder's pair scores with gold scores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.metrics import pearson, spearman
+
+
+class CrossEncoderCorrelationEvaluator(SentenceEvaluator):
+    """Pearson and Spearman correlation (``pearson``, ``spearman``; primary ``spearman``) between
+    ``model.predict(sentence_pairs)`` and ``scores``.
+
+    >>> from sentencekit import CrossEncoder
+    >>> from sentencekit.datasets import load_stsb
+    >>> from sentencekit.evaluation import CrossEncoderCorrelationEvaluator
+    >>> pairs = load_stsb("dev")[:100]                                                  # doctest: +SKIP
+    >>> evaluator = CrossEncoderCorrelationEvaluator([(p.sentence1, p.sentence2) for p in pairs],
+    ...                                              [p.score / 5 for p in pairs], name="sts-dev")  # doctest: +SKIP
+    >>> evaluator(CrossEncoder("path/to/sts-cross-encoder"))                            # doctest: +SKIP
+    {'sts-dev_pearson': 0.91, 'sts-dev_spearman': 0.9}
+    """
+
+    def __init__(
+        self,
+        sentence_pairs: Sequence[tuple[str, str] | list[str]],
+        scores: Sequence[float],
+        name: str = "",
+        batch_size: int = 32,
+        show_progress_bar: bool = False,
+        write_csv: bool = True,
+    ) -> None:
+        super().__init__()
+        if len(sentence_pairs) != len(scores):
+            raise ValueError(f"sentence_pairs and scores must have the same length, got {len(sentence_pairs)} "
+                             f"and {len(scores)}.")
+        self.sentence_pairs = [tuple(pair) for pair in sentence_pairs]
+        self.scores = [float(s) for s in scores]
+        self.name = name
+        self.batch_size = batch_size
+        self.show_progress_bar = show_progress_bar
+        self.write_csv = write_csv
+        self.csv_file = csv_name("CrossEncoderCorrelationEvaluator", name)
+        self.csv_headers = ["epoch", "steps", "Pearson_Correlation", "Spearman_Correlation"]
+        self.primary_metric = "spearman"
+
+    def compute_metrics(self, model: Any) -> dict[str, float]:
+        predicted = model.predict(self.sentence_pairs, batch_size=self.batch_size,
+                                  show_progress_bar=self.show_progress_bar, convert_to_numpy=True)
+        return {"pearson": pearson(self.scores, predicted), "spearman": spearman(self.scores, predicted)}
