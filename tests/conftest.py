@@ -24,7 +24,7 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 def write_vocab(folder: Path) -> Path:
     pieces = ["##s", "##ed", "##ing", "##ly", "##er"] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,?!'-")
-    vocab = SPECIALS + chars + pieces + [w for w in dict.fromkeys(WORDS) if w not in chars]
+    vocab = list(dict.fromkeys(SPECIALS + chars + pieces + WORDS))  # each token once
     path = folder / "vocab.txt"
     path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return path

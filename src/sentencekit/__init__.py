@@ -25,6 +25,8 @@ _LAZY = {
     "quantize_embeddings": "sentencekit.quantization",
     "util": "sentencekit.util",
     "models": "sentencekit.modules",
+    "losses": "sentencekit.losses",
+    "evaluation": "sentencekit.evaluation",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +44,7 @@ def __getattr__(name: str) -> Any:
     if target is None:
         raise AttributeError(f"module 'sentencekit' has no attribute {name!r}")
     module = importlib.import_module(target)
-    value = module if target.endswith(name) or name in ("util", "models") else getattr(module, name)
+    value = module if name in ("util", "models", "losses", "evaluation") else getattr(module, name)
     globals()[name] = value
     return value
 
@@ -52,4 +54,4 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EncodeInfo", "SimilarityFunction",
-           "quantize_embeddings", "util", "models"]
+           "quantize_embeddings", "util", "models", "losses", "evaluation"]

@@ -16,6 +16,8 @@ import torch
 from sentencekit.prompts import apply_prompt
 
 VALID_LABEL_COLUMNS = ("label", "score")
+# Rerankers' listwise datasets name their per-document label lists "labels" / "scores".
+CROSS_ENCODER_LABEL_COLUMNS = ("label", "labels", "score", "scores")
 
 
 def split_columns(row: dict[str, Any], valid_label_columns: Sequence[str] = VALID_LABEL_COLUMNS
@@ -85,7 +87,7 @@ class SentenceTransformerDataCollator:
 class CrossEncoderDataCollator:
     """Keep the texts of each input column; cross-encoder losses build and tokenize the pairs."""
 
-    def __init__(self, valid_label_columns: Sequence[str] = VALID_LABEL_COLUMNS) -> None:
+    def __init__(self, valid_label_columns: Sequence[str] = CROSS_ENCODER_LABEL_COLUMNS) -> None:
         self.valid_label_columns = tuple(valid_label_columns)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""Shared pieces of the bi-encoder losses: the embedding-loss base class and small helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def fullname(obj: Any) -> str:
+    """Dotted name of a function, class or module instance (for configs), e.g. ``torch.nn.modules.loss.MSELoss``."""
+    target = obj if callable(obj) and not isinstance(obj, nn.Module) else type(obj)
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    return f"{module}.{name}" if module and module != "builtins" else name
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """Short name of a similarity / distance function for configs (``cos_sim``, ``pairwise_dot_score``)."""
+    return getattr(fn, "__name__", None) or fullname(fn)
+
+
+def shrink(embeddings: Tensor, dim: int) -> Tensor:
+    """Keep the first ``dim`` dimensions and L2-renormalise (Matryoshka truncation)."""
+    if dim > embeddings.shape[-1]:
+        raise ValueError(f"Cannot truncate embeddings of dimension {embeddings.shape[-1]} to {dim} dimensions.")
+    return F.normalize(embeddings[..., :dim], p=2, dim=-1)
+
+
+class EmbeddingLoss(nn.Module):
+    """Base class of the bi-encoder losses that work on sentence embeddings.
+
+    ``forward`` embeds every input column with the model and hands the embeddings to
+    :meth:`compute_loss_from_embeddings`, which wrappers (``MatryoshkaLoss``, ``AdaptiveLayerLoss``) call
+    directly with transformed embeddings.
+    """
+
+    citation: str | None = None
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def embed(self, sentence_features: Sequence[dict[str, Any]]) -> list[Tensor]:
+        return [self.model(features)["sentence_embedding"] for features in sentence_features]
+
+    def forward(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None) -> Tensor:
+        return self.compute_loss_from_embeddings(self.embed(sentence_features), labels)
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {}
+
+
+def check_columns(loss: nn.Module, embeddings: Sequence[Tensor], expected: int | tuple[int, int | None]) -> None:
+    """Raise a clear error when a loss gets the wrong number of input columns."""
+    low, high = (expected, expected) if isinstance(expected, int) else expected
+    n = len(embeddings)
+    if n < low or (high is not None and n > high):
+        wanted = str(low) if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+        raise ValueError(f"{type(loss).__name__} expects {wanted} input columns, got {n}.")
+
+
+def labels_on(labels: Tensor | None, like: Tensor, loss: nn.Module, dtype: Any = None) -> Tensor:
+    """``labels`` as a tensor on ``like``'s device (an error naming the loss when they are missing)."""
+    if labels is None:
+        raise ValueError(f"{type(loss).__name__} needs labels (a 'label' or 'score' column).")
+    labels = labels if isinstance(labels, Tensor) else torch.as_tensor(labels)
+    return labels.to(device=like.device, dtype=dtype if dtype is not None else labels.dtype)

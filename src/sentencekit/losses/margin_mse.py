@@ -1,0 +1,60 @@
+"""MarginMSELoss: match the student's (positive - negative) score margin to a teacher's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name, labels_on
+from sentencekit.similarity import pairwise_dot_score
+
+
+class MarginMSELoss(EmbeddingLoss):
+    """(query, positive, negative) columns with the teacher margin ``T(q, p) - T(q, n)`` as label; also
+    (query, positive, negative_1, ..., negative_n) with labels ``[batch, n]`` (one margin per negative).
+    Loss: MSE between ``sim(q, p) - sim(q, n)`` and the teacher margin.
+
+    >>> import torch
+    >>> from sentencekit import SentenceTransformer
+    >>> from sentencekit.losses import MarginMSELoss
+    >>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")       # doctest: +SKIP
+    >>> loss = MarginMSELoss(model)                                                 # doctest: +SKIP
+    >>> columns = [["How do I get a refund?"], ["Refunds take 5 days."], ["Paris is mild today."]]
+    >>> loss([model.tokenize(texts) for texts in columns], torch.tensor([0.7])).backward()  # doctest: +SKIP
+    """
+
+    citation = """
+@misc{hofstätter2021improving,
+    title={Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation},
+    author={Sebastian Hofstätter and Sophia Althammer and Michael Schröder and Mete Sertkan and Allan Hanbury},
+    year={2021},
+    eprint={2010.02666},
+    archivePrefix={arXiv},
+    primaryClass={cs.IR}
+}
+"""
+
+    def __init__(self, model: nn.Module,
+                 similarity_fct: Callable[[Tensor, Tensor], Tensor] = pairwise_dot_score) -> None:
+        super().__init__(model)
+        self.similarity_fct = similarity_fct
+        self.loss_fct = nn.MSELoss()
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
+        check_columns(self, embeddings, (3, None))
+        query, positive, negatives = embeddings[0], embeddings[1], embeddings[2:]
+        positive_scores = self.similarity_fct(query, positive)
+        margins = torch.stack([positive_scores - self.similarity_fct(query, n) for n in negatives], dim=1)
+        labels = labels_on(labels, margins, self, margins.dtype)
+        if labels.dim() == 1:
+            if len(negatives) > 1:
+                raise ValueError(f"MarginMSELoss got {len(negatives)} negative columns: the label must hold one "
+                                 "teacher margin per negative, shape [batch, num_negatives].")
+            labels = labels[:, None]
+        return self.loss_fct(margins, labels)
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"similarity_fct": function_name(self.similarity_fct)}

@@ -1,0 +1,80 @@
+"""TripletLoss: the anchor must be closer to the positive than to the negative by a margin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name
+
+
+def _cosine_distance(x: Tensor, y: Tensor) -> Tensor:
+    return 1 - F.cosine_similarity(x, y)
+
+
+def _euclidean_distance(x: Tensor, y: Tensor) -> Tensor:
+    return F.pairwise_distance(x, y, p=2)
+
+
+def _manhattan_distance(x: Tensor, y: Tensor) -> Tensor:
+    return F.pairwise_distance(x, y, p=1)
+
+
+class TripletDistanceMetric:
+    """Row-wise distance functions for :class:`TripletLoss` (``TripletDistanceMetric.EUCLIDEAN(x, y)``)."""
+
+    COSINE = staticmethod(_cosine_distance)
+    EUCLIDEAN = staticmethod(_euclidean_distance)
+    MANHATTAN = staticmethod(_manhattan_distance)
+
+
+def metric_name(namespace: type, fn: Callable[..., Any]) -> str:
+    """``"TripletDistanceMetric.EUCLIDEAN"`` for a member of a distance-function namespace, else the function name."""
+    for name, member in vars(namespace).items():
+        if isinstance(member, staticmethod) and member.__func__ is fn:
+            return f"{namespace.__name__}.{name}"
+    return function_name(fn)
+
+
+class TripletLoss(EmbeddingLoss):
+    """(anchor, positive, negative) columns, no labels: ``relu(d(a, p) - d(a, n) + triplet_margin)``, averaged.
+
+    >>> from sentencekit import SentenceTransformer
+    >>> from sentencekit.losses import TripletDistanceMetric, TripletLoss
+    >>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")       # doctest: +SKIP
+    >>> loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.3)  # doctest: +SKIP
+    >>> columns = [["How do I get a refund?"], ["Refunds take 5 days."], ["Paris is mild today."]]
+    >>> loss([model.tokenize(texts) for texts in columns], None).backward()         # doctest: +SKIP
+    """
+
+    citation = """
+@misc{hermans2017defense,
+    title={In Defense of the Triplet Loss for Person Re-Identification},
+    author={Alexander Hermans and Lucas Beyer and Bastian Leibe},
+    year={2017},
+    eprint={1703.07737},
+    archivePrefix={arXiv},
+    primaryClass={cs.CV}
+}
+"""
+
+    def __init__(self, model: nn.Module,
+                 distance_metric: Callable[[Tensor, Tensor], Tensor] = TripletDistanceMetric.EUCLIDEAN,
+                 triplet_margin: float = 5) -> None:
+        super().__init__(model)
+        self.distance_metric = distance_metric
+        self.triplet_margin = triplet_margin
+
+    def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None = None) -> Tensor:
+        check_columns(self, embeddings, 3)
+        anchor, positive, negative = embeddings
+        losses = F.relu(self.distance_metric(anchor, positive) - self.distance_metric(anchor, negative)
+                        + self.triplet_margin)
+        return losses.mean()
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"distance_metric": metric_name(TripletDistanceMetric, self.distance_metric),
+                "triplet_margin": self.triplet_margin}
