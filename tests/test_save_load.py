@@ -350,3 +350,16 @@ def test_save_over_a_folder_keeps_foreign_files_and_drops_stale_modules(tiny_mod
     texts = ["hello world", "refund policy please"]
     np.testing.assert_allclose(SentenceTransformer(str(target), device="cpu").encode(texts),
                                tiny_model.encode(texts), atol=1e-6)
+
+
+def test_fingerprint_ignores_tokenizer_call_state(tiny_st_dir):
+    """Using a model must not change its identity (stored corpora would refuse it)."""
+    from sentencekit.fingerprint import model_fingerprint
+
+    fresh = SentenceTransformer(str(tiny_st_dir), device="cpu")
+    used = SentenceTransformer(str(tiny_st_dir), device="cpu")
+    used.encode(["hello world", "refund policy please"])
+    assert model_fingerprint(fresh) == model_fingerprint(used)
+    with torch.no_grad():
+        next(used.parameters()).add_(1e-3)
+    assert model_fingerprint(fresh) != model_fingerprint(used)

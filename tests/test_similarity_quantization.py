@@ -199,7 +199,8 @@ def test_quantize_uint8_formula():
 def test_quantize_int8_formula():
     got = quantize_embeddings(EMB, "int8")
     lo, hi = EMB.min(axis=0), EMB.max(axis=0)
-    want = ((EMB - lo) / ((hi - lo) / 255) - 128).astype(np.int8)
+    # sentence-transformers v6: bucket = floor((x - min) / step) in 0..255, then shifted by -128
+    want = (np.clip(np.floor((EMB - lo) / ((hi - lo) / 255)), 0, 255) - 128).astype(np.int8)
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got.min(axis=0), -128)
@@ -208,7 +209,7 @@ def test_quantize_int8_formula():
 def test_quantize_with_ranges():
     ranges = np.vstack([np.full(12, -1.0, dtype=np.float32), np.full(12, 1.0, dtype=np.float32)])
     got = quantize_embeddings(EMB, "int8", ranges=ranges)
-    want = ((EMB + 1.0) / np.float32(2.0 / 255) - 128).astype(np.int8)
+    want = (np.clip(np.floor((EMB + 1.0) / np.float32(2.0 / 255)), 0, 255) - 128).astype(np.int8)
     np.testing.assert_array_equal(got, want)
     # the batch's own min/max would give other buckets: the ranges argument is used
     assert not np.array_equal(got, quantize_embeddings(EMB, "int8"))
@@ -218,7 +219,7 @@ def test_quantize_with_calibration_embeddings():
     calibration = np.random.default_rng(8).uniform(-2.0, 2.0, size=(50, 12)).astype(np.float32)
     lo, hi = calibration.min(axis=0), calibration.max(axis=0)
     got = quantize_embeddings(EMB, "uint8", calibration_embeddings=calibration)
-    np.testing.assert_array_equal(got, ((EMB - lo) / ((hi - lo) / 255)).astype(np.uint8))
+    np.testing.assert_array_equal(got, np.clip(np.floor((EMB - lo) / ((hi - lo) / 255)), 0, 255).astype(np.uint8))
     assert not np.array_equal(got, quantize_embeddings(EMB, "uint8"))
 
 
@@ -276,3 +277,11 @@ def test_quantize_float32_and_unknown_precision():
 def test_list_inputs_score_in_float32():
     scores = util.cos_sim([[1.0, 0.0]], [[0.0, 1.0]])
     assert scores.dtype == torch.float32
+
+
+def test_int8_quantization_refuses_a_single_embedding_without_ranges():
+    with pytest.raises(ValueError, match="single embedding"):
+        quantize_embeddings(EMB[:1], "int8")
+    assert quantize_embeddings(EMB[:1], "int8", calibration_embeddings=EMB).shape == (1, 12)
+    with pytest.raises(TypeError, match="floats"):
+        quantize_embeddings(quantize_embeddings(EMB, "int8"), "int8")

@@ -21,6 +21,7 @@ _LAZY = {
     "SentenceTransformer": "sentencekit.embedder",
     "EncodeInfo": "sentencekit.base_model",
     "CrossEncoder": "sentencekit.reranker",
+    "EmbeddingIndex": "sentencekit.search.index",
     "SimilarityFunction": "sentencekit.similarity",
     "quantize_embeddings": "sentencekit.quantization",
     "util": "sentencekit.util",
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sentencekit.embedder import SentenceTransformer
     from sentencekit.quantization import quantize_embeddings
     from sentencekit.reranker import CrossEncoder
+    from sentencekit.search.index import EmbeddingIndex
     from sentencekit.similarity import SimilarityFunction
 
 
@@ -53,5 +55,5 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EncodeInfo", "SimilarityFunction",
+__all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EmbeddingIndex", "EncodeInfo", "SimilarityFunction",
            "quantize_embeddings", "util", "models", "losses", "evaluation"]

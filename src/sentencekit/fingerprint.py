@@ -39,6 +39,10 @@ def _tokenizer_identity(tokenizer: Any) -> Any:
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     to_str = getattr(backend, "to_str", None)
     if to_str is not None:
-        return hashlib.sha256(to_str().encode()).hexdigest()
+        spec = json.loads(to_str())
+        # Truncation/padding are per-call settings the last encode left behind, not part of the model.
+        spec.pop("truncation", None)
+        spec.pop("padding", None)
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
     vocab = getattr(tokenizer, "get_vocab", lambda: {})()
     return hashlib.sha256(json.dumps(sorted(vocab.items())).encode()).hexdigest()

@@ -52,6 +52,8 @@ def quantize_embeddings(
     """
     check_precision(precision)
     emb = _as_numpy(embeddings)
+    if emb.dtype in (np.int8, np.uint8):
+        raise TypeError("Embeddings to quantize must be floats, not already quantized int8/uint8 values.")
     if emb.ndim == 1:
         emb = emb[None, :]
     if precision == "float32":
@@ -60,7 +62,11 @@ def quantize_embeddings(
         if ranges is None:
             if calibration_embeddings is not None:
                 calib = _as_numpy(calibration_embeddings)
-                ranges = np.vstack((calib.min(axis=0), calib.max(axis=0)))
+            elif emb.shape[0] == 1:
+                raise ValueError(
+                    f"Cannot compute {precision} quantization ranges from a single embedding: pass `ranges` or "
+                    "`calibration_embeddings` computed from a representative set of embeddings."
+                )
             else:
                 if emb.shape[0] < 100:
                     logger.warning(
@@ -68,14 +74,15 @@ def quantize_embeddings(
                         "calibration_embeddings (or ranges) from a larger set for stable buckets.",
                         precision, emb.shape[0],
                     )
-                ranges = np.vstack((emb.min(axis=0), emb.max(axis=0)))
-        ranges = np.asarray(ranges)
+                calib = emb
+            ranges = np.vstack((calib.min(axis=0), calib.max(axis=0)))
+        ranges = np.asarray(ranges, dtype=np.float32)
         starts = ranges[0, :]
-        steps = (ranges[1, :] - ranges[0, :]) / 255
+        steps = (ranges[1, :] - starts) / 255
         steps = np.where(steps == 0, 1.0, steps)  # a constant dimension maps to bucket 0, not NaN
-        if precision == "uint8":
-            return np.clip((emb - starts) / steps, 0, 255).astype(np.uint8)
-        return np.clip((emb - starts) / steps - 128, -128, 127).astype(np.int8)
+        # Bucket index rounded down, as sentence-transformers v6 does (v5 truncated after the -128 shift).
+        buckets = np.clip(np.floor((emb - starts) / steps), 0, 255)
+        return buckets.astype(np.uint8) if precision == "uint8" else (buckets - 128).astype(np.int8)
     bits = np.packbits(emb > 0, axis=-1)
     if precision == "ubinary":
         return bits

@@ -1,4 +1,5 @@
-"""Helpers users know from ``sentence_transformers.util``: similarity functions and quantization.
+"""Helpers users know from ``sentence_transformers.util``: similarity functions, quantization and search
+(``semantic_search``, ``paraphrase_mining``, ``community_detection``, ``semantic_search_faiss``).
 
 >>> from sentencekit.util import cos_sim
 >>> cos_sim([[1.0, 0.0]], [[0.0, 1.0]])
@@ -12,6 +13,14 @@ from torch import Tensor
 
 from sentencekit.devices import default_device as get_device_name
 from sentencekit.quantization import quantize_embeddings
+from sentencekit.search.community import community_detection
+from sentencekit.search.faiss_search import semantic_search_faiss
+from sentencekit.search.retrieval import (
+    information_retrieval,
+    paraphrase_mining,
+    paraphrase_mining_embeddings,
+    semantic_search,
+)
 from sentencekit.similarity import (
     cos_sim,
     dot_score,
@@ -42,5 +51,6 @@ __all__ = [
     "cos_sim", "pytorch_cos_sim", "dot_score", "euclidean_sim", "manhattan_sim",
     "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim", "pairwise_manhattan_sim",
     "pairwise_angle_sim", "normalize_embeddings", "truncate_embeddings", "quantize_embeddings",
-    "get_device_name",
+    "get_device_name", "semantic_search", "information_retrieval", "paraphrase_mining",
+    "paraphrase_mining_embeddings", "community_detection", "semantic_search_faiss",
 ]

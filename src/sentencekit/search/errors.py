@@ -19,10 +19,8 @@ class IndexMismatchError(ValueError):
     """The model or settings given do not match those the index was built with, so its vectors and the
     new ones would not be comparable. The message lists every recorded vs given value.
 
-    >>> raise IndexMismatchError("dimension: recorded 384, given 256")
-    Traceback (most recent call last):
-    ...
-    sentencekit.search.errors.IndexMismatchError: dimension: recorded 384, given 256
+    >>> str(IndexMismatchError("dimension: recorded 384, given 256"))
+    'dimension: recorded 384, given 256'
     """
 
 

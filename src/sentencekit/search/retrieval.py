@@ -4,7 +4,7 @@
 Scores come from ``score_function`` (cosine by default); the corpus is scanned in chunks so memory stays
 bounded, and each chunk's top-k is merged into a running top-k.
 
->>> semantic_search([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]], top_k=1)
+>>> semantic_search([[1.0, 0.0]], [[0.0, 1.0], [1.0, 0.1]], top_k=1)  # doctest: +ELLIPSIS
 [[{'corpus_id': 1, 'score': 0.995...}]]
 """
 
@@ -150,7 +150,7 @@ def paraphrase_mining_embeddings(
     become candidate pairs; the best ``max_pairs`` distinct pairs are returned as ``[score, i, j]`` with
     ``i < j``, highest score first. ``score_function`` is assumed symmetric.
 
-    >>> paraphrase_mining_embeddings([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], top_k=1)
+    >>> paraphrase_mining_embeddings([[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]], top_k=1)  # doctest: +ELLIPSIS
     [[0.995..., 0, 2], [0.0995..., 1, 2]]
     """
     _positive("query_chunk_size", query_chunk_size)

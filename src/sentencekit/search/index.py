@@ -1,0 +1,499 @@
+"""A stored, searchable corpus: :class:`EmbeddingIndex`.
+
+Documents are embedded once, when added, and kept on disk with their vectors; searches only embed the
+query. The index records the model (fingerprint) and every encode setting, and re-applies them to
+queries, so stored and query vectors always come from the same model, prompt family, dimension and
+normalization. See :mod:`sentencekit.search.storage` for the folder layout and crash safety.
+
+>>> from sentencekit import SentenceTransformer                                    # doctest: +SKIP
+>>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")            # doctest: +SKIP
+>>> index = EmbeddingIndex.create("faq-index", model)                                # doctest: +SKIP
+>>> index.add(["Refunds take 5 days.", "We ship worldwide."], ids=["refund", "shipping"])  # doctest: +SKIP
+['refund', 'shipping']
+>>> index.search("how long until I get my money back?", top_k=1)[0]["id"]           # doctest: +SKIP
+'refund'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sentencekit.batching import as_input_list
+from sentencekit.search import ann, scoring
+from sentencekit.search.documents import auto_ids, check_ids, check_metadata, refuse_existing
+from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
+from sentencekit.search.model_check import (
+    check_bi_encoder,
+    check_reranker,
+    embed,
+    index_settings,
+    mismatch_error,
+    mismatches,
+)
+from sentencekit.search.results import best_per_doc, make_hit, rerank
+from sentencekit.search.segments import SegmentCache, Snapshot, write_deletes, write_segment
+from sentencekit.search.storage import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    SEGMENTS,
+    manifest_path,
+    new_name,
+    pause_before_commit,
+    read_manifest,
+    remove_uncommitted,
+    write_manifest,
+    writer_lock,
+)
+
+PRECISIONS = ("float32", "int8", "ubinary")
+BACKENDS = ("exact", "hnsw", "auto")
+AUTO_HNSW_MIN_VECTORS = 100_000  # backend="auto" switches to HNSW from this many live vectors
+
+
+class EmbeddingIndex:
+    """A corpus of documents with their embeddings, stored in a folder and searched by similarity.
+
+    Create one with :meth:`create`, reopen it with :meth:`open`. Documents have string ids and
+    optional JSON metadata; long documents can be split into token windows (``add(..., chunk=True)``).
+
+    Search is exact by default (a chunked matrix product over the stored vectors). ``backend="hnsw"``
+    (or ``"auto"`` from 100k vectors; needs ``sentencekit[faiss]``) uses an HNSW graph cached beside
+    the vectors. ``precision`` trades memory for a first stage approximation:
+
+    * ``"float32"``: the scan reads 4 bytes per dimension (1.5 KiB per 384-dim vector).
+    * ``"int8"``: the scan reads 1-byte codes (per-segment calibration): 4x less RAM for the hot data;
+      on CPU the codes are decoded to float before the product, so it is not faster than float32.
+    * ``"ubinary"``: the scan compares sign bits by Hamming distance: 32x less RAM, and fast.
+
+    Quantized indexes also keep the float32 vectors on disk (memory-mapped) and rescore the best
+    ``top_k * rescore_multiplier`` candidates with them, so returned scores are exact cosine/dot
+    scores: disk use is float32 plus the codes, but only the codes need to stay in RAM, since a
+    search reads just the candidates' float rows. ``benchmarks/search.py`` measures the trade-offs.
+
+    >>> index = EmbeddingIndex.open("faq-index", model)             # doctest: +SKIP
+    >>> len(index), index.get("refund")["text"]                      # doctest: +SKIP
+    (2, 'Refunds take 5 days.')
+    """
+
+    def __init__(self, path: Path, model: Any, manifest: dict[str, Any], lock_timeout: float) -> None:
+        """Use :meth:`create` or :meth:`open`."""
+        self.path = Path(path)
+        self.lock_timeout = float(lock_timeout)
+        self._model = model
+        self._cache = SegmentCache(self.path)
+        self._snap = self._load(manifest)
+        self._stamp: tuple[int, int, int] | None = None
+        self._graph: tuple[str, Any, np.ndarray] | None = None
+
+    # -- creating and opening --------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        model: Any,
+        *,
+        normalize: bool = True,
+        prompt_name: str | None = None,
+        query_prompt_name: str | None = None,
+        truncate_dim: int | None = None,
+        precision: Literal["float32", "int8", "ubinary"] = "float32",
+        backend: Literal["exact", "hnsw", "auto"] = "exact",
+        lock_timeout: float = 60.0,
+    ) -> EmbeddingIndex:
+        """Create an empty index in the new (or empty) folder ``path`` for ``model`` (a bi-encoder).
+
+        ``normalize`` (default) stores unit vectors and scores by cosine. Documents are embedded with
+        ``prompt_name`` (default: the model's document prompt, as ``encode_document``), queries with
+        ``query_prompt_name`` (default: its query prompt, as ``encode_query``); the prompt texts,
+        ``truncate_dim`` and the resulting dimension are recorded in ``manifest.json``.
+
+        >>> index = EmbeddingIndex.create("docs-index", model, precision="ubinary")  # doctest: +SKIP
+        """
+        check_bi_encoder(model)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "hnsw":
+            ann.import_faiss()
+        root = Path(path)
+        if manifest_path(root).exists():
+            raise FileExistsError(f"An embedding index already exists at {root}: open it with "
+                                  "EmbeddingIndex.open(path, model), or choose another folder.")
+        if root.exists() and (not root.is_dir() or any(root.iterdir())):
+            raise FileExistsError(f"{root} exists and is not an empty folder; choose a new folder for the index.")
+        settings = index_settings(model, normalize=normalize, prompt_name=prompt_name,
+                                  query_prompt_name=query_prompt_name, truncate_dim=truncate_dim)
+        from sentencekit import __version__
+
+        manifest = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                    "created_with": f"sentencekit {__version__}", **settings,
+                    "precision": precision, "backend": backend, "generation": 0, "next_id": 0,
+                    "counts": Snapshot({}).counts(), "log": []}
+        (root / SEGMENTS).mkdir(parents=True, exist_ok=True)
+        with writer_lock(root, lock_timeout):
+            if manifest_path(root).exists():
+                raise FileExistsError(f"Another process created an embedding index at {root} meanwhile.")
+            write_manifest(root, manifest)
+        return cls(root, model, read_manifest(root), lock_timeout)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike,
+        model: Any = None,
+        *,
+        normalize: bool | None = None,
+        truncate_dim: int | None = None,
+        lock_timeout: float = 60.0,
+    ) -> EmbeddingIndex:
+        """Open an existing index. ``model`` must be the model it was built with (same fingerprint and
+        output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones.
+        Anything else raises :class:`~sentencekit.search.errors.IndexMismatchError` listing recorded vs
+        given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``).
+
+        >>> index = EmbeddingIndex.open("docs-index", model)  # doctest: +SKIP
+        >>> EmbeddingIndex.open("docs-index").manifest["dimension"]  # doctest: +SKIP
+        384
+        """
+        root = Path(path)
+        manifest = read_manifest(root)
+        if model is not None:
+            check_bi_encoder(model)
+        problems = mismatches(manifest, model, normalize=normalize, truncate_dim=truncate_dim)
+        if problems:
+            raise mismatch_error(root, problems)
+        return cls(root, model, manifest, lock_timeout)
+
+    # -- inspection ------------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The model the index was opened with (``None``: read-only).
+
+        >>> EmbeddingIndex.open("docs-index").model is None  # doctest: +SKIP
+        True
+        """
+        return self._model
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of the committed manifest (settings, counts, log).
+
+        >>> index.manifest["precision"]  # doctest: +SKIP
+        'float32'
+        """
+        return json.loads(json.dumps(self._refresh().manifest))
+
+    def __len__(self) -> int:
+        """Number of (live) documents.
+
+        >>> len(index), "refund" in index  # doctest: +SKIP
+        (2, True)
+        """
+        return len(self._refresh().live)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._refresh().live
+
+    def ids(self) -> list[str]:
+        """Ids of the live documents, in the order they were added.
+
+        >>> index.ids()  # doctest: +SKIP
+        ['refund', 'shipping']
+        """
+        return list(self._refresh().live)
+
+    def get(self, doc_id: str) -> dict[str, Any] | None:
+        """The stored document ``{"id", "text", "metadata"}`` (plus ``"chunks"``: ``[start, end]`` spans
+        when it was chunked), or ``None`` if there is no such id.
+
+        >>> index.get("refund")["metadata"]  # doctest: +SKIP
+        {'lang': 'en'}
+        """
+        snap = self._refresh()
+        number = snap.live.get(doc_id)
+        if number is None:
+            return None
+        doc = snap.docs[number]
+        out = {"id": doc["id"], "text": doc["text"], "metadata": doc.get("metadata")}
+        if doc.get("chunks"):
+            out["chunks"] = [list(span) for span in doc["chunks"]]
+        return out
+
+    def __repr__(self) -> str:
+        m = self._snap.manifest
+        return (f"EmbeddingIndex({str(self.path)!r}, documents={len(self._snap.live)}, dimension={m['dimension']}, "
+                f"precision={m['precision']!r}, backend={m['backend']!r})")
+
+    # -- writing ---------------------------------------------------------------------------------
+    def add(
+        self,
+        texts: str | Sequence[str],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+        batch_size: int = 32,
+        *,
+        chunk: bool = False,
+        chunk_size: int | None = None,
+        chunk_overlap: int = 32,
+        show_progress_bar: bool = False,
+    ) -> list[str]:
+        """Embed and store documents; returns their ids (default: running integers as strings).
+
+        ``ids`` must be unique strings not already in the index. ``metadata`` is one JSON-serializable
+        dict (or ``None``) per text. With ``chunk=True`` each text is split into windows of
+        ``chunk_size`` tokens (default: what the model reads, minus special and prompt tokens)
+        overlapping by ``chunk_overlap`` tokens; each window gets a vector, and search returns the
+        document once, with its best window. The batch is committed atomically: after a crash either
+        all of it or none of it is in the index.
+
+        >>> index.add(["A long manual ..."], ids=["manual"], metadata=[{"v": 2}], chunk=True)  # doctest: +SKIP
+        ['manual']
+        """
+        model = self._require_model("add documents")
+        texts, _ = as_input_list(texts, what="texts")
+        given_ids = check_ids(ids, len(texts))
+        meta = check_metadata(metadata, len(texts))
+        if not texts:
+            return []
+        settings = self._refresh().manifest
+        if given_ids is not None:
+            refuse_existing(given_ids, self._snap)
+        docs = [{"id": None, "text": t, "metadata": m, "chunks": None} for t, m in zip(texts, meta)]
+        row_texts = texts
+        if chunk:
+            from sentencekit.search.chunking import chunk_texts, default_chunk_size
+
+            size = chunk_size or default_chunk_size(model, settings["document_prompt"])
+            spans = chunk_texts(texts, model.tokenizer, size, chunk_overlap)
+            for doc, doc_chunks in zip(docs, spans):
+                doc["chunks"] = [[c.start, c.end] for c in doc_chunks]
+            row_texts = [c.text for doc_chunks in spans for c in doc_chunks]
+        vectors = embed(model, settings, row_texts, query=False, batch_size=batch_size,
+                        show_progress_bar=show_progress_bar)
+        final_ids: list[str] = []
+
+        def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
+            final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
+            refuse_existing(final_ids, snap)
+            for doc, doc_id in zip(docs, final_ids):
+                doc["id"] = doc_id
+            entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
+                                  manifest["precision"])
+            updates = {} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1}
+            return manifest["log"] + [entry], updates
+
+        self._commit(write)
+        return list(final_ids)
+
+    def delete(self, ids: str | Sequence[str], *, missing_ok: bool = False) -> int:
+        """Remove documents by id; returns how many were removed. Unknown ids raise ``KeyError``
+        unless ``missing_ok``. The vectors stay on disk until :meth:`compact`.
+
+        >>> index.delete(["shipping"])  # doctest: +SKIP
+        1
+        """
+        self._require_model("delete documents")
+        wanted = [ids] if isinstance(ids, str) else list(ids)
+        missing = [i for i in wanted if i not in self._refresh().live]
+        if missing and not missing_ok:
+            raise KeyError(f"No document with id(s) {missing[:10]} in the index at {self.path}.")
+        removed = 0
+
+        def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
+            nonlocal removed
+            present = list(dict.fromkeys(i for i in wanted if i in snap.live))
+            removed = len(present)
+            if not present:
+                return manifest["log"], {}
+            entry = write_deletes(self.path, new_name("del", manifest["generation"] + 1), present)
+            return manifest["log"] + [entry], {}
+
+        self._commit(write)
+        return removed
+
+    def compact(self) -> None:
+        """Rewrite the live documents into one segment, dropping deleted vectors and merging small
+        segments (readers keep working during it).
+
+        >>> index.compact()  # doctest: +SKIP
+        """
+        self._require_model("compact the index")
+
+        def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
+            numbers = list(snap.live.values())
+            if not numbers:
+                return [], {}
+            rows = np.concatenate([np.arange(snap.doc_first_row[g], snap.doc_first_row[g + 1]) for g in numbers])
+            vectors = scoring.gather(snap.blocks, snap.offsets, rows)
+            docs = [snap.docs[g] for g in numbers]
+            entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
+                                  manifest["precision"])
+            return [entry], {}
+
+        self._commit(write)
+
+    # -- searching -------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str | Sequence[str],
+        top_k: int = 10,
+        reranker: Any = None,
+        rerank_top_n: int = 50,
+        *,
+        batch_size: int = 32,
+        rescore_multiplier: int = 4,
+        ef_search: int | None = None,
+    ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+        """The ``top_k`` most similar documents: for one query string a list of hits, for a list of
+        queries one list per query. A hit is ``{"id", "score", "text", "metadata"}``, plus ``"chunk":
+        {"index", "start", "end", "text"}`` (the best window) for chunked documents; a document appears
+        at most once per list.
+
+        The query is embedded with the recorded settings (query prompt, dimension, normalization).
+        With ``reranker`` (a cross-encoder: ``predict(list of (query, text) pairs) -> scores``), the
+        ``rerank_top_n`` best documents by embedding are re-scored by it and the best ``top_k`` kept;
+        ``"score"`` is then the reranker's and ``"retrieval_score"`` the embedding score.
+        For chunked documents the reranker reads the best chunk's text. ``rescore_multiplier`` sets how
+        many candidates quantized searches rescore, ``ef_search`` the HNSW search breadth.
+
+        >>> index.search("refund time", top_k=1)[0]["id"]                    # doctest: +SKIP
+        'refund'
+        >>> index.search(["refund?", "ship?"], reranker=cross_encoder, top_k=1)  # doctest: +SKIP
+        [[{'id': 'refund', 'score': 0.97, 'retrieval_score': 0.61, ...}], [...]]
+        """
+        model = self._require_model("search")
+        if reranker is not None:
+            check_reranker(reranker)
+        if not isinstance(top_k, int) or top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        queries, single = as_input_list(query, what="query")
+        snap = self._refresh()
+        first_k = max(top_k, int(rerank_top_n)) if reranker is not None else top_k
+        vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
+        found = self._retrieve(snap, vectors, first_k, rescore_multiplier, ef_search)
+        results = [[make_hit(snap, *h) for h in hits] for hits in found]
+        if reranker is not None:
+            results = rerank(reranker, queries, results, top_k)
+        return results[0] if single else results
+
+    def _retrieve(self, snap: Snapshot, queries: np.ndarray, k: int, multiplier: int,
+                  ef_search: int | None) -> list[list[tuple[int, int, float]]]:
+        """Per query up to ``k`` ``(document, row, score)``, one per document, best first. Fetches
+        more rows while chunked documents take several of them."""
+        total = snap.live_rows
+        out: list[list[tuple[int, int, float]]] = [[] for _ in range(len(queries))]
+        pending = np.arange(len(queries))
+        n = min(total, k * (2 if snap.has_chunks else 1))
+        while len(pending) and n > 0:
+            rows, scores = self._candidates(snap, queries[pending], n, multiplier, ef_search)
+            still = []
+            for q, q_rows, q_scores in zip(pending, rows, scores):
+                out[q] = best_per_doc(snap.row_doc, q_rows, q_scores, k)
+                if len(out[q]) < k and n < total:
+                    still.append(q)
+            pending, n = np.array(still, dtype=np.int64), min(total, n * 4)
+        return out
+
+    def _candidates(self, snap: Snapshot, queries: np.ndarray, n: int, multiplier: int,
+                    ef_search: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best rows per query with exact scores (first stage per backend/precision)."""
+        precision, total = snap.manifest["precision"], snap.live_rows
+        wide = min(total, n * max(1, int(multiplier))) if precision != "float32" else n
+        if not self._use_hnsw(snap):
+            if precision == "float32":
+                return scoring.top_rows(queries, snap.blocks, snap.alive, n)
+            rows, _ = scoring.top_rows(queries, snap.blocks, snap.alive, wide, kind=precision)
+        else:
+            graph, live_rows = self._hnsw(snap)
+            pos = ann.search_hnsw(graph, precision, queries, wide, ef_search)
+            rows = np.where(pos >= 0, live_rows[np.clip(pos, 0, None)], -1)
+        rows, scores = scoring.rescore(queries, snap.blocks, snap.offsets, rows)
+        return rows[:, :n], scores[:, :n]
+
+    def _use_hnsw(self, snap: Snapshot) -> bool:
+        backend = snap.manifest["backend"]
+        if backend != "auto":
+            return backend == "hnsw"
+        if snap.live_rows < AUTO_HNSW_MIN_VECTORS:
+            return False
+        try:
+            ann.import_faiss()
+        except ImportError:
+            return False
+        return True
+
+    def _hnsw(self, snap: Snapshot) -> tuple[Any, np.ndarray]:
+        """The HNSW graph of this snapshot's live rows (memory, else disk cache, else built)."""
+        key = ann.ann_key(snap.manifest)
+        if self._graph is None or self._graph[0] != key:
+            live_rows = np.flatnonzero(snap.alive)
+
+            def rows() -> tuple[np.ndarray, np.ndarray | None]:
+                vectors = scoring.gather(snap.blocks, snap.offsets, live_rows)
+                return vectors, scoring.pack_bits(vectors) if snap.manifest["precision"] == "ubinary" else None
+
+            graph = ann.load_or_build(self.path, key, snap.manifest["precision"], rows)
+            self._graph = (key, graph, live_rows)
+        return self._graph[1], self._graph[2]
+
+    # -- state -----------------------------------------------------------------------------------
+    def _require_model(self, action: str) -> Any:
+        if self._model is None:
+            raise IndexReadOnlyError(f"Cannot {action}: the index at {self.path} was opened without a model "
+                                     "(inspection only). Open it with EmbeddingIndex.open(path, model), using "
+                                     "the model it was built with.")
+        return self._model
+
+    def _load(self, manifest: dict[str, Any]) -> Snapshot:
+        """Snapshot of ``manifest``; re-reads the manifest if a concurrent compaction removed a file."""
+        for attempt in range(10):
+            try:
+                return self._cache.snapshot(manifest)
+            except FileNotFoundError as exc:
+                if attempt == 9:
+                    raise IndexFormatError(f"The index at {self.path} lists a file that does not exist "
+                                           f"({exc.filename}); it is damaged. Rebuild it with "
+                                           "EmbeddingIndex.create.") from exc
+                time.sleep(0.05)
+                manifest = read_manifest(self.path)
+        raise AssertionError("unreachable")
+
+    def _refresh(self) -> Snapshot:
+        """The latest committed state (cheap when the manifest is unchanged: one ``stat``)."""
+        try:
+            st = os.stat(self.path / MANIFEST)
+        except FileNotFoundError:
+            raise IndexFormatError(f"The embedding index at {self.path} was removed (no {MANIFEST}).") from None
+        stamp = (st.st_mtime_ns, st.st_ino, st.st_size)
+        if stamp != self._stamp:
+            self._snap, self._stamp = self._load(read_manifest(self.path)), stamp
+        return self._snap
+
+    def _commit(self, write: Callable[[dict[str, Any], Snapshot], tuple[list[dict], dict]]) -> None:
+        """Run ``write(manifest, snapshot) -> (new log, manifest updates)`` under the writer lock on the
+        latest committed state, then commit the new manifest (the commit point)."""
+        with writer_lock(self.path, self.lock_timeout):
+            manifest = read_manifest(self.path)
+            remove_uncommitted(self.path, manifest)  # leftovers of writers that died before committing
+            snap = self._load(manifest)
+            log, updates = write(manifest, snap)
+            if log == manifest["log"] and not updates:
+                return
+            pause_before_commit()
+            new = {**manifest, **updates, "generation": manifest["generation"] + 1, "log": log}
+            new["counts"] = self._cache.snapshot(new).counts()
+            write_manifest(self.path, new)
+            remove_uncommitted(self.path, new)  # files a compaction replaced
+        self._refresh()
+
+
+__all__ = ["EmbeddingIndex", "AUTO_HNSW_MIN_VECTORS"]

@@ -1,0 +1,76 @@
+"""Turning scored rows into results: one hit per document, and reranking with a cross-encoder.
+
+>>> best_per_doc(np.array([0, 1]), np.array([1]), np.array([0.5]), k=5)
+[(1, 1, 0.5)]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sentencekit.search.segments import Snapshot
+
+
+def make_hit(snap: Snapshot, number: int, row: int, score: float) -> dict[str, Any]:
+    """The result dict of global document ``number`` found through ``row`` (its best chunk, if chunked).
+
+    >>> make_hit(snap, 0, 0, 0.83)["id"]  # doctest: +SKIP
+    'refund'
+    """
+    doc = snap.docs[number]
+    hit = {"id": doc["id"], "score": float(score), "text": doc["text"], "metadata": doc.get("metadata")}
+    if doc.get("chunks"):
+        index = int(row - snap.doc_first_row[number])
+        start, end = doc["chunks"][index]
+        hit["chunk"] = {"index": index, "start": start, "end": end, "text": doc["text"][start:end]}
+    return hit
+
+
+def best_per_doc(row_doc: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, int, float]]:
+    """Walk rows best first, keeping each document's first (= best) row, until ``k`` documents.
+
+    >>> best_per_doc(np.array([0, 0, 1]), np.array([1, 0, 2]), np.array([0.9, 0.8, 0.5]), k=2)
+    [(0, 1, 0.9), (1, 2, 0.5)]
+    """
+    seen: set[int] = set()
+    out = []
+    for row, score in zip(rows.tolist(), scores.tolist()):
+        if row < 0:
+            continue
+        doc = int(row_doc[row])
+        if doc not in seen:
+            seen.add(doc)
+            out.append((doc, row, score))
+            if len(out) == k:
+                break
+    return out
+
+
+def rerank(reranker: Any, queries: list[str], results: list[list[dict]], top_k: int) -> list[list[dict]]:
+    """Score every (query, hit text) pair with the reranker in one call; keep the ``top_k`` best.
+    Hits get the reranker's ``"score"`` and keep the embedding score as ``"retrieval_score"``.
+
+    >>> class Longest:
+    ...     def predict(self, pairs):
+    ...         return np.array([len(text) for _, text in pairs], dtype=float)
+    >>> rerank(Longest(), ["q"], [[{"id": "a", "score": 0.9, "text": "x"},
+    ...                           {"id": "b", "score": 0.5, "text": "xyz"}]], top_k=1)
+    [[{'id': 'b', 'score': 3.0, 'text': 'xyz', 'retrieval_score': 0.5}]]
+    """
+    pairs = [(q, h["chunk"]["text"] if "chunk" in h else h["text"]) for q, hits in zip(queries, results)
+             for h in hits]
+    if not pairs:
+        return results
+    scores = np.asarray(reranker.predict(pairs), dtype=np.float64).reshape(-1)
+    if len(scores) != len(pairs):
+        raise ValueError(f"reranker.predict returned {len(scores)} scores for {len(pairs)} pairs; a reranker "
+                         "must return one score per (query, document) pair.")
+    position = iter(scores.tolist())
+    reranked = []
+    for hits in results:
+        for hit in hits:
+            hit["retrieval_score"], hit["score"] = hit["score"], next(position)
+        reranked.append(sorted(hits, key=lambda h: h["score"], reverse=True)[:top_k])
+    return reranked
