@@ -106,6 +106,11 @@ def test_evaluator_metrics_and_best_model(tiny_st_dir, tmp_path):
     # Without an eval dataset, evaluate() still runs the evaluator.
     trainer.eval_dataset = None
     assert set(trainer.evaluate()) == {"eval_toy_score"}
+    # ... and an evaluator alone drives evaluation during training.
+    evaluator_only = SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=CosineMSE(model),
+                                                evaluator=FixedEvaluator())
+    evaluator_only.train()
+    assert evaluator_only.evaluator.calls[:2] == [2, 4]
     trainer.save_model(str(tmp_path / "final"))
     card = (tmp_path / "final" / "README.md").read_text()
     assert "CosineMSE" in card and "64 rows" in card and "toy_score" in card

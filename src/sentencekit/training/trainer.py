@@ -100,6 +100,18 @@ class BaseTrainer(Trainer):
         for loss_fn in self._losses():
             loss_fn.to(self.model.device)
 
+    def _validate_args(self) -> None:
+        # An evaluator alone is enough to evaluate during training (transformers wants an eval_dataset).
+        if self.eval_dataset is None and self.evaluator is not None:
+            strategy = self.args.eval_strategy
+            self.args.eval_strategy = "no"
+            try:
+                super()._validate_args()
+            finally:
+                self.args.eval_strategy = strategy
+        else:
+            super()._validate_args()
+
     # -- family-specific hooks ----------------------------------------------------------------------
     def _default_collator(self, model: nn.Module, args: BaseTrainingArguments) -> Callable:
         raise NotImplementedError
