@@ -12,6 +12,12 @@ import pytest
 from sentencekit.cli import main
 
 
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Indexes and the default reranker live under $SENTENCEKIT_HOME: keep the user's out of tests."""
+    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "sentencekit-home"))
+
+
 def write_corpus(path, texts):
     with open(path, "w", encoding="utf-8") as f:
         for i, t in enumerate(texts):
@@ -19,7 +25,8 @@ def write_corpus(path, texts):
     return path
 
 
-@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"], ["rerank"], ["train"]])
+@pytest.mark.parametrize("command", [[], ["search"], ["encode"], ["similarity"], ["rerank"], ["train"],
+                                     ["index"], ["index", "build"], ["index", "info"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
@@ -34,27 +41,62 @@ def test_import_and_cli_start_without_torch():
     assert out.strip() == "[]"
 
 
-def test_search_caches_corpus_embeddings(tiny_st_dir, tmp_path, capsys):
+def test_search_builds_a_stored_index_once(tiny_st_dir, tmp_path, capsys):
     corpus = write_corpus(tmp_path / "c.jsonl", ["refund policy", "the weather in paris", "password reset help"])
     args = ["search", "how do i get a refund", "--model", str(tiny_st_dir), "--corpus", str(corpus),
-            "--cache-dir", str(tmp_path / "cache"), "--top-k", "2", "--json"]
+            "--cache-dir", str(tmp_path / "indexes"), "--top-k", "2", "--json"]
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
-    cached = list((tmp_path / "cache").glob("*.npy"))
-    assert len(cached) == 1
-    mtime = cached[0].stat().st_mtime_ns
+    indexes = list((tmp_path / "indexes").iterdir())
+    assert len(indexes) == 1 and (indexes[0] / "manifest.json").is_file()
+    assert main(args[:-1]) == 0
+    assert "embeddings reused" in capsys.readouterr().out  # nothing embedded the second time
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out) == first
-    assert cached[0].stat().st_mtime_ns == mtime  # reused, not recomputed
     results = first[0]["results"]
     assert len(results) == 2 and results[0]["score"] >= results[1]["score"]
-    assert {r["id"] for r in results} <= {"d0", "d1", "d2"}
+    assert {r["id"] for r in results} <= {"d0", "d1", "d2"} and results[0]["metadata"]["title"].startswith("T")
 
-    # A changed corpus gets its own embeddings.
+    # A changed corpus gets its own index, never stale vectors.
     write_corpus(corpus, ["refund policy", "the weather in paris", "password reset help", "cancel my order"])
     assert main(args) == 0
     capsys.readouterr()
-    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "indexes").iterdir())) == 2
+
+
+def test_index_build_search_and_rerank(tiny_st_dir, tiny_ce_dir, tmp_path, capsys):
+    from sentencekit import CrossEncoder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "refunds.md").write_text("refund policy please")
+    (docs / "weather.txt").write_text("the weather in paris")
+    out = tmp_path / "index"
+    assert main(["index", "build", str(docs), "--out", str(out), "--model", str(tiny_st_dir)]) == 0
+    assert "2 documents (2 added now)" in capsys.readouterr().out
+    (docs / "cats.txt").write_text("the cat sat on the mat")
+    assert main(["index", "build", str(docs), "--out", str(out), "--model", str(tiny_st_dir)]) == 0
+    assert "3 documents (1 added now)" in capsys.readouterr().out
+    assert main(["index", "info", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 3
+
+    assert main(["search", "refund", "--index", str(out), "--model", str(tiny_st_dir), "--rerank",
+                 str(tiny_ce_dir), "-k", "3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)[0]["results"]
+    reranker = CrossEncoder(str(tiny_ce_dir), device="cpu")
+    scores = {h["id"]: h["score"] for h in hits}
+    expected = dict(zip([h["id"] for h in hits], reranker.predict([("refund", h["text"]) for h in hits])))
+    for doc_id, score in scores.items():
+        assert score == pytest.approx(float(expected[doc_id]), abs=1e-5)
+    assert all("retrieval_score" in h for h in hits)
+
+    # A different model is refused with a message that says what differs.
+    from tests.conftest import build_tiny_bert
+
+    other = build_tiny_bert(tmp_path / "other", seed=5)
+    with pytest.warns(UserWarning, match="mean pooling"):
+        assert main(["search", "refund", "--index", str(out), "--model", str(other)]) == 1
+    assert "fingerprint" in capsys.readouterr().err
 
 
 def test_search_scores_equal_library_cosine(tiny_st_dir, tmp_path, capsys):
@@ -63,12 +105,12 @@ def test_search_scores_equal_library_cosine(tiny_st_dir, tmp_path, capsys):
     texts = ["refund policy", "the weather in paris", "password reset help"]
     corpus = write_corpus(tmp_path / "c.jsonl", texts)
     assert main(["search", "refund", "--model", str(tiny_st_dir), "--corpus", str(corpus), "--cache-dir",
-                 str(tmp_path / "cache"), "-k", "3", "--json"]) == 0
+                 str(tmp_path / "cache"), "-k", "3", "--json", "--rerank", "none"]) == 0
     results = json.loads(capsys.readouterr().out)[0]["results"]
     model = SentenceTransformer(str(tiny_st_dir), device="cpu")
     expected = model.similarity(model.encode(["refund"]), model.encode(texts))[0].numpy()
     for r in results:
-        assert r["score"] == pytest.approx(float(expected[r["corpus_id"]]), abs=1e-5)
+        assert r["score"] == pytest.approx(float(expected[int(r["id"][1:])]), abs=1e-5)
 
 
 def test_encode_writes_npy(tiny_st_dir, tmp_path, capsys):

@@ -65,41 +65,74 @@ def _truncation_notes(model, *, what: str):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from sentencekit.search.cache import corpus_embeddings
-    from sentencekit.search.corpus import SAMPLE_CORPUS, load_corpus
-
-    corpus_path = Path(args.corpus) if args.corpus else SAMPLE_CORPUS
-    docs = load_corpus(corpus_path, column=args.column)
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
     with _truncation_notes(model, what="documents"):
-        embeddings, cached = corpus_embeddings(
-            model, [d.text for d in docs], cache_dir=args.cache_dir, batch_size=args.batch_size,
-            normalize_embeddings=True, show_progress_bar=len(docs) > 4 * args.batch_size,
-        )
-    t2 = time.perf_counter()
-    import numpy as np
+        if args.index:
+            from sentencekit.search.index import EmbeddingIndex
 
-    scores = []
-    for query in args.query:
-        q = model.encode_query([query], normalize_embeddings=True)
-        sims = (embeddings @ q[0]).astype(np.float64)
-        top = np.argsort(-sims, kind="stable")[: args.top_k]
-        scores.append((query, [(int(i), float(sims[i])) for i in top]))
+            index, added, source = EmbeddingIndex.open(args.index, model), 0, Path(args.index).name
+        else:
+            from sentencekit.search.corpus import SAMPLE_CORPUS
+            from sentencekit.search.corpus_index import managed_index
+
+            corpus = Path(args.corpus) if args.corpus else SAMPLE_CORPUS
+            index, added = managed_index(corpus, model, column=args.column, cache_dir=args.cache_dir,
+                                         batch_size=args.batch_size)
+            source = corpus.name
+    t2 = time.perf_counter()
+    reranker, reranker_name = _search_reranker(args)
+    results = index.search(list(args.query), top_k=args.top_k, reranker=reranker, rerank_top_n=args.rerank_top_n)
     t3 = time.perf_counter()
     if args.json:
-        print(json.dumps([{"query": q, "results": [{"corpus_id": i, "id": docs[i].id, "score": s,
-                                                     "title": docs[i].title, "text": docs[i].text}
-                                                    for i, s in hits]} for q, hits in scores], indent=2))
+        print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,
+                         default=str))
         return 0
-    source = "cached" if cached else "computed now and cached"
-    print(f"Model {args.model} | corpus {corpus_path.name}: {len(docs)} documents "
-          f"(embeddings {source}) | load {t1 - t0:.1f}s, corpus {t2 - t1:.2f}s, query {t3 - t2:.3f}s")
-    for query, hits in scores:
+    state = f"{added} embedded now" if added else "embeddings reused"
+    rerank_note = f" | reranked by {reranker_name} (top {args.rerank_top_n})" if reranker else ""
+    print(f"Model {args.model} | {source}: {len(index)} documents ({state}){rerank_note} | "
+          f"load {t1 - t0:.1f}s, index {t2 - t1:.2f}s, search {t3 - t2:.3f}s")
+    for query, hits in zip(args.query, results):
         print(f"\nQuery: {query}")
-        for rank, (i, score) in enumerate(hits, 1):
-            print(f"{rank:>2}. {score:.4f}  [{docs[i].id}] {_snippet(docs[i])}")
+        for rank, hit in enumerate(hits, 1):
+            title = (hit.get("metadata") or {}).get("title", "")
+            text = hit["text"] if len(hit["text"]) <= 160 else hit["text"][:157] + "..."
+            print(f"{rank:>2}. {hit['score']:.4f}  [{hit['id']}] {title + ' - ' if title else ''}{text}")
+    return 0
+
+
+def _search_reranker(args: argparse.Namespace):
+    """``--rerank MODEL``, or the installed default reranker (``auto``), or none."""
+    choice = args.rerank
+    if choice == "none":
+        return None, None
+    if choice == "auto":
+        from sentencekit.search.defaults import installed_reranker
+
+        folder = installed_reranker()
+        if folder is None:
+            return None, None
+        choice = str(folder)
+    return _load_reranker(choice, args), Path(choice).name
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from sentencekit.search.corpus_index import build_index
+
+    model = _load_model(args)
+    with _truncation_notes(model, what="documents"):
+        index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
+                                   precision=args.precision, backend=args.backend, batch_size=args.batch_size)
+    print(f"{args.out}: {len(index)} documents ({added} added now)")
+    return 0
+
+
+def cmd_index_info(args: argparse.Namespace) -> int:
+    from sentencekit.search.index import EmbeddingIndex
+
+    index = EmbeddingIndex.open(args.index)
+    print(json.dumps({"documents": len(index), **index.manifest}, indent=2, default=str))
     return 0
 
 
@@ -190,17 +223,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sentencekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("search", help="semantic search over a corpus (default: the bundled sample)",
-                       description="Embed a corpus once (cached), then rank its documents for each query.")
+    p = sub.add_parser("search", help="semantic search over a stored corpus (default: the bundled sample)",
+                       description="Rank documents for each query. Without --index, the corpus (default: the "
+                                   "bundled sample) is embedded once into a stored index under "
+                                   "$SENTENCEKIT_HOME/indexes and reused. A cross-encoder can re-score the "
+                                   "top results: --rerank MODEL, or the installed default reranker (auto).")
     p.add_argument("query", nargs="+", help="one or more queries")
+    p.add_argument("--index", help="a stored index (see `sentencekit index build`)")
     p.add_argument("--corpus", help="JSON lines / CSV / TSV / text file (default: bundled sample corpus)")
     p.add_argument("--column", default="text", help="text field of the corpus (default: %(default)s)")
     p.add_argument("--top-k", "-k", type=int, default=5, help="results per query (default: %(default)s)")
-    p.add_argument("--cache-dir", default=None, help="where corpus embeddings are kept "
-                                                     "(default: $SENTENCEKIT_CACHE or ~/.cache/sentencekit)")
+    p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
+                   help="cross-encoder for re-scoring; auto: the installed default reranker if present")
+    p.add_argument("--rerank-top-n", type=int, default=20, help="candidates the reranker re-scores")
+    p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
+                                                     "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     _add_model_args(p)
     p.set_defaults(func=cmd_search)
+
+    index_parser = sub.add_parser("index", help="build or inspect a stored embedding index",
+                                  description="Stored corpora: documents embedded once, searched many times.")
+    index_sub = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    p = index_sub.add_parser("build", help="embed a corpus file or folder into an index (adds new ids only)",
+                             description="Create the index OUT (or extend it with documents whose ids it does "
+                                         "not have) from INPUT: a JSON lines / CSV / TSV / text file, or a folder "
+                                         "of .txt/.md files (one document each).")
+    p.add_argument("input")
+    p.add_argument("--out", "-o", required=True, help="index folder")
+    p.add_argument("--column", default="text", help="text field for JSON lines / CSV (default: %(default)s)")
+    p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
+    p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
+    p.add_argument("--backend", default="exact", choices=["exact", "hnsw", "auto"])
+    _add_model_args(p)
+    p.set_defaults(func=cmd_index_build)
+    p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
+    p.add_argument("index")
+    p.set_defaults(func=cmd_index_info)
 
     p = sub.add_parser("encode", help="embed texts from a file into a .npy array",
                        description="Embed each text of INPUT (text file, one per line; JSON lines; CSV; '-' "

@@ -1,0 +1,69 @@
+"""Corpus files and folders turned into stored :class:`EmbeddingIndex` folders, built once and reused.
+
+Used by the CLI: ``sentencekit index build`` (an index where you say) and ``sentencekit search`` without
+``--index`` (an index kept under ``$SENTENCEKIT_HOME/indexes``, keyed by the corpus content and the
+model's fingerprint, so a changed corpus or model gets a new index instead of stale vectors).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from sentencekit.search.corpus import Document, load_corpus
+from sentencekit.search.defaults import sentencekit_home
+
+TEXT_SUFFIXES = (".txt", ".md", ".rst")
+
+
+def load_documents(source: str | Path, *, column: str = "text") -> list[Document]:
+    """Documents of a corpus file (JSON lines / CSV / TSV / text, see ``load_corpus``) or of a folder
+    (each ``.txt``/``.md``/``.rst`` file is one document; its id is the relative path)."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise ValueError(f"{source} has no {'/'.join(TEXT_SUFFIXES)} files to index.")
+        return [Document(str(p.relative_to(source)), p.read_text(encoding="utf-8"), p.stem) for p in files]
+    return load_corpus(source, column=column)
+
+
+def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chunk: bool = False) -> int:
+    """Add the documents whose ids the index does not have yet; returns how many were added."""
+    new = [d for d in docs if d.id not in index]
+    if new:
+        index.add([d.text for d in new], ids=[d.id for d in new], metadata=[{"title": d.title} for d in new],
+                  batch_size=batch_size, chunk=chunk, show_progress_bar=len(new) > 4 * batch_size)
+    return len(new)
+
+
+def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,
+                precision: str = "float32", backend: str = "exact", batch_size: int = 32) -> tuple[Any, int]:
+    """Create (or extend) the index at ``out`` with the documents of ``source``; returns (index, added)."""
+    from sentencekit.search.index import EmbeddingIndex
+    from sentencekit.search.storage import manifest_path
+
+    docs = load_documents(source, column=column)
+    if manifest_path(Path(out)).exists():
+        index = EmbeddingIndex.open(out, model)
+    else:
+        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend)
+    return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
+
+
+def managed_index(source: str | Path, model: Any, *, column: str = "text", cache_dir: str | Path | None = None,
+                  batch_size: int = 32) -> tuple[Any, int]:
+    """The index of ``source`` for ``model`` kept under ``cache_dir`` (default
+    ``$SENTENCEKIT_HOME/indexes``): built on first use, reused after. Returns (index, documents added)."""
+    from sentencekit.fingerprint import model_fingerprint
+
+    source = Path(source)
+    digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0".encode())
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    for file in files:
+        digest.update(str(file.relative_to(source) if source.is_dir() else file.name).encode() + b"\0")
+        digest.update(file.read_bytes())
+    folder = Path(cache_dir) if cache_dir is not None else sentencekit_home() / "indexes"
+    return build_index(source, folder / f"{source.stem}-{digest.hexdigest()[:16]}", model, column=column,
+                       batch_size=batch_size)
