@@ -22,6 +22,7 @@ _LAZY = {
     "EncodeInfo": "sentencekit.base_model",
     "CrossEncoder": "sentencekit.reranker",
     "EmbeddingIndex": "sentencekit.search.index",
+    "mine_hard_negatives": "sentencekit.training.hard_negatives",
     "SimilarityFunction": "sentencekit.similarity",
     "quantize_embeddings": "sentencekit.quantization",
     "util": "sentencekit.util",
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sentencekit.reranker import CrossEncoder
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.similarity import SimilarityFunction
+    from sentencekit.training.hard_negatives import mine_hard_negatives
 
 
 def __getattr__(name: str) -> Any:
@@ -55,5 +57,5 @@ def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EmbeddingIndex", "EncodeInfo", "SimilarityFunction",
-           "quantize_embeddings", "util", "models", "losses", "evaluation"]
+__all__ = ["__version__", "SentenceTransformer", "CrossEncoder", "EmbeddingIndex", "mine_hard_negatives",
+           "EncodeInfo", "SimilarityFunction", "quantize_embeddings", "util", "models", "losses", "evaluation"]

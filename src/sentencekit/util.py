@@ -33,6 +33,7 @@ from sentencekit.similarity import (
     pairwise_manhattan_sim,
     to_tensor,
 )
+from sentencekit.training.hard_negatives import mine_hard_negatives
 
 pytorch_cos_sim = cos_sim
 
@@ -48,6 +49,7 @@ def truncate_embeddings(embeddings, truncate_dim: int | None):
 
 
 __all__ = [
+    "mine_hard_negatives",
     "cos_sim", "pytorch_cos_sim", "dot_score", "euclidean_sim", "manhattan_sim",
     "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim", "pairwise_manhattan_sim",
     "pairwise_angle_sim", "normalize_embeddings", "truncate_embeddings", "quantize_embeddings",

@@ -1,23 +1,31 @@
 """Training: trainers built on ``transformers.Trainer`` for embedders and rerankers.
 
-Needs the ``train`` extra (``pip install sentencekit[train]``: datasets, accelerate).
+Needs the ``train`` extra (``pip install sentencekit[train]``: datasets, accelerate). Names are
+imported on first use, so ``sentencekit.training.hard_negatives`` works without importing the trainer.
 """
 
-from sentencekit.training.args import (
-    BaseTrainingArguments,
-    CrossEncoderTrainingArguments,
-    SentenceTransformerTrainingArguments,
-)
-from sentencekit.training.samplers import BatchSamplers, MultiDatasetBatchSamplers
-from sentencekit.training.trainer import (
-    BaseTrainer,
-    CrossEncoderTrainer,
-    SentenceTransformerTrainer,
-    last_complete_checkpoint,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BaseTrainer", "BaseTrainingArguments", "BatchSamplers", "CrossEncoderTrainer", "CrossEncoderTrainingArguments",
-    "MultiDatasetBatchSamplers", "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments",
-    "last_complete_checkpoint",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "BaseTrainingArguments": "args", "SentenceTransformerTrainingArguments": "args",
+    "CrossEncoderTrainingArguments": "args",
+    "BatchSamplers": "samplers", "MultiDatasetBatchSamplers": "samplers",
+    "BaseTrainer": "trainer", "SentenceTransformerTrainer": "trainer", "CrossEncoderTrainer": "trainer",
+    "last_complete_checkpoint": "trainer",
+    "mine_hard_negatives": "hard_negatives",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sentencekit.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sentencekit.training.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = sorted(_LAZY)

@@ -120,8 +120,8 @@ def build_evaluator(spec: Any, eval_dataset: Any, cross_encoder: bool) -> Any:
     if cross_encoder:
         # CrossEncoderCorrelationEvaluator(pairs, scores) / CrossEncoderClassificationEvaluator(pairs, labels)
         pairs = list(zip(eval_dataset[texts[0]], eval_dataset[texts[1]]))
-        return cls(pairs, eval_dataset[label], name="eval", **kwargs)
-    return cls(eval_dataset[texts[0]], eval_dataset[texts[1]], eval_dataset[label], name="eval", **kwargs)
+        return cls(pairs, eval_dataset[label], **kwargs)
+    return cls(eval_dataset[texts[0]], eval_dataset[texts[1]], eval_dataset[label], **kwargs)
 
 
 def run_config(path: str | os.PathLike) -> Path:
