@@ -101,7 +101,24 @@ def main() -> None:
     worst = max(worst, compare("Router: encode_query, sentencekit -> ST", _Q(routed), _Q(theirs)))
     worst = max(worst, compare("Router: encode_document, sentencekit -> ST", _D(routed), _D(theirs)))
     worst = max(worst, cross_encoder_cases(tmp, base))
+    quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
+
+
+def quantization_cases() -> None:
+    """quantize_embeddings: identical codes to sentence-transformers for every precision."""
+    from sentence_transformers.quantization import quantize_embeddings as theirs
+
+    from sentencekit.quantization import quantize_embeddings as ours
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(300, 384)).astype(np.float32)
+    calibration = rng.normal(size=(1000, 384)).astype(np.float32)
+    for precision in ("int8", "uint8", "binary", "ubinary"):
+        for kwargs in ({}, {"calibration_embeddings": calibration}):
+            same = np.array_equal(ours(emb, precision, **kwargs), theirs(emb, precision, **kwargs))
+            label = f"quantize_embeddings {precision}" + (" (calibrated)" if kwargs else "")
+            print(f"{'OK ' if same else 'BAD'} {label:<70} identical codes: {same}")
 
 
 PAIRS = [("How do I get a refund?", "Refunds are paid within five days."),
