@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.files import atomic_write_bytes
+from sentencekit.files import atomic_write, atomic_write_bytes
 from sentencekit.search.errors import IndexFormatError, IndexLockTimeout
 
 FORMAT = "sentencekit-embedding-index"
@@ -166,17 +165,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
     >>> save_npy(Path("/tmp/x.npy"), np.zeros(3))  # doctest: +SKIP
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
 
 
 def save_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
