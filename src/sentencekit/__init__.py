@@ -1,7 +1,8 @@
 """sentencekit: text embeddings, reranking and training, compatible with sentence-transformers.
 
 Heavy libraries (torch, transformers) are imported only when a model class is first used, so that
-``import sentencekit`` and the CLI start fast.
+``import sentencekit`` and the CLI start fast; ``SentenceTransformer(..., backend="onnx")`` (and
+``CrossEncoder``) run on ONNX Runtime without importing them at all.
 
 >>> from sentencekit import SentenceTransformer            # doctest: +SKIP
 >>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
@@ -18,9 +19,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "SentenceTransformer": "sentencekit.embedder",
-    "EncodeInfo": "sentencekit.base_model",
-    "CrossEncoder": "sentencekit.reranker",
+    "SentenceTransformer": "sentencekit._entry",
+    "EncodeInfo": "sentencekit.batching",
+    "CrossEncoder": "sentencekit._entry",
     "EmbeddingIndex": "sentencekit.search.index",
     "mine_hard_negatives": "sentencekit.training.hard_negatives",
     "SimilarityFunction": "sentencekit.similarity",
@@ -34,7 +35,7 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from sentencekit import modules as models
     from sentencekit import util
-    from sentencekit.base_model import EncodeInfo
+    from sentencekit.batching import EncodeInfo
     from sentencekit.embedder import SentenceTransformer
     from sentencekit.quantization import quantize_embeddings
     from sentencekit.reranker import CrossEncoder

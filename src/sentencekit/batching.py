@@ -1,15 +1,57 @@
-"""Batching shared by every model family: validate inputs, sort by length so each batch pads little,
-run batches (with an optional progress bar) and put results back in input order.
+"""Batching shared by every model family and backend: validate inputs, sort by TOKEN length (longest
+first) so each batch pads little, cut batches by count and by a padded-token budget, run them (with an
+optional progress bar) and put results back in input order.
+
+>>> plan = plan_batches([3, 20, 5, 19], batch_size=8, max_batch_tokens=40)
+>>> [b.tolist() for b in plan]
+[[1, 3], [2, 0]]
+>>> round(padding_waste([3, 20, 5, 19], plan), 3)
+0.06
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EncodeInfo:
+    """What the last ``encode`` / ``predict`` call in this thread did: how many inputs were longer than
+    ``max_seq_length`` and were cut (their indices in the input)."""
+
+    num_inputs: int = 0
+    num_truncated: int = 0
+    truncated_indices: tuple[int, ...] = field(default_factory=tuple)
+    max_seq_length: int | None = None
+
+
+class TruncationWarning(UserWarning):
+    """Some inputs were longer than the model's max_seq_length and were cut."""
+
+
+def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | None, attribute: str,
+                      stacklevel: int) -> EncodeInfo:
+    """The :class:`EncodeInfo` of a call, warning (once per call) when inputs were cut."""
+    info = EncodeInfo(n, len(truncated), tuple(sorted(int(i) for i in truncated)), max_seq_length)
+    if truncated:
+        first = ", ".join(str(i) for i in info.truncated_indices[:5])
+        more = " ..." if len(truncated) > 5 else ""
+        warnings.warn(
+            f"{len(truncated)} of {n} inputs were longer than max_seq_length={max_seq_length} tokens "
+            f"and were truncated (indices {first}{more}); their endings do not count. "
+            "Split long texts into chunks, or raise max_seq_length if the model allows. "
+            f"Details: model.{attribute}.",
+            TruncationWarning,
+            stacklevel=stacklevel,
+        )
+    return info
 
 
 def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "sentences") -> tuple[list, bool]:
@@ -77,27 +119,85 @@ def length_sorted_order(items: Sequence[Any], lengths: Sequence[int] | None = No
     return np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
 
 
+def check_batch_args(batch_size: int, max_batch_tokens: int | None = None) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if max_batch_tokens is not None and (not isinstance(max_batch_tokens, (int, np.integer))
+                                         or isinstance(max_batch_tokens, bool) or max_batch_tokens <= 0):
+        raise ValueError(f"max_batch_tokens must be a positive integer or None, got {max_batch_tokens!r}")
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None) -> list[np.ndarray]:
+    """Indices of each batch: inputs sorted longest first (stable), cut so that a batch holds at most
+    ``batch_size`` inputs and, with ``max_batch_tokens``, at most that many padded tokens
+    (longest length in the batch x inputs). An input longer than the budget gets a batch of its own."""
+    check_batch_args(batch_size, max_batch_tokens)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        size = batch_size
+        if max_batch_tokens is not None:
+            size = max(1, min(batch_size, max_batch_tokens // max(1, int(lengths[order[start]]))))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+#: with a per-text token allowance, a batch may hold up to this many times ``batch_size`` short texts
+MAX_GROWTH = 8
+
+
+def resolve_batching(batch_size: int, max_batch_tokens: int | None,
+                     tokens_per_text: int | None) -> tuple[int, int | None]:
+    """``(most texts, most padded tokens)`` per batch. An explicit ``max_batch_tokens`` caps the tokens
+    and ``batch_size`` the texts. Without one, a model's ``tokens_per_text`` allowance gives a budget of
+    ``batch_size * tokens_per_text`` tokens (up to ``MAX_GROWTH * batch_size`` texts): short texts share
+    bigger batches, long texts get smaller ones. Neither: ``batch_size`` texts per batch.
+
+    >>> resolve_batching(32, None, 32), resolve_batching(32, 4096, 32), resolve_batching(32, None, None)
+    ((256, 1024), (32, 4096), (32, None))
+    """
+    check_batch_args(batch_size, max_batch_tokens)
+    if max_batch_tokens is not None or not tokens_per_text:
+        return batch_size, max_batch_tokens
+    return batch_size * MAX_GROWTH, batch_size * int(tokens_per_text)
+
+
+def padding_waste(lengths: Sequence[int], batches: Sequence[np.ndarray]) -> float:
+    """Fraction of the computed (padded) tokens that are padding."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    padded = sum(int(lengths[b].max()) * len(b) for b in batches if len(b))
+    return 1.0 - float(lengths.sum()) / padded if padded else 0.0
+
+
 def run_sorted_batches(
     items: Sequence[Any],
     fn: Callable[[list[Any], np.ndarray], list[T]],
     batch_size: int,
     *,
+    lengths: Sequence[int] | None = None,
+    max_batch_tokens: int | None = None,
+    tokens_per_text: int | None = None,
     show_progress_bar: bool = False,
     desc: str = "Batches",
 ) -> list[T]:
     """Run ``fn(batch, batch_indices)`` over length-sorted batches; return one result per item, in the
-    original order. ``fn`` returns one result per element of its batch."""
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    order = length_sorted_order(items)
+    original order. ``fn`` returns one result per element of its batch. ``lengths`` are the inputs' token
+    counts (character counts when not given); see :func:`resolve_batching` for ``max_batch_tokens`` and
+    ``tokens_per_text``."""
+    batch_size, max_batch_tokens = resolve_batching(batch_size, max_batch_tokens, tokens_per_text)
+    if lengths is None:
+        lengths = [text_length(x) for x in items]
+    if len(lengths) != len(items):
+        raise ValueError(f"{len(lengths)} lengths for {len(items)} inputs")
     results: list[Any] = [None] * len(items)
-    starts = range(0, len(items), batch_size)
+    batches: Any = plan_batches(lengths, batch_size, max_batch_tokens)
     if show_progress_bar:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc=desc, total=len(starts))
-    for start in starts:
-        idx = order[start : start + batch_size]
+        batches = tqdm(batches, desc=desc, total=len(batches))
+    for idx in batches:
         out = fn([items[i] for i in idx], idx)
         if len(out) != len(idx):
             raise RuntimeError(f"batch function returned {len(out)} results for {len(idx)} inputs")

@@ -22,23 +22,36 @@ from pathlib import Path
 from sentencekit.hub import DEFAULT_MODEL  # stdlib-only module: keeps start-up fast
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, backend_flag: str = "--backend") -> None:
     p.add_argument("--model", "-m", default=os.environ.get("SENTENCEKIT_MODEL", DEFAULT_MODEL),
                    help="model folder or Hugging Face id (default: %(default)s; env SENTENCEKIT_MODEL)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (torch intra-op)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op with --backend onnx)")
     p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: %(default)s)")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
+    _add_backend_args(p, backend_flag)
+
+
+def _add_backend_args(p: argparse.ArgumentParser, flag: str = "--backend") -> None:
+    p.add_argument(flag, dest="model_backend", choices=["torch", "onnx"],
+                   default=os.environ.get("SENTENCEKIT_BACKEND", "torch"),
+                   help="torch, or onnx: ONNX Runtime without torch once the model's export exists "
+                        "(default: %(default)s; env SENTENCEKIT_BACKEND)")
+    p.add_argument("--compute-dtype", choices=["auto", "float32", "bfloat16", "int8"], default="float32",
+                   help="float32 (default); bfloat16 (torch, CPUs with AVX-512 BF16 / AMX); int8 (onnx); auto")
 
 
 def _load_model(args: argparse.Namespace):
-    if args.threads:
-        import torch
+    if args.model_backend == "onnx":
+        from sentencekit.runtime.embedder import OnnxSentenceTransformer
 
-        torch.set_num_threads(args.threads)
+        return OnnxSentenceTransformer(args.model, device=args.device, local_files_only=args.local_files_only,
+                                       num_threads=args.threads, compute_dtype=args.compute_dtype)
     from sentencekit.embedder import SentenceTransformer
 
-    return SentenceTransformer(args.model, device=args.device, local_files_only=args.local_files_only)
+    return SentenceTransformer(args.model, device=args.device, local_files_only=args.local_files_only,
+                               num_threads=args.threads, compute_dtype=args.compute_dtype)
 
 
 def _read_texts(path: str, column: str) -> list[str]:
@@ -64,7 +77,14 @@ def _truncation_notes(model, *, what: str):
               "split long texts into chunks.", file=sys.stderr)
 
 
+def _no_onnx_index(args: argparse.Namespace) -> None:
+    if args.model_backend == "onnx":
+        raise ValueError("the onnx backend does not build or open stored indexes yet (an index records the torch "
+                         "model's weight fingerprint); use it with encode, similarity and rerank.")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
+    _no_onnx_index(args)
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
@@ -120,6 +140,7 @@ def _search_reranker(args: argparse.Namespace):
 def cmd_index_build(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus_index import build_index
 
+    _no_onnx_index(args)
     model = _load_model(args)
     with _truncation_notes(model, what="documents"):
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
@@ -173,13 +194,15 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _load_reranker(model: str, args: argparse.Namespace):
-    if args.threads:
-        import torch
+    if args.model_backend == "onnx":
+        from sentencekit.runtime.reranker import OnnxCrossEncoder
 
-        torch.set_num_threads(args.threads)
+        return OnnxCrossEncoder(model, device=args.device, local_files_only=args.local_files_only,
+                                num_threads=args.threads, compute_dtype=args.compute_dtype)
     from sentencekit.reranker import CrossEncoder
 
-    return CrossEncoder(model, device=args.device, local_files_only=args.local_files_only)
+    return CrossEncoder(model, device=args.device, local_files_only=args.local_files_only,
+                        num_threads=args.threads, compute_dtype=args.compute_dtype)
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
@@ -255,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
     p.add_argument("--backend", default="exact", choices=["exact", "hnsw", "auto"])
-    _add_model_args(p)
+    _add_model_args(p, backend_flag="--model-backend")
     p.set_defaults(func=cmd_index_build)
     p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
     p.add_argument("index")
@@ -294,9 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", "-k", type=int, default=10, help="results to print (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (torch intra-op)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op with --backend onnx)")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per batch (default: %(default)s)")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
+    _add_backend_args(p)
     p.set_defaults(func=cmd_rerank)
 
     p = sub.add_parser("train", help="train an embedder or reranker from a YAML config",

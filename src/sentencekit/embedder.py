@@ -29,6 +29,7 @@ from sentencekit.modules.static import is_model2vec_folder, model2vec_normalizes
 from sentencekit.output import check_truncate_dim, convert_rows, truncate_and_normalize
 from sentencekit.prompts import resolve_prompt
 from sentencekit.quantization import check_precision
+from sentencekit.runtime.torch_precision import apply_compute_dtype
 from sentencekit.similarity import check_similarity_fn_name, pairwise_similarity_fn, similarity_fn
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,19 @@ class SentenceTransformer(BaseModel):
     (2, 384)
     >>> float(model.similarity(emb[:1], emb[1:])) > 0.4
     True
+
+    ``backend="onnx"`` returns an ONNX Runtime model with the same API (see ``sentencekit.runtime``);
+    ``compute_dtype="bfloat16"`` (or ``"auto"`` on CPUs with AVX-512 BF16 / AMX) runs the model in bf16
+    (its weights are converted, as with ``model_kwargs={"torch_dtype": torch.bfloat16}``; embeddings
+    still come back as float32); ``num_threads`` sets torch's intra-op threads.
     """
+
+    def __new__(cls, *args: Any, backend: str = "torch", **kwargs: Any) -> Any:
+        if backend == "onnx":
+            from sentencekit.runtime.embedder import OnnxSentenceTransformer
+
+            return OnnxSentenceTransformer(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -65,7 +78,13 @@ class SentenceTransformer(BaseModel):
         model_kwargs: dict[str, Any] | None = None,
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
+        *,
+        backend: str = "torch",
+        num_threads: int | None = None,
+        compute_dtype: str | None = "float32",
     ) -> None:
+        if backend != "torch":
+            raise ValueError(f"Unknown backend {backend!r}; choose from torch, onnx.")
         super().__init__(
             model_name_or_path, modules, device=device, cache_folder=cache_folder, revision=revision,
             local_files_only=local_files_only, token=token,
@@ -87,6 +106,8 @@ class SentenceTransformer(BaseModel):
         self.truncate_dim = truncate_dim if truncate_dim is not None else saved.get("truncate_dim")
         check_truncate_dim(self.truncate_dim, self._full_dimension())
         self._prompt_lengths: dict[str, int] = {}
+        self.num_threads = num_threads
+        self.compute_dtype = apply_compute_dtype(self, compute_dtype)
 
     @classmethod
     def _load_folder(cls, folder: Path, **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]], dict]:
@@ -156,11 +177,13 @@ class SentenceTransformer(BaseModel):
         device: str | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
+        max_batch_tokens: int | None = None,
         **kwargs: Any,
     ) -> np.ndarray | Tensor | list:
         """Embed texts. A list gives a ``[N, dim]`` float32 NumPy array, a single string ``[dim]``.
 
-        Inputs are sorted by length into batches (less padding) and returned in input order. Texts
+        Inputs are sorted by token length into batches of ``batch_size`` (and at most
+        ``max_batch_tokens`` padded tokens, if given), so batches pad little, and returned in input order. Texts
         longer than ``max_seq_length`` are cut by the tokenizer: that is reported (a warning per call,
         and ``model.last_encode_info``), never silent.
 
@@ -188,11 +211,17 @@ class SentenceTransformer(BaseModel):
             extra["prompt_length"] = self._prompt_length(prompt_text, **kwargs)
         target = self._prepare_device(device)
 
+        bf16_compute = self.compute_dtype == "bfloat16"
+
         def select(out: dict[str, Any]) -> list[Any]:
+            if bf16_compute:  # bf16 arithmetic, float32 results
+                out = {k: v.float() if isinstance(v, Tensor) and v.dtype == torch.bfloat16 else v
+                       for k, v in out.items()}
             return _select_output(out, output_value, truncate_dim, normalize_embeddings, convert_to_numpy)
 
         rows = self._run_batches(texts, select, batch_size=batch_size, show_progress_bar=show_progress_bar,
-                                 device=target, prompt=prompt_text, extra_features=extra, forward_kwargs=kwargs)
+                                 device=target, prompt=prompt_text, extra_features=extra, forward_kwargs=kwargs,
+                                 max_batch_tokens=max_batch_tokens)
         if output_value != "sentence_embedding":
             return rows[0] if single else rows
         dim = self.get_sentence_embedding_dimension()

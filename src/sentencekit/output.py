@@ -1,16 +1,25 @@
-"""Post-processing and conversion of embeddings, shared by every model family: Matryoshka truncation,
-normalisation, quantized precisions and NumPy / tensor output."""
+"""Post-processing and conversion of embeddings, shared by every model family and backend: Matryoshka
+truncation, normalisation, quantized precisions and NumPy / tensor output.
+
+torch is imported only by the functions that take or return tensors, so the ONNX backend (NumPy
+arrays throughout, :func:`convert_array`) never loads it.
+
+>>> import numpy as np
+>>> convert_array(np.array([[3.0, 4.0]], dtype=np.float32), precision="float32").tolist()
+[[3.0, 4.0]]
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from sentencekit.quantization import quantize_embeddings
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
 
 
 def truncate_and_normalize(embeddings: Tensor, truncate_dim: int | None, normalize: bool) -> Tensor:
@@ -18,6 +27,8 @@ def truncate_and_normalize(embeddings: Tensor, truncate_dim: int | None, normali
     if truncate_dim is not None:
         embeddings = embeddings[..., :truncate_dim]
     if normalize:
+        import torch.nn.functional as F
+
         embeddings = F.normalize(embeddings, p=2, dim=-1)
     return embeddings
 
@@ -32,9 +43,18 @@ def check_truncate_dim(truncate_dim: int | None, dim: int | None) -> None:
 
 
 def to_numpy(t: Tensor) -> np.ndarray:
+    import torch
+
     if t.dtype == torch.bfloat16:
         t = t.float()  # NumPy has no bfloat16
     return t.detach().cpu().numpy()
+
+
+def _empty(precision: str, width: int) -> np.ndarray:
+    dtype = {"float32": np.float32, "int8": np.int8, "binary": np.int8}.get(precision, np.uint8)
+    if precision in ("binary", "ubinary"):
+        width = (width + 7) // 8
+    return np.empty((0, width), dtype=dtype)
 
 
 def convert_rows(
@@ -47,15 +67,13 @@ def convert_rows(
     device: torch.device | str,
 ) -> Any:
     """Stack per-input embedding rows into the requested output type."""
+    import torch
+
     if not rows:
         if convert_to_tensor:
             return torch.empty((0, empty_dim or 0), device=device)
         if convert_to_numpy:
-            dtype = {"float32": np.float32, "int8": np.int8, "binary": np.int8}.get(precision, np.uint8)
-            width = empty_dim or 0
-            if precision in ("binary", "ubinary"):
-                width = (width + 7) // 8
-            return np.empty((0, width), dtype=dtype)
+            return _empty(precision, empty_dim or 0)
         return []
     if precision != "float32":
         quantized = quantize_embeddings(torch.stack(rows), precision)
@@ -67,3 +85,25 @@ def convert_rows(
     if convert_to_numpy:
         return to_numpy(torch.stack(rows))
     return rows
+
+
+def convert_array(
+    embeddings: np.ndarray,
+    *,
+    precision: str,
+    convert_to_numpy: bool = True,
+    convert_to_tensor: bool = False,
+) -> Any:
+    """The NumPy-backend version of :func:`convert_rows`: ``[n, dim]`` float32 in, the requested
+    precision out; a tensor (importing torch) only when ``convert_to_tensor``, a list of rows when
+    neither conversion is asked for."""
+    if precision != "float32":
+        out = quantize_embeddings(embeddings, precision) if len(embeddings) else _empty(precision,
+                                                                                       embeddings.shape[1])
+    else:
+        out = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if convert_to_tensor:
+        import torch
+
+        return torch.from_numpy(out)
+    return out if convert_to_numpy else list(out)

@@ -27,6 +27,7 @@ from sentencekit.format import MODULES_FILE, read_model_config, read_modules_jso
 from sentencekit.modules import Transformer
 from sentencekit.modules.activations import activation_name, resolve_activation
 from sentencekit.output import to_numpy
+from sentencekit.runtime.torch_precision import apply_compute_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,13 @@ class CrossEncoder(BaseModel):
 
     _info_attribute = "last_predict_info"
 
+    def __new__(cls, *args: Any, backend: str = "torch", **kwargs: Any) -> Any:
+        if backend == "onnx":
+            from sentencekit.runtime.reranker import OnnxCrossEncoder
+
+            return OnnxCrossEncoder(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
@@ -64,7 +72,12 @@ class CrossEncoder(BaseModel):
         config_kwargs: dict[str, Any] | None = None,
         *,
         modules: list[nn.Module] | None = None,
+        backend: str = "torch",
+        num_threads: int | None = None,
+        compute_dtype: str | None = "float32",
     ) -> None:
+        if backend != "torch":
+            raise ValueError(f"Unknown backend {backend!r}; choose from torch, onnx.")
         self.trust_remote_code = trust_remote_code
         super().__init__(
             model_name_or_path, modules, device=device, cache_folder=cache_folder, revision=revision,
@@ -84,10 +97,12 @@ class CrossEncoder(BaseModel):
         if activation_fn is None:
             activation_fn = self._saved_activation()
         self.activation_fn = activation_fn
+        self.num_threads = num_threads
+        self.compute_dtype = apply_compute_dtype(self, compute_dtype)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The activation is a plain attribute, not a submodule: it must not become a pipeline step.
-        if name == "activation_fn":
+        if name in ("activation_fn", "compute_dtype"):
             self.__dict__[name] = value
             return
         super().__setattr__(name, value)
@@ -183,6 +198,7 @@ class CrossEncoder(BaseModel):
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         device: str | None = None,
+        max_batch_tokens: int | None = None,
     ) -> np.ndarray | Tensor | list[Tensor] | np.floating:
         """Score pairs. A list of N pairs gives ``[N]`` scores (``[N, num_labels]`` for multi-label
         models); a single pair gives a scalar. Pairs are batched by length through the same code as
@@ -211,7 +227,7 @@ class CrossEncoder(BaseModel):
             return list(scores.detach().cpu() if convert_to_numpy else scores.detach())
 
         rows = self._run_batches([tuple(p) for p in pairs], select, batch_size=batch_size,
-                                 show_progress_bar=show_progress_bar, device=target)
+                                 show_progress_bar=show_progress_bar, device=target, max_batch_tokens=max_batch_tokens)
         if convert_to_tensor:
             result: Any = torch.stack(rows) if rows else torch.empty(0, device=target)
         elif convert_to_numpy:
@@ -233,6 +249,7 @@ class CrossEncoder(BaseModel):
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
         device: str | None = None,
+        max_batch_tokens: int | None = None,
     ) -> list[dict[str, Any]]:
         """Score ``documents`` against ``query``; best first: ``[{"corpus_id", "score"(, "text")}]``.
 
@@ -250,7 +267,8 @@ class CrossEncoder(BaseModel):
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         scores = self.predict([(query, d) for d in docs], batch_size=batch_size,
                               show_progress_bar=show_progress_bar, activation_fn=activation_fn,
-                              apply_softmax=apply_softmax, convert_to_tensor=True, device=device)
+                              apply_softmax=apply_softmax, convert_to_tensor=True, device=device,
+                              max_batch_tokens=max_batch_tokens)
         results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
         if return_documents:
             for r in results:

@@ -2,22 +2,26 @@
 means more similar), each as an all-pairs ``[n, m]`` form and a pairwise ``[n]`` form.
 
 Inputs may be lists, NumPy arrays or torch tensors, 1-D (one vector) or 2-D; half precision is scored in
-float32. Results are torch tensors, as in sentence-transformers.
+float32. Results are torch tensors, as in sentence-transformers. The ``np_*`` versions take and return
+NumPy arrays and never import torch (the ONNX backend uses them).
 
 >>> cos_sim([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])
 tensor([[1., 0.]])
+>>> np_similarity_fn("cosine")([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]).tolist()
+[[1.0, 0.0]]
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
 
 
 class SimilarityFunction(str, Enum):
@@ -34,6 +38,9 @@ class SimilarityFunction(str, Enum):
 
 def to_tensor(x: Any) -> Tensor:
     """A list / NumPy array / tensor as a 2-D floating tensor (a 1-D input becomes one row)."""
+    import torch
+    from torch import Tensor
+
     if isinstance(x, Tensor):
         t = x
     elif isinstance(x, np.ndarray):
@@ -64,6 +71,8 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 def cos_sim(a: Any, b: Any) -> Tensor:
+    import torch.nn.functional as F
+
     a, b = _pair(a, b)
     return F.normalize(a, p=2, dim=1) @ F.normalize(b, p=2, dim=1).T
 
@@ -74,11 +83,15 @@ def dot_score(a: Any, b: Any) -> Tensor:
 
 
 def euclidean_sim(a: Any, b: Any) -> Tensor:
+    import torch
+
     a, b = _pair(a, b)
     return -torch.cdist(a, b, p=2.0)
 
 
 def manhattan_sim(a: Any, b: Any) -> Tensor:
+    import torch
+
     a, b = _pair(a, b)
     return -torch.cdist(a, b, p=1.0)
 
@@ -91,6 +104,8 @@ def _same_rows(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
+    import torch.nn.functional as F
+
     a, b = _same_rows(a, b)
     return (F.normalize(a, p=2, dim=1) * F.normalize(b, p=2, dim=1)).sum(dim=-1)
 
@@ -101,6 +116,8 @@ def pairwise_dot_score(a: Any, b: Any) -> Tensor:
 
 
 def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
+    import torch
+
     a, b = _same_rows(a, b)
     return -torch.sqrt(((a - b) ** 2).sum(dim=-1))
 
@@ -113,6 +130,8 @@ def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
 def pairwise_angle_sim(x: Any, y: Any) -> Tensor:
     """AnglE similarity (used by AnglELoss): vectors split into real and imaginary halves. Follows
     sentence-transformers' formula exactly, including its normalisation over the batch dimension."""
+    import torch
+
     x, y = _same_rows(x, y)
     a, b = torch.chunk(x, 2, dim=1)
     c, d = torch.chunk(y, 2, dim=1)
@@ -151,3 +170,76 @@ def similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], Tensor
 
 def pairwise_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], Tensor]:
     return _PAIRWISE[check_similarity_fn_name(name)]
+
+
+# -- NumPy versions (torch-free) ----------------------------------------------------------------------
+def to_array(x: Any) -> np.ndarray:
+    """A list / NumPy array (or tensor) as a 2-D floating array; half precision becomes float32."""
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "detach"):  # a torch tensor, passed by a caller that has torch loaded anyway
+            x = x.detach().float().cpu().numpy()
+        elif isinstance(x, (list, tuple)) and x and hasattr(x[0], "detach"):
+            x = np.stack([t.detach().float().cpu().numpy() for t in x])
+        else:
+            x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2:
+        raise ValueError(f"Expected embeddings of shape [n, dim] (or [dim]), got shape {tuple(x.shape)}")
+    if x.dtype == np.float16 or not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x
+
+
+def _np_pair(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = to_array(a), to_array(b)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"Cannot compare embeddings of dimension {a.shape[1]} with embeddings of dimension {b.shape[1]}: "
+            "were they made by different models (or truncated differently)?"
+        )
+    if a.dtype != b.dtype:
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    return a, b
+
+
+def _np_unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _np_cdist(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
+    diff = a[:, None, :] - b[None, :, :]
+    return np.sqrt((diff**2).sum(-1)) if p == 2 else np.abs(diff).sum(-1)
+
+
+_NP_ALL_PAIRS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "cosine": lambda a, b: _np_unit(a) @ _np_unit(b).T,
+    "dot": lambda a, b: a @ b.T,
+    "euclidean": lambda a, b: -_np_cdist(a, b, 2),
+    "manhattan": lambda a, b: -_np_cdist(a, b, 1),
+}
+_NP_PAIRWISE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "cosine": lambda a, b: (_np_unit(a) * _np_unit(b)).sum(-1),
+    "dot": lambda a, b: (a * b).sum(-1),
+    "euclidean": lambda a, b: -np.sqrt(((a - b) ** 2).sum(-1)),
+    "manhattan": lambda a, b: -np.abs(a - b).sum(-1),
+}
+
+
+def np_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], np.ndarray]:
+    """All-pairs ``[n, m]`` similarity on NumPy arrays (same conventions as :func:`similarity_fn`)."""
+    fn = _NP_ALL_PAIRS[check_similarity_fn_name(name)]
+    return lambda a, b: fn(*_np_pair(a, b))
+
+
+def np_pairwise_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], np.ndarray]:
+    """Row-by-row ``[n]`` similarity on NumPy arrays."""
+    fn = _NP_PAIRWISE[check_similarity_fn_name(name)]
+
+    def pairwise(a: Any, b: Any) -> np.ndarray:
+        a, b = _np_pair(a, b)
+        if a.shape[0] != b.shape[0]:
+            raise ValueError(f"Pairwise similarity needs as many rows in a ({a.shape[0]}) as in b ({b.shape[0]}).")
+        return fn(a, b)
+
+    return pairwise

@@ -1,0 +1,97 @@
+"""Finding or making the ONNX file a model runs from (and its tokenizer), in this order:
+
+1. ``model_kwargs={"file_name": ...}``: that file (a sentencekit export, or a transformer-only graph);
+2. sentencekit's cached full-pipeline export (``onnx/sentencekit_<key>.onnx`` beside the model, or in
+   ``$SENTENCEKIT_HOME/onnx``), keyed by the model folder's content;
+3. a transformer-only ``onnx/model.onnx`` as sentence-transformers / optimum export it;
+4. a new export (this imports torch, once), written atomically where it can be written.
+
+``int8`` is derived from the float32 graph by calibrated dynamic quantization, and cached the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sentencekit.runtime.folder import find_export, find_transformer_onnx, folder_key, writable_export_dir
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Artifact:
+    """The graph to run and the tokenizer file that goes with it."""
+
+    graph: Path
+    tokenizer_json: Path
+
+
+def _tokenizer_beside(graph: Path, folder: Path) -> Path:
+    own = graph.with_suffix(".tokenizer.json")
+    return own if own.is_file() else folder / "tokenizer.json"
+
+
+def export_variant(kind: str, torch_kwargs: dict[str, Any]) -> str:
+    """What besides the folder decides an export: the model family and any loading kwargs (a tokenizer
+    or config override changes the graph)."""
+    kwargs = {k: v for k, v in torch_kwargs.items() if v not in (None, False, {})}
+    model_kwargs = {k: v for k, v in (kwargs.pop("model_kwargs", None) or {}).items()
+                    if k not in ("torch_dtype", "dtype", "file_name", "provider")}
+    if model_kwargs:
+        kwargs["model_kwargs"] = model_kwargs
+    return kind + (":" + json.dumps(kwargs, sort_keys=True, default=str) if kwargs else "")
+
+
+def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: str,
+           export: Callable[[Path], Path], calibration: Callable[[Path, Path], dict[str, Any]] | None) -> Artifact:
+    """The artifact for ``folder`` (``variant`` names what else decides the export, e.g. the model
+    family); ``export(target)`` writes a new float32 export, ``calibration(src, dst)`` writes the int8
+    version of ``src`` (both only called when nothing cached fits)."""
+    key = folder_key(folder, variant)
+    if file_name:
+        graph = find_transformer_onnx(folder, file_name)
+    else:
+        graph = find_export(folder, f"sentencekit_{key}.onnx")
+        if graph is None and compute_dtype != "int8":
+            graph = find_transformer_onnx(folder)
+        if graph is None:
+            target = writable_export_dir(folder) / f"sentencekit_{key}.onnx"
+            logger.info("Exporting %s to ONNX at %s (once; later loads reuse it).", folder, target)
+            graph = export(target)
+    if compute_dtype == "int8":
+        source = graph
+        name = f"sentencekit_{key}_int8.onnx" if source.name == f"sentencekit_{key}.onnx" else \
+            f"sentencekit_{key}_{source.stem}_int8.onnx"
+        graph = find_export(folder, name)
+        if graph is None:
+            if calibration is None:
+                raise ValueError("int8 is not available for this model.")
+            target = writable_export_dir(folder) / name
+            logger.info("Quantizing %s to int8 at %s (once; later loads reuse it).", source, target)
+            calibration(source, target)
+            tokenizer = _tokenizer_beside(source, folder)
+            if tokenizer.parent != folder:
+                copy_atomic(tokenizer, target.with_suffix(".tokenizer.json"))
+            graph = target
+    return Artifact(graph, _tokenizer_beside(graph, folder))
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.tmp-", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        shutil.copymode(src, tmp)  # mkstemp made it private; keep the source's permissions
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,297 @@
+"""Export a torch model to ONE ONNX graph (needs torch; used once per model, then cached).
+
+Embedders: Transformer -> Pooling (every mode; ``include_prompt=False`` through a ``prompt_length``
+input) -> Dense -> Normalize, outputs ``sentence_embedding`` and ``token_embeddings``. Rerankers: the
+sequence-classification transformer, output ``logits`` (the activation runs in NumPy).
+
+Files are written to a temporary name and renamed into place, so a reader never sees half a file; the
+graph carries its settings (input names, max_seq_length, ...) as ONNX metadata under ``sentencekit``.
+The graph is left unfused: ONNX Runtime's own session optimizations (level ALL) do the fusions that
+pay off on CPUs; its offline BERT fusions (fused Attention etc.) measured 5-10% slower here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+OPSET = 17
+
+
+class UnsupportedModelError(ValueError):
+    """This model's modules cannot be exported (the ONNX backend supports Transformer, Pooling, Dense,
+    Normalize)."""
+
+
+def _pool(tokens: Tensor, mask: Tensor, modes: tuple[str, ...]) -> Tensor:
+    """Pooling.forward in trace-friendly form (gathers, no Python ints of tensors)."""
+    fmask = mask.unsqueeze(-1).to(tokens.dtype)
+    hidden = tokens.shape[-1]
+    out = []
+    for mode in modes:
+        if mode == "cls":
+            first = mask.to(torch.int32).argmax(dim=1)
+            out.append(tokens.gather(1, first.view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1))
+        elif mode == "max":
+            pooled = tokens.masked_fill(fmask == 0, float("-inf")).max(dim=1).values
+            out.append(torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled))
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            summed = (tokens * fmask).sum(dim=1)
+            counts = fmask.sum(dim=1).clamp(min=1e-9)
+            out.append(summed / counts if mode == "mean" else summed / counts.sqrt())
+        elif mode == "weightedmean":
+            weights = torch.ones_like(fmask).cumsum(dim=1) * fmask
+            out.append((tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9))
+        else:  # lasttoken
+            positions = torch.ones_like(mask).cumsum(dim=1) - 1
+            last = (positions * (mask > 0).to(positions.dtype)).max(dim=1).values
+            out.append(tokens.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1))
+    return torch.cat(out, dim=1)
+
+
+class EmbeddingGraph(nn.Module):
+    """The whole embedding pipeline of a torch ``SentenceTransformer`` as one traceable module."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        from sentencekit.modules import Dense, Normalize, Pooling, Transformer
+
+        modules = list(model)
+        if not modules or not isinstance(modules[0], Transformer) or \
+                modules[0].transformer_task != "feature-extraction":
+            raise UnsupportedModelError(
+                f"The ONNX backend exports Transformer -> Pooling -> Dense -> Normalize pipelines; this model is "
+                f"{[type(m).__name__ for m in modules]}. Use backend='torch'.")
+        self.transformer = modules[0].auto_model
+        self.pooling: Pooling | None = None
+        self.dense = nn.ModuleList()
+        self.normalize = False
+        for module in modules[1:]:
+            if isinstance(module, Pooling) and self.pooling is None and not len(self.dense):
+                self.pooling = module
+            elif isinstance(module, Dense) and self.pooling is not None:
+                self.dense.append(module)
+            elif isinstance(module, Normalize):
+                self.normalize = True
+            else:
+                raise UnsupportedModelError(
+                    f"The ONNX backend cannot export {type(module).__name__} at this place in "
+                    f"{[type(m).__name__ for m in modules]}. Use backend='torch'.")
+        if self.pooling is None:
+            raise UnsupportedModelError("The ONNX backend needs a Pooling module after the Transformer.")
+        self.modes = self.pooling.pooling_modes
+        self.include_prompt = self.pooling.include_prompt
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                prompt_length: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                  **kwargs)[0]
+        mask = attention_mask
+        if prompt_length is not None:
+            mask = mask * (mask.cumsum(dim=1) > prompt_length).to(mask.dtype)
+        emb = _pool(tokens, mask, self.modes)
+        for dense in self.dense:
+            emb = dense.activation(dense.linear(emb))
+        if self.normalize:
+            emb = nn.functional.normalize(emb, p=2, dim=1)
+        return emb, tokens
+
+
+class ClassifierGraph(nn.Module):
+    """A sequence-classification transformer: token ids in, logits out."""
+
+    def __init__(self, auto_model: nn.Module) -> None:
+        super().__init__()
+        self.transformer = auto_model
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        return self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                **kwargs).logits
+
+
+def _input_names(transformer_module: Any) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    model_inputs = getattr(transformer_module.tokenizer, "model_input_names", ["token_type_ids"])
+    if "token_type_ids" in transformer_module._forward_params and "token_type_ids" in model_inputs:
+        names.append("token_type_ids")
+    return names
+
+
+def _sample_inputs(transformer_module: Any, names: list[str], pairs: bool) -> tuple[Tensor, ...]:
+    texts = [("hello world", "a second text"), ("a longer first text of a pair", "b")] if pairs else \
+        ["hello world", "a somewhat longer sentence for tracing"]
+    features = transformer_module.tokenize(texts)
+    return tuple(features[n] for n in names)
+
+
+@contextlib.contextmanager
+def _quiet_export():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = logging.getLogger("torch.onnx").level
+        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logging.getLogger("torch.onnx").setLevel(level)
+
+
+def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
+            dynamic_axes: dict[str, dict[int, str]]) -> None:
+    with _quiet_export(), torch.inference_mode(False), torch.no_grad():
+        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
+                          do_constant_folding=True)
+
+
+def export_embedder(model: Any, target: Path, meta: dict[str, Any]) -> Path:
+    """Export a torch ``SentenceTransformer`` to ``target`` (atomically) and return it."""
+    graph = EmbeddingGraph(model)
+    transformer = model[0]
+    names = _input_names(transformer)
+    args: tuple = _sample_inputs(transformer, names, pairs=False)
+    if not graph.include_prompt:
+        names = [*names, "prompt_length"]
+        if "token_type_ids" not in names:
+            args = (*args, None)
+        args = (*args, torch.tensor(0, dtype=torch.int64))
+    axes = {n: {0: "batch", 1: "sequence"} for n in names if n != "prompt_length"}
+    axes["sentence_embedding"] = {0: "batch"}
+    axes["token_embeddings"] = {0: "batch", 1: "sequence"}
+    config = transformer.auto_model.config
+    meta = {**meta, "kind": "embedder", "inputs": names, "outputs": ["sentence_embedding", "token_embeddings"],
+            "dim": int(model._full_dimension() or 0), "include_prompt": graph.include_prompt,
+            "max_seq_length": transformer.max_seq_length, "do_lower_case": transformer.do_lower_case,
+            "max_position_embeddings": getattr(config, "max_position_embeddings", None)}
+    return _write(graph, args, target, names, ["sentence_embedding", "token_embeddings"], axes, meta, transformer)
+
+
+def export_reranker(model: Any, target: Path, meta: dict[str, Any]) -> Path:
+    """Export a torch ``CrossEncoder`` to ``target`` (atomically) and return it."""
+    transformer = model[0]
+    names = _input_names(transformer)
+    args = _sample_inputs(transformer, names, pairs=True)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["logits"] = {0: "batch"}
+    config = transformer.auto_model.config
+    meta = {**meta, "kind": "reranker", "inputs": names, "outputs": ["logits"], "num_labels": int(config.num_labels),
+            "max_seq_length": transformer.max_seq_length, "do_lower_case": transformer.do_lower_case,
+            "max_position_embeddings": getattr(config, "max_position_embeddings", None)}
+    return _write(ClassifierGraph(transformer.auto_model), args, target, names, ["logits"], axes, meta, transformer)
+
+
+def _write(graph: nn.Module, args: tuple, target: Path, names: list[str], outputs: list[str],
+           axes: dict[str, dict[int, str]], meta: dict[str, Any], transformer: Any) -> Path:
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=target.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        _export(graph, args, raw, names, outputs, axes)
+        final = Path(tmp) / "final.onnx"
+        set_metadata(raw, final, meta)
+        tokenizer_file = target.with_suffix(".tokenizer.json")
+        save_tokenizer_json(transformer.tokenizer, Path(tmp) / "tokenizer.json")
+        os.replace(Path(tmp) / "tokenizer.json", tokenizer_file)  # before the graph: a graph implies its tokenizer
+        os.replace(final, target)
+    return target
+
+
+def set_metadata(src: Path, dst: Path, meta: dict[str, Any]) -> None:
+    """Copy an ONNX file, storing ``meta`` as JSON under the ``sentencekit`` metadata key."""
+    import onnx
+
+    proto = onnx.load(str(src))
+    for prop in list(proto.metadata_props):
+        if prop.key == "sentencekit":
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "sentencekit", json.dumps(meta, sort_keys=True)
+    onnx.save(proto, str(dst))
+
+
+def save_tokenizer_json(tokenizer: Any, path: Path) -> None:
+    """The Rust tokenizer behind a transformers fast tokenizer, as it tokenizes for the torch path."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise UnsupportedModelError("The ONNX backend needs a fast (Rust) tokenizer; this model has a slow one.")
+    spec = json.loads(backend.to_str())
+    spec["truncation"], spec["padding"] = None, None
+    path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def eager_attention(auto_model: nn.Module):
+    """Trace attention as plain MatMul/Softmax: the sdpa path exports extra NaN guards (more nodes, a
+    little slower in ONNX Runtime). Same arithmetic; the model's setting is restored afterwards."""
+    setter = getattr(auto_model, "set_attn_implementation", None)
+    before = getattr(getattr(auto_model, "config", None), "_attn_implementation", None)
+    if setter is None or before in (None, "eager"):
+        yield
+        return
+    try:
+        setter("eager")
+    except Exception:  # some architectures have no eager path: export as is
+        yield
+        return
+    try:
+        yield
+    finally:
+        setter(before)
+
+
+def _tokenizer_meta(transformer: Any) -> dict[str, Any]:
+    tok = transformer.tokenizer
+    pad_id = getattr(tok, "pad_token_id", None)
+    return {"pad_id": int(pad_id) if pad_id is not None else 0,
+            "padding_side": str(getattr(tok, "padding_side", "right") or "right")}
+
+
+def _export_kwargs(torch_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Loading kwargs for the export: the ONNX graph is float32 (int8 is derived from it), and
+    ``file_name`` / ``provider`` only choose files and providers of the ONNX backend."""
+    kwargs = {k: v for k, v in torch_kwargs.items() if v is not None and v is not False}
+    model_kwargs = {k: v for k, v in (kwargs.get("model_kwargs") or {}).items()
+                    if k not in ("torch_dtype", "dtype", "file_name", "provider")}
+    kwargs["model_kwargs"] = model_kwargs or None
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def export_embedder_folder(folder: Path, target: Path, torch_kwargs: dict[str, Any]) -> Path:
+    """Load ``folder`` with the torch backend and export it to ``target``."""
+    from sentencekit.embedder import SentenceTransformer
+
+    model = SentenceTransformer(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
+    model.eval()
+    meta = {"source": str(folder), **_tokenizer_meta(model[0])}
+    with eager_attention(model[0].auto_model):
+        return export_embedder(model, target, meta)
+
+
+def export_reranker_folder(folder: Path, target: Path, torch_kwargs: dict[str, Any]) -> Path:
+    """Load ``folder`` with the torch CrossEncoder and export it to ``target``."""
+    from sentencekit.reranker import CrossEncoder
+
+    model = CrossEncoder(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
+    model.eval()
+    meta = {"source": str(folder), "activation_fn": _activation_path(model.activation_fn),
+            **_tokenizer_meta(model[0])}
+    with eager_attention(model[0].auto_model):
+        return export_reranker(model, target, meta)
+
+
+def _activation_path(fn: Any) -> str:
+    from sentencekit.modules.activations import activation_name
+
+    return activation_name(fn) if fn is not None else "torch.nn.modules.linear.Identity"

@@ -1,0 +1,115 @@
+"""The embedding pipeline's post-transformer steps in NumPy (pooling, Dense, Normalize, activations),
+for transformer-only ONNX graphs (``onnx/model.onnx`` as sentence-transformers exports them). They follow
+``sentencekit.modules`` exactly; the full-pipeline export runs the torch versions inside the graph.
+
+>>> import numpy as np
+>>> emb = np.ones((1, 3, 2), dtype=np.float32); mask = np.array([[1, 1, 0]])
+>>> pool(emb, mask, ("mean",)).tolist()
+[[1.0, 1.0]]
+>>> l2_normalize(np.array([[3.0, 4.0]])).tolist()
+[[0.6, 0.8]]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from sentencekit.files import ModelFormatError
+
+
+def prompt_mask(attention_mask: np.ndarray, prompt_length: int | None) -> np.ndarray:
+    """Drop the first ``prompt_length`` real tokens of each row (include_prompt=False)."""
+    if not prompt_length:
+        return attention_mask
+    return attention_mask * (np.cumsum(attention_mask, axis=1) > prompt_length)
+
+
+def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: tuple[str, ...],
+         prompt_length: int | None = None) -> np.ndarray:
+    """Pool ``[n, seq, dim]`` token embeddings into ``[n, dim * len(modes)]``."""
+    emb = token_embeddings.astype(np.float32, copy=False)
+    am = prompt_mask(attention_mask, prompt_length)
+    mask = am[..., None].astype(emb.dtype)
+    rows = np.arange(emb.shape[0])
+    out = []
+    for mode in modes:
+        if mode == "cls":
+            out.append(emb[rows, am.astype(np.int32).argmax(axis=1)])
+        elif mode == "max":
+            pooled = np.where(mask == 0, -np.inf, emb).max(axis=1)
+            out.append(np.where(np.isinf(pooled), 0.0, pooled).astype(emb.dtype))
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            summed = (emb * mask).sum(axis=1)
+            counts = np.clip(mask.sum(axis=1), 1e-9, None)
+            out.append(summed / counts if mode == "mean" else summed / np.sqrt(counts))
+        elif mode == "weightedmean":
+            weights = np.arange(1, emb.shape[1] + 1, dtype=emb.dtype).reshape(1, -1, 1) * mask
+            out.append((emb * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None))
+        elif mode == "lasttoken":
+            positions = np.broadcast_to(np.arange(am.shape[1]), am.shape)
+            out.append(emb[rows, (positions * (am > 0)).max(axis=1)])
+        else:
+            raise ValueError(f"Unknown pooling mode {mode!r}")
+    return np.concatenate(out, axis=1)
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``torch.nn.functional.normalize(x, p=2, dim=-1)``."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, eps)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Identity": lambda x: x,
+    "Tanh": np.tanh,
+    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "ReLU": lambda x: np.maximum(x, 0),
+    "GELU": _gelu,
+    "Softmax": lambda x: softmax(x, axis=-1),
+}
+
+
+def activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """A NumPy activation for a saved dotted class path (``torch.nn.modules.activation.Tanh``)."""
+    short = (name or "Identity").rsplit(".", 1)[-1]
+    if short not in ACTIVATIONS:
+        raise ValueError(f"Activation {name!r} has no NumPy version; supported: {', '.join(ACTIVATIONS)}.")
+    return ACTIVATIONS[short]
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+class NumpyDense:
+    """A saved ``Dense`` module applied in NumPy (weights from ``model.safetensors``)."""
+
+    def __init__(self, folder: Path, activation_name: str | None) -> None:
+        path = Path(folder) / "model.safetensors"
+        if not path.is_file():
+            raise ModelFormatError(f"{path} not found: the ONNX backend reads Dense weights from safetensors.")
+        from safetensors.numpy import load_file
+
+        state = load_file(str(path))
+        self.weight = state["linear.weight"].astype(np.float32)
+        self.bias = state.get("linear.bias")
+        self.act = activation(activation_name)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        return self.act(y).astype(np.float32, copy=False)

@@ -1,0 +1,51 @@
+"""ONNX Runtime sessions for the ONNX backend: thread control and the ``sentencekit`` graph metadata.
+
+>>> sess = make_session(Path("model.onnx"), num_threads=2)          # doctest: +SKIP
+>>> read_metadata(sess)["kind"]                                      # doctest: +SKIP
+'embedder'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def make_session(path: Path, num_threads: int | None = None, *, optimize: bool = True) -> Any:
+    """An ``InferenceSession`` on the CPU with ``num_threads`` intra-op threads (default: every CPU this
+    process may use; ONNX Runtime's own default counts physical cores, which halves throughput on
+    machines whose CPUs are hyper-threads)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(num_threads) if num_threads else available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                        else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def read_metadata(session: Any) -> dict[str, Any]:
+    """The ``sentencekit`` metadata of an exported graph ({} for graphs exported by other tools)."""
+    raw = session.get_modelmeta().custom_metadata_map.get("sentencekit")
+    return json.loads(raw) if raw else {}
+
+
+def input_names(session: Any) -> list[str]:
+    return [i.name for i in session.get_inputs()]
+
+
+def output_names(session: Any) -> list[str]:
+    return [o.name for o in session.get_outputs()]

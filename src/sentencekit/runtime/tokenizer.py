@@ -1,0 +1,148 @@
+"""A torch-free tokenizer for the ONNX backend: the Rust ``tokenizers`` library on a ``tokenizer.json``,
+truncating like sentencekit's Transformer module (``longest_first`` at ``max_seq_length``) and padding
+batches into NumPy arrays.
+
+Texts are tokenized once, without padding; batches are then cut by token length and padded here, so
+padding costs nothing to recompute.
+
+>>> tok = FastTokenizer.from_folder(Path("my-model"), max_length=128)   # doctest: +SKIP
+>>> enc = tok.encode(["Hello world", "How do I get a refund?"])       # doctest: +SKIP
+>>> tok.pad(enc, [0, 1])["input_ids"].shape                            # doctest: +SKIP
+(2, 9)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentencekit.files import ModelFormatError, read_json_if_exists
+
+
+@dataclass
+class Encoded:
+    """Token ids of many inputs, unpadded: ``ids[i]``, ``type_ids[i]``, ``lengths[i]`` and whether
+    input ``i`` was cut at the length limit."""
+
+    ids: list[np.ndarray]
+    type_ids: list[np.ndarray]
+    lengths: np.ndarray
+    truncated: np.ndarray
+
+
+def _token_content(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class FastTokenizer:
+    """``tokenizers.Tokenizer`` with fixed truncation and NumPy padding (thread-safe: its settings are
+    never changed after construction)."""
+
+    def __init__(self, tokenizer: Any, *, max_length: int | None, do_lower_case: bool = False,
+                 pad_id: int = 0, pad_type_id: int = 0, padding_side: str = "right") -> None:
+        self._tok = tokenizer
+        self._tok.no_padding()
+        self.do_lower_case = do_lower_case
+        self.pad_id = int(pad_id)
+        self.pad_type_id = int(pad_type_id)
+        self.padding_side = padding_side
+        self._lock = threading.Lock()
+        self.max_length = None
+        self.set_max_length(max_length)
+
+    @classmethod
+    def from_file(cls, tokenizer_json: Path, config_folder: Path | None = None, *, max_length: int | None,
+                  do_lower_case: bool = False) -> FastTokenizer:
+        """Load ``tokenizer_json``; the pad token and padding side come from ``tokenizer_config.json`` /
+        ``special_tokens_map.json`` in ``config_folder`` (default: the json's folder)."""
+        from tokenizers import Tokenizer
+
+        tokenizer_json = Path(tokenizer_json)
+        if not tokenizer_json.is_file():
+            raise ModelFormatError(
+                f"{tokenizer_json} not found: the ONNX backend needs a fast tokenizer (tokenizer.json). "
+                "Load the model once with backend='onnx' while torch is installed to export one.")
+        tok = Tokenizer.from_file(str(tokenizer_json))
+        folder = Path(config_folder or tokenizer_json.parent)
+        tconf = read_json_if_exists(folder / "tokenizer_config.json", what="tokenizer") or {}
+        specials = read_json_if_exists(folder / "special_tokens_map.json", what="tokenizer") or {}
+        raw = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        padding = raw.get("padding") or {}
+        pad_token = _token_content(tconf.get("pad_token")) or _token_content(specials.get("pad_token"))
+        pad_id = tok.token_to_id(pad_token) if pad_token else None
+        if pad_id is None:
+            pad_id = padding.get("pad_id", 0)
+        side = tconf.get("padding_side") or padding.get("direction", "Right")
+        return cls(tok, max_length=max_length, do_lower_case=do_lower_case, pad_id=pad_id,
+                   pad_type_id=padding.get("pad_type_id", 0), padding_side=str(side).lower())
+
+    def set_max_length(self, max_length: int | None) -> None:
+        with self._lock:
+            self.max_length = int(max_length) if max_length else None
+            if self.max_length:
+                self._tok.enable_truncation(self.max_length, strategy="longest_first")
+            else:
+                self._tok.no_truncation()
+
+    @property
+    def backend(self) -> Any:
+        """The wrapped ``tokenizers.Tokenizer``."""
+        return self._tok
+
+    @property
+    def all_special_ids(self) -> set[int]:
+        added = self._tok.get_added_tokens_decoder()
+        return {int(i) for i, t in added.items() if getattr(t, "special", False)}
+
+    def _prepare(self, items: Sequence[Any]) -> list[Any]:
+        out = []
+        for item in items:
+            if isinstance(item, dict):  # routed input ({"query": text})
+                item = next(iter(item.values()))
+            if isinstance(item, (tuple, list)):
+                a, b = str(item[0]), str(item[1])
+                out.append((a.lower(), b.lower()) if self.do_lower_case else (a, b))
+            else:
+                s = str(item)
+                out.append(s.lower() if self.do_lower_case else s)
+        return out
+
+    def encode(self, items: Sequence[Any]) -> Encoded:
+        """Tokenize texts (or ``(a, b)`` pairs) without padding."""
+        with self._lock:
+            encodings = self._tok.encode_batch(self._prepare(items), add_special_tokens=True)
+        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(ids))
+        return Encoded(ids, type_ids, lengths, truncated)
+
+    def __call__(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
+        """Tokenize and pad, like a Hugging Face tokenizer with ``padding=True``."""
+        enc = self.encode(list(items))
+        return self.pad(enc, range(len(enc.ids)))
+
+    def pad(self, enc: Encoded, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """``input_ids``, ``attention_mask``, ``token_type_ids`` of ``indices``, padded to the longest."""
+        indices = list(indices)
+        width = int(max((enc.lengths[i] for i in indices), default=0))
+        n = len(indices)
+        input_ids = np.full((n, width), self.pad_id, dtype=np.int64)
+        type_ids = np.full((n, width), self.pad_type_id, dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        left = self.padding_side == "left"
+        for row, i in enumerate(indices):
+            length = int(enc.lengths[i])
+            sl = slice(width - length, width) if left else slice(0, length)
+            input_ids[row, sl] = enc.ids[i]
+            type_ids[row, sl] = enc.type_ids[i]
+            mask[row, sl] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}

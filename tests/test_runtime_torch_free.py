@@ -1,0 +1,53 @@
+"""Once a model's ONNX export exists, loading and running it imports neither torch nor transformers
+(checked in fresh interpreters, as users start them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+CHECK = """
+import json, sys
+from sentencekit import {cls}
+model = {cls}({path!r}, backend="onnx")
+out = model.{call}
+print(json.dumps({{"shape": list(getattr(out, "shape", ())), "loaded": sorted(
+    m for m in ("torch", "transformers") if m in sys.modules)}}))
+"""
+
+
+def run_fresh(code: str, home) -> dict:
+    env = {**os.environ, "SENTENCEKIT_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("kind", ["embedder", "reranker"])
+def test_onnx_path_never_imports_torch_or_transformers(kind, tiny_st_dir, tiny_ce_dir, tmp_path):
+    src = tiny_st_dir if kind == "embedder" else tiny_ce_dir
+    folder = tmp_path / "model"
+    shutil.copytree(src, folder)
+    cls = "SentenceTransformer" if kind == "embedder" else "CrossEncoder"
+    call = "encode(['hello world', 'a refund'])" if kind == "embedder" else "predict([('q', 'refund'), ('q', 'a')])"
+    code = CHECK.format(cls=cls, path=str(folder), call=call)
+    first = run_fresh(code, tmp_path / "home")  # exports: torch is allowed here
+    assert first["shape"] == ([2, 32] if kind == "embedder" else [2])
+    second = run_fresh(code, tmp_path / "home")
+    assert second == {"shape": first["shape"], "loaded": []}
+
+
+def test_int8_export_and_encode_without_torch_afterwards(tiny_st_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_st_dir, folder)
+    code = CHECK.format(cls="SentenceTransformer", path=str(folder), call="encode(['hello world'])").replace(
+        'backend="onnx"', 'backend="onnx", compute_dtype="int8"')
+    run_fresh(code, tmp_path / "home")
+    assert run_fresh(code, tmp_path / "home")["loaded"] == []
