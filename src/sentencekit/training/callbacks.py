@@ -73,7 +73,8 @@ def plot_training_curves(log_history: list[dict[str, Any]], path: str) -> str | 
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("Loss")
-    ax.legend()
+    if train or eval_loss:
+        ax.legend()
     if metric_names:
         ax = axes[0][1]
         for name in metric_names[:8]:
