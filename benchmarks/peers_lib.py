@@ -217,8 +217,11 @@ def reranker_folder(work: Path) -> Path:
     from sentencekit.search.defaults import installed_reranker
 
     found = installed_reranker()
-    if found is not None:
-        return found
+    if found is not None:  # a private copy: the ONNX exports land beside it, not in the user's folder
+        import shutil
+
+        shutil.copytree(found, work / found.name, ignore=shutil.ignore_patterns("onnx"))
+        return work / found.name
     import torch
 
     from sentencekit.hub import resolve_model

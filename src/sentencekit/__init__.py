@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "SentenceTransformer": "sentencekit._entry",
+    "SentenceTransformer": "sentencekit.runtime.dispatch",
     "EncodeInfo": "sentencekit.batching",
-    "CrossEncoder": "sentencekit._entry",
+    "CrossEncoder": "sentencekit.runtime.dispatch",
     "EmbeddingIndex": "sentencekit.search.index",
     "mine_hard_negatives": "sentencekit.training.hard_negatives",
     "SimilarityFunction": "sentencekit.similarity",

@@ -182,8 +182,10 @@ class SentenceTransformer(BaseModel):
     ) -> np.ndarray | Tensor | list:
         """Embed texts. A list gives a ``[N, dim]`` float32 NumPy array, a single string ``[dim]``.
 
-        Inputs are sorted by token length into batches of ``batch_size`` (and at most
-        ``max_batch_tokens`` padded tokens, if given), so batches pad little, and returned in input order. Texts
+        Inputs are sorted by token length into batches, so batches pad little, and returned in input
+        order. On CPUs a batch holds ``batch_size * model.batch_tokens_per_text`` padded tokens (short texts
+        share bigger batches, long ones smaller); an explicit ``max_batch_tokens`` caps the tokens and
+        ``batch_size`` the texts; on GPUs batches hold ``batch_size`` texts. Texts
         longer than ``max_seq_length`` are cut by the tokenizer: that is reported (a warning per call,
         and ``model.last_encode_info``), never silent.
 

@@ -207,7 +207,8 @@ class OnnxSentenceTransformer(OnnxBase):
         """Embed texts: ``[N, dim]`` float32 NumPy array for a list, ``[dim]`` for one string.
 
         Inputs are tokenized once, sorted by token length and cut into batches of at most
-        ``batch_size`` texts (and ``max_batch_tokens`` padded tokens, if given).
+        ``batch_size * batch_tokens_per_text`` padded tokens (an explicit ``max_batch_tokens`` caps the
+        tokens and ``batch_size`` the texts), see :func:`sentencekit.batching.resolve_batching`.
 
         >>> model.encode(["a", "b"], normalize_embeddings=True).shape      # doctest: +SKIP
         (2, 384)
