@@ -15,30 +15,14 @@ import argparse
 import importlib.util
 import json
 import os
-import random
 import statistics
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def build_corpus(n_short: int, n_long: int) -> dict[str, list[str]]:
-    from sentencekit.datasets import load_stsb
-    from sentencekit.search.corpus import SAMPLE_CORPUS, load_corpus
-
-    rng = random.Random(0)
-    short = [p.sentence1 for p in load_stsb("test")] + [p.sentence2 for p in load_stsb("test")]
-    rng.shuffle(short)
-    docs = [d.text for d in load_corpus(SAMPLE_CORPUS)]
-    long = []
-    for _ in range(n_long):
-        parts, words = [], 0
-        while words < 170:
-            text = rng.choice(docs)
-            parts.append(text)
-            words += len(text.split())
-        long.append(" ".join(parts))
-    return {"short": short[:n_short], "long": long}
+from peers_lib import build_corpus  # noqa: E402  (the same fixed corpus compare_peers.py measures)
 
 
 def count_tokens(model, texts: list[str]) -> int:
