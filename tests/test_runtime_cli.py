@@ -45,11 +45,6 @@ def test_encode_similarity_and_rerank_on_onnx(tiny_st_dir, tiny_ce_dir, tmp_path
     assert [r["corpus_id"] for r in results[0]] == [r["corpus_id"] for r in results[1]]
 
 
-def test_onnx_backend_refuses_stored_indexes_clearly(tiny_st_dir, tmp_path, capsys):
-    assert main(["search", "refund", "--model", str(tiny_st_dir), "--backend", "onnx"]) == 1
-    assert "onnx backend does not build or open stored indexes" in capsys.readouterr().err
-
-
 def test_int8_on_torch_is_an_error_message(tiny_st_dir, tmp_path, capsys):
     src = tmp_path / "texts.txt"
     src.write_text("hello\n", encoding="utf-8")

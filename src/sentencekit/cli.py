@@ -77,14 +77,7 @@ def _truncation_notes(model, *, what: str):
               "split long texts into chunks.", file=sys.stderr)
 
 
-def _no_onnx_index(args: argparse.Namespace) -> None:
-    if args.model_backend == "onnx":
-        raise ValueError("the onnx backend does not build or open stored indexes yet (an index records the torch "
-                         "model's weight fingerprint); use it with encode, similarity and rerank.")
-
-
 def cmd_search(args: argparse.Namespace) -> int:
-    _no_onnx_index(args)
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
@@ -140,7 +133,6 @@ def _search_reranker(args: argparse.Namespace):
 def cmd_index_build(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus_index import build_index
 
-    _no_onnx_index(args)
     model = _load_model(args)
     with _truncation_notes(model, what="documents"):
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,

@@ -12,7 +12,15 @@ from typing import Any
 
 def model_fingerprint(model: Any) -> str:
     """Fingerprint of a loaded model: its weights, module configs and tokenizers, as they are in memory
-    (so a model changed by training gets a new identity)."""
+    (so a model changed by training gets a new identity).
+
+    Models on another backend (``backend="onnx"``) give their own ``fingerprint()``: a float32 export
+    carries the fingerprint of the torch model it was exported from (its embeddings are the same), so an
+    index built on one backend opens on the other; an int8 graph is a different model.
+    """
+    own = getattr(model, "fingerprint", None)
+    if callable(own):
+        return own()
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
@@ -33,6 +41,27 @@ def _byte_dtype():
     import torch
 
     return torch.uint8
+
+
+def derived_fingerprint(base: str, *parts: str) -> str:
+    """A fingerprint for ``base`` changed by ``parts`` (e.g. a different max_seq_length).
+
+    >>> derived_fingerprint("ab" * 16) == derived_fingerprint("ab" * 16, "max_seq_length=128")
+    False
+    """
+    if not parts:
+        return base
+    return hashlib.sha256("\0".join((base, *parts)).encode()).hexdigest()[:32]
+
+
+def file_fingerprint(*parts: Any, files: tuple[Any, ...] = ()) -> str:
+    """Fingerprint of files' bytes (read in blocks) and JSON-able ``parts``."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for path in files:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()[:32]
 
 
 def _tokenizer_identity(tokenizer: Any) -> Any:

@@ -78,12 +78,38 @@ class OnnxBase:
         """The tokenizer, with the exported settings (max length, lower-casing, pad token) winning over
         the folder's when the graph carries them."""
         meta = self.meta
+        self._tokenizer_json = Path(tokenizer_json)
         self._tokenizer = FastTokenizer.from_file(
             tokenizer_json, config_folder, max_length=meta.get("max_seq_length", max_length),
             do_lower_case=meta.get("do_lower_case", do_lower_case))
         if "pad_id" in meta:
             self._tokenizer.pad_id = int(meta["pad_id"])
             self._tokenizer.padding_side = meta.get("padding_side", "right")
+
+    def fingerprint(self) -> str:
+        """The model's identity as :class:`~sentencekit.EmbeddingIndex` records it. A float32 sentencekit
+        export gives the fingerprint of the torch model it came from (same embeddings, so an index built
+        on either backend opens on the other); an int8 graph or a foreign (transformer-only) export is
+        identified by its own bytes and the model folder.
+
+        >>> onnx_fp = SentenceTransformer("my-model", backend="onnx").fingerprint()  # doctest: +SKIP
+        >>> onnx_fp == model_fingerprint(SentenceTransformer("my-model"))             # doctest: +SKIP
+        True
+        """
+        from sentencekit.fingerprint import derived_fingerprint, file_fingerprint
+
+        base = self.meta.get("fingerprint")
+        if base is not None and "quantization" not in self.meta:
+            changed = self.max_seq_length != self.meta.get("max_seq_length")
+            return derived_fingerprint(base, *([f"max_seq_length={self.max_seq_length}"] if changed else []))
+        if getattr(self, "_own_fingerprint", None) is None:
+            from sentencekit.runtime.folder import folder_key
+
+            folder = getattr(self, "model_folder", None)
+            self._own_fingerprint = file_fingerprint(
+                "onnx", self.meta, folder_key(folder) if folder is not None else None,
+                files=(self.onnx_path, self._tokenizer_json))
+        return derived_fingerprint(self._own_fingerprint, f"max_seq_length={self.max_seq_length}")
 
     # -- properties -----------------------------------------------------------------------------------
     @property

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sentencekit.fingerprint import model_fingerprint
+
 logger = logging.getLogger(__name__)
 OPSET = 17
 
@@ -274,7 +276,7 @@ def export_embedder_folder(folder: Path, target: Path, torch_kwargs: dict[str, A
 
     model = SentenceTransformer(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
     model.eval()
-    meta = {"source": str(folder), **_tokenizer_meta(model[0])}
+    meta = {"source": str(folder), "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
     with eager_attention(model[0].auto_model):
         return export_embedder(model, target, meta)
 
@@ -286,7 +288,7 @@ def export_reranker_folder(folder: Path, target: Path, torch_kwargs: dict[str, A
     model = CrossEncoder(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
     model.eval()
     meta = {"source": str(folder), "activation_fn": _activation_path(model.activation_fn),
-            **_tokenizer_meta(model[0])}
+            "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
     with eager_attention(model[0].auto_model):
         return export_reranker(model, target, meta)
 

@@ -18,7 +18,7 @@ from typing import Any
 from sentencekit.files import ModelFormatError, read_json, read_json_if_exists
 
 #: bumped whenever the exported graph or its metadata change meaning (old exports are then ignored)
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 _SKIP_DIRS = {"onnx", "openvino", ".git", "__pycache__", "checkpoints"}
 _SKIP_FILES = {"README.md"}
 _SMALL = 1 << 20  # files up to 1 MiB are hashed whole; larger ones by size, mtime and sampled bytes

@@ -97,6 +97,23 @@ class FastTokenizer:
         """The wrapped ``tokenizers.Tokenizer``."""
         return self._tok
 
+    def encode_untruncated(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[Any]:
+        """``tokenizers.Encoding`` of each text, whole (no length limit): offsets and word ids for
+        chunking long documents into windows."""
+        with self._lock:
+            if getattr(self, "_whole", None) is None:
+                from tokenizers import Tokenizer
+
+                self._whole = Tokenizer.from_str(self._tok.to_str())
+                self._whole.no_truncation()
+                self._whole.no_padding()
+            # the texts as given (no lower-casing): offsets must index the caller's strings, as on torch
+            return self._whole.encode_batch([str(t) for t in texts], add_special_tokens=add_special_tokens)
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """Special tokens ([CLS], [SEP], ...) the tokenizer adds to one text (or a pair)."""
+        return int(self._tok.num_special_tokens_to_add(pair))
+
     @property
     def all_special_ids(self) -> set[int]:
         added = self._tok.get_added_tokens_decoder()

@@ -77,22 +77,31 @@ def chunk_texts(texts: Sequence[str], tokenizer: Any, chunk_size: int, chunk_ove
     >>> chunk_texts(["a b c"], tokenizer, chunk_size=2, chunk_overlap=0)  # doctest: +SKIP
     [[Chunk(index=0, start=0, end=3, text='a b'), Chunk(index=1, start=4, end=5, text='c')]]
     """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("Chunking needs a fast tokenizer (with offset mappings); this model's tokenizer is "
-                         f"{type(tokenizer).__name__}.")
     if not texts:
         return []
-    encoded = tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                        verbose=False)
+    spans = _token_spans(tokenizer, list(texts))
     result = []
-    for i, text in enumerate(texts):
-        offsets = encoded["offset_mapping"][i]
+    for text, (offsets, word_ids) in zip(texts, spans):
         chunks = []
-        for index, (a, b) in enumerate(token_windows(encoded.word_ids(i), chunk_size, chunk_overlap)):
+        for index, (a, b) in enumerate(token_windows(word_ids, chunk_size, chunk_overlap)):
             start, end = (offsets[a][0], offsets[b - 1][1]) if b > a else (0, len(text))
             chunks.append(Chunk(index, start, end, text[start:end]))
         result.append(chunks)
     return result
+
+
+def _token_spans(tokenizer: Any, texts: list[str]) -> list[tuple[Any, list[int | None]]]:
+    """(character offsets, word ids) of every token of each text, without special tokens or a length limit:
+    from a Hugging Face fast tokenizer, or the ONNX backend's tokenizer."""
+    whole = getattr(tokenizer, "encode_untruncated", None)
+    if whole is not None:
+        return [(e.offsets, e.word_ids) for e in whole(texts)]
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("Chunking needs a fast tokenizer (with offset mappings); this model's tokenizer is "
+                         f"{type(tokenizer).__name__}.")
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                        verbose=False)
+    return [(encoded["offset_mapping"][i], encoded.word_ids(i)) for i in range(len(texts))]
 
 
 def chunk_text(text: str, tokenizer: Any, chunk_size: int, chunk_overlap: int = 32) -> list[Chunk]:
@@ -115,7 +124,7 @@ def default_chunk_size(model: Any, prompt: str = "") -> int:
     if tokenizer is None or not max_len:
         raise ValueError("chunk=True needs a model with a tokenizer and a max_seq_length; pass chunk_size=...")
     special = tokenizer.num_special_tokens_to_add(pair=False)
-    prompt_tokens = len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+    prompt_tokens = len(_token_spans(tokenizer, [prompt])[0][0]) if prompt else 0
     size = int(max_len) - special - prompt_tokens
     if size <= 0:
         raise ValueError(f"The prompt {prompt!r} leaves no room for text in max_seq_length={max_len} tokens.")
