@@ -39,6 +39,9 @@ class OnnxCrossEncoder(OnnxBase):
     """
 
     _info_attribute = "last_predict_info"
+    #: (query, passage) pairs run faster in smaller batches than single texts: 16 padded tokens per pair
+    #: of ``batch_size`` (512 tokens at batch 32) measured 1.52-1.73x the torch peer vs 1.49-1.62x at 32
+    batch_tokens_per_text = 16
 
     def __init__(
         self,
