@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name, labels_on
+from sentencekit.losses._citations import MARGIN_MSE_CITATION
 from sentencekit.similarity import pairwise_dot_score
 
 
@@ -26,16 +27,7 @@ class MarginMSELoss(EmbeddingLoss):
     >>> loss([model.tokenize(texts) for texts in columns], torch.tensor([0.7])).backward()  # doctest: +SKIP
     """
 
-    citation = """
-@misc{hofstätter2021improving,
-    title={Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation},
-    author={Sebastian Hofstätter and Sophia Althammer and Michael Schröder and Mete Sertkan and Allan Hanbury},
-    year={2021},
-    eprint={2010.02666},
-    archivePrefix={arXiv},
-    primaryClass={cs.IR}
-}
-"""
+    citation = MARGIN_MSE_CITATION
 
     def __init__(self, model: nn.Module,
                  similarity_fct: Callable[[Tensor, Tensor], Tensor] = pairwise_dot_score) -> None:

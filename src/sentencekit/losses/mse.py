@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit.losses._base import EmbeddingLoss, check_columns, labels_on
+from sentencekit.losses._citations import DISTILLATION_CITATION
 
 
 class MSELoss(EmbeddingLoss):
@@ -23,17 +24,7 @@ class MSELoss(EmbeddingLoss):
     >>> loss([student.tokenize(english), student.tokenize(german)], target).backward()  # doctest: +SKIP
     """
 
-    citation = """
-@inproceedings{reimers-2020-multilingual-sentence-bert,
-    title = "Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation",
-    author = "Reimers, Nils and Gurevych, Iryna",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing",
-    month = "11",
-    year = "2020",
-    publisher = "Association for Computational Linguistics",
-    url = "https://arxiv.org/abs/2004.09813",
-}
-"""
+    citation = DISTILLATION_CITATION
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name
+from sentencekit.losses._citations import MNRL_CITATION
 from sentencekit.similarity import cos_sim
 
 
@@ -33,17 +34,7 @@ class MultipleNegativesRankingLoss(EmbeddingLoss):
     >>> loss([model.tokenize(texts) for texts in columns], None).backward()         # doctest: +SKIP
     """
 
-    citation = """
-@misc{henderson2017efficient,
-    title={Efficient Natural Language Response Suggestion for Smart Reply},
-    author={Matthew Henderson and Rami Al-Rfou and Brian Strope and Yun-hsuan Sung and Laszlo Lukacs
-        and Ruiqi Guo and Sanjiv Kumar and Balint Miklos and Ray Kurzweil},
-    year={2017},
-    eprint={1705.00652},
-    archivePrefix={arXiv},
-    primaryClass={cs.CL}
-}
-"""
+    citation = MNRL_CITATION
 
     def __init__(self, model: nn.Module, scale: float = 20.0,
                  similarity_fct: Callable[[Tensor, Tensor], Tensor] = cos_sim) -> None:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name
+from sentencekit.losses._triplet import TRIPLET_CITATION
 
 
 def _cosine_distance(x: Tensor, y: Tensor) -> Tensor:
@@ -50,16 +51,7 @@ class TripletLoss(EmbeddingLoss):
     >>> loss([model.tokenize(texts) for texts in columns], None).backward()         # doctest: +SKIP
     """
 
-    citation = """
-@misc{hermans2017defense,
-    title={In Defense of the Triplet Loss for Person Re-Identification},
-    author={Alexander Hermans and Lucas Beyer and Bastian Leibe},
-    year={2017},
-    eprint={1703.07737},
-    archivePrefix={arXiv},
-    primaryClass={cs.CV}
-}
-"""
+    citation = TRIPLET_CITATION
 
     def __init__(self, model: nn.Module,
                  distance_metric: Callable[[Tensor, Tensor], Tensor] = TripletDistanceMetric.EUCLIDEAN,

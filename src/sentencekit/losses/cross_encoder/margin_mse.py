@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sentencekit.losses._citations import MARGIN_MSE_CITATION
 from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname, labels_to
 
 
@@ -24,16 +25,7 @@ class MarginMSELoss(CrossEncoderLoss):
     >>> loss(inputs, torch.tensor([12.0])).backward()                               # doctest: +SKIP
     """
 
-    citation = """
-@misc{hofstätter2021improving,
-    title={Improving Efficient Neural Ranking Models with Cross-Architecture Knowledge Distillation},
-    author={Sebastian Hofstätter and Sophia Althammer and Michael Schröder and Mete Sertkan and Allan Hanbury},
-    year={2021},
-    eprint={2010.02666},
-    archivePrefix={arXiv},
-    primaryClass={cs.IR}
-}
-"""
+    citation = MARGIN_MSE_CITATION
 
     def __init__(self, model: nn.Module, activation_fn: nn.Module = nn.Identity(), **kwargs: Any) -> None:  # noqa: B008
         super().__init__(model)

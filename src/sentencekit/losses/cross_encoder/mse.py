@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from sentencekit.losses._citations import DISTILLATION_CITATION
 from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname, labels_to
 
 
@@ -21,17 +22,7 @@ class MSELoss(CrossEncoderLoss):
     >>> loss(inputs, torch.tensor([8.5, -6.0])).backward()                          # doctest: +SKIP
     """
 
-    citation = """
-@inproceedings{reimers-2020-multilingual-sentence-bert,
-    title = "Making Monolingual Sentence Embeddings Multilingual using Knowledge Distillation",
-    author = "Reimers, Nils and Gurevych, Iryna",
-    booktitle = "Proceedings of the 2020 Conference on Empirical Methods in Natural Language Processing",
-    month = "11",
-    year = "2020",
-    publisher = "Association for Computational Linguistics",
-    url = "https://arxiv.org/abs/2004.09813",
-}
-"""
+    citation = DISTILLATION_CITATION
 
     def __init__(self, model: nn.Module, activation_fn: nn.Module = nn.Identity(), **kwargs: Any) -> None:  # noqa: B008
         super().__init__(model)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentencekit.losses._citations import MNRL_CITATION
 from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname
 
 
@@ -25,17 +26,7 @@ class MultipleNegativesRankingLoss(CrossEncoderLoss):
     >>> loss(inputs, None).backward()                                               # doctest: +SKIP
     """
 
-    citation = """
-@misc{henderson2017efficient,
-    title={Efficient Natural Language Response Suggestion for Smart Reply},
-    author={Matthew Henderson and Rami Al-Rfou and Brian Strope and Yun-hsuan Sung and Laszlo Lukacs
-        and Ruiqi Guo and Sanjiv Kumar and Balint Miklos and Ray Kurzweil},
-    year={2017},
-    eprint={1705.00652},
-    archivePrefix={arXiv},
-    primaryClass={cs.CL}
-}
-"""
+    citation = MNRL_CITATION
 
     def __init__(self, model: nn.Module, num_negatives: int | None = 4, scale: float = 10.0,
                  activation_fn: nn.Module | None = nn.Sigmoid()) -> None:  # noqa: B008
