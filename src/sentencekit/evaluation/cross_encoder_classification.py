@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation._pair_scoring import PairScoringEvaluator
 from sentencekit.evaluation.metrics import average_precision, best_accuracy_threshold, best_f1_threshold, f1_scores
 
 _BINARY_HEADERS = {"accuracy": "Accuracy", "accuracy_threshold": "Accuracy_Threshold", "f1": "F1",
@@ -18,7 +18,7 @@ _MULTICLASS_HEADERS = {"accuracy": "Accuracy", "f1_macro": "Macro_F1", "f1_micro
                        "f1_weighted": "Weighted_F1"}
 
 
-class CrossEncoderClassificationEvaluator(SentenceEvaluator):
+class CrossEncoderClassificationEvaluator(PairScoringEvaluator):
     """Classify ``sentence_pairs`` with ``model.predict`` and compare with ``labels``.
 
     - ``model.num_labels == 1`` (labels 0/1): ``accuracy``, ``accuracy_threshold``, ``f1``,
@@ -45,23 +45,15 @@ class CrossEncoderClassificationEvaluator(SentenceEvaluator):
         show_progress_bar: bool = False,
         write_csv: bool = True,
     ) -> None:
-        super().__init__()
-        if len(sentence_pairs) != len(labels):
-            raise ValueError(f"sentence_pairs and labels must have the same length, got {len(sentence_pairs)} "
-                             f"and {len(labels)}.")
-        self.sentence_pairs = [tuple(pair) for pair in sentence_pairs]
+        super().__init__(sentence_pairs, labels, name, batch_size, show_progress_bar, write_csv)
         self.labels = np.asarray(labels, dtype=np.int64)
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.csv_file = csv_name("CrossEncoderClassificationEvaluator", name)
         self.csv_headers = ["epoch", "steps", *_BINARY_HEADERS.values()]  # set per model kind when called
         self.primary_metric = "average_precision"
 
+    targets_name = "labels"
+
     def compute_metrics(self, model: Any) -> dict[str, float]:
-        predicted = np.asarray(model.predict(self.sentence_pairs, batch_size=self.batch_size,
-                                             show_progress_bar=self.show_progress_bar, convert_to_numpy=True))
+        predicted = self.predict(model)
         if model.num_labels == 1:
             scores = predicted.reshape(len(self.labels))
             accuracy, accuracy_threshold = best_accuracy_threshold(scores, self.labels)

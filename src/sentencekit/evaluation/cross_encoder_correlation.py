@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation._pair_scoring import PairScoringEvaluator
 from sentencekit.evaluation.metrics import pearson, spearman
 
 
-class CrossEncoderCorrelationEvaluator(SentenceEvaluator):
+class CrossEncoderCorrelationEvaluator(PairScoringEvaluator):
     """Pearson and Spearman correlation (``pearson``, ``spearman``; primary ``spearman``) between
     ``model.predict(sentence_pairs)`` and ``scores``.
 
@@ -32,21 +32,13 @@ class CrossEncoderCorrelationEvaluator(SentenceEvaluator):
         show_progress_bar: bool = False,
         write_csv: bool = True,
     ) -> None:
-        super().__init__()
-        if len(sentence_pairs) != len(scores):
-            raise ValueError(f"sentence_pairs and scores must have the same length, got {len(sentence_pairs)} "
-                             f"and {len(scores)}.")
-        self.sentence_pairs = [tuple(pair) for pair in sentence_pairs]
+        super().__init__(sentence_pairs, scores, name, batch_size, show_progress_bar, write_csv)
         self.scores = [float(s) for s in scores]
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.csv_file = csv_name("CrossEncoderCorrelationEvaluator", name)
         self.csv_headers = ["epoch", "steps", "Pearson_Correlation", "Spearman_Correlation"]
         self.primary_metric = "spearman"
 
+    targets_name = "scores"
+
     def compute_metrics(self, model: Any) -> dict[str, float]:
-        predicted = model.predict(self.sentence_pairs, batch_size=self.batch_size,
-                                  show_progress_bar=self.show_progress_bar, convert_to_numpy=True)
+        predicted = self.predict(model)
         return {"pearson": pearson(self.scores, predicted), "spearman": spearman(self.scores, predicted)}
