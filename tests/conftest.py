@@ -11,6 +11,13 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Indexes, ONNX exports and the default reranker live under $SENTENCEKIT_HOME: keep the user's out of
+    tests (and tests out of each other's)."""
+    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "sentencekit-home"))
+
 WORDS = (
     "the a an is are was be to of and in on for with how do i get my your what refund return policy "
     "order ship shipping account password reset login cancel subscription price cost pay payment card "

@@ -12,12 +12,6 @@ import pytest
 from sentencekit.cli import main
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """Indexes and the default reranker live under $SENTENCEKIT_HOME: keep the user's out of tests."""
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "sentencekit-home"))
-
-
 def write_corpus(path, texts):
     with open(path, "w", encoding="utf-8") as f:
         for i, t in enumerate(texts):

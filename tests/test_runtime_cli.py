@@ -13,11 +13,6 @@ from sentencekit.cli import main
 pytest.importorskip("onnxruntime")
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
-
-
 def test_encode_similarity_and_rerank_on_onnx(tiny_st_dir, tiny_ce_dir, tmp_path, capsys):
     model_dir, ce_dir = tmp_path / "st", tmp_path / "ce"
     shutil.copytree(tiny_st_dir, model_dir)

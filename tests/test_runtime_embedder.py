@@ -22,11 +22,6 @@ TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a", 
          "what is your return policy for a broken item that was delivered late " * 3]
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
-
-
 def copy_model(src: Path, tmp_path: Path, name: str = "model") -> Path:
     dst = tmp_path / name
     shutil.copytree(src, dst)
@@ -136,7 +131,7 @@ def test_read_only_model_folder_exports_to_sentencekit_home(tiny_st_dir, tmp_pat
     folder = copy_model(tiny_st_dir, tmp_path)
     (folder / "onnx").write_text("not a folder: nothing can be written beside the model")
     model = SentenceTransformer(str(folder), backend="onnx")
-    assert model.onnx_path.parent == tmp_path / "home" / "onnx"
+    assert model.onnx_path.parent == tmp_path / "sentencekit-home" / "onnx"
     assert SentenceTransformer(str(folder), backend="onnx").onnx_path == model.onnx_path
 
 

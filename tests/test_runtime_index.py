@@ -20,11 +20,6 @@ DOCS = ["how do i get a refund", "reset my password please", "the cat sat on the
         "shipping is late for my order", "cancel the subscription today"]
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture()
 def model_dir(tiny_st_dir, tmp_path):
     target = tmp_path / "model"
@@ -95,4 +90,4 @@ def test_cli_search_on_onnx_equals_torch(model_dir, tmp_path, capsys):
     assert [h["id"] for h in onnx_hits] == [h["id"] for h in torch_hits]
     np.testing.assert_allclose([h["score"] for h in onnx_hits], [h["score"] for h in torch_hits], atol=1e-5)
     # one managed index serves both backends: the torch run reused what the onnx run embedded
-    assert len(list((tmp_path / "home" / "indexes").iterdir())) == 1
+    assert len(list((tmp_path / "sentencekit-home" / "indexes").iterdir())) == 1

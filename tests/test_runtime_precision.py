@@ -20,11 +20,6 @@ TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "pass
          "what is your return policy for a broken item that was delivered late"]
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
-
-
 def cosines(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 

@@ -21,11 +21,6 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
-
-
 @pytest.fixture()
 def ce_folder(tiny_ce_dir, tmp_path):
     folder = tmp_path / "ce"
