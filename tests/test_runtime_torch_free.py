@@ -51,3 +51,19 @@ def test_int8_export_and_encode_without_torch_afterwards(tiny_st_dir, tmp_path):
         'backend="onnx"', 'backend="onnx", compute_dtype="int8"')
     run_fresh(code, tmp_path / "home")
     assert run_fresh(code, tmp_path / "home")["loaded"] == []
+
+
+def test_stored_index_on_onnx_without_torch(tiny_st_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_st_dir, folder)
+    code = f"""
+import json, sys
+from sentencekit import EmbeddingIndex, SentenceTransformer
+model = SentenceTransformer({str(folder)!r}, backend="onnx")
+index = EmbeddingIndex.create({str(tmp_path / "idx")!r}, model)
+index.add([("refund order payment card number " * 40), "the cat sat on the mat"], ids=["long", "cat"], chunk=True)
+hits = index.search("refund", top_k=2)
+print(json.dumps({{"shape": [len(hits)], "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}}))
+"""
+    run_fresh(CHECK.format(cls="SentenceTransformer", path=str(folder), call="encode(['x'])"), tmp_path / "home")
+    assert run_fresh(code, tmp_path / "home") == {"shape": [2], "loaded": []}
