@@ -316,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_args(p)
     p.set_defaults(func=cmd_rerank)
 
+    from sentencekit.serve.cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
+
+    add_serve_parser(sub)
+
     p = sub.add_parser("train", help="train an embedder or reranker from a YAML config",
                        description="Run the training a YAML file describes (model, datasets, loss, evaluator, "
                                    "training arguments); see sentencekit/training/config.py for the format. "

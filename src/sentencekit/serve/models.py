@@ -1,0 +1,124 @@
+"""The served models: loading (torch or ONNX backend), what ``/info`` reports about them, and the two
+batch functions the batcher runs on its inference thread.
+
+>>> models = load_models(ServeConfig(model="sentence-transformers/all-MiniLM-L6-v2"))   # doctest: +SKIP
+>>> models.embedder.dimension, models.embedder.max_length                              # doctest: +SKIP
+(384, 256)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentencekit.batching import TruncationWarning
+from sentencekit.serve.config import ServeConfig
+from sentencekit.serve.tokens import TokenCounter
+
+
+def _identity(scores: Any) -> Any:
+    return scores  # raw_scores: logits without the model's activation (works on tensors and arrays)
+
+
+@dataclass
+class ServedModel:
+    """One loaded model with its token counter and what clients see of it."""
+
+    model: Any
+    name: str
+    source: str
+    backend: str
+    tokens: TokenCounter
+    kind: str  # "embedder" or "reranker"
+
+    @property
+    def max_length(self) -> int | None:
+        return self.tokens.max_length
+
+    @property
+    def dimension(self) -> int | None:
+        dim = self.model.get_sentence_embedding_dimension() if self.kind == "embedder" else None
+        return int(dim) if dim is not None else None
+
+    @property
+    def on_cpu(self) -> bool:
+        return str(getattr(self.model, "device", "cpu")).startswith("cpu")
+
+    def info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model_id": self.name, "source": self.source, "backend": self.backend,
+                               "max_input_length": self.max_length,
+                               "compute_dtype": getattr(self.model, "compute_dtype", None),
+                               "device": str(getattr(self.model, "device", "cpu"))}
+        if self.kind == "embedder":
+            out.update(dimension=self.dimension, similarity_fn_name=self.model.similarity_fn_name,
+                       prompts=sorted(k for k, v in self.model.prompts.items() if v),
+                       default_prompt_name=self.model.default_prompt_name)
+        return out
+
+    def _batch_kwargs(self, n: int, max_batch_tokens: int) -> dict[str, Any]:
+        # CPUs: the library's own measured batching (batch_size * batch_tokens_per_text padded tokens).
+        # GPUs: one forward pass may hold the whole token budget.
+        if self.on_cpu:
+            return {"batch_size": 32}
+        return {"batch_size": max(1, n), "max_batch_tokens": max_batch_tokens}
+
+    def run_embed(self, prompt: str, texts: list[str], max_batch_tokens: int) -> np.ndarray:
+        """Embeddings ``[n, dim]`` (float32) of ``texts`` with ``prompt`` prepended (inference thread)."""
+        out = self.model.encode(texts, prompt=prompt, show_progress_bar=False, convert_to_numpy=True,
+                                **self._batch_kwargs(len(texts), max_batch_tokens))
+        return np.asarray(out, dtype=np.float32)
+
+    def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
+        """Scores ``[n]`` of ``(query, document)`` pairs (inference thread)."""
+        out = self.model.predict(pairs, activation_fn=_identity if raw_scores else None, show_progress_bar=False,
+                                 convert_to_numpy=True, **self._batch_kwargs(len(pairs), max_batch_tokens))
+        return np.asarray(out, dtype=np.float32).reshape(len(pairs))
+
+
+@dataclass
+class ServedModels:
+    embedder: ServedModel
+    reranker: ServedModel | None
+
+    def describe(self) -> str:
+        text = f"{self.embedder.name} ({self.embedder.backend}, {self.embedder.dimension} dims)"
+        if self.reranker is not None:
+            text += f" + reranker {self.reranker.name}"
+        return text
+
+
+def _served_name(source: str) -> str:
+    """A folder is served under its name (its parent's for a generic ``model`` sub-folder), an id as is."""
+    path = Path(source)
+    if not path.exists():
+        return source
+    path = path.resolve()
+    return path.parent.name if path.name == "model" and path.parent.name else path.name
+
+
+def load_models(config: ServeConfig) -> ServedModels:
+    """Load the embedder (and reranker) that ``config`` names; raises ``OSError`` / ``ValueError`` with the
+    loader's message when one cannot be loaded."""
+    from sentencekit.runtime.dispatch import CrossEncoder, SentenceTransformer
+
+    # Requests report truncation in their own way (usage counts, 413 with truncate=false); the library's
+    # per-call warning would only flood the log.
+    warnings.filterwarnings("ignore", category=TruncationWarning)
+    common = {"device": config.device, "local_files_only": config.local_files_only,
+              "num_threads": config.threads, "compute_dtype": config.compute_dtype}
+    model = SentenceTransformer(config.model, backend=config.backend, **common)
+    embedder = ServedModel(model, config.served_model_name or _served_name(config.model), config.model,
+                           config.backend, TokenCounter.for_model(model), "embedder")
+    reranker = None
+    if config.reranker:
+        ce = CrossEncoder(config.reranker, backend=config.backend, **common)
+        if getattr(ce, "num_labels", 1) != 1:
+            raise ValueError(f"--reranker {config.reranker}: this cross-encoder has {ce.num_labels} labels; "
+                             "reranking needs a model with one relevance score.")
+        reranker = ServedModel(ce, _served_name(config.reranker), config.reranker, config.backend,
+                               TokenCounter.for_model(ce), "reranker")
+    return ServedModels(embedder, reranker)

@@ -1,0 +1,215 @@
+"""What the routes share, independent of any wire format: admission (429 past
+``--max-concurrent-requests``), request limits (413), token counting and the ``truncate=false`` check,
+token-id inputs, and submitting work to the batchers.
+
+Every check runs before a request is queued, so a bad request is answered on its own and never reaches
+a batch that other requests share.
+
+>>> service = Service(models, ServeConfig(), ServerMetrics())                 # doctest: +SKIP
+>>> out = await service.embed(["hello"], prompt_name=None, truncate=True, param="input")  # doctest: +SKIP
+>>> out.values.shape, out.tokens                                               # doctest: +SKIP
+((1, 384), 3)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sentencekit.prompts import resolve_prompt
+from sentencekit.serve.batcher import BatcherClosed, BatchResult, DynamicBatcher
+from sentencekit.serve.config import ServeConfig
+from sentencekit.serve.errors import ApiError
+from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.models import ServedModel, ServedModels
+
+#: token counting of requests longer than this (characters) runs off the event loop
+INLINE_TOKENIZE_CHARS = 20_000
+
+
+@dataclass
+class Outcome:
+    """A request's results with its token count and timings (for ``usage`` and the timing headers)."""
+
+    values: np.ndarray
+    tokens: int
+    batch: BatchResult
+
+
+class Service:
+    """The served models behind their batchers, with the limits of ``config`` (see the module docstring)."""
+
+    def __init__(self, models: ServedModels, config: ServeConfig, metrics: ServerMetrics) -> None:
+        self.models, self.config, self.metrics = models, config, metrics
+        # One inference thread for every model: a model and its tokenizer are used by one thread at a time.
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sentencekit-infer")
+        wait = config.batch_wait_ms / 1000.0
+        embedder = models.embedder
+        self.embed_batcher = DynamicBatcher(
+            lambda key, texts: embedder.run_embed(key, texts, config.max_batch_tokens),
+            max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor, metrics=metrics,
+            name="embedder")
+        self.rerank_batcher = None
+        if models.reranker is not None:
+            reranker = models.reranker
+            self.rerank_batcher = DynamicBatcher(
+                lambda key, pairs: reranker.run_rerank(key, pairs, config.max_batch_tokens),
+                max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor,
+                metrics=metrics, name="reranker")
+        self.in_flight = 0
+
+    # -- life cycle -----------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.embed_batcher.start()
+        if self.rerank_batcher is not None:
+            self.rerank_batcher.start()
+
+    async def close(self) -> None:
+        """Run what is queued, then stop (the graceful part of shutdown)."""
+        await self.embed_batcher.close()
+        if self.rerank_batcher is not None:
+            await self.rerank_batcher.close()
+        self._executor.shutdown(wait=True)
+
+    # -- admission and limits -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold one of the ``--max-concurrent-requests`` slots for the request, or answer 429."""
+        limit = self.config.max_concurrent_requests
+        if self.in_flight >= limit:
+            raise ApiError(429, f"the server already has {limit} requests in flight (--max-concurrent-requests); "
+                                "retry after a second", "Overloaded", code="rate_limit_exceeded",
+                           headers={"Retry-After": "1"})
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.set(self.in_flight)
+
+    def check_count(self, n: int, param: str) -> None:
+        if n == 0:
+            raise ApiError(422, f"`{param}` is empty; send at least one input", "Empty", param=param)
+        limit = self.config.max_client_batch_size
+        if n > limit:
+            raise ApiError(413, f"{n} inputs exceed --max-client-batch-size {limit}; send fewer per request",
+                           "Validation", param=param)
+
+    def require_reranker(self) -> ServedModel:
+        if self.models.reranker is None or self.rerank_batcher is None:
+            raise ApiError(424, "this server has no reranker; start it with --reranker NAME_OR_PATH "
+                                "(a cross-encoder) to use the rerank routes", "Backend", code="model_not_loaded")
+        return self.models.reranker
+
+    def check_dimensions(self, dimensions: int | None, param: str = "dimensions") -> None:
+        if dimensions is None:
+            return
+        full = self.models.embedder.dimension
+        if dimensions <= 0 or (full is not None and dimensions > full):
+            raise ApiError(422, f"dimensions={dimensions} is not between 1 and the model's {full} dimensions",
+                           "Validation", param=param)
+
+    @staticmethod
+    def check_direction(direction: str) -> None:
+        if direction.lower() != "right":
+            raise ApiError(422, "truncation_direction='left' is not supported; send 'right' (the default) or "
+                                "cut the text yourself", "Validation", param="truncation_direction")
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def texts_from(self, inputs: Any, param: str) -> list[str]:
+        """Texts of a string / list of strings / token-id array(s) input. Token ids are decoded with the
+        served model's tokenizer (they must be ids of *that* tokenizer, as TEI requires)."""
+        if isinstance(inputs, str):
+            return [inputs]
+        if not inputs:
+            self.check_count(0, param)
+        if isinstance(inputs[0], str):
+            return list(inputs)
+        batch = [inputs] if isinstance(inputs[0], int) else list(inputs)
+        self.check_count(len(batch), param)
+        counter = self.models.embedder.tokens
+        for i, ids in enumerate(batch):
+            bad = counter.check_ids(ids)
+            if bad is not None:
+                raise ApiError(422, f"token id {bad} of {param}[{i}] is outside the model's vocabulary (0 to "
+                                    f"{counter.vocab_size - 1}); token ids must come from the served model's own "
+                                    "tokenizer, or send text (LangChain: OpenAIEmbeddings(..., "
+                                    "check_embedding_ctx_length=False))", "Tokenizer", param=param)
+        return counter.decode(batch)
+
+    def resolve_prompt(self, prompt_name: str | None) -> str:
+        model = self.models.embedder.model
+        if prompt_name is not None and prompt_name not in model.prompts:
+            known = ", ".join(repr(k) for k, v in model.prompts.items() if v) or "none"
+            raise ApiError(422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({known}); "
+                                "leave it out or use one of those", "Validation", param="prompt_name")
+        return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
+
+    async def _lengths(self, model: ServedModel, items: Sequence[Any]) -> list[int]:
+        chars = sum(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in items)
+        if chars > INLINE_TOKENIZE_CHARS:  # keep the event loop free for other requests
+            return await asyncio.to_thread(model.tokens.lengths, items)
+        return model.tokens.lengths(items)
+
+    async def _count(self, model: ServedModel, items: Sequence[Any], truncate: bool, param: str) -> list[int]:
+        """Tokens the model will read of each item; 413 for an item over the limit with truncate=false."""
+        lengths = await self._lengths(model, items)
+        if not truncate:
+            for i, n in enumerate(lengths):
+                if model.tokens.too_long(n):
+                    raise ApiError(413, f"{param}[{i}] has {n} tokens, more than the model's limit of "
+                                        f"{model.max_length} (truncate=false); shorten or split it, or send "
+                                        "truncate=true to cut it", "Validation", param=param)
+        return [model.tokens.used(n) for n in lengths]
+
+    async def _submit(self, batcher: DynamicBatcher, key: Any, items: list[Any], tokens: int) -> BatchResult:
+        try:
+            return await batcher.submit(key, items, tokens)
+        except BatcherClosed as exc:
+            raise ApiError(503, str(exc), "Unhealthy") from None
+        except ValueError as exc:
+            raise ApiError(422, str(exc), "Validation") from None
+        except Exception as exc:  # noqa: BLE001 - the model failed on this request alone
+            raise ApiError(500, f"the model failed on this request: {type(exc).__name__}: {exc}",
+                           "Backend") from None
+
+    # -- work -----------------------------------------------------------------------------------------
+    async def embed(self, texts: list[str], *, prompt_name: str | None, truncate: bool, param: str) -> Outcome:
+        """Embeddings ``[n, dim]`` of ``texts`` as ``model.encode`` gives them (with the resolved prompt)."""
+        self.check_count(len(texts), param)
+        prompt = self.resolve_prompt(prompt_name)
+        model = self.models.embedder
+        used = await self._count(model, [prompt + t for t in texts] if prompt else texts, truncate, param)
+        result = await self._submit(self.embed_batcher, prompt, texts, sum(used))
+        return Outcome(np.asarray(result.values), sum(used), result)
+
+    async def rerank(self, query: str, documents: list[str], *, raw_scores: bool, truncate: bool,
+                     param: str) -> Outcome:
+        """Scores ``[n]`` of ``documents`` against ``query``."""
+        model = self.require_reranker()
+        self.check_count(len(documents), param)
+        pairs = [(query, d) for d in documents]
+        used = await self._count(model, pairs, truncate, param)
+        result = await self._submit(self.rerank_batcher, raw_scores, pairs, sum(used))
+        return Outcome(np.asarray(result.values), sum(used), result)
+
+
+def postprocess(embeddings: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
+    """Matryoshka truncation, then L2 normalization (as ``encode(truncate_dim=..., normalize_embeddings=True)``).
+
+    >>> postprocess(np.array([[3.0, 4.0, 12.0]], dtype=np.float32), 2, True).tolist()
+    [[0.6000000238418579, 0.800000011920929]]
+    """
+    if dimensions is not None:
+        embeddings = embeddings[:, :dimensions]
+    if normalize:
+        norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+        embeddings = embeddings / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(embeddings, dtype=np.float32)

@@ -1,0 +1,279 @@
+"""`sentencekit serve` pieces in-process: settings from flags and environment variables, the dynamic
+batcher (packing, grouping, order, error isolation, draining), the token counter on both backends,
+Prometheus text, error shapes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from sentencekit.serve.batcher import BatcherClosed, DynamicBatcher
+from sentencekit.serve.config import OPTIONS, ServeConfig, add_serve_arguments
+from sentencekit.serve.errors import ApiError, error_body, validation_message
+from sentencekit.serve.metrics import Registry, ServerMetrics
+
+
+def parse(argv, environ=None) -> ServeConfig:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, environ=environ or {})
+    return ServeConfig.from_args(parser.parse_args(argv))
+
+
+# -- settings -----------------------------------------------------------------------------------------
+def test_defaults_flags_and_environment_variables():
+    config = parse([])
+    assert (config.host, config.port, config.max_batch_tokens, config.max_client_batch_size,
+            config.max_concurrent_requests, config.backend, config.api_key) == ("127.0.0.1", 8080, 16384, 256, 512,
+                                                                               "torch", None)
+    env = {"SENTENCEKIT_PORT": "9001", "SENTENCEKIT_API_KEY": "k", "SENTENCEKIT_BACKEND": "onnx",
+           "SENTENCEKIT_AUTO_TRUNCATE": "false", "SENTENCEKIT_MAX_BATCH_TOKENS": "512",
+           "SENTENCEKIT_RERANKER": "ce", "SENTENCEKIT_SERVED_MODEL_NAME": "m"}
+    config = parse([], env)
+    assert (config.port, config.api_key, config.backend, config.auto_truncate, config.max_batch_tokens,
+            config.reranker, config.served_model_name) == (9001, "k", "onnx", False, 512, "ce", "m")
+    assert parse(["--port", "9002", "--auto-truncate"], env).port == 9002  # the flag wins
+    assert parse(["--auto-truncate"], env).auto_truncate is True
+    assert {o.env for o in OPTIONS} >= {"SENTENCEKIT_MODEL", "SENTENCEKIT_PORT", "SENTENCEKIT_API_KEY",
+                                        "SENTENCEKIT_MAX_CLIENT_BATCH_SIZE", "SENTENCEKIT_MAX_CONCURRENT_REQUESTS"}
+
+
+@pytest.mark.parametrize(("env", "value"), [("SENTENCEKIT_PORT", "http"), ("SENTENCEKIT_MAX_BATCH_TOKENS", "0"),
+                                            ("SENTENCEKIT_BACKEND", "tf"), ("SENTENCEKIT_AUTO_TRUNCATE", "maybe")])
+def test_bad_environment_values_name_the_variable(env, value):
+    with pytest.raises(ValueError, match=env):
+        parse([], {env: value})
+    assert parse(["--port", "9000", "--max-batch-tokens", "8", "--backend", "torch", "--auto-truncate"],
+                 {env: value}).port == 9000  # the flag replaces the bad variable
+
+
+def test_a_bad_variable_breaks_serve_only(tmp_path):
+    env = {**os.environ, "SENTENCEKIT_PORT": "http"}
+    run_cli = [sys.executable, "-m", "sentencekit.cli"]
+    assert subprocess.run([*run_cli, "--help"], env=env, capture_output=True).returncode == 0
+    done = subprocess.run([*run_cli, "serve", "--model", str(tmp_path)], env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "SENTENCEKIT_PORT='http'" in done.stderr
+
+
+def test_serve_help_lists_variables_and_stays_light():
+    code = ("import sys, contextlib, io, sentencekit.cli as c\n"
+            "out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):\n"
+            "    c.main(['serve', '--help'])\n"
+            "print('SENTENCEKIT_MAX_CONCURRENT_REQUESTS' in out.getvalue(), '--api-key' in out.getvalue())\n"
+            "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["True True", "[]"]
+
+
+# -- batcher ------------------------------------------------------------------------------------------
+class Recorder:
+    """A batch function that records its calls (thread and items) and doubles numbers."""
+
+    def __init__(self, delay: float = 0.0, fail_on=None):
+        self.calls, self.threads, self.delay, self.fail_on = [], set(), delay, fail_on
+
+    def __call__(self, key, items):
+        self.calls.append((key, list(items)))
+        self.threads.add(threading.get_ident())
+        time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError(f"cannot handle {self.fail_on}")
+        return [x * 2 for x in items]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_a_batch_in_order():
+    rec = Recorder(delay=0.05)
+
+    async def main():
+        batcher = DynamicBatcher(rec, max_batch_tokens=1000)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit("k", [1], 1))  # runs alone; the rest queue meanwhile
+        await asyncio.sleep(0.01)
+        rest = [batcher.submit("k", list(range(10 * i, 10 * i + i + 1)), i + 1) for i in range(1, 6)]
+        results = await asyncio.gather(first, *rest)
+        await batcher.close()
+        return results
+
+    results = run(main())
+    assert [r.values for r in results] == [[2]] + [[2 * x for x in range(10 * i, 10 * i + i + 1)] for i in range(1, 6)]
+    assert len(rec.calls) == 2 and results[1].batch_requests == 5 and results[1].batch_inputs == 20
+    assert len(rec.threads) == 1  # one inference thread
+
+
+def test_token_budget_and_keys_split_batches():
+    rec = Recorder(delay=0.05)
+
+    async def main():
+        batcher = DynamicBatcher(rec, max_batch_tokens=10)
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit("a", [0], 1))
+        await asyncio.sleep(0.01)
+        jobs = [batcher.submit("a", [1], 6), batcher.submit("b", [2], 1), batcher.submit("a", [3], 6),
+                batcher.submit("a", [4], 4), batcher.submit("b", [5], 1)]
+        out = await asyncio.gather(blocker, *jobs)
+        await batcher.close()
+        return out
+
+    run(main())
+    # after the blocker: oldest "a" job plus what fits 10 tokens ([1]+[4]), then "b" jobs together, then [3]
+    assert rec.calls[1:] == [("a", [1, 4]), ("b", [2, 5]), ("a", [3])]
+
+
+def test_a_failing_request_does_not_disturb_its_batch():
+    rec = Recorder(delay=0.02, fail_on=13)
+
+    async def main():
+        batcher = DynamicBatcher(rec, max_batch_tokens=100)
+        batcher.start()
+        blocker = asyncio.ensure_future(batcher.submit("k", [0], 1))
+        await asyncio.sleep(0.005)
+        jobs = [batcher.submit("k", [11, 12], 2), batcher.submit("k", [13], 1), batcher.submit("k", [14], 1)]
+        out = await asyncio.gather(blocker, *jobs, return_exceptions=True)
+        await batcher.close()
+        return out
+
+    out = run(main())
+    assert out[1].values == [22, 24] and out[3].values == [28]
+    assert isinstance(out[2], ValueError) and "13" in str(out[2])
+
+
+def test_close_drains_the_queue_and_refuses_new_work():
+    rec = Recorder(delay=0.02)
+
+    async def main():
+        batcher = DynamicBatcher(rec, max_batch_tokens=100, max_wait_s=10.0)  # would wait long if not closing
+        batcher.start()
+        jobs = [asyncio.ensure_future(batcher.submit("k", [i], 1)) for i in range(4)]
+        await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await batcher.close()
+        with pytest.raises(BatcherClosed):
+            await batcher.submit("k", [9], 1)
+        return [j.result().values for j in jobs], time.monotonic() - started
+
+    values, took = run(main())
+    assert values == [[0], [2], [4], [6]] and took < 5
+
+
+def test_batch_wait_collects_requests_that_arrive_later():
+    rec = Recorder()
+
+    async def main():
+        batcher = DynamicBatcher(rec, max_batch_tokens=100, max_wait_s=0.3)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit("k", [1], 1))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit("k", [2], 1))
+        out = await asyncio.gather(first, second)
+        await batcher.close()
+        return out
+
+    out = run(main())
+    assert rec.calls == [("k", [1, 2])] and out[0].queue_s >= 0.25
+
+
+def test_batcher_reports_metrics():
+    metrics = ServerMetrics()
+
+    async def main():
+        batcher = DynamicBatcher(Recorder(), max_batch_tokens=100, metrics=metrics, name="embedder")
+        batcher.start()
+        await asyncio.gather(batcher.submit("k", [1, 2, 3], 7), batcher.submit("k", [4], 2))
+        await batcher.close()
+
+    run(main())
+    text = metrics.render()
+    assert metrics.tokens.get(model="embedder") == 9 and metrics.inputs.get(model="embedder") == 4
+    assert 'sentencekit_batch_size_count{model="embedder"}' in text
+    assert 'sentencekit_queue_depth{model="embedder"} 0' in text
+
+
+# -- metrics and errors -------------------------------------------------------------------------------
+def test_prometheus_text_format():
+    registry = Registry()
+    hist = registry.histogram("lat_seconds", "Latency.", [0.1, 1.0], ["route"])
+    hist.observe(0.05, route="/a")
+    hist.observe(0.5, route="/a")
+    gauge = registry.gauge("depth", "Depth.")
+    gauge.set(3)
+    lines = registry.render().splitlines()
+    assert "# TYPE lat_seconds histogram" in lines
+    assert 'lat_seconds_bucket{route="/a",le="0.1"} 1' in lines
+    assert 'lat_seconds_bucket{route="/a",le="1"} 2' in lines
+    assert 'lat_seconds_bucket{route="/a",le="+Inf"} 2' in lines
+    assert 'lat_seconds_count{route="/a"} 2' in lines and "depth 3" in lines
+
+
+def test_error_shapes_per_route_family():
+    err = ApiError(429, "busy", "Overloaded", headers={"Retry-After": "1"})
+    assert error_body("/embed", err) == {"error": "busy", "error_type": "Overloaded"}
+    body = error_body("/v1/embeddings", err)["error"]
+    assert body["message"] == "busy" and body["type"] == "rate_limit_error" and set(body) == {"message", "type",
+                                                                                               "param", "code"}
+    assert error_body("/v1/rerank", err)["error"]["message"] == "busy"
+    message, param = validation_message([{"type": "missing", "loc": ("body", "query"), "msg": "Field required"}])
+    assert (message, param) == ("`query` is required", "query")
+
+
+# -- token counting on both backends --------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
+def test_token_counter_matches_the_model_tokenizer(tiny_model):
+    from sentencekit.serve.tokens import TokenCounter
+
+    counter = TokenCounter.for_model(tiny_model)
+    texts = ["Hello World", "how do i get a refund " * 20]
+    expected = [len(ids) for ids in tiny_model.tokenizer(texts)["input_ids"]]
+    assert counter.lengths(texts) == expected and counter.max_length == 48
+    assert counter.too_long(expected[1]) and counter.used(expected[1]) == 48 and not counter.too_long(expected[0])
+    ids = tiny_model.tokenizer(["hello world"])["input_ids"]
+    assert counter.decode(ids) == ["hello world"]
+    assert counter.check_ids([1, 10**6]) == 10**6 and counter.check_ids([1, 2]) is None
+    # the model's own tokenizer keeps working from another thread while the counter is used
+    threads = [threading.Thread(target=lambda: [counter.lengths(texts) for _ in range(50)]) for _ in range(3)]
+    for t in threads:
+        t.start()
+    tiny_model.encode(texts * 20)
+    for t in threads:
+        t.join()
+
+
+def test_token_counter_on_the_onnx_backend(tiny_st_dir, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.serve.tokens import TokenCounter
+
+    monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_st_dir, folder)
+    onnx_model = SentenceTransformer(str(folder), backend="onnx")
+    torch_model = SentenceTransformer(str(folder), device="cpu")
+    texts = ["Hello World", "how do i get a refund " * 20, "a"]
+    assert TokenCounter.for_model(onnx_model).lengths(texts) == TokenCounter.for_model(torch_model).lengths(texts)
+    enc = onnx_model.tokenizer.encode(texts)
+    counter = TokenCounter.for_model(onnx_model)
+    assert [counter.used(n) for n in counter.lengths(texts)] == enc.lengths.tolist()
+    assert [counter.too_long(n) for n in counter.lengths(texts)] == enc.truncated.tolist()
+
+
+def test_postprocess_truncates_then_normalizes(tiny_model):
+    from sentencekit.serve.service import postprocess
+
+    texts = ["hello world", "refund policy"]
+    full = tiny_model.encode(texts)
+    expected = tiny_model.encode(texts, truncate_dim=8, normalize_embeddings=True)
+    np.testing.assert_allclose(postprocess(full, 8, True), expected, atol=1e-6)
+    np.testing.assert_array_equal(postprocess(full, None, False), full)
