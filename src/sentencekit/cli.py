@@ -326,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Needs the train extra: pip install sentencekit[train].")
     p.add_argument("config", help="training config (.yaml)")
     p.set_defaults(func=cmd_train)
+
+    from sentencekit.corpus_embed import add_embed_corpus_parser
+
+    add_embed_corpus_parser(sub)
     return parser
 
 

@@ -174,10 +174,12 @@ class SentenceTransformer(BaseModel):
         precision: Literal["float32", "int8", "uint8", "binary", "ubinary"] = "float32",
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
         max_batch_tokens: int | None = None,
+        pool: Any = None,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> np.ndarray | Tensor | list:
         """Embed texts. A list gives a ``[N, dim]`` float32 NumPy array, a single string ``[dim]``.
@@ -193,7 +195,19 @@ class SentenceTransformer(BaseModel):
         (384,)
         >>> model.encode(["a", "b"], normalize_embeddings=True, truncate_dim=128).shape  # doctest: +SKIP
         (2, 128)
+
+        ``pool=model.start_multi_process_pool()`` (or ``device=["cuda:0", "cuda:1"]``) spreads the texts
+        over worker processes in chunks of ``chunk_size`` (see ``sentencekit.parallel``).
         """
+        if pool is not None or (isinstance(device, list) and device):
+            from sentencekit.parallel.model_api import encode_with_pool
+
+            return encode_with_pool(
+                self, sentences, pool=pool, device=device, chunk_size=chunk_size, prompt_name=prompt_name,
+                prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar, output_value=output_value,
+                precision=precision, convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
+                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
+                max_batch_tokens=max_batch_tokens, **kwargs)
         texts, single = as_input_list(sentences)
         self._check_kwargs(kwargs, "encode")
         check_precision(precision)
@@ -253,6 +267,29 @@ class SentenceTransformer(BaseModel):
         routers = [m for m in self.modules() if isinstance(m, Router)]
         if routers and "task" not in kwargs and any(task in r.sub_modules for r in routers):
             kwargs["task"] = task
+
+    # -- multi-process (logic in sentencekit.parallel) ----------------------------------------------
+    def start_multi_process_pool(self, target_devices: list[str] | None = None, *,
+                                 threads_per_worker: int | None = None) -> Any:
+        """Start worker processes that each hold this model, for ``encode(..., pool=pool)``.
+
+        ``target_devices=None``: every CUDA device, else ``min(4, cores)`` CPU workers, each with
+        ``cores // workers`` threads. Use it as a context manager, or stop it with
+        :meth:`stop_multi_process_pool`.
+
+        >>> with model.start_multi_process_pool(["cpu", "cpu"]) as pool:   # doctest: +SKIP
+        ...     emb = model.encode(texts, pool=pool, chunk_size=500)
+        """
+        from sentencekit.parallel import start_multi_process_pool
+
+        return start_multi_process_pool(self, target_devices, threads_per_worker=threads_per_worker)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Any) -> None:
+        """Stop a pool from :meth:`start_multi_process_pool` (safe after a worker died)."""
+        from sentencekit.parallel import stop_multi_process_pool
+
+        stop_multi_process_pool(pool)
 
     # -- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Tensor:

@@ -197,8 +197,10 @@ class CrossEncoder(BaseModel):
         apply_softmax: bool = False,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         max_batch_tokens: int | None = None,
+        pool: Any = None,
+        chunk_size: int | None = None,
     ) -> np.ndarray | Tensor | list[Tensor] | np.floating:
         """Score pairs. A list of N pairs gives ``[N]`` scores (``[N, num_labels]`` for multi-label
         models); a single pair gives a scalar. Pairs are batched by length through the same code as
@@ -206,7 +208,18 @@ class CrossEncoder(BaseModel):
 
         >>> model.predict([("query", "relevant passage"), ("query", "other text")])  # doctest: +SKIP
         array([0.91, 0.02], dtype=float32)
+
+        ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
+        ``chunk_size`` (see ``sentencekit.parallel``).
         """
+        if pool is not None or (isinstance(device, list) and device):
+            from sentencekit.parallel.model_api import predict_with_pool
+
+            return predict_with_pool(
+                self, sentences, pool=pool, device=device, chunk_size=chunk_size, batch_size=batch_size,
+                show_progress_bar=show_progress_bar, activation_fn=activation_fn, apply_softmax=apply_softmax,
+                convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
+                max_batch_tokens=max_batch_tokens)
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         if convert_to_tensor:
             convert_to_numpy = False
@@ -235,6 +248,24 @@ class CrossEncoder(BaseModel):
         else:
             result = rows
         return result[0] if single else result
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None, *,
+                                 threads_per_worker: int | None = None) -> Any:
+        """Start worker processes that each hold this model, for ``predict(..., pool=pool)``.
+
+        >>> with model.start_multi_process_pool(["cpu", "cpu"]) as pool:   # doctest: +SKIP
+        ...     scores = model.predict(pairs, pool=pool)
+        """
+        from sentencekit.parallel import start_multi_process_pool
+
+        return start_multi_process_pool(self, target_devices, threads_per_worker=threads_per_worker)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: Any) -> None:
+        """Stop a pool from :meth:`start_multi_process_pool` (safe after a worker died)."""
+        from sentencekit.parallel import stop_multi_process_pool
+
+        stop_multi_process_pool(pool)
 
     def rank(
         self,

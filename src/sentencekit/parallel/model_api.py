@@ -1,0 +1,129 @@
+"""What ``encode(..., pool=...)`` and ``predict(..., pool=...)`` do, for every model class and backend:
+send the inputs through the pool with the caller's arguments, show one progress bar over the whole
+job, and merge the chunks into what the single-process call returns.
+
+Workers always return float32 NumPy arrays; precision (int8, binary...) and tensor conversion are
+applied once, after merging, so quantization ranges are computed over all embeddings as in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from sentencekit.batching import as_input_list
+from sentencekit.output import convert_array
+from sentencekit.parallel.payload import is_torch_model
+from sentencekit.parallel.pool import MultiProcessPool, default_chunk_size, start_pool
+from sentencekit.quantization import check_precision
+
+logger = logging.getLogger("sentencekit")
+
+
+@contextlib.contextmanager
+def _active_pool(model: Any, pool: MultiProcessPool | None, device: Any) -> Iterator[MultiProcessPool]:
+    """The caller's pool, or (``device=["cuda:0", "cuda:1"]``) one started for this call and stopped after."""
+    if pool is not None:
+        if not isinstance(pool, MultiProcessPool):
+            raise TypeError(f"pool must come from model.start_multi_process_pool(), got {type(pool).__name__}.")
+        yield pool
+        return
+    with start_pool(model, list(device)) as temporary:
+        yield temporary
+
+
+def run_pooled(pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
+               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> list[Any]:
+    """The per-chunk results of ``model.<method>`` over ``items``, in order, with one progress bar."""
+    if chunk_size is None:
+        chunk_size = default_chunk_size(len(items), pool.num_workers)
+    if show_progress_bar is None:
+        show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+    bar = None
+    if show_progress_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc=desc, unit="input")
+    try:
+        return list(pool.map_chunks(method, items, chunk_size=chunk_size, kwargs=kwargs, progress=bar))
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def encode_with_pool(
+    model: Any,
+    sentences: Any,
+    *,
+    pool: MultiProcessPool | None,
+    device: Any = None,
+    chunk_size: int | None = None,
+    show_progress_bar: bool | None = None,
+    output_value: str | None = "sentence_embedding",
+    precision: str = "float32",
+    convert_to_numpy: bool = True,
+    convert_to_tensor: bool = False,
+    **encode_kwargs: Any,
+) -> Any:
+    """``model.encode(sentences, pool=pool, ...)``: the same result as one process, computed by the pool."""
+    texts, single = as_input_list(sentences)
+    check_precision(precision)
+    if convert_to_tensor:
+        convert_to_numpy = False
+    sentence_embedding = output_value == "sentence_embedding"
+    worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
+                     "precision": "float32", "convert_to_numpy": sentence_embedding, "convert_to_tensor": False}
+    with _active_pool(model, pool, device) as active:
+        parts = run_pooled(active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
+                           show_progress_bar=show_progress_bar, desc="Encoding")
+    if not sentence_embedding:  # token embeddings / all outputs: one entry per text
+        rows = [row for part in parts for row in part]
+        return rows[0] if single else rows
+    if parts:
+        embeddings = np.concatenate(parts)
+    else:
+        dim = model.get_sentence_embedding_dimension() or 0
+        truncate_dim = encode_kwargs.get("truncate_dim")
+        embeddings = np.empty((0, min(dim, truncate_dim) if truncate_dim else dim), dtype=np.float32)
+    result = convert_array(embeddings, precision=precision, convert_to_numpy=convert_to_numpy,
+                           convert_to_tensor=convert_to_tensor)
+    if isinstance(result, list) and is_torch_model(model):  # as one process: a list of tensors
+        import torch
+
+        result = [torch.from_numpy(np.asarray(row)) for row in result]
+    return result[0] if single else result
+
+
+def predict_with_pool(
+    model: Any,
+    sentences: Any,
+    *,
+    pool: MultiProcessPool | None,
+    device: Any = None,
+    chunk_size: int | None = None,
+    show_progress_bar: bool | None = None,
+    convert_to_numpy: bool = True,
+    convert_to_tensor: bool = False,
+    **predict_kwargs: Any,
+) -> Any:
+    """``model.predict(pairs, pool=pool, ...)``: the same scores as one process, computed by the pool."""
+    pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
+    pairs = [tuple(p) for p in pairs]
+    worker_kwargs = {**predict_kwargs, "show_progress_bar": False, "convert_to_numpy": True,
+                     "convert_to_tensor": False}
+    with _active_pool(model, pool, device) as active:
+        parts = run_pooled(active, "predict", pairs, chunk_size=chunk_size, kwargs=worker_kwargs,
+                           show_progress_bar=show_progress_bar, desc="Scoring")
+    scores = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.empty(0, dtype=np.float32)
+    if convert_to_tensor or (not convert_to_numpy and is_torch_model(model)):
+        import torch
+
+        tensor = torch.from_numpy(scores)
+        result: Any = tensor if convert_to_tensor else list(tensor)
+    else:
+        result = scores if convert_to_numpy else list(scores)
+    return result[0] if single else result

@@ -1,0 +1,133 @@
+"""The multi-process pool: same results as one process, in order, over many chunks; a worker that dies
+or raises surfaces as an error within seconds and the pool still stops cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from sentencekit.embedder import SentenceTransformer
+from sentencekit.parallel import PoolWorkerError, threads_per_worker
+from sentencekit.parallel.pool import describe_exit
+from sentencekit.reranker import CrossEncoder
+
+TEXTS = [f"how do i get a refund for order {i} " + "please help " * (i % 9) for i in range(120)]
+
+
+class FaultyModel(SentenceTransformer):
+    """Behaves like its parent except in pool workers (no ``pool`` argument) on marker texts."""
+
+    def encode(self, sentences, *args, **kwargs):  # type: ignore[override]
+        if kwargs.get("pool") is None and isinstance(sentences, list):
+            if "RAISE" in sentences:
+                raise ValueError("bad text in this chunk")
+            if "KILL" in sentences:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if "THREADS" in sentences:
+                return np.full((len(sentences), 32), torch.get_num_threads(), dtype=np.float32)
+            if any(s.startswith("SLOW") for s in sentences):
+                time.sleep(0.3)
+        return super().encode(sentences, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def faulty(tiny_st_dir):
+    return FaultyModel(str(tiny_st_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def pool(faulty):
+    pool = faulty.start_multi_process_pool(["cpu", "cpu"])
+    yield pool
+    pool.stop()
+
+
+def test_pool_encode_equals_single_process_in_order(faulty, pool):
+    expected = faulty.encode(TEXTS)
+    got = faulty.encode(TEXTS, pool=pool, chunk_size=7)  # 18 chunks over 2 workers
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # the default chunk size, a tensor result, a single string, no input
+    assert torch.allclose(faulty.encode(TEXTS, pool=pool, convert_to_tensor=True), torch.from_numpy(expected),
+                          atol=1e-6)
+    np.testing.assert_allclose(faulty.encode(TEXTS[3], pool=pool), expected[3], atol=1e-6)
+    assert faulty.encode([], pool=pool).shape == (0, 32)
+
+
+def test_pool_applies_precision_after_merging(faulty, pool):
+    expected = faulty.encode(TEXTS, precision="int8", normalize_embeddings=True, truncate_dim=16)
+    got = faulty.encode(TEXTS, pool=pool, chunk_size=11, precision="int8", normalize_embeddings=True,
+                        truncate_dim=16)
+    assert got.dtype == np.int8 and got.shape == (len(TEXTS), 16)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1  # same calibration over all rows
+
+
+def test_worker_exception_names_it_and_pool_stays_usable(faulty, pool):
+    texts = TEXTS[:20] + ["RAISE"] + TEXTS[20:40]
+    with pytest.raises(PoolWorkerError, match=r"raised ValueError: bad text in this chunk .*inputs 20\.\.29"):
+        faulty.encode(texts, pool=pool, chunk_size=10)
+    np.testing.assert_allclose(faulty.encode(TEXTS[:30], pool=pool, chunk_size=5), faulty.encode(TEXTS[:30]),
+                               atol=1e-6)
+
+
+def test_threads_per_worker_never_oversubscribe(faulty, pool):
+    cores = len(os.sched_getaffinity(0))
+    assert pool.threads_per_worker == max(1, cores // 2)
+    assert pool.threads_per_worker * pool.num_workers <= max(cores, pool.num_workers)
+    seen = faulty.encode(["THREADS"] * 4, pool=pool, chunk_size=1)
+    assert set(seen[:, 0].tolist()) == {float(pool.threads_per_worker)}
+    assert threads_per_worker(3, cores=16) == 5 and threads_per_worker(8, cores=2) == 1
+
+
+def test_cross_encoder_predict_via_pool_context_manager(tiny_ce_dir):
+    model = CrossEncoder(str(tiny_ce_dir), device="cpu")
+    pairs = [(t, TEXTS[-1 - i]) for i, t in enumerate(TEXTS[:60])]
+    expected = model.predict(pairs)
+    with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        got = model.predict(pairs, pool=pool, chunk_size=8)
+        single = model.predict(pairs[5], pool=pool)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got.shape == (60,) and np.isclose(single, expected[5], atol=1e-5)
+    assert not any(p.is_alive() for p in pool["processes"])
+    with pytest.raises(RuntimeError, match="stopped"):
+        model.predict(pairs, pool=pool)
+
+
+def test_worker_killed_mid_job_raises_within_seconds_and_pool_stops(faulty):
+    pool = faulty.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        start = time.monotonic()
+        with pytest.raises(PoolWorkerError, match=r"killed by SIGKILL \(out of memory\?") as info:
+            faulty.encode(TEXTS[:30] + ["KILL"] + TEXTS[30:60], pool=pool, chunk_size=10)
+        assert time.monotonic() - start < 10
+        assert "inputs 30..39" in str(info.value) and "start a new one" in str(info.value)
+        with pytest.raises(PoolWorkerError, match="SIGKILL"):  # the pool stays marked broken
+            faulty.encode(TEXTS, pool=pool)
+    finally:
+        start = time.monotonic()
+        faulty.stop_multi_process_pool(pool)
+        assert time.monotonic() - start < 15
+    assert not any(p.is_alive() for p in pool["processes"])
+    faulty.stop_multi_process_pool(pool)  # twice is fine
+
+
+def test_worker_killed_from_outside_is_detected(faulty):
+    with faulty.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        victim = pool["processes"][1]
+        threading.Timer(1.0, os.kill, (victim.pid, signal.SIGKILL)).start()
+        start = time.monotonic()
+        with pytest.raises(PoolWorkerError, match=r"pool worker 1 .* killed by SIGKILL"):
+            faulty.encode([f"SLOW {t}" for t in TEXTS], pool=pool, chunk_size=4)  # ~9 s if nobody died
+        assert time.monotonic() - start < 6
+
+
+def test_describe_exit():
+    assert describe_exit(-signal.SIGKILL).startswith("was killed by SIGKILL")
+    assert describe_exit(-signal.SIGSEGV) == "was killed by SIGSEGV"
+    assert describe_exit(2) == "exited with code 2"
