@@ -131,3 +131,39 @@ def test_describe_exit():
     assert describe_exit(-signal.SIGKILL).startswith("was killed by SIGKILL")
     assert describe_exit(-signal.SIGSEGV) == "was killed by SIGSEGV"
     assert describe_exit(2) == "exited with code 2"
+
+
+def test_onnx_models_use_the_pool_too(tiny_st_dir, tiny_ce_dir, tmp_path):
+    """ONNX Runtime models travel as their folder and settings; each worker opens its own session."""
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from sentencekit import CrossEncoder as AnyCrossEncoder
+    from sentencekit import SentenceTransformer as AnySentenceTransformer
+
+    shutil.copytree(tiny_st_dir, tmp_path / "st")
+    shutil.copytree(tiny_ce_dir, tmp_path / "ce")
+    model = AnySentenceTransformer(str(tmp_path / "st"), backend="onnx")
+    model.prompts["query"] = "query: "  # a setting changed after loading reaches the workers
+    expected = model.encode_query(TEXTS[:40])
+    with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        np.testing.assert_allclose(model.encode_query(TEXTS[:40], pool=pool, chunk_size=6), expected, atol=1e-6)
+    reranker = AnyCrossEncoder(str(tmp_path / "ce"), backend="onnx")
+    pairs = [("refund", t) for t in TEXTS[:30]]
+    np.testing.assert_allclose(reranker.predict(pairs, device=["cpu", "cpu"], chunk_size=8),
+                               reranker.predict(pairs), atol=1e-6)
+
+
+def test_truncation_in_workers_is_reported_once_for_the_whole_job(faulty, pool):
+    import warnings
+
+    from sentencekit.batching import TruncationWarning
+
+    texts = ["short text"] * 10 + ["refund " * 200] + ["short"] * 5 + ["order " * 200]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        faulty.encode(texts, pool=pool, chunk_size=4)
+    cut = [w for w in caught if issubclass(w.category, TruncationWarning)]
+    assert len(cut) == 1 and "2 of 17 inputs" in str(cut[0].message)
+    assert cut[0].filename == __file__  # points at the caller's line
+    assert faulty.last_encode_info.truncated_indices == (10, 16)

@@ -24,20 +24,21 @@ from sentencekit.batching import as_input_list
 from sentencekit.files import ModelFormatError
 from sentencekit.format import MODULES_FILE, load_modules, read_model_config, save_modules, write_model_config
 from sentencekit.hub import DEFAULT_MODEL
+from sentencekit.model_api import EmbedderAPI, wants_pool
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
 from sentencekit.modules.static import is_model2vec_folder, model2vec_normalizes
 from sentencekit.output import check_truncate_dim, convert_rows, truncate_and_normalize
 from sentencekit.prompts import resolve_prompt
 from sentencekit.quantization import check_precision
 from sentencekit.runtime.torch_precision import apply_compute_dtype
-from sentencekit.similarity import check_similarity_fn_name, pairwise_similarity_fn, similarity_fn
+from sentencekit.similarity import pairwise_similarity_fn, similarity_fn
 
 logger = logging.getLogger(__name__)
 
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
-class SentenceTransformer(BaseModel):
+class SentenceTransformer(EmbedderAPI, BaseModel):
     """Load a sentence-transformers model and turn texts into embeddings.
 
     >>> from sentencekit import SentenceTransformer
@@ -91,21 +92,8 @@ class SentenceTransformer(BaseModel):
             load_kwargs={"trust_remote_code": trust_remote_code, "model_kwargs": model_kwargs,
                          "tokenizer_kwargs": tokenizer_kwargs, "config_kwargs": config_kwargs},
         )
-        saved = self.saved_config
-        # Saved prompts fill only the keys the user left unset (as in sentence-transformers).
-        self.prompts: dict[str, str] = {"query": "", "document": ""}
-        self.prompts.update({k: v for k, v in (saved.get("prompts") or {}).items() if v is not None})
-        if prompts:
-            self.prompts.update(prompts)
-        self.default_prompt_name = default_prompt_name or saved.get("default_prompt_name")
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
-                             f"{sorted(self.prompts)}.")
-        fn_name = similarity_fn_name or saved.get("similarity_fn_name")
-        self._similarity_fn_name = check_similarity_fn_name(fn_name) if fn_name else None
-        self.truncate_dim = truncate_dim if truncate_dim is not None else saved.get("truncate_dim")
-        check_truncate_dim(self.truncate_dim, self._full_dimension())
-        self._prompt_lengths: dict[str, int] = {}
+        self._init_settings(self.saved_config, prompts=prompts, default_prompt_name=default_prompt_name,
+                            similarity_fn_name=similarity_fn_name, truncate_dim=truncate_dim)
         self.num_threads = num_threads
         self.compute_dtype = apply_compute_dtype(self, compute_dtype)
 
@@ -114,21 +102,6 @@ class SentenceTransformer(BaseModel):
         return _load_embedder_folder(folder, **kwargs)
 
     # -- properties ---------------------------------------------------------------------------------
-    @property
-    def similarity_fn_name(self) -> str:
-        if self._similarity_fn_name is None:
-            self._similarity_fn_name = "cosine"
-        return self._similarity_fn_name
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        self._similarity_fn_name = check_similarity_fn_name(value)
-
-    @property
-    def last_encode_info(self) -> EncodeInfo:
-        """Truncation report of the last ``encode`` call made by this thread."""
-        return self.last_info
-
     def _full_dimension(self) -> int | None:
         for module in reversed(list(self)):
             for name in ("get_sentence_embedding_dimension", "get_word_embedding_dimension"):
@@ -138,14 +111,6 @@ class SentenceTransformer(BaseModel):
                     if dim is not None:
                         return int(dim)
         return None
-
-    def get_sentence_embedding_dimension(self) -> int | None:
-        dim = self._full_dimension()
-        if dim is not None and self.truncate_dim is not None:
-            return min(dim, self.truncate_dim)
-        return dim
-
-    get_embedding_dimension = get_sentence_embedding_dimension
 
     def _prompt_length(self, prompt: str, **kwargs: Any) -> int:
         """Number of tokens the prompt adds (without a trailing special token), for include_prompt."""
@@ -199,7 +164,7 @@ class SentenceTransformer(BaseModel):
         ``pool=model.start_multi_process_pool()`` (or ``device=["cuda:0", "cuda:1"]``) spreads the texts
         over worker processes in chunks of ``chunk_size`` (see ``sentencekit.parallel``).
         """
-        if pool is not None or (isinstance(device, list) and device):
+        if wants_pool(pool, device):
             from sentencekit.parallel.model_api import encode_with_pool
 
             return encode_with_pool(
@@ -247,49 +212,10 @@ class SentenceTransformer(BaseModel):
                               convert_to_tensor=convert_to_tensor, empty_dim=dim, device=target)
         return result[0] if single else result
 
-    def encode_query(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` for search queries: uses the ``query`` prompt (if the model has one) and the
-        ``query`` route of Router models."""
-        if prompt_name is None and kwargs.get("prompt") is None and "query" in self.prompts:
-            prompt_name = "query"
-        self._set_task(kwargs, "query")
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
-
-    def encode_document(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` for documents: the first of the ``document`` / ``passage`` / ``corpus`` prompts the
-        model has, and the ``document`` route of Router models."""
-        if prompt_name is None and kwargs.get("prompt") is None:
-            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        self._set_task(kwargs, "document")
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
-
     def _set_task(self, kwargs: dict[str, Any], task: str) -> None:
         routers = [m for m in self.modules() if isinstance(m, Router)]
         if routers and "task" not in kwargs and any(task in r.sub_modules for r in routers):
             kwargs["task"] = task
-
-    # -- multi-process (logic in sentencekit.parallel) ----------------------------------------------
-    def start_multi_process_pool(self, target_devices: list[str] | None = None, *,
-                                 threads_per_worker: int | None = None) -> Any:
-        """Start worker processes that each hold this model, for ``encode(..., pool=pool)``.
-
-        ``target_devices=None``: every CUDA device, else ``min(4, cores)`` CPU workers, each with
-        ``cores // workers`` threads. Use it as a context manager, or stop it with
-        :meth:`stop_multi_process_pool`.
-
-        >>> with model.start_multi_process_pool(["cpu", "cpu"]) as pool:   # doctest: +SKIP
-        ...     emb = model.encode(texts, pool=pool, chunk_size=500)
-        """
-        from sentencekit.parallel import start_multi_process_pool
-
-        return start_multi_process_pool(self, target_devices, threads_per_worker=threads_per_worker)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: Any) -> None:
-        """Stop a pool from :meth:`start_multi_process_pool` (safe after a worker died)."""
-        from sentencekit.parallel import stop_multi_process_pool
-
-        stop_multi_process_pool(pool)
 
     # -- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Tensor:

@@ -20,10 +20,11 @@ from torch import Tensor, nn
 
 from sentencekit import __version__
 from sentencekit._warnings import external_stacklevel
-from sentencekit.base_model import BaseModel, EncodeInfo
+from sentencekit.base_model import BaseModel
 from sentencekit.batching import as_input_list
 from sentencekit.files import ModelFormatError, read_json_if_exists
 from sentencekit.format import MODULES_FILE, read_model_config, read_modules_json, resolve_type
+from sentencekit.model_api import RerankerAPI, wants_pool
 from sentencekit.modules import Transformer
 from sentencekit.modules.activations import activation_name, resolve_activation
 from sentencekit.output import to_numpy
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 Pair = tuple[str, str] | list[str]
 
 
-class CrossEncoder(BaseModel):
+class CrossEncoder(RerankerAPI, BaseModel):
     """Score text pairs with a cross-encoder (reranker).
 
     >>> from sentencekit import CrossEncoder
@@ -174,19 +175,6 @@ class CrossEncoder(BaseModel):
     def num_labels(self) -> int:
         return int(self.config.num_labels)
 
-    @property
-    def max_length(self) -> int | None:
-        return self.max_seq_length
-
-    @max_length.setter
-    def max_length(self, value: int) -> None:
-        self.max_seq_length = value
-
-    @property
-    def last_predict_info(self) -> EncodeInfo:
-        """Truncation report of the last ``predict`` call made by this thread."""
-        return self.last_info
-
     # -- inference ------------------------------------------------------------------------------------
     def predict(
         self,
@@ -212,7 +200,7 @@ class CrossEncoder(BaseModel):
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
         ``chunk_size`` (see ``sentencekit.parallel``).
         """
-        if pool is not None or (isinstance(device, list) and device):
+        if wants_pool(pool, device):
             from sentencekit.parallel.model_api import predict_with_pool
 
             return predict_with_pool(
@@ -248,64 +236,6 @@ class CrossEncoder(BaseModel):
         else:
             result = rows
         return result[0] if single else result
-
-    def start_multi_process_pool(self, target_devices: list[str] | None = None, *,
-                                 threads_per_worker: int | None = None) -> Any:
-        """Start worker processes that each hold this model, for ``predict(..., pool=pool)``.
-
-        >>> with model.start_multi_process_pool(["cpu", "cpu"]) as pool:   # doctest: +SKIP
-        ...     scores = model.predict(pairs, pool=pool)
-        """
-        from sentencekit.parallel import start_multi_process_pool
-
-        return start_multi_process_pool(self, target_devices, threads_per_worker=threads_per_worker)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: Any) -> None:
-        """Stop a pool from :meth:`start_multi_process_pool` (safe after a worker died)."""
-        from sentencekit.parallel import stop_multi_process_pool
-
-        stop_multi_process_pool(pool)
-
-    def rank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_k: int | None = None,
-        return_documents: bool = False,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
-        activation_fn: Callable[[Tensor], Tensor] | None = None,
-        apply_softmax: bool = False,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        device: str | None = None,
-        max_batch_tokens: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Score ``documents`` against ``query``; best first: ``[{"corpus_id", "score"(, "text")}]``.
-
-        >>> model.rank("How do I get a refund?", docs, top_k=3, return_documents=True)  # doctest: +SKIP
-        """
-        if self.num_labels != 1:
-            raise ValueError(f"rank() needs a model with one output score; this one has num_labels="
-                             f"{self.num_labels}. Use predict() and pick the label you need.")
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        docs, _ = as_input_list(documents, what="documents")
-        if isinstance(documents, str):
-            raise TypeError("documents must be a list of strings, not a single string.")
-        if top_k is not None and top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        scores = self.predict([(query, d) for d in docs], batch_size=batch_size,
-                              show_progress_bar=show_progress_bar, activation_fn=activation_fn,
-                              apply_softmax=apply_softmax, convert_to_tensor=True, device=device,
-                              max_batch_tokens=max_batch_tokens)
-        results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(scores.tolist())]
-        if return_documents:
-            for r in results:
-                r["text"] = docs[r["corpus_id"]]
-        results.sort(key=lambda r: r["score"], reverse=True)
-        return results[:top_k] if top_k is not None else results
 
     # -- saving ---------------------------------------------------------------------------------------
     def _save_to(self, folder: Path, *, safe_serialization: bool) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.batching import as_input_list
+from sentencekit._warnings import external_stacklevel
+from sentencekit.batching import as_input_list, report_truncation
 from sentencekit.output import convert_array
 from sentencekit.parallel.payload import is_torch_model
 from sentencekit.parallel.pool import MultiProcessPool, default_chunk_size, start_pool
@@ -36,9 +37,11 @@ def _active_pool(model: Any, pool: MultiProcessPool | None, device: Any) -> Iter
         yield temporary
 
 
-def run_pooled(pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
+def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
                kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> list[Any]:
-    """The per-chunk results of ``model.<method>`` over ``items``, in order, with one progress bar."""
+    """The per-chunk results of ``model.<method>`` over ``items``, in order, with one progress bar. Inputs
+    the workers had to truncate are reported once for the whole job (a ``TruncationWarning`` and
+    ``model.last_encode_info`` / ``last_predict_info``), as in one process."""
     if chunk_size is None:
         chunk_size = default_chunk_size(len(items), pool.num_workers)
     if show_progress_bar is None:
@@ -49,10 +52,18 @@ def run_pooled(pool: MultiProcessPool, method: str, items: Sequence[Any], *, chu
 
         bar = tqdm(total=len(items), desc=desc, unit="input")
     try:
-        return list(pool.map_chunks(method, items, chunk_size=chunk_size, kwargs=kwargs, progress=bar))
+        parts = list(pool.map_chunks(method, items, chunk_size=chunk_size, kwargs=kwargs, progress=bar))
     finally:
         if bar is not None:
             bar.close()
+    truncated = [k * chunk_size + int(i) for k, (_, cut, _) in enumerate(parts) for i in cut]
+    max_length = next((m for _, _, m in parts), getattr(model, "max_seq_length", None))
+    info = report_truncation(len(items), truncated, max_length, getattr(model, "_info_attribute", "last_info"),
+                             external_stacklevel() + 1)
+    local = getattr(model, "_local", None)
+    if local is not None:
+        local.info = info
+    return [result for result, _, _ in parts]
 
 
 def encode_with_pool(
@@ -78,7 +89,7 @@ def encode_with_pool(
     worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
                      "precision": "float32", "convert_to_numpy": sentence_embedding, "convert_to_tensor": False}
     with _active_pool(model, pool, device) as active:
-        parts = run_pooled(active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
+        parts = run_pooled(model, active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
                            show_progress_bar=show_progress_bar, desc="Encoding")
     if not sentence_embedding:  # token embeddings / all outputs: one entry per text
         rows = [row for part in parts for row in part]
@@ -116,7 +127,7 @@ def predict_with_pool(
     worker_kwargs = {**predict_kwargs, "show_progress_bar": False, "convert_to_numpy": True,
                      "convert_to_tensor": False}
     with _active_pool(model, pool, device) as active:
-        parts = run_pooled(active, "predict", pairs, chunk_size=chunk_size, kwargs=worker_kwargs,
+        parts = run_pooled(model, active, "predict", pairs, chunk_size=chunk_size, kwargs=worker_kwargs,
                            show_progress_bar=show_progress_bar, desc="Scoring")
     scores = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.empty(0, dtype=np.float32)
     if convert_to_tensor or (not convert_to_numpy and is_torch_model(model)):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Plain attributes of an ONNX model that users change after loading and that workers must share.
-_ONNX_ATTRIBUTES = ("prompts", "default_prompt_name", "similarity_fn_name", "truncate_dim", "activation_fn",
+_ONNX_ATTRIBUTES = ("prompts", "default_prompt_name", "_similarity_fn_name", "truncate_dim", "activation_fn",
                     "batch_tokens_per_text")
 
 

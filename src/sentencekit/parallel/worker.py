@@ -5,7 +5,9 @@ bad chunk; it exits on a ``None`` task, or when its parent is gone.
 Messages to the parent (over the worker's own pipe):
 
 - ``("ready", pid)`` once the model is loaded; ``("load_error", text, traceback)`` if it could not be;
-- ``("ok", job, chunk, result)``; ``("error", job, chunk, text, traceback)``.
+- ``("ok", job, chunk, (result, truncated, max_seq_length))``: the chunk's result and which of its inputs
+  were cut at ``max_seq_length`` (positions in the chunk; the parent reports them once for the whole job,
+  so workers do not warn themselves); ``("error", job, chunk, text, traceback)``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import multiprocessing
 import os
 import queue
 import traceback
+import warnings
 from typing import Any
 
+from sentencekit.batching import TruncationWarning
 from sentencekit.parallel.payload import materialize
 
 
@@ -47,7 +51,12 @@ def worker_main(payload: Any, device: str | None, num_threads: int | None, tasks
         if job <= cancelled.value:
             continue  # the job this chunk belonged to was abandoned (an error, or the caller stopped early)
         try:
-            message: tuple = ("ok", job, chunk, getattr(model, method)(items, **kwargs))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TruncationWarning)
+                result = getattr(model, method)(items, **kwargs)
+            info = getattr(model, "last_info", None)
+            message: tuple = ("ok", job, chunk, (result, tuple(getattr(info, "truncated_indices", ())),
+                                                 getattr(model, "max_seq_length", None)))
         except Exception as exc:
             message = ("error", job, chunk, _describe(exc), traceback.format_exc())
         try:

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.batching import EncodeInfo, as_input_list
+from sentencekit.batching import as_input_list
+from sentencekit.model_api import EmbedderAPI, wants_pool
 from sentencekit.output import check_truncate_dim, convert_array
 from sentencekit.prompts import resolve_prompt
 from sentencekit.quantization import check_precision
@@ -34,12 +35,12 @@ from sentencekit.runtime.base import (
 from sentencekit.runtime.folder import PipelineSpec, read_pipeline
 from sentencekit.runtime.numpy_ops import NumpyDense, l2_normalize, pool
 from sentencekit.runtime.tokenizer import FastTokenizer
-from sentencekit.similarity import check_similarity_fn_name, np_pairwise_similarity_fn, np_similarity_fn
+from sentencekit.similarity import np_pairwise_similarity_fn, np_similarity_fn
 
 logger = logging.getLogger(__name__)
 
 
-class OnnxSentenceTransformer(OnnxBase):
+class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
     """A sentence-transformers embedder on ONNX Runtime (see the module docstring).
 
     ``compute_dtype``: ``"float32"`` (embeddings identical to the torch path), ``"int8"`` (dynamic
@@ -108,18 +109,8 @@ class OnnxSentenceTransformer(OnnxBase):
         artifact = locate(folder, export_variant("embedder", torch_kwargs), file_name=file_name,
                           compute_dtype=self.compute_dtype, export=export, calibration=calibrate)
         self._init_from(artifact.graph, artifact.tokenizer_json, num_threads)
-        config = self.spec.model_config
-        # Saved prompts fill only the keys the user left unset (as on the torch backend).
-        self.prompts = {"query": "", "document": "",
-                        **{k: v for k, v in (config.get("prompts") or {}).items() if v is not None}, **(prompts or {})}
-        self.default_prompt_name = default_prompt_name or config.get("default_prompt_name")
-        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
-            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
-                             f"{sorted(self.prompts)}.")
-        self.similarity_fn_name = similarity_fn_name or config.get("similarity_fn_name") or "cosine"
-        self.truncate_dim = truncate_dim if truncate_dim is not None else config.get("truncate_dim")
-        check_truncate_dim(self.truncate_dim, self._full_dimension())
-        self._prompt_lengths: dict[str, int] = {}
+        self._init_settings(self.spec.model_config, prompts=prompts, default_prompt_name=default_prompt_name,
+                            similarity_fn_name=similarity_fn_name, truncate_dim=truncate_dim)
 
     def _init_from(self, graph: Path, tokenizer_json: Path, num_threads: int | None) -> None:
         self._open(graph, num_threads)
@@ -145,18 +136,6 @@ class OnnxSentenceTransformer(OnnxBase):
         return GraphRunner(tok, "sentence_embedding")
 
     # -- properties -----------------------------------------------------------------------------------
-    @property
-    def similarity_fn_name(self) -> str:
-        return self._similarity_fn_name
-
-    @similarity_fn_name.setter
-    def similarity_fn_name(self, value: str) -> None:
-        self._similarity_fn_name = check_similarity_fn_name(value)
-
-    @property
-    def last_encode_info(self) -> EncodeInfo:
-        return self.last_info
-
     def _full_dimension(self) -> int | None:
         if self.meta.get("dim"):
             return int(self.meta["dim"])
@@ -165,14 +144,6 @@ class OnnxSentenceTransformer(OnnxBase):
         dim = self._session.get_outputs()[0].shape[-1]
         word = self.spec.word_dim or (dim if isinstance(dim, int) else None)
         return int(word) * len(self.spec.pooling_modes) if word else None
-
-    def get_sentence_embedding_dimension(self) -> int | None:
-        dim = self._full_dimension()
-        if dim is not None and self.truncate_dim is not None:
-            return min(dim, self.truncate_dim)
-        return dim
-
-    get_embedding_dimension = get_sentence_embedding_dimension
 
     def _include_prompt(self) -> bool:
         return bool(self.meta.get("include_prompt", self.spec.include_prompt))
@@ -202,6 +173,8 @@ class OnnxSentenceTransformer(OnnxBase):
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
         max_batch_tokens: int | None = None,
+        pool: Any = None,
+        chunk_size: int | None = None,
         **kwargs: Any,
     ) -> Any:
         """Embed texts: ``[N, dim]`` float32 NumPy array for a list, ``[dim]`` for one string.
@@ -213,6 +186,15 @@ class OnnxSentenceTransformer(OnnxBase):
         >>> model.encode(["a", "b"], normalize_embeddings=True).shape      # doctest: +SKIP
         (2, 384)
         """
+        if wants_pool(pool, device):
+            from sentencekit.parallel.model_api import encode_with_pool
+
+            return encode_with_pool(
+                self, sentences, pool=pool, device=device, chunk_size=chunk_size, prompt_name=prompt_name,
+                prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar, output_value=output_value,
+                precision=precision, convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
+                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
+                max_batch_tokens=max_batch_tokens, **kwargs)
         texts, single = as_input_list(sentences)
         if set(kwargs) - {"task"}:
             raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(set(kwargs) - {'task'})}.")
@@ -274,18 +256,6 @@ class OnnxSentenceTransformer(OnnxBase):
         if self.spec.normalize:
             emb = l2_normalize(emb)
         return emb.astype(np.float32, copy=False), tok
-
-    def encode_query(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the model's ``query`` prompt, if it has one."""
-        if prompt_name is None and kwargs.get("prompt") is None and "query" in self.prompts:
-            prompt_name = "query"
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
-
-    def encode_document(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` with the first of the ``document`` / ``passage`` / ``corpus`` prompts it has."""
-        if prompt_name is None and kwargs.get("prompt") is None:
-            prompt_name = next((n for n in ("document", "passage", "corpus") if n in self.prompts), None)
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
 
     # -- similarity ---------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:

@@ -10,14 +10,15 @@ array([0.93], dtype=float32)
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sentencekit.batching import EncodeInfo, as_input_list
+from sentencekit.batching import as_input_list
 from sentencekit.files import read_json_if_exists
+from sentencekit.model_api import RerankerAPI, wants_pool
 from sentencekit.runtime.artifacts import export_variant, locate
 from sentencekit.runtime.base import OnnxBase, check_compute_dtype, check_cpu_device, default_max_length, resolve_folder
 from sentencekit.runtime.folder import read_transformer_config
@@ -32,7 +33,7 @@ def _hf_folder(folder: Path) -> Path:
     return folder
 
 
-class OnnxCrossEncoder(OnnxBase):
+class OnnxCrossEncoder(RerankerAPI, OnnxBase):
     """A cross-encoder (reranker) on ONNX Runtime: ``predict`` and ``rank`` as on the torch backend.
 
     ``compute_dtype``: ``"float32"`` (default, scores as the torch path) or ``"int8"``.
@@ -121,18 +122,6 @@ class OnnxCrossEncoder(OnnxBase):
                                        max_length=tconf.get("max_seq_length") or default_max_length(hf_folder),
                                        do_lower_case=bool(tconf.get("do_lower_case", False)))
 
-    @property
-    def max_length(self) -> int | None:
-        return self.max_seq_length
-
-    @max_length.setter
-    def max_length(self, value: int) -> None:
-        self.max_seq_length = value
-
-    @property
-    def last_predict_info(self) -> EncodeInfo:
-        return self.last_info
-
     def predict(
         self,
         sentences: Any,
@@ -142,11 +131,21 @@ class OnnxCrossEncoder(OnnxBase):
         apply_softmax: bool = False,
         convert_to_numpy: bool = True,
         convert_to_tensor: bool = False,
-        device: str | None = None,
+        device: str | list[str] | None = None,
         max_batch_tokens: int | None = None,
+        pool: Any = None,
+        chunk_size: int | None = None,
     ) -> Any:
         """Score pairs: ``[N]`` float32 scores (``[N, num_labels]`` for multi-label models); one pair gives
         a scalar. Pairs are tokenized once and batched by token length."""
+        if wants_pool(pool, device):
+            from sentencekit.parallel.model_api import predict_with_pool
+
+            return predict_with_pool(
+                self, sentences, pool=pool, device=device, chunk_size=chunk_size, batch_size=batch_size,
+                show_progress_bar=show_progress_bar, activation_fn=activation_fn, apply_softmax=apply_softmax,
+                convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
+                max_batch_tokens=max_batch_tokens)
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         check_cpu_device(device)
         act = activation_fn if activation_fn is not None else self.activation_fn
@@ -170,43 +169,6 @@ class OnnxCrossEncoder(OnnxBase):
         else:
             result = scores if convert_to_numpy else list(scores)
         return result[0] if single else result
-
-    def rank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        top_k: int | None = None,
-        return_documents: bool = False,
-        batch_size: int = 32,
-        show_progress_bar: bool | None = None,
-        activation_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-        apply_softmax: bool = False,
-        convert_to_numpy: bool = True,
-        convert_to_tensor: bool = False,
-        device: str | None = None,
-        max_batch_tokens: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Score ``documents`` against ``query``; best first: ``[{"corpus_id", "score"(, "text")}]``."""
-        if self.num_labels != 1:
-            raise ValueError(f"rank() needs a model with one output score; this one has num_labels="
-                             f"{self.num_labels}. Use predict() and pick the label you need.")
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if isinstance(documents, str):
-            raise TypeError("documents must be a list of strings, not a single string.")
-        docs, _ = as_input_list(documents, what="documents")
-        if top_k is not None and top_k <= 0:
-            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        scores = self.predict([(query, d) for d in docs], batch_size=batch_size,
-                              show_progress_bar=show_progress_bar, activation_fn=activation_fn,
-                              apply_softmax=apply_softmax, device=device, max_batch_tokens=max_batch_tokens)
-        results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(np.asarray(scores).tolist())]
-        if return_documents:
-            for r in results:
-                r["text"] = docs[r["corpus_id"]]
-        results.sort(key=lambda r: r["score"], reverse=True)
-        return results[:top_k] if top_k is not None else results
-
 
 def _saved_activation(folder: Path, hf_config: dict[str, Any], num_labels: int) -> str:
     saved = read_json_if_exists(folder / "config_sentence_transformers.json") or {}
