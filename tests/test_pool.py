@@ -4,6 +4,7 @@ or raises surfaces as an error within seconds and the pool still stops cleanly."
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -70,7 +71,7 @@ def test_pool_applies_precision_after_merging(faulty, pool):
 
 def test_worker_exception_names_it_and_pool_stays_usable(faulty, pool):
     texts = TEXTS[:20] + ["RAISE"] + TEXTS[20:40]
-    with pytest.raises(PoolWorkerError, match=r"raised ValueError: bad text in this chunk .*inputs 20\.\.29"):
+    with pytest.raises(PoolWorkerError, match=r"raised ValueError: bad text in this chunk .*inputs [0-9, ]*\b20\b"):
         faulty.encode(texts, pool=pool, chunk_size=10)
     np.testing.assert_allclose(faulty.encode(TEXTS[:30], pool=pool, chunk_size=5), faulty.encode(TEXTS[:30]),
                                atol=1e-6)
@@ -106,7 +107,7 @@ def test_worker_killed_mid_job_raises_within_seconds_and_pool_stops(faulty):
         with pytest.raises(PoolWorkerError, match=r"killed by SIGKILL \(out of memory\?") as info:
             faulty.encode(TEXTS[:30] + ["KILL"] + TEXTS[30:60], pool=pool, chunk_size=10)
         assert time.monotonic() - start < 10
-        assert "inputs 30..39" in str(info.value) and "start a new one" in str(info.value)
+        assert re.search(r"inputs [0-9, ]*\b30\b", str(info.value)) and "start a new one" in str(info.value)
         with pytest.raises(PoolWorkerError, match="SIGKILL"):  # the pool stays marked broken
             faulty.encode(TEXTS, pool=pool)
     finally:

@@ -37,33 +37,56 @@ def _active_pool(model: Any, pool: MultiProcessPool | None, device: Any) -> Iter
         yield temporary
 
 
+def _length(item: Any) -> int:
+    return len(item) if isinstance(item, str) else sum(len(str(part)) for part in item)
+
+
 def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
-               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> list[Any]:
-    """The per-chunk results of ``model.<method>`` over ``items``, in order, with one progress bar. Inputs
-    the workers had to truncate are reported once for the whole job (a ``TruncationWarning`` and
-    ``model.last_encode_info`` / ``last_predict_info``), as in one process."""
+               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> np.ndarray | list[Any] | None:
+    """``model.<method>`` over ``items`` through the pool, with one progress bar: one NumPy array (or a list
+    of rows, for token embeddings) in input order; ``None`` for no input.
+
+    The inputs are sorted by length (longest first) before they are cut into chunks, so each chunk holds
+    texts of similar length and pads little, as one process's length-sorted batches do; results come back
+    in input order. Inputs the workers had to truncate are reported once for the whole job (a
+    ``TruncationWarning`` and ``model.last_encode_info`` / ``last_predict_info``), as in one process.
+    """
     if chunk_size is None:
         chunk_size = default_chunk_size(len(items), pool.num_workers)
     if show_progress_bar is None:
         show_progress_bar = logger.getEffectiveLevel() <= logging.INFO
+    order = sorted(range(len(items)), key=lambda i: -_length(items[i]))
     bar = None
     if show_progress_bar:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc=desc, unit="input")
     try:
-        parts = list(pool.map_chunks(method, items, chunk_size=chunk_size, kwargs=kwargs, progress=bar))
+        parts = list(pool.map_chunks(method, [items[i] for i in order], chunk_size=chunk_size, kwargs=kwargs,
+                                     progress=bar, index_of=order))
     finally:
         if bar is not None:
             bar.close()
-    truncated = [k * chunk_size + int(i) for k, (_, cut, _) in enumerate(parts) for i in cut]
+    truncated = [order[k * chunk_size + int(i)] for k, (_, cut, _) in enumerate(parts) for i in cut]
     max_length = next((m for _, _, m in parts), getattr(model, "max_seq_length", None))
     info = report_truncation(len(items), truncated, max_length, getattr(model, "_info_attribute", "last_info"),
                              external_stacklevel() + 1)
     local = getattr(model, "_local", None)
     if local is not None:
         local.info = info
-    return [result for result, _, _ in parts]
+    results = [result for result, _, _ in parts]
+    if not results:
+        return None
+    if all(isinstance(r, np.ndarray) for r in results):
+        flat = np.concatenate(results)
+        restored = np.empty_like(flat)
+        restored[order] = flat
+        return restored
+    rows = [row for result in results for row in result]
+    out: list[Any] = [None] * len(items)
+    for position, index in enumerate(order):
+        out[index] = rows[position]
+    return out
 
 
 def encode_with_pool(
@@ -89,13 +112,13 @@ def encode_with_pool(
     worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
                      "precision": "float32", "convert_to_numpy": sentence_embedding, "convert_to_tensor": False}
     with _active_pool(model, pool, device) as active:
-        parts = run_pooled(model, active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
-                           show_progress_bar=show_progress_bar, desc="Encoding")
+        merged = run_pooled(model, active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
+                            show_progress_bar=show_progress_bar, desc="Encoding")
     if not sentence_embedding:  # token embeddings / all outputs: one entry per text
-        rows = [row for part in parts for row in part]
+        rows = list(merged) if merged is not None else []
         return rows[0] if single else rows
-    if parts:
-        embeddings = np.concatenate(parts)
+    if merged is not None:
+        embeddings = np.asarray(merged)
     else:
         dim = model.get_sentence_embedding_dimension() or 0
         truncate_dim = encode_kwargs.get("truncate_dim")
@@ -127,9 +150,9 @@ def predict_with_pool(
     worker_kwargs = {**predict_kwargs, "show_progress_bar": False, "convert_to_numpy": True,
                      "convert_to_tensor": False}
     with _active_pool(model, pool, device) as active:
-        parts = run_pooled(model, active, "predict", pairs, chunk_size=chunk_size, kwargs=worker_kwargs,
-                           show_progress_bar=show_progress_bar, desc="Scoring")
-    scores = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.empty(0, dtype=np.float32)
+        merged = run_pooled(model, active, "predict", pairs, chunk_size=chunk_size, kwargs=worker_kwargs,
+                            show_progress_bar=show_progress_bar, desc="Scoring")
+    scores = np.asarray(merged, dtype=np.float32) if merged is not None else np.empty(0, dtype=np.float32)
     if convert_to_tensor or (not convert_to_numpy and is_torch_model(model)):
         import torch
 

@@ -118,6 +118,7 @@ class MultiProcessPool(dict):
         self._stopped = False
         self._broken: str | None = None
         self._jobs = itertools.count()
+        self._index_of: Sequence[int] | None = None
         self._pids: list[int | None] = [None] * len(devices)
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch's and tokenizers' threads
         self._cancelled = ctx.Value("q", -1)
@@ -206,10 +207,11 @@ class MultiProcessPool(dict):
 
     # -- jobs -----------------------------------------------------------------------------------------
     def map_chunks(self, method: str, items: Iterable[Any], *, chunk_size: int, kwargs: dict[str, Any],
-                   progress: Any = None) -> Iterator[Any]:
+                   progress: Any = None, index_of: Sequence[int] | None = None) -> Iterator[Any]:
         """Run ``model.<method>(chunk, **kwargs)`` on the workers over ``items`` cut into chunks of
         ``chunk_size``; yield each chunk's result in input order. ``progress`` (a tqdm bar) advances by
-        the inputs of each finished chunk. Raises :class:`PoolWorkerError` if a worker dies or raises."""
+        the inputs of each finished chunk. Raises :class:`PoolWorkerError` if a worker dies or raises, naming
+        the chunk's inputs (``index_of[position]``: the caller's index of each position, when it reordered)."""
         self._check_usable()
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -219,6 +221,7 @@ class MultiProcessPool(dict):
             raise TypeError(f"The arguments of {method}() must be picklable to reach the pool workers "
                             f"({exc}); pass e.g. a torch.nn.Module instead of a lambda.") from exc
         job = next(self._jobs)
+        self._index_of = index_of
         source = enumerate(_chunks(items, chunk_size))
         in_flight: list[dict[int, tuple[int, int]]] = [{} for _ in range(self.num_workers)]
         done: dict[int, Any] = {}
@@ -257,14 +260,14 @@ class MultiProcessPool(dict):
         wait(list(self["output"]) + [p.sentinel for p in processes], timeout=_POLL_S)
         for i, conn in enumerate(self["output"]):
             while conn.poll():
-                message = self._recv(i, _doing(method, in_flight[i]))
+                message = self._recv(i, _doing(method, in_flight[i], self._index_of))
                 if message[0] not in ("ok", "error") or message[1] != job:
                     continue  # a late result of an abandoned job
                 cid = message[2]
                 start, count = in_flight[i][cid]
                 if message[0] == "error":
                     raise PoolWorkerError(
-                        f"{self._name(i)} raised {message[3]} in {method}() on inputs {start}..{start + count - 1} "
+                        f"{self._name(i)} raised {message[3]} in {method}() on {_inputs(start, count, self._index_of)} "
                         f"(chunk {cid}).\n\nWorker traceback:\n{message[4]}")
                 del in_flight[i][cid]
                 done[cid] = message[3]
@@ -272,7 +275,7 @@ class MultiProcessPool(dict):
                     progress.update(count)
         for i, process in enumerate(processes):
             if not process.is_alive():
-                raise self._death(i, _doing(method, in_flight[i]))
+                raise self._death(i, _doing(method, in_flight[i], self._index_of))
 
     # -- stopping -------------------------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> None:
@@ -320,12 +323,21 @@ def _threads_for(num_workers: int) -> int:
     return threads_per_worker(num_workers)
 
 
-def _doing(method: str, chunks: dict[int, tuple[int, int]]) -> str:
+def _inputs(start: int, count: int, index_of: Sequence[int] | None) -> str:
+    """``inputs 30..39``, or the caller's indices of a reordered chunk: ``inputs 4, 17, 30 (3 inputs)``."""
+    if index_of is None:
+        return f"inputs {start}..{start + count - 1}"
+    indices = sorted(index_of[start:start + count])
+    shown = ", ".join(str(i) for i in indices[:16]) + (", ..." if len(indices) > 16 else "")
+    return f"inputs {shown} ({count} inputs)"
+
+
+def _doing(method: str, chunks: dict[int, tuple[int, int]], index_of: Sequence[int] | None = None) -> str:
     if not chunks:
         return "while idle"
     cid = min(chunks)
     start, count = chunks[cid]
-    return f"while running {method}() on inputs {start}..{start + count - 1} (chunk {cid})"
+    return f"while running {method}() on {_inputs(start, count, index_of)} (chunk {cid})"
 
 
 def start_pool(model: Any, target_devices: Sequence[str] | None = None, *,
