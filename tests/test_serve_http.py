@@ -54,6 +54,7 @@ class Server:
 def start_server(tmp: Path, args: list[str], env: dict[str, str] | None = None) -> Server:
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SENTENCEKIT_")}
+    clean["SENTENCEKIT_BACKEND"] = "torch"  # the shared tiny model folders must not get ONNX exports beside them
     clean.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "SENTENCEKIT_HOME": str(tmp / "home"),
                   **(env or {})})
     log = tmp / f"server-{port}.log"

@@ -32,7 +32,7 @@ def test_defaults_flags_and_environment_variables():
     config = parse([])
     assert (config.host, config.port, config.max_batch_tokens, config.max_client_batch_size,
             config.max_concurrent_requests, config.backend, config.api_key) == ("127.0.0.1", 8080, 16384, 256, 512,
-                                                                               "torch", None)
+                                                                               "auto", None)
     env = {"SENTENCEKIT_PORT": "9001", "SENTENCEKIT_API_KEY": "k", "SENTENCEKIT_BACKEND": "onnx",
            "SENTENCEKIT_AUTO_TRUNCATE": "false", "SENTENCEKIT_MAX_BATCH_TOKENS": "512",
            "SENTENCEKIT_RERANKER": "ce", "SENTENCEKIT_SERVED_MODEL_NAME": "m"}
@@ -277,3 +277,31 @@ def test_postprocess_truncates_then_normalizes(tiny_model):
     expected = tiny_model.encode(texts, truncate_dim=8, normalize_embeddings=True)
     np.testing.assert_allclose(postprocess(full, 8, True), expected, atol=1e-6)
     np.testing.assert_array_equal(postprocess(full, None, False), full)
+
+
+def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_bert_dir, tiny_st_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from tokenizers import Tokenizer
+
+    from sentencekit.embedder import SentenceTransformer
+    from sentencekit.modules import StaticEmbedding
+    from sentencekit.serve.models import load_models, preferred_backend
+
+    assert preferred_backend(ServeConfig()) == "onnx"
+    assert preferred_backend(ServeConfig(device="cuda")) == "torch"
+    assert preferred_backend(ServeConfig(compute_dtype="bfloat16")) == "torch"
+    assert preferred_backend(ServeConfig(backend="torch")) == "torch"
+    folder = tmp_path / "st"
+    shutil.copytree(tiny_st_dir, folder)
+    served = load_models(ServeConfig(model=str(folder)))
+    assert served.embedder.backend == "onnx" and served.embedder.info()["backend"] == "onnx"
+    # a static-embedding model has no ONNX export: auto serves it with torch
+    static_dir = tmp_path / "static"
+    tokenizer = Tokenizer.from_file(str(tiny_bert_dir / "tokenizer.json"))
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=8)], device="cpu").save(static_dir)
+    served = load_models(ServeConfig(model=str(static_dir)))
+    assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 8)
+    with pytest.raises(ValueError):  # asked for explicitly, the ONNX backend's refusal stands
+        load_models(ServeConfig(model=str(static_dir), backend="onnx"))

@@ -277,7 +277,7 @@ def export_embedder_folder(folder: Path, target: Path, torch_kwargs: dict[str, A
     model = SentenceTransformer(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
     model.eval()
     meta = {"source": str(folder), "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
-    with eager_attention(model[0].auto_model):
+    with eager_attention(getattr(model[0], "auto_model", None)):  # None: EmbeddingGraph refuses it clearly
         return export_embedder(model, target, meta)
 
 
@@ -289,7 +289,7 @@ def export_reranker_folder(folder: Path, target: Path, torch_kwargs: dict[str, A
     model.eval()
     meta = {"source": str(folder), "activation_fn": _activation_path(model.activation_fn),
             "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
-    with eager_attention(model[0].auto_model):
+    with eager_attention(getattr(model[0], "auto_model", None)):  # None: EmbeddingGraph refuses it clearly
         return export_reranker(model, target, meta)
 
 

@@ -90,8 +90,9 @@ OPTIONS: tuple[Option, ...] = (
            256, "most inputs (texts, documents) in one request; more get 413"),
     Option("max_concurrent_requests", "--max-concurrent-requests", "SENTENCEKIT_MAX_CONCURRENT_REQUESTS",
            _positive_int, 512, "most inference requests in flight; more get 429 with Retry-After"),
-    Option("backend", "--backend", "SENTENCEKIT_BACKEND", str, "torch",
-           "torch, or onnx (ONNX Runtime, torch-free once the model's export exists)", ("torch", "onnx")),
+    Option("backend", "--backend", "SENTENCEKIT_BACKEND", str, "auto",
+           "auto (default: onnx on the CPU when onnxruntime is installed and the model exports, else torch), "
+           "torch, or onnx (ONNX Runtime, torch-free once the model's export exists)", ("auto", "torch", "onnx")),
     Option("served_model_name", "--served-model-name", "SENTENCEKIT_SERVED_MODEL_NAME", _optional_text, None,
            "model name reported in responses and /v1/models (default: the model's folder name)"),
     Option("payload_limit", "--payload-limit", "SENTENCEKIT_PAYLOAD_LIMIT", _positive_int, 2_000_000,
@@ -135,7 +136,7 @@ class ServeConfig:
     max_batch_tokens: int = 16384
     max_client_batch_size: int = 256
     max_concurrent_requests: int = 512
-    backend: str = "torch"
+    backend: str = "auto"
     served_model_name: str | None = None
     payload_limit: int = 2_000_000
     auto_truncate: bool = True

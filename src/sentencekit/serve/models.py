@@ -8,6 +8,8 @@ batch functions the batcher runs on its inference thread.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,8 @@ import numpy as np
 from sentencekit.batching import TruncationWarning
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.tokens import TokenCounter
+
+logger = logging.getLogger(__name__)
 
 
 def _identity(scores: Any) -> Any:
@@ -100,6 +104,31 @@ def _served_name(source: str) -> str:
     return path.parent.name if path.name == "model" and path.parent.name else path.name
 
 
+def preferred_backend(config: ServeConfig) -> str:
+    """The backend to try first: ``--backend`` as given, or for ``auto`` ONNX Runtime (same embeddings,
+    faster on CPUs, no torch once exported) when the model runs on the CPU in float32/int8 and onnxruntime
+    is installed; torch otherwise (GPUs, bf16)."""
+    if config.backend != "auto":
+        return config.backend
+    on_cpu = config.device in (None, "cpu")
+    if on_cpu and config.compute_dtype in ("float32", "int8") and importlib.util.find_spec("onnxruntime"):
+        return "onnx"
+    return "torch"
+
+
+def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what: str) -> tuple[Any, str]:
+    """``cls(name)`` on the preferred backend; with ``--backend auto`` a model the ONNX backend cannot run
+    (a pipeline it cannot export, e.g. Router or static embeddings) is served on torch instead."""
+    backend = preferred_backend(config)
+    if backend == "onnx" and config.backend == "auto":
+        try:
+            return cls(name, backend="onnx", **common), "onnx"
+        except (ValueError, ImportError) as exc:
+            logger.warning("%s %s cannot run on ONNX Runtime (%s); serving it with torch.", what, name, exc)
+            return cls(name, backend="torch", **common), "torch"
+    return cls(name, backend=backend, **common), backend
+
+
 def load_models(config: ServeConfig) -> ServedModels:
     """Load the embedder (and reranker) that ``config`` names; raises ``OSError`` / ``ValueError`` with the
     loader's message when one cannot be loaded."""
@@ -110,15 +139,15 @@ def load_models(config: ServeConfig) -> ServedModels:
     warnings.filterwarnings("ignore", category=TruncationWarning)
     common = {"device": config.device, "local_files_only": config.local_files_only,
               "num_threads": config.threads, "compute_dtype": config.compute_dtype}
-    model = SentenceTransformer(config.model, backend=config.backend, **common)
+    model, backend = _load(SentenceTransformer, config.model, config, common, "model")
     embedder = ServedModel(model, config.served_model_name or _served_name(config.model), config.model,
-                           config.backend, TokenCounter.for_model(model), "embedder")
+                           backend, TokenCounter.for_model(model), "embedder")
     reranker = None
     if config.reranker:
-        ce = CrossEncoder(config.reranker, backend=config.backend, **common)
+        ce, ce_backend = _load(CrossEncoder, config.reranker, config, common, "reranker")
         if getattr(ce, "num_labels", 1) != 1:
             raise ValueError(f"--reranker {config.reranker}: this cross-encoder has {ce.num_labels} labels; "
                              "reranking needs a model with one relevance score.")
-        reranker = ServedModel(ce, _served_name(config.reranker), config.reranker, config.backend,
+        reranker = ServedModel(ce, _served_name(config.reranker), config.reranker, ce_backend,
                                TokenCounter.for_model(ce), "reranker")
     return ServedModels(embedder, reranker)

@@ -18,6 +18,7 @@ with truncation and padding off, so that
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,8 @@ class TokenCounter:
         self._tok = Tokenizer.from_str(tokenizer.to_str())
         self._tok.no_truncation()
         self._tok.no_padding()
-        self.max_length = int(max_length) if max_length else None
+        # static-embedding models have no length limit (max_seq_length is infinite)
+        self.max_length = int(max_length) if max_length and math.isfinite(max_length) else None
         self.do_lower_case = do_lower_case
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
 
