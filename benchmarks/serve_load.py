@@ -161,14 +161,14 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def load_baseline_model(model_folder: str, threads: int | None):
+def load_baseline_model(model_folder: str, threads: int | None, backend: str = "torch"):
     import warnings
 
     from sentencekit import SentenceTransformer
     from sentencekit.batching import TruncationWarning
 
     warnings.simplefilter("ignore", TruncationWarning)  # the server cuts long texts silently too
-    return SentenceTransformer(model_folder, device="cpu", num_threads=threads)
+    return SentenceTransformer(model_folder, device="cpu", num_threads=threads, backend=backend)
 
 
 def baseline(model, requests: list[list[str]]) -> dict:
@@ -221,6 +221,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternate server and baseline this many times")
     parser.add_argument("--threads", type=int, default=None, help="inference threads, server and baseline alike")
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+                        help="backend of the server and the baseline alike (the ratio isolates dynamic batching)")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `sentencekit serve` flag")
     args = parser.parse_args()
 
@@ -230,8 +232,9 @@ def main() -> int:
     requests = make_requests(args.clients, args.requests)
     flat = [texts for client in requests for texts in client]
     port = free_port()
-    extra = [*(["--threads", str(args.threads)] if args.threads else []), *args.server_arg]
-    model = load_baseline_model(folder, args.threads)
+    extra = [*(["--threads", str(args.threads)] if args.threads else []), "--backend", args.backend,
+             *args.server_arg]
+    model = load_baseline_model(folder, args.threads, args.backend)
     for texts in flat[:5]:
         model.encode(texts)  # warm-up
     # Rounds alternate server and baseline, so that a machine shared with other work slows both alike.
@@ -258,7 +261,7 @@ def main() -> int:
         return after.get(name, 0.0) - before.get(name, 0.0)
 
     batches = delta("sentencekit_batch_size_count")
-    print(f"model {args.model} | {args.clients} clients x {args.requests} requests of 1-16 texts | "
+    print(f"model {args.model} ({args.backend}) | {args.clients} clients x {args.requests} requests of 1-16 texts | "
           f"encoding_format={args.format} | {os.cpu_count()} CPUs")
     header = ("mode", "requests", "texts", "seconds", "req/s", "texts/s", "p50 ms", "p99 ms", "errors")
     print("| " + " | ".join(header) + " |")
