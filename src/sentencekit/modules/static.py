@@ -16,6 +16,7 @@ from sentencekit.files import (
     save_state_dict,
     write_json,
 )
+from sentencekit.model2vec import is_model2vec_folder, model2vec_normalizes, model2vec_table
 from sentencekit.modules.base import Module
 
 STATIC_CONFIG_FILE = "static_embedding_config.json"
@@ -115,38 +116,9 @@ class StaticEmbedding(Module):
 
     @classmethod
     def _from_model2vec_tensors(cls, tokenizer, state: dict[str, Tensor], path: Path) -> StaticEmbedding:
-        embeddings = state["embeddings"].float().numpy()
-        mapping = state.get("mapping")
-        if mapping is not None:  # vocabulary quantization: token id -> row of a smaller table
-            embeddings = embeddings[mapping.long().numpy()]
-        weights = state.get("weights")
-        if weights is not None:  # per-token weights are folded into the vectors
-            embeddings = embeddings * weights.float().numpy()[:, None]
-        unk = _unk_token_id(tokenizer)
-        return cls(tokenizer, embeddings, drop_token_ids=(unk,) if unk is not None else ())
+        table, drop = model2vec_table({k: v.float().numpy() if k != "mapping" else v.numpy()
+                                       for k, v in state.items()}, tokenizer)
+        return cls(tokenizer, table, drop_token_ids=drop)
 
 
-def model2vec_normalizes(path: str | os.PathLike) -> bool:
-    config = read_json_if_exists(Path(path) / "config.json") or {}
-    return bool(config.get("normalize", False))
-
-
-def is_model2vec_folder(path: str | os.PathLike) -> bool:
-    path = Path(path)
-    config = read_json_if_exists(path / "config.json")
-    if not (isinstance(config, dict) and (path / "tokenizer.json").is_file()
-            and (path / "model.safetensors").is_file()):
-        return False
-    # model2vec writes model_type "model2vec" / architectures ["StaticModel"]; older exports write neither.
-    if config.get("model_type") == "model2vec" or "StaticModel" in (config.get("architectures") or []):
-        return True
-    return "model_type" not in config and "architectures" not in config
-
-
-def _unk_token_id(tokenizer) -> int | None:
-    """model2vec drops the unknown token of word-level/WordPiece vocabularies (models with an
-    ``unk_token``); Unigram models keep every id."""
-    import json
-
-    unk = json.loads(tokenizer.to_str()).get("model", {}).get("unk_token")
-    return tokenizer.token_to_id(unk) if unk else None
+__all__ = ["StaticEmbedding", "is_model2vec_folder", "model2vec_normalizes"]

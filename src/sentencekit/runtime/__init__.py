@@ -3,7 +3,8 @@
 ``SentenceTransformer(name, backend="onnx")`` and ``CrossEncoder(name, backend="onnx")`` return the
 classes defined here. The first load exports the whole pipeline (Transformer -> Pooling -> Dense ->
 Normalize) to one ONNX graph, cached beside the model (``onnx/sentencekit_<key>.onnx``) or in
-``$SENTENCEKIT_HOME/onnx``; later loads need only ``tokenizers``, ``onnxruntime`` and NumPy.
+``$SENTENCEKIT_HOME/onnx``; later loads need only ``tokenizers``, ``onnxruntime`` and NumPy. Static-embedding
+models (model2vec) need no graph: they run as a NumPy table lookup (``StaticSentenceTransformer``).
 
 >>> from sentencekit import SentenceTransformer
 >>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2", backend="onnx")  # doctest: +SKIP
@@ -19,6 +20,7 @@ from typing import Any
 _LAZY = {
     "OnnxSentenceTransformer": "sentencekit.runtime.embedder",
     "OnnxCrossEncoder": "sentencekit.runtime.reranker",
+    "StaticSentenceTransformer": "sentencekit.runtime.static",
     "cpu_features": "sentencekit.runtime.cpu",
 }
 

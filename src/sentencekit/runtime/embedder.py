@@ -51,6 +51,16 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
 
     _info_attribute = "last_encode_info"
 
+    def __new__(cls, model_name_or_path: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> Any:
+        # A static-embedding folder needs no graph: it runs as a NumPy table lookup.
+        if cls is OnnxSentenceTransformer and model_name_or_path is not None and kwargs.get("modules") is None:
+            from sentencekit.runtime.static import StaticSentenceTransformer, is_static_model
+
+            resolve = {k: kwargs.get(k) for k in ("cache_folder", "revision", "token")}
+            if is_static_model(model_name_or_path, local_files_only=bool(kwargs.get("local_files_only")), **resolve):
+                return super().__new__(StaticSentenceTransformer)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None = None,
