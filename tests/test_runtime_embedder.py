@@ -268,3 +268,15 @@ def test_loading_kwargs_name_their_own_export():
     # file_name / dtype choose files and precisions of the ONNX backend: the float32 export is shared
     assert export_variant("embedder", {**plain, "model_kwargs": {"file_name": "onnx/x.onnx"}}) == "embedder"
     assert export_variant("embedder", {**plain, "config_kwargs": {"hidden_dropout_prob": 0.0}}) != "embedder"
+
+
+def test_router_model_is_refused_before_export(tiny_bert_dir, tmp_path):
+    from sentencekit.modules import Router
+
+    query = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "mean")]
+    document = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "max")]
+    from sentencekit.embedder import SentenceTransformer as TorchSentenceTransformer
+
+    TorchSentenceTransformer(modules=[Router.for_query_document(query, document)], device="cpu").save(tmp_path / "r")
+    with pytest.raises(ValueError, match=r"exports Transformer -> Pooling -> Dense -> Normalize.*\['Router'\]"):
+        SentenceTransformer(str(tmp_path / "r"), backend="onnx")

@@ -283,10 +283,8 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_bert_dir,
     pytest.importorskip("onnxruntime")
     import shutil
 
-    from tokenizers import Tokenizer
-
     from sentencekit.embedder import SentenceTransformer
-    from sentencekit.modules import StaticEmbedding
+    from sentencekit.modules import Pooling, Router, Transformer
     from sentencekit.serve.models import load_models, preferred_backend
 
     assert preferred_backend(ServeConfig()) == "onnx"
@@ -297,11 +295,13 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_bert_dir,
     shutil.copytree(tiny_st_dir, folder)
     served = load_models(ServeConfig(model=str(folder)))
     assert served.embedder.backend == "onnx" and served.embedder.info()["backend"] == "onnx"
-    # a static-embedding model has no ONNX export: auto serves it with torch
-    static_dir = tmp_path / "static"
-    tokenizer = Tokenizer.from_file(str(tiny_bert_dir / "tokenizer.json"))
-    SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=8)], device="cpu").save(static_dir)
-    served = load_models(ServeConfig(model=str(static_dir)))
-    assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 8)
+    # a Router (query/document) model has no ONNX export: auto serves it with torch
+    router_dir = tmp_path / "router"
+    query = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "mean")]
+    document = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "max")]
+    SentenceTransformer(modules=[Router.for_query_document(query, document, default_route="query")],
+                        device="cpu").save(router_dir)
+    served = load_models(ServeConfig(model=str(router_dir)))
+    assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 32)
     with pytest.raises(ValueError):  # asked for explicitly, the ONNX backend's refusal stands
-        load_models(ServeConfig(model=str(static_dir), backend="onnx"))
+        load_models(ServeConfig(model=str(router_dir), backend="onnx"))

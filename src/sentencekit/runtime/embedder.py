@@ -107,6 +107,9 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
         file_name = (model_kwargs or {}).get("file_name")
 
         def export(target: Path) -> Path:
+            if not self.spec.supported:  # refuse before loading it with torch
+                raise ValueError(f"The ONNX backend exports Transformer -> Pooling -> Dense -> Normalize pipelines; "
+                                 f"{folder} is {self.spec.module_types}. Use backend='torch'.")
             from sentencekit.runtime.export import export_embedder_folder
 
             return export_embedder_folder(folder, target, torch_kwargs)
