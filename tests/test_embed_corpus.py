@@ -112,3 +112,39 @@ def test_read_corpus_errors(tmp_path):
     txt = tmp_path / "x.txt"
     txt.write_text("a\n\nb\n")
     assert read_corpus(txt) == ([0, 1], ["a", "b"])
+
+
+def test_input_is_streamed_shard_by_shard_and_checked_before_any_work(corpus, tmp_path, model, monkeypatch):
+    import pyarrow as pa
+
+    from sentencekit.corpus_embed import iter_corpus
+
+    batches = list(iter_corpus(corpus, id_column="doc", batch_rows=20))
+    assert [len(t) for _, t in batches] == [20, 20, 7] and batches[2][0][0] == "d40"
+    parquet = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"text": TEXTS}), parquet, row_group_size=10)
+    assert [ids[:1] for ids, _ in iter_corpus(parquet, batch_rows=20)] == [[0], [20], [40]]
+    assert read_corpus(parquet)[1] == TEXTS
+    # the engine receives shards one at a time, as it asks for them
+    seen = []
+    original = corpus_embed._local_engine
+
+    def watching(model_, kwargs):
+        run = original(model_, kwargs)
+
+        def wrapped(jobs):
+            assert not isinstance(jobs, list)  # a generator: the file is read as shards are needed
+            for k, texts in jobs:
+                seen.append(len(texts))
+                yield from run([(k, texts)])
+        return wrapped
+
+    monkeypatch.setattr(corpus_embed, "_local_engine", watching)
+    embed_corpus(corpus, tmp_path / "out.parquet", model, shard_size=20, log=lambda m: None)
+    assert seen == [20, 20, 7]
+    # a bad row at the very end is found before any shard is computed
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(corpus.read_text() + '{"title": "no text"}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:48"):
+        embed_corpus(bad, tmp_path / "bad.parquet", model, shard_size=20, log=lambda m: None)
+    assert not parts_dir(tmp_path / "bad.parquet").exists()

@@ -9,7 +9,8 @@ mix shards made from another input, model or settings. When every shard exists, 
 
 The shards are computed in this process, by a multi-process pool (``--processes N``) or on a Ray
 cluster (``--ray ADDRESS|auto|local``); the embeddings are the same, so a run may be resumed with
-another engine.
+another engine. The input is streamed shard by shard (in-process and pool runs never hold more than a
+shard of texts), after a first pass that counts and checks every row.
 
 >>> from sentencekit.corpus_embed import embed_corpus                          # doctest: +SKIP
 >>> result = embed_corpus("docs.jsonl", "docs.emb.parquet", "sentence-transformers/all-MiniLM-L6-v2",
@@ -27,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,25 +73,42 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_corpus(path: str | os.PathLike, column: str = "text", id_column: str | None = None) -> tuple[list, list[str]]:
-    """``(ids, texts)`` of a Parquet, JSON lines, CSV/TSV or text (one per line) file. Without
-    ``id_column`` the ids are the row numbers."""
+def iter_corpus(path: str | os.PathLike, column: str = "text", id_column: str | None = None,
+                batch_rows: int = 10_000) -> Iterator[tuple[list, list[str]]]:
+    """``(ids, texts)`` batches of at most ``batch_rows`` rows of a Parquet, JSON lines, CSV/TSV or text
+    (one per line) file, read as a stream (the corpus never has to fit in memory). Without ``id_column``
+    the ids are the row numbers. A row without text raises ``ValueError`` naming the file and row."""
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
         raise FileNotFoundError(f"Input file {path} does not exist.")
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    rows = _iter_parquet(path, column, id_column, batch_rows) if suffix == ".parquet" else \
+        _batched(_iter_text_rows(path, suffix, column, id_column), batch_rows)
+    start = 0
+    for ids, texts in rows:
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValueError(f"{path}: row {start + i} has a {type(text).__name__} in column {column!r}, "
+                                 "not text.")
+        yield (ids if id_column else list(range(start, start + len(texts)))), texts
+        start += len(texts)
 
-        names = pq.ParquetFile(path).schema_arrow.names
-        for name in [column] + ([id_column] if id_column else []):
-            if name not in names:
-                raise ValueError(f"{path}: no column {name!r} (columns: {names}).")
-        table = pq.read_table(path, columns=[column] + ([id_column] if id_column else []))
-        texts = table.column(column).to_pylist()
-        ids = table.column(id_column).to_pylist() if id_column else list(range(len(texts)))
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        ids, texts = [], []
+
+def _iter_parquet(path: Path, column: str, id_column: str | None, batch_rows: int) -> Iterator[tuple[list, list]]:
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    names = file.schema_arrow.names
+    for name in [column] + ([id_column] if id_column else []):
+        if name not in names:
+            raise ValueError(f"{path}: no column {name!r} (columns: {names}).")
+    for batch in file.iter_batches(batch_size=batch_rows, columns=[column] + ([id_column] if id_column else [])):
+        texts = batch.column(column).to_pylist()
+        yield (batch.column(id_column).to_pylist() if id_column else []), texts
+
+
+def _iter_text_rows(path: Path, suffix: str, column: str, id_column: str | None) -> Iterator[tuple[Any, str]]:
+    if suffix in (".jsonl", ".ndjson", ".json"):
         with open(path, encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -99,26 +117,54 @@ def read_corpus(path: str | os.PathLike, column: str = "text", id_column: str | 
                 if not isinstance(row, dict) or column not in row or (id_column and id_column not in row):
                     wanted = f"{column!r}" + (f" and {id_column!r}" if id_column else "")
                     raise ValueError(f"{path}:{lineno}: expected a JSON object with {wanted} fields.")
-                texts.append(row[column])
-                ids.append(row[id_column] if id_column else len(ids))
+                yield (row[id_column] if id_column else None), row[column]
     elif suffix in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             for name in [column] + ([id_column] if id_column else []):
                 if reader.fieldnames is None or name not in reader.fieldnames:
                     raise ValueError(f"{path}: no column {name!r} (columns: {reader.fieldnames}).")
-            rows = list(reader)
-        texts = [r[column] for r in rows]
-        ids = [r[id_column] for r in rows] if id_column else list(range(len(rows)))
+            for r in reader:
+                yield (r[id_column] if id_column else None), r[column]
     else:
         if id_column:
             raise ValueError(f"{path}: a plain text file has no {id_column!r} column; use JSON lines or Parquet.")
         with open(path, encoding="utf-8") as f:
-            texts = [line.rstrip("\n") for line in f if line.strip()]
-        ids = list(range(len(texts)))
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"{path}: row {i} has a {type(text).__name__} in column {column!r}, not text.")
+            for line in f:
+                if line.strip():
+                    yield None, line.rstrip("\n")
+
+
+def _batched(rows: Iterator[tuple[Any, str]], size: int) -> Iterator[tuple[list, list]]:
+    ids: list = []
+    texts: list = []
+    for row_id, text in rows:
+        ids.append(row_id)
+        texts.append(text)
+        if len(texts) == size:
+            yield ids, texts
+            ids, texts = [], []
+    if texts:
+        yield ids, texts
+
+
+def count_rows(path: str | os.PathLike, column: str = "text", id_column: str | None = None) -> int:
+    """Rows of the corpus (a streaming pass that also checks every row; Parquet: its metadata)."""
+    if Path(path).suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        next(iter_corpus(path, column, id_column, batch_rows=1), None)  # checks the columns exist
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    return sum(len(texts) for _, texts in iter_corpus(path, column, id_column))
+
+
+def read_corpus(path: str | os.PathLike, column: str = "text", id_column: str | None = None) -> tuple[list, list[str]]:
+    """``(ids, texts)`` of a whole corpus file in memory (see :func:`iter_corpus` to stream it)."""
+    ids: list = []
+    texts: list[str] = []
+    for batch_ids, batch_texts in iter_corpus(path, column, id_column):
+        ids.extend(batch_ids)
+        texts.extend(batch_texts)
     return ids, texts
 
 
@@ -216,18 +262,19 @@ def _assemble(parts: Path, shards: int, out: Path) -> int:
 
 # -- engines ----------------------------------------------------------------------------------------
 ShardJob = tuple[int, list[str]]
+Engine = Callable[[Iterable[ShardJob]], Iterator[tuple[int, Any]]]
 
 
-def _local_engine(model: Any, encode_kwargs: dict[str, Any]) -> Callable[[list[ShardJob]], Iterator]:
-    def run(jobs: list[ShardJob]) -> Iterator[tuple[int, Any]]:
+def _local_engine(model: Any, encode_kwargs: dict[str, Any]) -> Engine:
+    def run(jobs: Iterable[ShardJob]) -> Iterator[tuple[int, Any]]:
         for k, texts in jobs:
             yield k, model.encode(texts, show_progress_bar=False, **encode_kwargs)
     return run
 
 
 def _pool_engine(model: Any, processes: int, threads: int | None, chunk_size: int | None,
-                 encode_kwargs: dict[str, Any]) -> Callable[[list[ShardJob]], Iterator]:
-    def run(jobs: list[ShardJob]) -> Iterator[tuple[int, Any]]:
+                 encode_kwargs: dict[str, Any]) -> Engine:
+    def run(jobs: Iterable[ShardJob]) -> Iterator[tuple[int, Any]]:
         with model.start_multi_process_pool(["cpu"] * processes, threads_per_worker=threads) as pool:
             for k, texts in jobs:
                 yield k, model.encode(texts, pool=pool, chunk_size=chunk_size, show_progress_bar=False,
@@ -236,13 +283,16 @@ def _pool_engine(model: Any, processes: int, threads: int | None, chunk_size: in
 
 
 def _ray_engine(model_ref: Any, address: str, actors: int | None, threads: int | None,
-                model_kwargs: dict[str, Any], encode_kwargs: dict[str, Any]) -> Callable[[list[ShardJob]], Iterator]:
-    def run(jobs: list[ShardJob]) -> Iterator[tuple[int, Any]]:
+                model_kwargs: dict[str, Any], encode_kwargs: dict[str, Any]) -> Engine:
+    def run(jobs: Iterable[ShardJob]) -> Iterator[tuple[int, Any]]:
         import numpy as np
         import pyarrow as pa
 
         from sentencekit.ray import _ray, embed_dataset
 
+        # One Ray dataset for every shard to do, so actors load the model once: the driver holds their
+        # texts (local and pool runs stream the input shard by shard instead).
+        jobs = list(jobs)
         ray = _ray()
         started = not ray.is_initialized()
         if started:
@@ -312,7 +362,7 @@ def embed_corpus(
         raise ValueError("embed-corpus writes float32 embeddings; quantize the assembled file afterwards "
                          "(quantization ranges must come from the whole corpus, not from one shard).")
     input_path, out = Path(input_path), Path(out)
-    ids, texts = read_corpus(input_path, column, id_column)
+    rows = count_rows(input_path, column, id_column)  # also checks every row before any work
     by_name = isinstance(model, (str, os.PathLike))
     if by_name:
         from sentencekit import SentenceTransformer
@@ -323,12 +373,12 @@ def embed_corpus(
         model_name = str(getattr(model, "model_name_or_path", None) or type(model).__name__)
     recorded = {k: v for k, v in encode_kwargs.items() if k not in ("batch_size", "max_batch_tokens")}
     parts = parts_dir(out)
-    _check_manifest(parts, _manifest(input_path, len(texts), column, id_column, shard_size, model, model_name,
+    _check_manifest(parts, _manifest(input_path, rows, column, id_column, shard_size, model, model_name,
                                      recorded))
-    bounds = [(s, min(s + shard_size, len(texts))) for s in range(0, len(texts), shard_size)]
+    bounds = [(s, min(s + shard_size, rows)) for s in range(0, rows, shard_size)]
     reused = sorted(_finished_shards(parts, bounds))
     todo = [k for k in range(len(bounds)) if k not in set(reused)]
-    log(f"{input_path.name}: {len(texts)} rows in {len(bounds)} shards; {len(reused)} already done, "
+    log(f"{input_path.name}: {rows} rows in {len(bounds)} shards; {len(reused)} already done, "
         f"{len(todo)} to compute" + (f" ({'Ray ' + ray_address if ray_address else f'{processes} processes'})"
                                      if todo and (ray_address or processes) else ""))
     if todo:
@@ -342,17 +392,25 @@ def embed_corpus(
         else:
             engine = _local_engine(model, encode_kwargs)
         id_name = id_column or ROW_ID
-        jobs = [(k, texts[bounds[k][0]:bounds[k][1]]) for k in todo]
-        for done, (k, embeddings) in enumerate(engine(jobs), 1):
+        shard_ids: dict[int, list] = {}  # ids of the shards handed to the engine and not written yet
+        wanted = set(todo)
+
+        def jobs() -> Iterator[ShardJob]:  # shards are read from the file as the engine asks for them
+            for k, (batch_ids, batch_texts) in enumerate(iter_corpus(input_path, column, id_column, shard_size)):
+                if k in wanted:
+                    shard_ids[k] = batch_ids
+                    yield k, batch_texts
+
+        for done, (k, embeddings) in enumerate(engine(jobs()), 1):
             start, end = bounds[k]
-            _write_shard(parts, k, ids[start:end], embeddings, id_name)
+            _write_shard(parts, k, shard_ids.pop(k), embeddings, id_name)
             log(f"shard {k + 1}/{len(bounds)} (rows {start}..{end - 1}) written [{done}/{len(todo)} this run, "
                 f"{time.perf_counter() - t0:.1f}s]")
     dim = _assemble(parts, len(bounds), out) if bounds else 0
     seconds = time.perf_counter() - t0
-    log(f"Wrote {out}: {len(texts)} rows x {dim} dims ({len(todo)} shards computed, {len(reused)} reused) "
+    log(f"Wrote {out}: {rows} rows x {dim} dims ({len(todo)} shards computed, {len(reused)} reused) "
         f"in {seconds:.1f}s")
-    return EmbedCorpusResult(out, len(texts), dim, todo, reused, seconds)
+    return EmbedCorpusResult(out, rows, dim, todo, reused, seconds)
 
 
 # -- command line -----------------------------------------------------------------------------------
