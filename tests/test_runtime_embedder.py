@@ -270,13 +270,14 @@ def test_loading_kwargs_name_their_own_export():
     assert export_variant("embedder", {**plain, "config_kwargs": {"hidden_dropout_prob": 0.0}}) != "embedder"
 
 
-def test_router_model_is_refused_before_export(tiny_bert_dir, tmp_path):
-    from sentencekit.modules import Router
+def test_unknown_module_is_refused_before_export(tiny_st_dir, tmp_path):
+    """A pipeline the ONNX backend cannot express is refused by name, before torch loads it."""
+    import json
 
-    query = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "mean")]
-    document = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "max")]
-    from sentencekit.embedder import SentenceTransformer as TorchSentenceTransformer
-
-    TorchSentenceTransformer(modules=[Router.for_query_document(query, document)], device="cpu").save(tmp_path / "r")
-    with pytest.raises(ValueError, match=r"exports Transformer -> Pooling -> Dense -> Normalize.*\['Router'\]"):
-        SentenceTransformer(str(tmp_path / "r"), backend="onnx")
+    folder = copy_model(tiny_st_dir, tmp_path)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": len(modules), "name": str(len(modules)), "path": "9_LayerNorm",
+                    "type": "sentence_transformers.models.LayerNorm"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match=r"exports Transformer -> Pooling -> Dense -> Normalize.*'LayerNorm'\]"):
+        SentenceTransformer(str(folder), backend="onnx")

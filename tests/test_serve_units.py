@@ -279,12 +279,11 @@ def test_postprocess_truncates_then_normalizes(tiny_model):
     np.testing.assert_array_equal(postprocess(full, None, False), full)
 
 
-def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_bert_dir, tiny_st_dir, tmp_path):
+def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     import shutil
 
-    from sentencekit.embedder import SentenceTransformer
-    from sentencekit.modules import Pooling, Router, Transformer
+    from sentencekit.runtime.embedder import OnnxSentenceTransformer
     from sentencekit.serve.models import load_models, preferred_backend
 
     assert preferred_backend(ServeConfig()) == "onnx"
@@ -295,13 +294,13 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_bert_dir,
     shutil.copytree(tiny_st_dir, folder)
     served = load_models(ServeConfig(model=str(folder)))
     assert served.embedder.backend == "onnx" and served.embedder.info()["backend"] == "onnx"
-    # a Router (query/document) model has no ONNX export: auto serves it with torch
-    router_dir = tmp_path / "router"
-    query = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "mean")]
-    document = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "max")]
-    SentenceTransformer(modules=[Router.for_query_document(query, document, default_route="query")],
-                        device="cpu").save(router_dir)
-    served = load_models(ServeConfig(model=str(router_dir)))
+
+    # a model the ONNX backend refuses is served with torch under auto, and refused when onnx was asked for
+    def refuse(self, *args, **kwargs):
+        raise ValueError("The ONNX backend cannot export this pipeline. Use backend='torch'.")
+
+    monkeypatch.setattr(OnnxSentenceTransformer, "__init__", refuse)
+    served = load_models(ServeConfig(model=str(folder)))
     assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 32)
-    with pytest.raises(ValueError):  # asked for explicitly, the ONNX backend's refusal stands
-        load_models(ServeConfig(model=str(router_dir), backend="onnx"))
+    with pytest.raises(ValueError, match="cannot export"):
+        load_models(ServeConfig(model=str(folder), backend="onnx"))

@@ -78,9 +78,11 @@ class Router(Module):
         return features
 
     @property
-    def max_seq_length(self) -> int | None:
-        first = next(iter(self.sub_modules.values()))[0]
-        return getattr(first, "max_seq_length", None)
+    def max_seq_length(self) -> int | float | None:
+        """The tightest length limit of the routes (a static route has none: ``inf``)."""
+        limits = [getattr(route[0], "max_seq_length", None) for route in self.sub_modules.values()]
+        limits = [x for x in limits if x is not None]
+        return min(limits) if limits else None
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:

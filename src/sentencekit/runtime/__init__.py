@@ -4,7 +4,8 @@
 classes defined here. The first load exports the whole pipeline (Transformer -> Pooling -> Dense ->
 Normalize) to one ONNX graph, cached beside the model (``onnx/sentencekit_<key>.onnx``) or in
 ``$SENTENCEKIT_HOME/onnx``; later loads need only ``tokenizers``, ``onnxruntime`` and NumPy. Static-embedding
-models (model2vec) need no graph: they run as a NumPy table lookup (``StaticSentenceTransformer``).
+models (model2vec) need no graph: they run as a NumPy table lookup (``StaticSentenceTransformer``); Router
+models run each route its own way (``RoutedSentenceTransformer``).
 
 >>> from sentencekit import SentenceTransformer
 >>> model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2", backend="onnx")  # doctest: +SKIP
@@ -21,6 +22,7 @@ _LAZY = {
     "OnnxSentenceTransformer": "sentencekit.runtime.embedder",
     "OnnxCrossEncoder": "sentencekit.runtime.reranker",
     "StaticSentenceTransformer": "sentencekit.runtime.static",
+    "RoutedSentenceTransformer": "sentencekit.runtime.router",
     "cpu_features": "sentencekit.runtime.cpu",
 }
 

@@ -52,13 +52,17 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
     _info_attribute = "last_encode_info"
 
     def __new__(cls, model_name_or_path: str | os.PathLike | None = None, *args: Any, **kwargs: Any) -> Any:
-        # A static-embedding folder needs no graph: it runs as a NumPy table lookup.
+        # A static-embedding folder needs no graph (a NumPy table lookup); a Router runs each route its way.
         if cls is OnnxSentenceTransformer and model_name_or_path is not None and kwargs.get("modules") is None:
-            from sentencekit.runtime.static import StaticSentenceTransformer, is_static_model
+            from sentencekit.runtime.router import RoutedSentenceTransformer, router_entry
+            from sentencekit.runtime.static import StaticSentenceTransformer, is_static_folder
 
-            resolve = {k: kwargs.get(k) for k in ("cache_folder", "revision", "token")}
-            if is_static_model(model_name_or_path, local_files_only=bool(kwargs.get("local_files_only")), **resolve):
+            folder = resolve_folder(model_name_or_path, local_files_only=bool(kwargs.get("local_files_only")),
+                                    **{k: kwargs.get(k) for k in ("cache_folder", "revision", "token")})
+            if is_static_folder(folder):
                 return super().__new__(StaticSentenceTransformer)
+            if router_entry(folder) is not None:
+                return super().__new__(RoutedSentenceTransformer)
         return super().__new__(cls)
 
     def __init__(

@@ -99,15 +99,14 @@ def read_static(folder: Path) -> StaticSpec | None:
     return None
 
 
-def is_static_model(model_name_or_path: str | os.PathLike, **resolve_kwargs: Any) -> Path | None:
-    """The resolved folder of a static model, else ``None`` (cheap: reads configs, not weights)."""
-    folder = resolve_folder(model_name_or_path, **resolve_kwargs)
+def is_static_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a static-embedding model (cheap: reads configs, not weights)."""
+    folder = Path(folder)
     modules_file = folder / "modules.json"
     if modules_file.is_file():
         entries = read_json(modules_file, what="modules")
-        first = str(entries[0].get("type", "")).rsplit(".", 1)[-1] if entries else ""
-        return folder if first == "StaticEmbedding" else None
-    return folder if is_model2vec_folder(folder) else None
+        return bool(entries) and str(entries[0].get("type", "")).rsplit(".", 1)[-1] == "StaticEmbedding"
+    return is_model2vec_folder(folder)
 
 
 # -- the model ----------------------------------------------------------------------------------------
@@ -278,4 +277,4 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
         return f"{type(self).__name__}(folder={self.model_folder.name!r}, dim={self._full_dimension()})"
 
 
-__all__ = ["StaticSentenceTransformer", "read_static", "is_static_model"]
+__all__ = ["StaticSentenceTransformer", "read_static", "is_static_folder"]
