@@ -75,3 +75,19 @@ def test_static_model_in_a_pool(static_dir):
     with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
         np.testing.assert_allclose(model.encode(TEXTS * 5, pool=pool, chunk_size=4), model.encode(TEXTS * 5),
                                    atol=1e-6)
+
+
+def test_fingerprint_equals_torch_so_indexes_open_on_either_backend(static_dir, tmp_path):
+    from sentencekit import EmbeddingIndex
+    from sentencekit.fingerprint import model_fingerprint
+
+    torch_model = SentenceTransformer(str(static_dir), device="cpu")
+    model = SentenceTransformer(str(static_dir), backend="onnx")
+    assert model_fingerprint(model) == model_fingerprint(torch_model)
+    folder = package_folder("static_model", "model")
+    assert model_fingerprint(SentenceTransformer(str(folder), backend="onnx")) == model_fingerprint(
+        SentenceTransformer(str(folder), device="cpu"))
+    index = EmbeddingIndex.create(tmp_path / "idx", torch_model)
+    index.add(TEXTS)
+    hits = EmbeddingIndex.open(tmp_path / "idx", model).search("a refund", top_k=2)
+    assert [h["id"] for h in hits] == [h["id"] for h in index.search("a refund", top_k=2)]

@@ -21,11 +21,10 @@ def model_fingerprint(model: Any) -> str:
     own = getattr(model, "fingerprint", None)
     if callable(own):
         return own()
-    digest = hashlib.sha256()
+    tensors = []
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes() if t.numel() else b"")
+        tensors.append((name, str(t.dtype), tuple(t.shape), t.view(-1).view(dtype=_byte_dtype()).numpy()))
     configs = []
     for module in model:
         get = getattr(module, "get_config_dict", None)
@@ -33,8 +32,29 @@ def model_fingerprint(model: Any) -> str:
         tokenizer = getattr(module, "tokenizer", None)
         if tokenizer is not None:
             configs.append(_tokenizer_identity(tokenizer))
+    return layout_fingerprint(tensors, configs)
+
+
+def layout_fingerprint(tensors: list[tuple[str, str, tuple[int, ...], Any]], configs: list[Any]) -> str:
+    """The fingerprint of named tensors ``(name, torch dtype string, shape, raw bytes)`` in ``state_dict``
+    order and the modules' configs: what :func:`model_fingerprint` hashes, so a backend that holds the same
+    weights without torch (NumPy) can compute the same identity.
+
+    >>> import numpy as np
+    >>> layout_fingerprint([("0.w", "torch.float32", (2,), np.zeros(2, np.float32))], [["M", {}]])[:8]
+    '9286af0d'
+    """
+    digest = hashlib.sha256()
+    for name, dtype, shape, data in sorted(tensors, key=lambda t: t[0]):
+        digest.update(f"{name}:{dtype}:{tuple(shape)}".encode())
+        digest.update(data.tobytes() if getattr(data, "size", 1) else b"")
     digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:32]
+
+
+def tokenizer_identity(tokenizer: Any) -> Any:
+    """What of a tokenizer enters a fingerprint (its full spec, without per-call truncation/padding)."""
+    return _tokenizer_identity(tokenizer)
 
 
 def _byte_dtype():

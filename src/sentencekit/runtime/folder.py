@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sentencekit.files import ModelFormatError, read_json, read_json_if_exists
+from sentencekit.runtime.numpy_ops import DEFAULT_DENSE_ACTIVATION
 
 #: bumped whenever the exported graph or its metadata change meaning (old exports are then ignored)
 EXPORT_FORMAT = 3
@@ -122,7 +123,7 @@ def read_pipeline(folder: Path) -> PipelineSpec:
             dconf = read_json(path / "config.json", what="Dense config")
             spec.dense.append(DenseSpec(path, int(dconf["in_features"]), int(dconf["out_features"]),
                                         bool(dconf.get("bias", True)),
-                                        str(dconf.get("activation_function") or "torch.nn.modules.linear.Identity")))
+                                        str(dconf.get("activation_function") or DEFAULT_DENSE_ACTIVATION)))
         elif kind == "Normalize":
             spec.normalize = True
     return spec

@@ -94,10 +94,15 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+#: a Dense config without ``activation_function`` means Tanh (sentence-transformers' default, and the torch module's)
+DEFAULT_DENSE_ACTIVATION = "torch.nn.modules.activation.Tanh"
+
+
 class NumpyDense:
     """A saved ``Dense`` module applied in NumPy (weights from ``model.safetensors``)."""
 
     def __init__(self, folder: Path, activation_name: str | None) -> None:
+        activation_name = activation_name or DEFAULT_DENSE_ACTIVATION
         path = Path(folder) / "model.safetensors"
         if not path.is_file():
             raise ModelFormatError(f"{path} not found: the ONNX backend reads Dense weights from safetensors.")
@@ -106,6 +111,11 @@ class NumpyDense:
         state = load_file(str(path))
         self.weight = state["linear.weight"].astype(np.float32)
         self.bias = state.get("linear.bias")
+        if self.bias is not None:
+            self.bias = self.bias.astype(np.float32)
+        # the torch module's config, as its get_config_dict() reports it
+        self.config = {"in_features": int(self.weight.shape[1]), "out_features": int(self.weight.shape[0]),
+                       "bias": self.bias is not None, "activation_function": activation_name}
         self.act = activation(activation_name)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

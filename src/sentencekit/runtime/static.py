@@ -196,10 +196,24 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
         return int(self.static.table.shape[1])
 
     def fingerprint(self) -> str:
-        from sentencekit.fingerprint import file_fingerprint
-        from sentencekit.runtime.folder import folder_key
+        """The fingerprint the torch model of this folder has (same weights, configs and tokenizer), so a
+        stored index opens on either backend."""
+        from sentencekit.fingerprint import layout_fingerprint, tokenizer_identity
 
-        return file_fingerprint("static", folder_key(self.model_folder))
+        def entry(name: str, array: np.ndarray) -> tuple:
+            array = np.ascontiguousarray(array, dtype=np.float32)
+            return name, "torch.float32", tuple(array.shape), array.view(np.uint8)
+
+        tensors = [entry("0.embedding.weight", self.static.table)]
+        configs: list = [["StaticEmbedding", {}], tokenizer_identity(self._tok)]
+        for i, dense in enumerate(self.static.dense, 1):
+            tensors.append(entry(f"{i}.linear.weight", dense.weight))
+            if dense.bias is not None:
+                tensors.append(entry(f"{i}.linear.bias", dense.bias))
+            configs.append(["Dense", dense.config])
+        if self.static.normalize:
+            configs.append(["Normalize", {}])
+        return layout_fingerprint(tensors, configs)
 
     # -- encode -------------------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:
