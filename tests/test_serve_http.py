@@ -234,6 +234,20 @@ def test_tei_embed(server, st_model):
     status, _, body = post(server, "/embed", {"inputs": ["fine", LONG], "truncate": False})
     assert status == 413 and body["error_type"] == "Validation" and "inputs[1]" in body["error"]
     assert "truncate" in body["error"]
+    # truncation_direction=left keeps the end of the text instead of its start
+    long_text = "refund policy please " * 20 + "the cat sat on the mat"  # 66 tokens > 48
+    status, _, body = post(server, "/embed", {"inputs": [long_text], "truncation_direction": "Left"})
+    assert status == 200
+    budget = st_model.max_seq_length - 2
+    words = long_text.split()
+    tail = None
+    for k in range(len(words)):  # the longest word-boundary suffix within the budget
+        candidate = " ".join(words[k:])
+        if len(st_model.tokenizer(candidate, add_special_tokens=False)["input_ids"]) <= budget:
+            tail = candidate
+            break
+    np.testing.assert_allclose(body[0], st_model.encode(tail, normalize_embeddings=True), atol=1e-5)
+    assert not np.allclose(body[0], st_model.encode(long_text, normalize_embeddings=True), atol=1e-5)
 
 
 def test_tei_similarity_tokenize_decode(server, st_model):
@@ -279,6 +293,15 @@ def test_tei_and_cohere_rerank(server, ce_model, tiny_ce_dir):
     assert status == 422 and body["error"]["param"] == "top_n"
     status, _, body = post(server, "/rerank", {"query": query, "texts": ["x"] * 17})
     assert status == 413 and body["error_type"] == "Validation"
+    # truncation_direction=left keeps the end of a document that does not fit beside the query
+    long_doc = "password reset please " * 20 + "refund policy"
+    status, _, body = post(server, "/rerank", {"query": query, "texts": [long_doc], "truncation_direction": "left"})
+    budget = ce_model.max_length - 3 - len(ce_model.tokenizer(query, add_special_tokens=False)["input_ids"])
+    words = long_doc.split()
+    tail = next(" ".join(words[k:]) for k in range(len(words))
+                if len(ce_model.tokenizer(" ".join(words[k:]), add_special_tokens=False)["input_ids"]) <= budget)
+    assert status == 200 and tail.endswith("refund policy") and len(tail) < len(long_doc)
+    np.testing.assert_allclose(body[0]["score"], ce_model.predict([(query, tail)])[0], atol=1e-5)
 
 
 # -- limits and errors ------------------------------------------------------------------------------------

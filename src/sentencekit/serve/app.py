@@ -153,11 +153,11 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
         """TEI embeddings: a bare array of vectors."""
         started = time.perf_counter()
         with service.admit():
-            service.check_direction(body.truncation_direction)
             service.check_dimensions(body.dimensions)
             texts = service.texts_from(body.inputs, "inputs")
             truncate = config.auto_truncate if body.truncate is None else body.truncate
-            out = await service.embed(texts, prompt_name=body.prompt_name, truncate=truncate, param="inputs")
+            out = await service.embed(texts, prompt_name=body.prompt_name, truncate=truncate, param="inputs",
+                                      direction=service.direction(body.truncation_direction))
         return _json(postprocess(out.values, body.dimensions, body.normalize).tolist(), out, started)
 
     @app.post("/similarity", response_model=list[float], responses=_ERRORS, tags=["TEI"])
@@ -167,13 +167,13 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
 
         started = time.perf_counter()
         with service.admit():
-            service.check_direction(body.truncation_direction)
             if not body.inputs.sentences:
                 raise ApiError(422, "`inputs.sentences` is empty; send at least one sentence", "Empty",
                                param="inputs")
             texts = [body.inputs.source_sentence, *body.inputs.sentences]
             truncate = config.auto_truncate if body.truncate is None else body.truncate
-            out = await service.embed(texts, prompt_name=body.prompt_name, truncate=truncate, param="inputs")
+            out = await service.embed(texts, prompt_name=body.prompt_name, truncate=truncate, param="inputs",
+                                      direction=service.direction(body.truncation_direction))
         scores = np_similarity_fn(embedder.model.similarity_fn_name)(out.values[:1], out.values[1:])[0]
         return _json(np.asarray(scores, dtype=np.float32).tolist(), out, started)
 
@@ -216,10 +216,9 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
         started = time.perf_counter()
         with service.admit():
             service.require_reranker()
-            service.check_direction(body.truncation_direction)
             truncate = config.auto_truncate if body.truncate is None else body.truncate
             out = await service.rerank(body.query, body.texts, raw_scores=body.raw_scores, truncate=truncate,
-                                       param="texts")
+                                       param="texts", direction=service.direction(body.truncation_direction))
         order = np.argsort(-out.values, kind="stable")
         ranks = [{"index": int(i), "score": float(out.values[i])} for i in order]
         if body.return_text:

@@ -117,10 +117,16 @@ class Service:
                            "Validation", param=param)
 
     @staticmethod
-    def check_direction(direction: str) -> None:
-        if direction.lower() != "right":
-            raise ApiError(422, "truncation_direction='left' is not supported; send 'right' (the default) or "
-                                "cut the text yourself", "Validation", param="truncation_direction")
+    def direction(direction: str) -> str:
+        """``"right"`` or ``"left"`` (TEI's ``truncation_direction``; the schema admits only these)."""
+        return direction.lower()
+
+    @staticmethod
+    def _cut_left(model: ServedModel, texts: list[str], budget: int) -> list[str]:
+        """Each text over ``budget`` tokens cut from the start (``truncation_direction="left"``)."""
+        if model.max_length is None:
+            return texts
+        return [model.tokens.keep_end(t, budget) for t in texts]
 
     # -- inputs ---------------------------------------------------------------------------------------
     def texts_from(self, inputs: Any, param: str) -> list[str]:
@@ -181,22 +187,31 @@ class Service:
                            "Backend") from None
 
     # -- work -----------------------------------------------------------------------------------------
-    async def embed(self, texts: list[str], *, prompt_name: str | None, truncate: bool, param: str) -> Outcome:
-        """Embeddings ``[n, dim]`` of ``texts`` as ``model.encode`` gives them (with the resolved prompt)."""
+    async def embed(self, texts: list[str], *, prompt_name: str | None, truncate: bool, param: str,
+                    direction: str = "right") -> Outcome:
+        """Embeddings ``[n, dim]`` of ``texts`` as ``model.encode`` gives them (with the resolved prompt).
+        ``direction="left"`` keeps the end of texts over the limit instead of their start (the prompt stays)."""
         self.check_count(len(texts), param)
         prompt = self.resolve_prompt(prompt_name)
         model = self.models.embedder
         used = await self._count(model, [prompt + t for t in texts] if prompt else texts, truncate, param)
+        if truncate and direction == "left" and model.max_length is not None:
+            budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
+            texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
         result = await self._submit(self.embed_batcher, prompt, texts, sum(used))
         return Outcome(np.asarray(result.values), sum(used), result)
 
     async def rerank(self, query: str, documents: list[str], *, raw_scores: bool, truncate: bool,
-                     param: str) -> Outcome:
-        """Scores ``[n]`` of ``documents`` against ``query``."""
+                     param: str, direction: str = "right") -> Outcome:
+        """Scores ``[n]`` of ``documents`` against ``query``. ``direction="left"`` keeps the end of documents
+        that do not fit beside the query."""
         model = self.require_reranker()
         self.check_count(len(documents), param)
         pairs = [(query, d) for d in documents]
         used = await self._count(model, pairs, truncate, param)
+        if truncate and direction == "left" and model.max_length is not None:
+            budget = model.max_length - model.tokens.specials(pair=True) - model.tokens.count(query)
+            pairs = [(query, d) for d in await asyncio.to_thread(self._cut_left, model, documents, budget)]
         result = await self._submit(self.rerank_batcher, raw_scores, pairs, sum(used))
         return Outcome(np.asarray(result.values), sum(used), result)
 

@@ -73,6 +73,32 @@ class TokenCounter:
         """Full token count of each text or pair (special tokens included), before any truncation."""
         return [len(e.ids) for e in self.encode(items)]
 
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` without special tokens."""
+        return len(self.encode([text], add_special_tokens=False)[0].ids) if text else 0
+
+    def specials(self, pair: bool = False) -> int:
+        """Special tokens the model adds to one text (or a pair)."""
+        return int(self._tok.num_special_tokens_to_add(pair))
+
+    def keep_end(self, text: str, budget: int) -> str:
+        """The end of ``text`` that fits ``budget`` tokens (no special tokens), cut where a word starts so
+        that it tokenizes the same on its own: TEI's ``truncation_direction="left"``.
+
+        >>> counter.keep_end("one two three four", 2)                    # doctest: +SKIP
+        'three four'
+        """
+        enc = self.encode([text], add_special_tokens=False)[0]
+        if len(enc.ids) <= budget:
+            return text
+        if budget <= 0:
+            return ""
+        start = len(enc.ids) - budget
+        words = enc.word_ids
+        while start < len(enc.ids) and words[start] is not None and words[start] == words[start - 1]:
+            start += 1  # not inside a word: its pieces would tokenize differently
+        return text[enc.offsets[start][0]:] if start < len(enc.ids) else ""
+
     def used(self, length: int) -> int:
         """Tokens the model reads of an input of ``length`` tokens (it cuts at ``max_length``)."""
         return min(length, self.max_length) if self.max_length else length
