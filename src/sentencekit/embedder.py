@@ -24,7 +24,7 @@ from sentencekit.batching import as_input_list
 from sentencekit.files import ModelFormatError
 from sentencekit.format import MODULES_FILE, load_modules, read_model_config, save_modules, write_model_config
 from sentencekit.hub import DEFAULT_MODEL
-from sentencekit.model_api import EmbedderAPI, wants_pool
+from sentencekit.model_api import EmbedderAPI, pool_aware
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
 from sentencekit.modules.static import is_model2vec_folder, model2vec_normalizes
 from sentencekit.output import check_truncate_dim, convert_rows, truncate_and_normalize
@@ -128,6 +128,7 @@ class SentenceTransformer(EmbedderAPI, BaseModel):
         return any(isinstance(m, Pooling) and not m.include_prompt for m in self.modules())
 
     # -- encode -------------------------------------------------------------------------------------
+    @pool_aware
     def encode(
         self,
         sentences: str | list[str] | np.ndarray,
@@ -164,15 +165,6 @@ class SentenceTransformer(EmbedderAPI, BaseModel):
         ``pool=model.start_multi_process_pool()`` (or ``device=["cuda:0", "cuda:1"]``) spreads the texts
         over worker processes in chunks of ``chunk_size`` (see ``sentencekit.parallel``).
         """
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import encode_with_pool
-
-            return encode_with_pool(
-                self, sentences, pool=pool, device=device, chunk_size=chunk_size, prompt_name=prompt_name,
-                prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar, output_value=output_value,
-                precision=precision, convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
-                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
-                max_batch_tokens=max_batch_tokens, **kwargs)
         texts, single = as_input_list(sentences)
         self._check_kwargs(kwargs, "encode")
         check_precision(precision)

@@ -19,8 +19,10 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sentencekit.batching import EncodeInfo, as_input_list
 from sentencekit.output import check_truncate_dim
@@ -29,9 +31,47 @@ from sentencekit.similarity import check_similarity_fn_name
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 def wants_pool(pool: Any, device: Any) -> bool:
     """Whether a call goes through worker processes: a pool was given, or a list of devices."""
     return pool is not None or (isinstance(device, list) and bool(device))
+
+
+def pool_aware(method: F) -> F:
+    """Make ``encode`` / ``predict`` run through worker processes when called with ``pool=...`` (or
+    ``device=[...]``): the call's own arguments go to ``sentencekit.parallel`` unchanged, so every model
+    class gets the multi-process path from this one place.
+
+    >>> class Model:
+    ...     @pool_aware
+    ...     def encode(self, sentences, batch_size=32, device=None, pool=None, chunk_size=None):
+    ...         return "one process"
+    >>> Model().encode(["a"])
+    'one process'
+    """
+    signature = inspect.signature(method)
+    params = list(signature.parameters.values())
+    first = params[1].name  # the inputs, after self
+    var_keyword = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs)
+        arguments = dict(bound.arguments)
+        if not wants_pool(arguments.get("pool"), arguments.get("device")):
+            return method(self, *args, **kwargs)
+        from sentencekit.parallel import model_api
+
+        arguments.pop(params[0].name)
+        inputs = arguments.pop(first)
+        extra = arguments.pop(var_keyword, {}) if var_keyword else {}
+        arguments.setdefault("pool", None)
+        run = model_api.encode_with_pool if method.__name__ == "encode" else model_api.predict_with_pool
+        return run(self, inputs, **arguments, **extra)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class PoolAPI:
@@ -205,4 +245,4 @@ class RerankerAPI(PoolAPI):
         return results[:top_k] if top_k is not None else results
 
 
-__all__ = ["EmbedderAPI", "RerankerAPI", "PoolAPI", "wants_pool", "DOCUMENT_PROMPT_NAMES"]
+__all__ = ["EmbedderAPI", "RerankerAPI", "PoolAPI", "pool_aware", "wants_pool", "DOCUMENT_PROMPT_NAMES"]

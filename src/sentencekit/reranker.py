@@ -24,7 +24,7 @@ from sentencekit.base_model import BaseModel
 from sentencekit.batching import as_input_list
 from sentencekit.files import ModelFormatError, read_json_if_exists
 from sentencekit.format import MODULES_FILE, read_model_config, read_modules_json, resolve_type
-from sentencekit.model_api import RerankerAPI, wants_pool
+from sentencekit.model_api import RerankerAPI, pool_aware
 from sentencekit.modules import Transformer
 from sentencekit.modules.activations import activation_name, resolve_activation
 from sentencekit.output import to_numpy
@@ -176,6 +176,7 @@ class CrossEncoder(RerankerAPI, BaseModel):
         return int(self.config.num_labels)
 
     # -- inference ------------------------------------------------------------------------------------
+    @pool_aware
     def predict(
         self,
         sentences: Pair | Sequence[Pair],
@@ -200,14 +201,6 @@ class CrossEncoder(RerankerAPI, BaseModel):
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
         ``chunk_size`` (see ``sentencekit.parallel``).
         """
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import predict_with_pool
-
-            return predict_with_pool(
-                self, sentences, pool=pool, device=device, chunk_size=chunk_size, batch_size=batch_size,
-                show_progress_bar=show_progress_bar, activation_fn=activation_fn, apply_softmax=apply_softmax,
-                convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
-                max_batch_tokens=max_batch_tokens)
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         if convert_to_tensor:
             convert_to_numpy = False

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit.batching import as_input_list
-from sentencekit.model_api import EmbedderAPI, wants_pool
+from sentencekit.model_api import EmbedderAPI, pool_aware
 from sentencekit.output import check_truncate_dim, convert_array
 from sentencekit.prompts import resolve_prompt
 from sentencekit.quantization import check_precision
@@ -175,6 +175,7 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
         return self._prompt_lengths[prompt]
 
     # -- encode -------------------------------------------------------------------------------------
+    @pool_aware
     def encode(
         self,
         sentences: str | list[str] | np.ndarray,
@@ -203,15 +204,6 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
         >>> model.encode(["a", "b"], normalize_embeddings=True).shape      # doctest: +SKIP
         (2, 384)
         """
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import encode_with_pool
-
-            return encode_with_pool(
-                self, sentences, pool=pool, device=device, chunk_size=chunk_size, prompt_name=prompt_name,
-                prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar, output_value=output_value,
-                precision=precision, convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
-                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
-                max_batch_tokens=max_batch_tokens, **kwargs)
         texts, single = as_input_list(sentences)
         if set(kwargs) - {"task"}:
             raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(set(kwargs) - {'task'})}.")

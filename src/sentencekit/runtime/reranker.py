@@ -18,7 +18,7 @@ import numpy as np
 
 from sentencekit.batching import as_input_list
 from sentencekit.files import read_json_if_exists
-from sentencekit.model_api import RerankerAPI, wants_pool
+from sentencekit.model_api import RerankerAPI, pool_aware
 from sentencekit.runtime.artifacts import export_variant, locate
 from sentencekit.runtime.base import OnnxBase, check_compute_dtype, check_cpu_device, default_max_length, resolve_folder
 from sentencekit.runtime.folder import read_transformer_config
@@ -122,6 +122,7 @@ class OnnxCrossEncoder(RerankerAPI, OnnxBase):
                                        max_length=tconf.get("max_seq_length") or default_max_length(hf_folder),
                                        do_lower_case=bool(tconf.get("do_lower_case", False)))
 
+    @pool_aware
     def predict(
         self,
         sentences: Any,
@@ -138,14 +139,6 @@ class OnnxCrossEncoder(RerankerAPI, OnnxBase):
     ) -> Any:
         """Score pairs: ``[N]`` float32 scores (``[N, num_labels]`` for multi-label models); one pair gives
         a scalar. Pairs are tokenized once and batched by token length."""
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import predict_with_pool
-
-            return predict_with_pool(
-                self, sentences, pool=pool, device=device, chunk_size=chunk_size, batch_size=batch_size,
-                show_progress_bar=show_progress_bar, activation_fn=activation_fn, apply_softmax=apply_softmax,
-                convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
-                max_batch_tokens=max_batch_tokens)
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         check_cpu_device(device)
         act = activation_fn if activation_fn is not None else self.activation_fn

@@ -20,7 +20,7 @@ from typing import Any
 
 from sentencekit.batching import EncodeInfo
 from sentencekit.files import ModelFormatError, atomic_directory, read_json, read_json_if_exists, write_json
-from sentencekit.model_api import wants_pool
+from sentencekit.model_api import pool_aware
 from sentencekit.prompts import resolve_prompt
 from sentencekit.runtime.base import check_compute_dtype, check_cpu_device, resolve_folder
 from sentencekit.runtime.embedder import OnnxSentenceTransformer
@@ -187,6 +187,7 @@ class RoutedSentenceTransformer(OnnxSentenceTransformer):
                                 {route: model.fingerprint() for route, model in sorted(self.routes.items())})
 
     # -- encode -------------------------------------------------------------------------------------
+    @pool_aware
     def encode(self, sentences: Any, prompt_name: str | None = None, prompt: str | None = None,
                batch_size: int = 32, show_progress_bar: bool | None = None, device: Any = None,
                truncate_dim: int | None = None, pool: Any = None, chunk_size: int | None = None,
@@ -196,13 +197,6 @@ class RoutedSentenceTransformer(OnnxSentenceTransformer):
         >>> model.encode(["refund?"], task="query").shape                         # doctest: +SKIP
         (1, 256)
         """
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import encode_with_pool
-
-            return encode_with_pool(self, sentences, pool=pool, device=device, chunk_size=chunk_size,
-                                    prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
-                                    show_progress_bar=show_progress_bar, truncate_dim=truncate_dim, task=task,
-                                    **kwargs)
         model = self.route(task)
         prompt_text = resolve_prompt(self.prompts, prompt_name, prompt, self.default_prompt_name) or ""
         out = model.encode(sentences, prompt=prompt_text, batch_size=batch_size, show_progress_bar=show_progress_bar,

@@ -25,7 +25,7 @@ import numpy as np
 from sentencekit.batching import EncodeInfo, as_input_list
 from sentencekit.files import ModelFormatError, read_json, read_json_if_exists
 from sentencekit.model2vec import is_model2vec_folder, model2vec_normalizes, model2vec_table
-from sentencekit.model_api import wants_pool
+from sentencekit.model_api import pool_aware
 from sentencekit.output import check_truncate_dim, convert_array
 from sentencekit.prompts import apply_prompt, resolve_prompt
 from sentencekit.quantization import check_precision
@@ -234,6 +234,7 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
             out = dense(out)
         return l2_normalize(out) if self.static.normalize else out
 
+    @pool_aware
     def encode(
         self,
         sentences: str | list[str] | np.ndarray,
@@ -258,14 +259,6 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
         >>> model.encode(["a refund", "the weather"], normalize_embeddings=True).shape   # doctest: +SKIP
         (2, 256)
         """
-        if wants_pool(pool, device):
-            from sentencekit.parallel.model_api import encode_with_pool
-
-            return encode_with_pool(
-                self, sentences, pool=pool, device=device, chunk_size=chunk_size, prompt_name=prompt_name,
-                prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar, output_value=output_value,
-                precision=precision, convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor,
-                normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim, **kwargs)
         texts, single = as_input_list(sentences)
         if set(kwargs) - {"task"}:
             raise ValueError(f"encode() got unexpected keyword argument(s) {sorted(set(kwargs) - {'task'})}.")
