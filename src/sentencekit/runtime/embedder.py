@@ -12,6 +12,7 @@ ONNX Runtime, with only ``tokenizers``, ``onnxruntime`` and NumPy loaded once th
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -87,9 +88,8 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
         compute_dtype: str | None = None,
         calibration_texts: list[str] | None = None,
     ) -> None:
-        if modules is not None or model_name_or_path is None:
-            raise ValueError("backend='onnx' loads a saved model by name or path; modules=... needs backend='torch'.")
-        check_cpu_device(device)
+        folder = self._resolve_model(model_name_or_path, modules, device, cache_folder=cache_folder,
+                                     revision=revision, token=token, local_files_only=local_files_only)
         dtype = check_compute_dtype(compute_dtype)
         if dtype == "bfloat16":
             raise ValueError("ONNX Runtime has no fast bf16 kernels on x86 CPUs (it would run far slower than "
@@ -101,10 +101,6 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
 
             if not cpu_features().vnni:
                 logger.warning("This CPU has no VNNI/AMX int8 instructions: int8 runs, but gains less over float32.")
-        self.model_name_or_path = os.fspath(model_name_or_path)
-        folder = resolve_folder(model_name_or_path, cache_folder=cache_folder, revision=revision, token=token,
-                                local_files_only=local_files_only)
-        self.model_folder = folder
         self.spec: PipelineSpec = read_pipeline(folder)
         torch_kwargs = {"trust_remote_code": trust_remote_code, "model_kwargs": model_kwargs,
                         "tokenizer_kwargs": tokenizer_kwargs, "config_kwargs": config_kwargs}
@@ -128,6 +124,24 @@ class OnnxSentenceTransformer(EmbedderAPI, OnnxBase):
         self._init_from(artifact.graph, artifact.tokenizer_json, num_threads)
         self._init_settings(self.spec.model_config, prompts=prompts, default_prompt_name=default_prompt_name,
                             similarity_fn_name=similarity_fn_name, truncate_dim=truncate_dim)
+
+    def _resolve_model(self, model_name_or_path: str | os.PathLike | None, modules: Any, device: str | None,
+                       **resolve: Any) -> Path:
+        """Check what every torch-free embedder needs (a saved model, the CPU), then find its folder."""
+        if modules is not None or model_name_or_path is None:
+            raise ValueError("backend='onnx' loads a saved model by name or path; modules=... needs backend='torch'.")
+        check_cpu_device(device)
+        self.model_name_or_path = os.fspath(model_name_or_path)
+        self.model_folder = resolve_folder(model_name_or_path, **resolve)
+        return self.model_folder
+
+    @classmethod
+    def _arguments(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The constructor's arguments by name (defaults filled in), for subclasses that take ``*args,
+        **kwargs`` and pick what they use."""
+        bound = inspect.signature(OnnxSentenceTransformer.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        return {k: v for k, v in bound.arguments.items() if k != "self"}
 
     def _init_from(self, graph: Path, tokenizer_json: Path, num_threads: int | None) -> None:
         self._open(graph, num_threads)

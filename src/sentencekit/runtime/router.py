@@ -14,7 +14,7 @@ is exported to one ONNX graph, a static route runs as a NumPy table lookup.
 
 from __future__ import annotations
 
-import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sentencekit.batching import EncodeInfo
 from sentencekit.files import ModelFormatError, atomic_directory, read_json, read_json_if_exists, write_json
 from sentencekit.model_api import pool_aware
 from sentencekit.prompts import resolve_prompt
-from sentencekit.runtime.base import check_compute_dtype, check_cpu_device, resolve_folder
+from sentencekit.runtime.base import check_compute_dtype
 from sentencekit.runtime.embedder import OnnxSentenceTransformer
 
 ROUTER_CONFIG = "router_config.json"
@@ -77,52 +77,25 @@ class RoutedSentenceTransformer(OnnxSentenceTransformer):
     """A Router model on the torch-free path (see the module docstring). ``encode(..., task=...)``,
     ``encode_query`` and ``encode_document`` pick the route; without one, the default route."""
 
-    def __init__(
-        self,
-        model_name_or_path: str | os.PathLike | None = None,
-        modules: Any = None,
-        device: str | None = None,
-        prompts: dict[str, str] | None = None,
-        default_prompt_name: str | None = None,
-        similarity_fn_name: str | None = None,
-        cache_folder: str | None = None,
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        token: bool | str | None = None,
-        truncate_dim: int | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        tokenizer_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-        *,
-        num_threads: int | None = None,
-        compute_dtype: str | None = None,
-        calibration_texts: list[str] | None = None,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The arguments of ``SentenceTransformer(..., backend="onnx")``; each route is loaded with them."""
         from sentencekit.search.defaults import sentencekit_home
 
-        if modules is not None or model_name_or_path is None:
-            raise ValueError("backend='onnx' loads a saved model by name or path; modules=... needs backend='torch'.")
-        check_cpu_device(device)
-        self.compute_dtype = "int8" if check_compute_dtype(compute_dtype) == "int8" else "float32"
-        self.model_name_or_path = os.fspath(model_name_or_path)
-        self.model_folder = resolve_folder(model_name_or_path, cache_folder=cache_folder, revision=revision,
-                                           token=token, local_files_only=local_files_only)
+        a = self._arguments(*args, **kwargs)
+        self._resolve_model(a["model_name_or_path"], a["modules"], a["device"], cache_folder=a["cache_folder"],
+                            revision=a["revision"], token=a["token"], local_files_only=a["local_files_only"])
+        self.compute_dtype = "int8" if check_compute_dtype(a["compute_dtype"]) == "int8" else "float32"
         views, self.default_route, self.allow_empty_key = _route_views(
             self.model_folder, sentencekit_home() / "onnx" / "routes")
+        route_kwargs = {k: a[k] for k in ("trust_remote_code", "model_kwargs", "tokenizer_kwargs", "config_kwargs",
+                                          "num_threads", "compute_dtype", "calibration_texts")}
         self.routes: dict[str, OnnxSentenceTransformer] = {
-            route: OnnxSentenceTransformer(str(view), trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
-                                           tokenizer_kwargs=tokenizer_kwargs, config_kwargs=config_kwargs,
-                                           num_threads=num_threads, compute_dtype=compute_dtype,
-                                           calibration_texts=calibration_texts)
-            for route, view in views.items()}
+            route: OnnxSentenceTransformer(str(view), **route_kwargs) for route, view in views.items()}
         self.meta = {"kind": "router", "routes": sorted(self.routes)}
-        import threading
-
         self._local = threading.local()
         settings = read_json_if_exists(self.model_folder / "config_sentence_transformers.json") or {}
-        self._init_settings(settings, prompts=prompts, default_prompt_name=default_prompt_name,
-                            similarity_fn_name=similarity_fn_name, truncate_dim=truncate_dim)
+        self._init_settings(settings, prompts=a["prompts"], default_prompt_name=a["default_prompt_name"],
+                            similarity_fn_name=a["similarity_fn_name"], truncate_dim=a["truncate_dim"])
 
     # -- routing --------------------------------------------------------------------------------------
     def route(self, task: str | None = None) -> OnnxSentenceTransformer:

@@ -14,7 +14,6 @@ and NumPy loaded.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from sentencekit.model_api import pool_aware
 from sentencekit.output import check_truncate_dim, convert_array
 from sentencekit.prompts import apply_prompt, resolve_prompt
 from sentencekit.quantization import check_precision
-from sentencekit.runtime.base import check_compute_dtype, check_cpu_device, resolve_folder
+from sentencekit.runtime.base import check_compute_dtype, check_cpu_device
 from sentencekit.runtime.embedder import OnnxSentenceTransformer
 from sentencekit.runtime.numpy_ops import NumpyDense, l2_normalize
 
@@ -115,40 +114,18 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
     backend="onnx")`` returns one for static folders. The API is the ONNX embedder's; there is no length
     limit, so nothing is ever truncated."""
 
-    def __init__(
-        self,
-        model_name_or_path: str | os.PathLike | None = None,
-        modules: Any = None,
-        device: str | None = None,
-        prompts: dict[str, str] | None = None,
-        default_prompt_name: str | None = None,
-        similarity_fn_name: str | None = None,
-        cache_folder: str | None = None,
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        token: bool | str | None = None,
-        truncate_dim: int | None = None,
-        model_kwargs: dict[str, Any] | None = None,
-        tokenizer_kwargs: dict[str, Any] | None = None,
-        config_kwargs: dict[str, Any] | None = None,
-        *,
-        num_threads: int | None = None,
-        compute_dtype: str | None = None,
-        calibration_texts: list[str] | None = None,
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The arguments of ``SentenceTransformer(..., backend="onnx")``; those of graphs and tokenizers
+        (``model_kwargs``, ``calibration_texts``...) do not apply to a table lookup."""
         from tokenizers import Tokenizer
 
-        if modules is not None or model_name_or_path is None:
-            raise ValueError("backend='onnx' loads a saved model by name or path; modules=... needs backend='torch'.")
-        check_cpu_device(device)
-        if check_compute_dtype(compute_dtype) not in ("float32", "auto"):
+        a = self._arguments(*args, **kwargs)
+        self._resolve_model(a["model_name_or_path"], a["modules"], a["device"], cache_folder=a["cache_folder"],
+                            revision=a["revision"], token=a["token"], local_files_only=a["local_files_only"])
+        if check_compute_dtype(a["compute_dtype"]) not in ("float32", "auto"):
             raise ValueError("A static-embedding model runs in float32 on the torch-free path (it is a table "
                              "lookup: int8/bf16 would not make it faster).")
         self.compute_dtype = "float32"
-        self.model_name_or_path = os.fspath(model_name_or_path)
-        self.model_folder = resolve_folder(model_name_or_path, cache_folder=cache_folder, revision=revision,
-                                           token=token, local_files_only=local_files_only)
         spec = read_static(self.model_folder)
         if spec is None:
             raise ModelFormatError(f"{self.model_folder} is not a static-embedding model.")
@@ -159,9 +136,9 @@ class StaticSentenceTransformer(OnnxSentenceTransformer):
         self._tok_lock = threading.Lock()
         self._local = threading.local()
         self.meta: dict[str, Any] = {"kind": "static"}
-        self._num_threads = num_threads
-        self._init_settings(spec.model_config, prompts=prompts, default_prompt_name=default_prompt_name,
-                            similarity_fn_name=similarity_fn_name, truncate_dim=truncate_dim)
+        self._num_threads = a["num_threads"]
+        self._init_settings(spec.model_config, prompts=a["prompts"], default_prompt_name=a["default_prompt_name"],
+                            similarity_fn_name=a["similarity_fn_name"], truncate_dim=a["truncate_dim"])
 
     # -- what differs from a graph-backed model ------------------------------------------------------
     @property
