@@ -24,11 +24,7 @@ class PairScoringEvaluator(SentenceEvaluator):
             raise ValueError(f"sentence_pairs and {self.targets_name} must have the same length, got "
                              f"{len(sentence_pairs)} and {len(targets)}.")
         self.sentence_pairs = [tuple(pair) for pair in sentence_pairs]
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.csv_file = csv_name(type(self).__name__, name)
+        self._run_options(name, batch_size, show_progress_bar, write_csv, csv_name(type(self).__name__, name))
 
     def predict(self, model: Any) -> np.ndarray:
         """The model's scores for every pair (``[n]``, or ``[n, num_labels]``)."""

@@ -162,6 +162,16 @@ class SentenceEvaluator:
                                    "truncate_dim": self.truncate_dim, **kwargs}
         return encode(list(sentences), **{k: v for k, v in options.items() if v is not None})
 
+    def _run_options(self, name: str, batch_size: int, show_progress_bar: bool, write_csv: bool,
+                     csv_file: str) -> None:
+        """The options every evaluator takes: its name (the metric prefix), batching, progress bar, and
+        whether (and where) it writes its CSV."""
+        self.name = name
+        self.batch_size = batch_size
+        self.show_progress_bar = show_progress_bar
+        self.write_csv = write_csv
+        self.csv_file = csv_file
+
 
 BaseEvaluator = SentenceEvaluator  # sentence-transformers v6 name
 

@@ -65,13 +65,10 @@ class BinaryClassificationEvaluator(SentenceEvaluator):
             raise ValueError("BinaryClassificationEvaluator labels must be 0 or 1.")
         self.sentences1, self.sentences2 = list(sentences1), list(sentences2)
         self.labels = [int(label) for label in labels]
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("binary_classification_evaluation", name))
         self.truncate_dim = truncate_dim
         self.similarity_fn_names = similarity_names(similarity_fn_names)
-        self.csv_file = csv_name("binary_classification_evaluation", name)
         names = self.similarity_fn_names or ["cosine"]
         self.primary_metric = "max_ap" if len(names) > 1 else f"{names[0]}_ap"
 

@@ -55,11 +55,8 @@ class CrossEncoderRerankingEvaluator(SentenceEvaluator):
                                  "'documents'.")
         self.at_k = mrr_at_k if mrr_at_k is not None else at_k  # mrr_at_k: the deprecated name
         self.always_rerank_positives = always_rerank_positives
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.csv_file = csv_name("CrossEncoderRerankingEvaluator", name, f"_results_@{self.at_k}.csv")
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("CrossEncoderRerankingEvaluator", name, f"_results_@{self.at_k}.csv"))
         self.csv_headers = ["epoch", "steps", "MAP", f"MRR@{self.at_k}", f"NDCG@{self.at_k}"]
         self.primary_metric = f"ndcg@{self.at_k}"
 

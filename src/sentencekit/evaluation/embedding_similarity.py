@@ -61,16 +61,13 @@ class EmbeddingSimilarityEvaluator(SentenceEvaluator):
                              f"{len(sentences1)}, {len(sentences2)} and {len(scores)}.")
         self.sentences1, self.sentences2 = list(sentences1), list(sentences2)
         self.scores = [float(s) for s in scores]
-        self.batch_size = batch_size
+        self.precision = check_precision(precision) if precision else None
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("similarity_evaluation", "_".join(part for part in (name, self.precision) if part)))
         self.main_similarity = (similarity_names([main_similarity]) or [None])[0]
         # empty: the model's similarity function, decided at call time
         self.similarity_fn_names = similarity_names([*(similarity_fn_names or []), main_similarity])
-        self.name = name
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
-        self.precision = check_precision(precision) if precision else None
         self.truncate_dim = truncate_dim
-        self.csv_file = csv_name("similarity_evaluation", "_".join(part for part in (name, self.precision) if part))
         self._set_primary(self.similarity_fn_names or ["cosine"])
 
     @property

@@ -94,17 +94,14 @@ class InformationRetrievalEvaluator(SentenceEvaluator):
         self.at_k = {"accuracy": list(accuracy_at_k), "precision": list(precision_recall_at_k),
                      "recall": list(precision_recall_at_k), "ndcg": list(ndcg_at_k), "mrr": list(mrr_at_k),
                      "map": list(map_at_k)}
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = batch_size
-        self.name = name
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("Information-Retrieval_evaluation", name))
         self.truncate_dim = truncate_dim
         self.score_functions = dict(score_functions or {})  # empty: the model's, decided at call time
         self.main_score_function = (main_score_function.value if isinstance(main_score_function, SimilarityFunction)
                                     else main_score_function)
         self.query_prompt, self.query_prompt_name = query_prompt, query_prompt_name
         self.corpus_prompt, self.corpus_prompt_name = corpus_prompt, corpus_prompt_name
-        self.csv_file = csv_name("Information-Retrieval_evaluation", name)
         first = self.main_score_function or next(iter(self.score_functions), "cosine")
         self.primary_metric = f"{first}_ndcg@{max(ndcg_at_k)}"
 

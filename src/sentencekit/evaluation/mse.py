@@ -40,13 +40,9 @@ class MSEEvaluator(SentenceEvaluator):
             raise ValueError(f"source_sentences and target_sentences must have the same length, got "
                              f"{len(source_sentences)} and {len(target_sentences)}.")
         self.target_sentences = list(target_sentences)
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = batch_size
-        self.name = name
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv, "mse_evaluation_" + name + "_results.csv")
         self.truncate_dim = truncate_dim
         self.source_embeddings = np.asarray(self.embed_inputs(teacher_model, source_sentences, convert_to_numpy=True))
-        self.csv_file = "mse_evaluation_" + name + "_results.csv"  # sentence-transformers' file name
         self.csv_headers = ["epoch", "steps", "MSE"]
         self.primary_metric = "negative_mse"
 

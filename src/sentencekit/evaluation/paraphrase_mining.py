@@ -123,12 +123,9 @@ class ParaphraseMiningEvaluator(SentenceEvaluator):
         self.add_transitive_closure = add_transitive_closure
         self.query_chunk_size, self.corpus_chunk_size = query_chunk_size, corpus_chunk_size
         self.max_pairs, self.top_k = max_pairs, top_k
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = batch_size
-        self.name = name
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("paraphrase_mining_evaluation", name))
         self.truncate_dim = truncate_dim
-        self.csv_file = csv_name("paraphrase_mining_evaluation", name)
         self.csv_headers = ["epoch", "steps", "precision", "recall", "f1", "threshold", "average_precision"]
         self.primary_metric = "average_precision"
 

@@ -57,14 +57,11 @@ class RerankingEvaluator(SentenceEvaluator):
                          "negative": as_text_list(s.get("negative"))} for s in samples]
         self.samples = [s for s in self.samples if s["positive"] and s["negative"]]
         self.at_k = mrr_at_k if mrr_at_k is not None else at_k  # mrr_at_k: the deprecated name
-        self.name = name
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv,
+                          csv_name("RerankingEvaluator", name, f"_results_@{self.at_k}.csv"))
         self.similarity_fct = similarity_fct
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
         self.use_batched_encoding = use_batched_encoding
         self.truncate_dim = truncate_dim
-        self.csv_file = csv_name("RerankingEvaluator", name, f"_results_@{self.at_k}.csv")
         self.csv_headers = ["epoch", "steps", "MAP", f"MRR@{self.at_k}", f"NDCG@{self.at_k}"]
         self.primary_metric = f"ndcg@{self.at_k}"
 

@@ -42,13 +42,9 @@ class TranslationEvaluator(SentenceEvaluator):
             raise ValueError(f"source_sentences and target_sentences must have the same length, got "
                              f"{len(source_sentences)} and {len(target_sentences)}.")
         self.source_sentences, self.target_sentences = list(source_sentences), list(target_sentences)
-        self.show_progress_bar = show_progress_bar
-        self.batch_size = batch_size
-        self.name = name
+        self._run_options(name, batch_size, show_progress_bar, write_csv, csv_name("translation_evaluation", name))
         self.print_wrong_matches = print_wrong_matches
-        self.write_csv = write_csv
         self.truncate_dim = truncate_dim
-        self.csv_file = csv_name("translation_evaluation", name)
         self.csv_headers = ["epoch", "steps", "src2trg", "trg2src"]
         self.primary_metric = "mean_accuracy"
 

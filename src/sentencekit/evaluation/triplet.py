@@ -56,12 +56,8 @@ class TripletEvaluator(SentenceEvaluator):
         # empty: the model's similarity function, decided at call time
         self.similarity_fn_names = similarity_names([*(similarity_fn_names or []), main_similarity_function])
         self.margin = self._margins(margin)
-        self.name = name
-        self.batch_size = batch_size
-        self.show_progress_bar = show_progress_bar
-        self.write_csv = write_csv
+        self._run_options(name, batch_size, show_progress_bar, write_csv, csv_name("triplet_evaluation", name))
         self.truncate_dim = truncate_dim
-        self.csv_file = csv_name("triplet_evaluation", name)
         self._set_primary(self.similarity_fn_names or ["cosine"])
 
     @staticmethod
