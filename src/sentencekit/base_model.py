@@ -37,6 +37,17 @@ class BaseModel(nn.Sequential):
     """A sequence of modules (``features`` dict in, ``features`` dict out) with shared loading,
     batching and saving. Subclasses implement :meth:`_load_folder` and their own inference method."""
 
+    #: the ONNX Runtime class ``backend="onnx"`` builds instead (``"module.Class"``)
+    onnx_class_path: str | None = None
+
+    def __new__(cls, *args: Any, backend: str = "torch", **kwargs: Any) -> Any:
+        if backend == "onnx" and cls.onnx_class_path:
+            import importlib
+
+            module, _, name = cls.onnx_class_path.rpartition(".")
+            return getattr(importlib.import_module(module), name)(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(
         self,
         model_name_or_path: str | os.PathLike | None,

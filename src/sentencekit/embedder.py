@@ -55,12 +55,7 @@ class SentenceTransformer(EmbedderAPI, BaseModel):
     still come back as float32); ``num_threads`` sets torch's intra-op threads.
     """
 
-    def __new__(cls, *args: Any, backend: str = "torch", **kwargs: Any) -> Any:
-        if backend == "onnx":
-            from sentencekit.runtime.embedder import OnnxSentenceTransformer
-
-            return OnnxSentenceTransformer(*args, **kwargs)
-        return super().__new__(cls)
+    onnx_class_path = "sentencekit.runtime.embedder.OnnxSentenceTransformer"
 
     def __init__(
         self,

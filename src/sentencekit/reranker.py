@@ -49,12 +49,7 @@ class CrossEncoder(RerankerAPI, BaseModel):
 
     _info_attribute = "last_predict_info"
 
-    def __new__(cls, *args: Any, backend: str = "torch", **kwargs: Any) -> Any:
-        if backend == "onnx":
-            from sentencekit.runtime.reranker import OnnxCrossEncoder
-
-            return OnnxCrossEncoder(*args, **kwargs)
-        return super().__new__(cls)
+    onnx_class_path = "sentencekit.runtime.reranker.OnnxCrossEncoder"
 
     def __init__(
         self,
