@@ -40,8 +40,9 @@ class OnnxCrossEncoder(RerankerAPI, OnnxBase):
     """
 
     _info_attribute = "last_predict_info"
-    #: (query, passage) pairs run faster in smaller batches than single texts: 16 padded tokens per pair
-    #: of ``batch_size`` (512 tokens at batch 32) measured 1.52-1.73x the torch peer vs 1.49-1.62x at 32
+    #: padded tokens per pair of ``batch_size`` (512 tokens at batch 32): in a sweep over 300 sample pairs of
+    #: ~59 tokens, 384-768 tokens per batch ran fastest and 1536+ slowest; the margin over 1024 is a few
+    #: percent, inside this machine's noise (benchmarks/compare_peers.py puts CrossEncoder onnx fp32 at 1.47-1.56x)
     batch_tokens_per_text = 16
 
     def __init__(
