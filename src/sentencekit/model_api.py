@@ -56,8 +56,13 @@ def pool_aware(method: F) -> F:
     first = params[1].name  # the inputs, after self
     var_keyword = next((p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD), None)
 
+    # positional slots (after self) from which pool/device could be passed positionally
+    positional = min((i - 1 for i, p in enumerate(params) if p.name in ("pool", "device")), default=len(params))
+
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(args) <= positional and not wants_pool(kwargs.get("pool"), kwargs.get("device")):
+            return method(self, *args, **kwargs)  # the common call: no binding on the hot path
         bound = signature.bind(self, *args, **kwargs)
         arguments = dict(bound.arguments)
         if not wants_pool(arguments.get("pool"), arguments.get("device")):
