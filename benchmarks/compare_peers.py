@@ -119,8 +119,8 @@ def main() -> None:
     import sentence_transformers
 
     import sentencekit
+    from sentencekit.engines.cpu import cpu_features
     from sentencekit.hub import resolve_model
-    from sentencekit.runtime.cpu import cpu_features
 
     work = Path(tempfile.mkdtemp(prefix="compare-peers-"))
     folder = work / "model"  # a private copy: exports land beside it, not in site-packages

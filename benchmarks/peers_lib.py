@@ -224,8 +224,8 @@ def reranker_folder(work: Path) -> Path:
         return work / found.name
     import torch
 
+    from sentencekit.families.reranker import CrossEncoder
     from sentencekit.hub import resolve_model
-    from sentencekit.reranker import CrossEncoder
 
     torch.manual_seed(0)
     folder = work / "minilm-reranker"

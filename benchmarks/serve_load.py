@@ -165,7 +165,7 @@ def load_baseline_model(model_folder: str, threads: int | None, backend: str = "
     import warnings
 
     from sentencekit import SentenceTransformer
-    from sentencekit.batching import TruncationWarning
+    from sentencekit.pipeline.batching import TruncationWarning
 
     warnings.simplefilter("ignore", TruncationWarning)  # the server cuts long texts silently too
     return SentenceTransformer(model_folder, device="cpu", num_threads=threads, backend=backend)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from sentencekit import SentenceTransformer
-from sentencekit.embedder import TruncationWarning
+from sentencekit.families.embedder import TruncationWarning
 from sentencekit.modules import Pooling, Transformer
 
 TEXTS = [
@@ -445,7 +445,7 @@ def test_report_is_reset_by_the_next_call(model):
 # -- thread safety ---------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::sentencekit.embedder.TruncationWarning")
+@pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 def test_concurrent_encode_matches_single_threaded(model):
     inputs = [[TEXTS[(i + j) % len(TEXTS)] for j in range(3 + i)] for i in range(8)]
     inputs[5].append(_words(70))  # one thread truncates, the others do not

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sentencekit import SentenceTransformer
-from sentencekit.embedder import TruncationWarning
+from sentencekit.families.embedder import TruncationWarning
 from sentencekit.files import ModelFormatError
 from sentencekit.hub import ModelNotFoundError, resolve_model
 from sentencekit.modules import Dense

@@ -439,19 +439,19 @@ def test_matryoshka_cosent_value(model, scored):
 
 def test_matryoshka_does_not_patch_the_model(model, triplets):
     seen = []
-    model.register_forward_hook(lambda module, args, out: seen.append("forward" in vars(module)))
+    model.network.register_forward_hook(lambda module, args, out: seen.append("forward" in vars(module)))
     inners = [L.MultipleNegativesRankingLoss(model), L.CachedMultipleNegativesRankingLoss(model, mini_batch_size=2)]
     for inner in inners:
         loss = L.MatryoshkaLoss(model, inner, [32, 16])
         loss(triplets, None).backward()
     assert seen and not any(seen)  # never an instance-level forward, not even during the loss
     assert type(model).forward is SentenceTransformer.forward
-    assert "forward" not in vars(model)
+    assert "forward" not in vars(model) and "forward" not in vars(model.network)
 
 
 def test_matryoshka_embeds_once_per_column(model, triplets):
     calls = []
-    handle = model.register_forward_hook(lambda *args: calls.append(1))
+    handle = model.network.register_forward_hook(lambda *args: calls.append(1))
     L.MatryoshkaLoss(model, L.MultipleNegativesRankingLoss(model), [32, 16, 8])(triplets, None)
     handle.remove()
     assert len(calls) == 3

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from sentencekit.embedder import SentenceTransformer
+from sentencekit.families.embedder import SentenceTransformer
+from sentencekit.families.reranker import CrossEncoder
 from sentencekit.parallel import PoolWorkerError, threads_per_worker
 from sentencekit.parallel.pool import describe_exit
-from sentencekit.reranker import CrossEncoder
 
 TEXTS = [f"how do i get a refund for order {i} " + "please help " * (i % 9) for i in range(120)]
 
@@ -158,7 +158,7 @@ def test_onnx_models_use_the_pool_too(tiny_st_dir, tiny_ce_dir, tmp_path):
 def test_truncation_in_workers_is_reported_once_for_the_whole_job(faulty, pool):
     import warnings
 
-    from sentencekit.batching import TruncationWarning
+    from sentencekit.pipeline.batching import TruncationWarning
 
     texts = ["short text"] * 10 + ["refund " * 200] + ["short"] * 5 + ["order " * 200]
     with warnings.catch_warnings(record=True) as caught:

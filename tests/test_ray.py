@@ -41,8 +41,8 @@ def test_embed_dataset_real_model_equals_encode(cluster, minilm_dir, minilm):
 
 
 def test_rerank_dataset_with_loaded_model(cluster, tiny_ce_dir):
+    from sentencekit.families.reranker import CrossEncoder
     from sentencekit.ray import rerank_dataset
-    from sentencekit.reranker import CrossEncoder
 
     model = CrossEncoder(str(tiny_ce_dir), device="cpu")
     pairs = [(TEXTS[i], TEXTS[-1 - i]) for i in range(40)]

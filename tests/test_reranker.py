@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sentencekit import CrossEncoder, SentenceTransformer
-from sentencekit.base_model import TruncationWarning
+from sentencekit.families.embedder import TruncationWarning
 from sentencekit.files import ModelFormatError
 
 PAIRS = [

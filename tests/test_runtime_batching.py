@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentencekit.batching import padding_waste, plan_batches, run_sorted_batches, text_length
+from sentencekit.pipeline.batching import padding_waste, plan_batches, restore_order, run_batches, text_length
 
 
 def test_plan_batches_respects_count_and_token_budget():
@@ -26,19 +26,33 @@ def test_plan_batches_respects_count_and_token_budget():
         plan_batches(lengths, 0)
 
 
-def test_run_sorted_batches_uses_given_lengths_and_keeps_input_order():
+class _UpperEngine:
+    """A stand-in engine: 'tokens' are the given lengths; run() upper-cases its batch's items."""
+
+    batch_tokens_per_text = None
+
+    def __init__(self):
+        self.seen = []
+
+    def run(self, tokenized, indices, **_):
+        batch = [tokenized.items[i] for i in indices]
+        self.seen.append(batch)
+        return {"out": np.array([s.upper() for s in batch]), "truncated": np.array([s == "b" for s in batch])}
+
+
+def test_run_batches_sorts_by_length_and_restore_order_puts_rows_back():
+    from sentencekit.engines.protocol import Tokenized
+
     items = ["aaaa", "b", "cc", "ddd"]
-    seen = []
-
-    def fn(batch, idx):
-        seen.append(list(batch))
-        return [s.upper() for s in batch]
-
-    out = run_sorted_batches(items, fn, 2, lengths=[1, 4, 3, 2])
-    assert out == ["AAAA", "B", "CC", "DDD"]
-    assert seen == [["b", "cc"], ["ddd", "aaaa"]]
-    with pytest.raises(ValueError, match="lengths"):
-        run_sorted_batches(items, fn, 2, lengths=[1])
+    tokenized = Tokenized(items, np.array([1, 4, 3, 2]), np.zeros(4, dtype=bool), [np.zeros(n) for n in (1, 4, 3, 2)],
+                          [np.zeros(n) for n in (1, 4, 3, 2)])
+    engine = _UpperEngine()
+    parts, order, cut = run_batches(engine, tokenized, batch_size=2, max_batch_tokens=None, show_progress_bar=False,
+                                    outputs=frozenset({"out"}))
+    assert engine.seen == [["b", "cc"], ["ddd", "aaaa"]]  # longest first, two per batch
+    rows = np.concatenate(parts["out"])[restore_order(order)]
+    assert rows.tolist() == ["AAAA", "B", "CC", "DDD"]
+    assert cut == [1]  # truncation an engine reports while running names the input index
 
 
 def test_token_sort_removes_most_padding_on_short_texts(minilm):

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from sentencekit import SentenceTransformer
-from sentencekit.batching import TruncationWarning
+from sentencekit.engines.onnx_engine import OnnxEngine
 from sentencekit.modules import Dense, Normalize, Pooling, Transformer
-from sentencekit.runtime.embedder import OnnxSentenceTransformer
+from sentencekit.pipeline.batching import TruncationWarning
 
 pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 
 TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a", "password reset help please",
          "what is your return policy for a broken item that was delivered late " * 3]
@@ -52,18 +52,18 @@ def build_pipeline(tiny_bert_dir: Path, folder: Path, modes, *, include_prompt: 
 def test_fp32_matches_torch_and_export_is_cached(tiny_st_dir, tmp_path, monkeypatch):
     folder = copy_model(tiny_st_dir, tmp_path)
     model = SentenceTransformer(str(folder), backend="onnx")
-    assert isinstance(model, OnnxSentenceTransformer) and isinstance(model, SentenceTransformer)
+    assert type(model) is SentenceTransformer and isinstance(model.engine, OnnxEngine)
     reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
     got = model.encode(TEXTS)
     assert got.shape == reference.shape and got.dtype == np.float32
     assert cosines(got, reference).min() >= 0.99999
     files = sorted(p.name for p in (folder / "onnx").iterdir())
     assert len([f for f in files if f.endswith(".onnx")]) == 1 and not [f for f in files if f.startswith(".")]
-    assert model.onnx_path.parent == folder / "onnx" and model.meta["kind"] == "embedder"
+    assert model.engine.graph.parent == folder / "onnx" and model.engine.meta["kind"] == "embedder"
 
-    import sentencekit.runtime.export as export  # a second load must not export again
+    import sentencekit.engines.onnx_export as export  # a second load must not export again
 
-    monkeypatch.setattr(export, "export_embedder_folder", lambda *a, **k: pytest.fail("exported twice"))
+    monkeypatch.setattr(export, "export_spec", lambda *a, **k: pytest.fail("exported twice"))
     again = SentenceTransformer(str(folder), backend="onnx")
     assert np.allclose(again.encode(TEXTS), got, atol=1e-6)
 
@@ -131,8 +131,8 @@ def test_read_only_model_folder_exports_to_sentencekit_home(tiny_st_dir, tmp_pat
     folder = copy_model(tiny_st_dir, tmp_path)
     (folder / "onnx").write_text("not a folder: nothing can be written beside the model")
     model = SentenceTransformer(str(folder), backend="onnx")
-    assert model.onnx_path.parent == tmp_path / "sentencekit-home" / "onnx"
-    assert SentenceTransformer(str(folder), backend="onnx").onnx_path == model.onnx_path
+    assert model.engine.graph.parent == tmp_path / "sentencekit-home" / "onnx"
+    assert SentenceTransformer(str(folder), backend="onnx").engine.graph == model.engine.graph
 
 
 def test_changed_weights_get_a_new_export(tiny_st_dir, tmp_path):
@@ -145,7 +145,7 @@ def test_changed_weights_get_a_new_export(tiny_st_dir, tmp_path):
         model[0].auto_model.embeddings.word_embeddings.weight.mul_(2)
     model.save(folder)
     second = SentenceTransformer(str(folder), backend="onnx")
-    assert second.onnx_path != first.onnx_path
+    assert second.engine.graph != first.engine.graph
     assert cosines(second.encode(TEXTS), model.encode(TEXTS)).min() >= 0.99999
 
 
@@ -175,11 +175,11 @@ def test_transformer_only_graph_as_sentence_transformers_exports_it(tiny_bert_di
                           dynamo=False, input_names=names, output_names=["last_hidden_state"],
                           dynamic_axes={n: {0: "b", 1: "s"} for n in [*names, "last_hidden_state"]}, opset_version=17)
     model = SentenceTransformer(str(folder), backend="onnx")
-    assert model.onnx_path.name == "model.onnx" and not model.full_pipeline
+    assert model.engine.graph.name == "model.onnx" and not model.engine.full_pipeline
     assert cosines(model.encode(TEXTS), torch_model.encode(TEXTS)).min() >= 0.99999
     assert sorted(p.name for p in (folder / "onnx").iterdir()) == ["model.onnx"]
     chosen = SentenceTransformer(str(folder), backend="onnx", model_kwargs={"file_name": "onnx/model.onnx"})
-    assert chosen.onnx_path == model.onnx_path
+    assert chosen.engine.graph == model.engine.graph
 
 
 def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
@@ -196,9 +196,6 @@ def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
         SentenceTransformer(str(folder), backend="onnx", compute_dtype="bfloat16")
     with pytest.raises(ValueError, match="modules"):
         SentenceTransformer(modules=[Normalize()], backend="onnx")
-    from sentencekit.embedder import SentenceTransformer as TorchSentenceTransformer
-
-    assert isinstance(TorchSentenceTransformer(str(folder), backend="onnx"), OnnxSentenceTransformer)
     torch_model = SentenceTransformer(str(folder), device="cpu", num_threads=1)
     import torch
 
@@ -207,14 +204,14 @@ def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
 
 
 def test_unsupported_pipeline_is_refused_clearly(tmp_path):
-    from sentencekit.runtime.export import UnsupportedModelError
-    from sentencekit.runtime.folder import read_pipeline
+    from sentencekit.engines.onnx_export import UnsupportedModelError
+    from sentencekit.spec import read_spec
 
     folder = tmp_path / "static"
     folder.mkdir()
     (folder / "modules.json").write_text('[{"idx": 0, "name": "0", "path": "", '
                                          '"type": "sentence_transformers.models.StaticEmbedding"}]')
-    assert not read_pipeline(folder).supported
+    assert not read_spec(folder).runs_without_torch
     assert issubclass(UnsupportedModelError, ValueError)
 
 
@@ -241,7 +238,7 @@ def test_model_without_token_type_ids(tmp_path):
     SentenceTransformer(modules=[Transformer(str(hf), max_seq_length=32), Pooling(32, "mean")],
                         device="cpu").save(folder)
     onnx_model = SentenceTransformer(str(folder), backend="onnx")
-    assert onnx_model.meta["inputs"] == ["input_ids", "attention_mask"]
+    assert onnx_model.engine.meta["inputs"] == ["input_ids", "attention_mask"]
     a = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
     assert cosines(a, onnx_model.encode(TEXTS)).min() >= 0.99999
 
@@ -261,7 +258,7 @@ def test_tensor_and_dict_outputs(tiny_st_dir, tmp_path):
 
 
 def test_loading_kwargs_name_their_own_export():
-    from sentencekit.runtime.artifacts import export_variant
+    from sentencekit.engines.onnx_artifacts import export_variant
 
     plain = {"trust_remote_code": False, "model_kwargs": None, "tokenizer_kwargs": None, "config_kwargs": None}
     assert export_variant("embedder", plain) == "embedder"
@@ -279,5 +276,6 @@ def test_unknown_module_is_refused_before_export(tiny_st_dir, tmp_path):
     modules.append({"idx": len(modules), "name": str(len(modules)), "path": "9_LayerNorm",
                     "type": "sentence_transformers.models.LayerNorm"})
     (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "9_LayerNorm").mkdir()
     with pytest.raises(ValueError, match=r"exports Transformer -> Pooling -> Dense -> Normalize.*'LayerNorm'\]"):
         SentenceTransformer(str(folder), backend="onnx")

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from sentencekit import SentenceTransformer
-from sentencekit.runtime import cpu as cpu_module
-from sentencekit.runtime.cpu import CpuFeatures, cpu_features
-from sentencekit.runtime.torch_precision import SlowPrecisionError, SlowPrecisionWarning, resolve_torch_dtype
+from sentencekit.engines import cpu as cpu_module
+from sentencekit.engines.cpu import CpuFeatures, cpu_features
+from sentencekit.engines.torch_precision import SlowPrecisionError, SlowPrecisionWarning, resolve_torch_dtype
 
 pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 
 TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "password reset help please",
          "what is your return policy for a broken item that was delivered late"]
@@ -26,7 +26,7 @@ def cosines(a, b):
 
 def no_bf16(monkeypatch):
     monkeypatch.setattr(cpu_module, "cpu_features", lambda: CpuFeatures(frozenset({"avx2"}), "test CPU"))
-    import sentencekit.runtime.torch_precision as tp
+    import sentencekit.engines.torch_precision as tp
 
     monkeypatch.setattr(tp, "cpu_features", cpu_module.cpu_features)
 
@@ -53,7 +53,7 @@ def test_bf16_is_refused_where_the_cpu_would_emulate_it(monkeypatch, tiny_st_dir
 
 def test_auto_picks_bf16_on_bf16_cpus(monkeypatch):
     monkeypatch.setattr(cpu_module, "cpu_features", lambda: CpuFeatures(frozenset({"avx512_bf16"})))
-    import sentencekit.runtime.torch_precision as tp
+    import sentencekit.engines.torch_precision as tp
 
     monkeypatch.setattr(tp, "cpu_features", cpu_module.cpu_features)
     assert resolve_torch_dtype("auto", "cpu") == "bfloat16"
@@ -65,12 +65,12 @@ def test_int8_calibration_report_on_a_tiny_model(tiny_st_dir, tmp_path):
     shutil.copytree(tiny_st_dir, folder)
     fp32 = SentenceTransformer(str(folder), backend="onnx")
     int8 = SentenceTransformer(str(folder), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 4)
-    report = int8.meta["quantization"]
+    report = int8.engine.meta["quantization"]
     assert report["precision"] == "int8" and "all int8" in report["trials"]
     assert 0 <= report["float32_weight_share"] <= 0.15 and set(report["sensitivity"]) >= set(report["float32_units"])
     assert report["cosine_mean"] >= report["trials"]["all int8"][0]
     assert cosines(int8.encode(TEXTS), fp32.encode(TEXTS)).mean() > 0.9
-    assert SentenceTransformer(str(folder), backend="onnx", compute_dtype="int8").onnx_path == int8.onnx_path
+    assert SentenceTransformer(str(folder), backend="onnx", compute_dtype="int8").engine.graph == int8.engine.graph
 
 
 # -- the real model ------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def test_minilm_int8_fidelity(minilm, minilm_copy, long_and_short):
     int8 = SentenceTransformer(str(minilm_copy), backend="onnx", compute_dtype="int8")
     cos = cosines(int8.encode(long_and_short), minilm.encode(long_and_short))
     assert cos.mean() >= 0.99 and cos.min() >= 0.97, (cos.mean(), cos.min())
-    assert int8.meta["quantization"]["cosine_mean"] >= 0.99
+    assert int8.engine.meta["quantization"]["cosine_mean"] >= 0.99
 
 
 @pytest.mark.skipif(not cpu_features().bf16, reason="this CPU has no fast bf16")

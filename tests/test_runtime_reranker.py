@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sentencekit import CrossEncoder
-from sentencekit.runtime.reranker import OnnxCrossEncoder
+from sentencekit.engines.onnx_engine import OnnxEngine
 
 pytest.importorskip("onnxruntime")
 
@@ -31,7 +31,7 @@ def ce_folder(tiny_ce_dir, tmp_path):
 def test_predict_and_rank_match_torch(ce_folder):
     torch_ce = CrossEncoder(str(ce_folder), device="cpu")
     onnx_ce = CrossEncoder(str(ce_folder), backend="onnx")
-    assert isinstance(onnx_ce, OnnxCrossEncoder) and isinstance(onnx_ce, CrossEncoder)
+    assert type(onnx_ce) is CrossEncoder and isinstance(onnx_ce.engine, OnnxEngine)
     expected = torch_ce.predict(PAIRS)
     got = onnx_ce.predict(PAIRS, batch_size=3)
     assert got.shape == (4,) and got.dtype == np.float32
@@ -75,6 +75,6 @@ def test_truncation_and_max_length(ce_folder):
 def test_int8_reranker_keeps_the_ranking_close(ce_folder):
     fp32 = CrossEncoder(str(ce_folder), backend="onnx")
     int8 = CrossEncoder(str(ce_folder), backend="onnx", compute_dtype="int8")
-    assert int8.onnx_path != fp32.onnx_path and int8.meta["quantization"]["precision"] == "int8"
+    assert int8.engine.graph != fp32.engine.graph and int8.engine.meta["quantization"]["precision"] == "int8"
     a, b = fp32.predict(PAIRS), int8.predict(PAIRS)
     assert np.abs(a - b).max() < 0.1

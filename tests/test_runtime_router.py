@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from sentencekit import SentenceTransformer
-from sentencekit.embedder import SentenceTransformer as TorchSentenceTransformer
+from sentencekit.engines.router_engine import RouterEngine
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
-from sentencekit.runtime.router import RoutedSentenceTransformer
 
 pytest.importorskip("onnxruntime")
-pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")  # TEXTS[2] is long
+pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")  # TEXTS[2] is long
 
 TEXTS = ["How do I get a refund?", "the cat sat on the mat", "reset my password please " * 30]
 
@@ -26,7 +25,7 @@ def router_dir(tiny_bert_dir, tmp_path):
     static = StaticEmbedding(tokenizer, np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 32)))
     document = [Transformer(str(tiny_bert_dir), max_seq_length=32), Pooling(32, "mean")]
     router = Router.for_query_document([static], document, default_route="document")
-    TorchSentenceTransformer(modules=[router, Normalize()], device="cpu",
+    SentenceTransformer(modules=[router, Normalize()], device="cpu",
                              prompts={"query": "query: ", "document": ""}).save(tmp_path / "router")
     return tmp_path / "router"
 
@@ -34,9 +33,9 @@ def router_dir(tiny_bert_dir, tmp_path):
 def test_routes_match_torch(router_dir):
     torch_model = SentenceTransformer(str(router_dir), device="cpu")
     model = SentenceTransformer(str(router_dir), backend="onnx")
-    assert isinstance(model, RoutedSentenceTransformer) and isinstance(model, SentenceTransformer)
-    assert {r: type(m).__name__ for r, m in model.routes.items()} == {
-        "query": "StaticSentenceTransformer", "document": "OnnxSentenceTransformer"}
+    assert type(model) is SentenceTransformer and isinstance(model.engine, RouterEngine)
+    assert {r: type(e).__name__ for r, e in model.engine.route_engines.items()} == {
+        "query": "StaticEngine", "document": "OnnxEngine"}
     np.testing.assert_allclose(model.encode_query(TEXTS), torch_model.encode_query(TEXTS), atol=1e-5)
     np.testing.assert_allclose(model.encode_document(TEXTS), torch_model.encode_document(TEXTS), atol=1e-5)
     np.testing.assert_allclose(model.encode(TEXTS), torch_model.encode(TEXTS), atol=1e-5)  # the default route
@@ -45,9 +44,9 @@ def test_routes_match_torch(router_dir):
     assert model.last_encode_info.num_inputs == 3 and model.get_sentence_embedding_dimension() == 32
     with pytest.raises(ValueError, match="Unknown task 'nope'"):
         model.encode(TEXTS, task="nope")
-    # a second load reuses the route folders and the export
+    # a second load reuses the export (no route folders are written: routes are read from the spec)
     again = SentenceTransformer(str(router_dir), backend="onnx")
-    assert again.routes["document"].onnx_path == model.routes["document"].onnx_path
+    assert again.engine.route_engines["document"].graph == model.engine.route_engines["document"].graph
     assert again.fingerprint() == model.fingerprint()
 
 

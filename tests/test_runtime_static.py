@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from sentencekit import SentenceTransformer
-from sentencekit.embedder import SentenceTransformer as TorchSentenceTransformer
+from sentencekit.engines.static_engine import StaticEngine
 from sentencekit.modules import Dense, Normalize, StaticEmbedding
-from sentencekit.runtime.static import StaticSentenceTransformer
 from tests.conftest import package_folder
 
 TEXTS = ["How do I get a refund?", "", "the weather in paris is mild today " * 40, "zzqx unknownword", "refund"]
@@ -26,7 +25,7 @@ def static_dir(tiny_bert_dir, tmp_path):
     tokenizer = Tokenizer.from_file(str(tiny_bert_dir / "tokenizer.json"))
     static = StaticEmbedding(tokenizer, np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 16)),
                              drop_token_ids=(1,))
-    model = TorchSentenceTransformer(modules=[static, Dense(16, 8), Normalize()], device="cpu",
+    model = SentenceTransformer(modules=[static, Dense(16, 8), Normalize()], device="cpu",
                                      prompts={"query": "query: "})
     model.save(tmp_path / "static")
     return tmp_path / "static"
@@ -35,7 +34,7 @@ def static_dir(tiny_bert_dir, tmp_path):
 def test_static_folder_runs_without_a_graph_and_matches_torch(static_dir):
     torch_model = SentenceTransformer(str(static_dir), device="cpu")
     model = SentenceTransformer(str(static_dir), backend="onnx")
-    assert isinstance(model, StaticSentenceTransformer) and isinstance(model, SentenceTransformer)
+    assert type(model) is SentenceTransformer and isinstance(model.engine, StaticEngine)
     assert not (static_dir / "onnx").exists()  # nothing was exported
     np.testing.assert_allclose(model.encode(TEXTS), torch_model.encode(TEXTS), atol=1e-6)
     np.testing.assert_allclose(model.encode_query(TEXTS), torch_model.encode_query(TEXTS), atol=1e-6)
@@ -55,7 +54,7 @@ def test_real_model2vec_folder_matches_torch():
     folder = package_folder("static_model", "model")
     assert folder is not None, "tokenlearn-static-model is not installed"
     model = SentenceTransformer(str(folder), backend="onnx")
-    assert isinstance(model, StaticSentenceTransformer)
+    assert isinstance(model.engine, StaticEngine)
     np.testing.assert_allclose(model.encode(TEXTS), SentenceTransformer(str(folder), device="cpu").encode(TEXTS),
                                atol=1e-6)
 

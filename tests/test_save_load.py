@@ -287,7 +287,7 @@ def test_failed_save_leaves_previous_folder_untouched(tiny_model, tmp_path, monk
     elif what == "model_card":
         monkeypatch.setattr("sentencekit.model_card.write_model_card", _boom)
     else:
-        monkeypatch.setattr("sentencekit.embedder.write_model_config", _boom)
+        monkeypatch.setattr("sentencekit.format.write_model_config", _boom)
     other = SentenceTransformer(modules=list(tiny_model), device="cpu", similarity_fn_name="dot")
     with pytest.raises(RuntimeError, match="simulated"):
         other.save(target)

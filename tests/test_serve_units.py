@@ -228,7 +228,7 @@ def test_error_shapes_per_route_family():
 
 
 # -- token counting on both backends --------------------------------------------------------------------
-@pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
+@pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 def test_token_counter_matches_the_model_tokenizer(tiny_model):
     from sentencekit.serve.tokens import TokenCounter
 
@@ -283,7 +283,7 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, t
     pytest.importorskip("onnxruntime")
     import shutil
 
-    from sentencekit.runtime.embedder import OnnxSentenceTransformer
+    from sentencekit.engines.onnx_engine import OnnxEngine
     from sentencekit.serve.models import load_models, preferred_backend
 
     assert preferred_backend(ServeConfig()) == "onnx"
@@ -299,7 +299,7 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, t
     def refuse(self, *args, **kwargs):
         raise ValueError("The ONNX backend cannot export this pipeline. Use backend='torch'.")
 
-    monkeypatch.setattr(OnnxSentenceTransformer, "__init__", refuse)
+    monkeypatch.setattr(OnnxEngine, "__init__", refuse)
     served = load_models(ServeConfig(model=str(folder)))
     assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 32)
     with pytest.raises(ValueError, match="cannot export"):

@@ -42,14 +42,14 @@ def test_training_lowers_loss_and_writes_st_checkpoints(tiny_st_dir, tmp_path):
         before = float(loss(batch["features"], batch["label"]))
     trainer = run(str(tiny_st_dir), str(tmp_path / "out"), epochs=3, save_steps=6)  # 18 steps
     with torch.no_grad():
-        after = float(CosineMSE(trainer.model)(batch["features"], batch["label"]))
+        after = float(CosineMSE(trainer.st_model)(batch["features"], batch["label"]))
     assert after < before * 0.7, (before, after)
     checkpoints = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith("checkpoint-"))
     assert checkpoints == ["checkpoint-12", "checkpoint-18", "checkpoint-6"]
     folder = tmp_path / "out" / "checkpoint-18"
     assert (folder / "modules.json").is_file() and (folder / "trainer_state.json").is_file()
     reloaded = SentenceTransformer(str(folder), device="cpu")
-    np.testing.assert_allclose(reloaded.encode(["hello world"]), trainer.model.encode(["hello world"]), atol=1e-6)
+    np.testing.assert_allclose(reloaded.encode(["hello world"]), trainer.st_model.encode(["hello world"]), atol=1e-6)
     assert (tmp_path / "out" / "training_curves.png").stat().st_size > 1000
 
 
@@ -100,7 +100,7 @@ def test_evaluator_metrics_and_best_model(tiny_st_dir, tmp_path):
     assert evaluator.calls[:2] == [2, 4]
     assert trainer.state.best_model_checkpoint.endswith("checkpoint-4")
     best = SentenceTransformer(str(tmp_path / "out" / "checkpoint-4"), device="cpu")
-    np.testing.assert_allclose(trainer.model.encode(["cat sat"]), best.encode(["cat sat"]), atol=1e-6)
+    np.testing.assert_allclose(trainer.st_model.encode(["cat sat"]), best.encode(["cat sat"]), atol=1e-6)
     metrics = trainer.evaluate()
     assert "eval_toy_score" in metrics and "eval_loss" in metrics
     # Without an eval dataset, evaluate() still runs the evaluator.
@@ -217,7 +217,7 @@ def test_cross_encoder_trainer(tiny_ce_dir, tmp_path):
         after = float(loss([data["sentence1"], data["sentence2"]], torch.tensor(data["score"])))
     assert after < before
     reloaded = CrossEncoder(str(tmp_path / "out" / "checkpoint-16"), device="cpu")
-    np.testing.assert_allclose(reloaded.predict(pairs[:4]), trainer.model.predict(pairs[:4]), atol=1e-6)
+    np.testing.assert_allclose(reloaded.predict(pairs[:4]), trainer.st_model.predict(pairs[:4]), atol=1e-6)
     with pytest.raises(TypeError, match="CrossEncoderTrainingArguments"):
         CrossEncoderTrainer(model=model, args=SentenceTransformerTrainingArguments(output_dir=str(tmp_path)),
                             train_dataset=data, loss=loss)

@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "SentenceTransformer": "sentencekit.runtime.dispatch",
-    "EncodeInfo": "sentencekit.batching",
-    "CrossEncoder": "sentencekit.runtime.dispatch",
+    "SentenceTransformer": "sentencekit.families.embedder",
+    "EncodeInfo": "sentencekit.pipeline.batching",
+    "CrossEncoder": "sentencekit.families.reranker",
     "EmbeddingIndex": "sentencekit.search.index",
     "mine_hard_negatives": "sentencekit.training.hard_negatives",
     "SimilarityFunction": "sentencekit.similarity",
@@ -35,10 +35,10 @@ _LAZY = {
 if TYPE_CHECKING:  # pragma: no cover
     from sentencekit import modules as models
     from sentencekit import util
-    from sentencekit.batching import EncodeInfo
-    from sentencekit.embedder import SentenceTransformer
+    from sentencekit.families.embedder import SentenceTransformer
+    from sentencekit.families.reranker import CrossEncoder
+    from sentencekit.pipeline.batching import EncodeInfo
     from sentencekit.quantization import quantize_embeddings
-    from sentencekit.reranker import CrossEncoder
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.similarity import SimilarityFunction
     from sentencekit.training.hard_negatives import mine_hard_negatives

@@ -34,7 +34,9 @@ def _add_model_args(p: argparse.ArgumentParser, backend_flag: str = "--backend")
 
 
 def _add_backend_args(p: argparse.ArgumentParser, flag: str = "--backend") -> None:
-    p.add_argument(flag, dest="model_backend", choices=["torch", "onnx"],
+    from sentencekit.engines import BACKENDS
+
+    p.add_argument(flag, dest="model_backend", choices=sorted(BACKENDS),
                    default=os.environ.get("SENTENCEKIT_BACKEND", "torch"),
                    help="torch, or onnx: ONNX Runtime without torch once the model's export exists "
                         "(default: %(default)s; env SENTENCEKIT_BACKEND)")
@@ -43,15 +45,11 @@ def _add_backend_args(p: argparse.ArgumentParser, flag: str = "--backend") -> No
 
 
 def _load_model(args: argparse.Namespace):
-    if args.model_backend == "onnx":
-        from sentencekit.runtime.embedder import OnnxSentenceTransformer
+    from sentencekit.families.embedder import SentenceTransformer
 
-        return OnnxSentenceTransformer(args.model, device=args.device, local_files_only=args.local_files_only,
-                                       num_threads=args.threads, compute_dtype=args.compute_dtype)
-    from sentencekit.embedder import SentenceTransformer
-
-    return SentenceTransformer(args.model, device=args.device, local_files_only=args.local_files_only,
-                               num_threads=args.threads, compute_dtype=args.compute_dtype)
+    return SentenceTransformer(args.model, backend=args.model_backend, device=args.device,
+                               local_files_only=args.local_files_only, num_threads=args.threads,
+                               compute_dtype=args.compute_dtype)
 
 
 def _read_texts(path: str, column: str) -> list[str]:
@@ -65,7 +63,7 @@ def _read_texts(path: str, column: str) -> list[str]:
 @contextlib.contextmanager
 def _truncation_notes(model, *, what: str):
     """Turn the library's TruncationWarning into one plain line on stderr."""
-    from sentencekit.embedder import TruncationWarning
+    from sentencekit.pipeline.batching import TruncationWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
@@ -186,14 +184,9 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _load_reranker(model: str, args: argparse.Namespace):
-    if args.model_backend == "onnx":
-        from sentencekit.runtime.reranker import OnnxCrossEncoder
+    from sentencekit.families.reranker import CrossEncoder
 
-        return OnnxCrossEncoder(model, device=args.device, local_files_only=args.local_files_only,
-                                num_threads=args.threads, compute_dtype=args.compute_dtype)
-    from sentencekit.reranker import CrossEncoder
-
-    return CrossEncoder(model, device=args.device, local_files_only=args.local_files_only,
+    return CrossEncoder(model, backend=args.model_backend, device=args.device, local_files_only=args.local_files_only,
                         num_threads=args.threads, compute_dtype=args.compute_dtype)
 
 

@@ -21,6 +21,12 @@ def model_fingerprint(model: Any) -> str:
     own = getattr(model, "fingerprint", None)
     if callable(own):
         return own()
+    return network_fingerprint(model)
+
+
+def network_fingerprint(network: Any) -> str:
+    """Fingerprint of a torch pipeline (an ``nn.Sequential`` of modules): weights, configs, tokenizers."""
+    model = network
     tensors = []
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()

@@ -13,15 +13,14 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from sentencekit.files import ModelFormatError, read_json, read_json_if_exists, write_json
-
-MODULES_FILE = "modules.json"
-MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+from sentencekit.files import ModelFormatError, write_json
+from sentencekit.spec.model_spec import MODEL_CONFIG_FILE, MODULES_FILE, ModuleEntry
 
 
 def _classes() -> dict[str, type]:
@@ -88,33 +87,15 @@ def load_module(type_str: str, folder: Path, *, trust_remote_code: bool = False,
     return cls.load(str(folder))  # a custom module following sentence-transformers' contract
 
 
-def read_modules_json(folder: Path) -> list[dict[str, Any]]:
-    entries = read_json(folder / MODULES_FILE, what="modules")
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ModelFormatError(f"{folder / MODULES_FILE}: expected a JSON list of module entries.")
-    for i, entry in enumerate(entries):
-        missing = [k for k in ("path", "type") if k not in entry]
-        if missing:
-            raise ModelFormatError(f"{folder / MODULES_FILE}: entry {i} lacks {', '.join(missing)}.")
-    return entries
-
-
-def load_modules(folder: Path, *, trust_remote_code: bool = False, **kwargs: Any) -> tuple[list, dict]:
-    """Build the module list of a saved model. Returns (modules, {module name: forward kwargs})."""
-    from sentencekit.modules import Normalize
-
+def load_modules(entries: Sequence[ModuleEntry], *, trust_remote_code: bool = False,
+                 **kwargs: Any) -> tuple[list[nn.Module], dict[str, list[str]]]:
+    """Build the modules of a model from its spec's entries (see :func:`sentencekit.spec.read_spec`).
+    Returns ``(modules, {module name: forward kwargs})``."""
     modules, module_kwargs = [], {}
-    for entry in read_modules_json(folder):
-        module_folder = folder / entry["path"]
-        cls = resolve_type(entry["type"], folder=module_folder, trust_remote_code=trust_remote_code)
-        if not module_folder.is_dir() and cls is not Normalize:
-            raise ModelFormatError(
-                f"{folder / MODULES_FILE} lists module {entry['type']!r} at {module_folder}, "
-                "which does not exist."
-            )
-        modules.append(load_module(entry["type"], module_folder, trust_remote_code=trust_remote_code, **kwargs))
-        if entry.get("kwargs"):
-            module_kwargs[str(entry.get("name", len(modules) - 1))] = list(entry["kwargs"])
+    for entry in entries:
+        modules.append(load_module(entry.type, entry.path, trust_remote_code=trust_remote_code, **kwargs))
+        if entry.kwargs:
+            module_kwargs[str(len(modules) - 1)] = list(entry.kwargs)
     return modules, module_kwargs
 
 
@@ -148,15 +129,6 @@ def is_foreign_entry(name: str) -> bool:
     """True for a file or folder in a model folder that a model save does not own (a user's notes,
     training checkpoints), which a new save over that folder must keep; stale model files are dropped."""
     return not _MODEL_FILE.match(name)
-
-
-def read_model_config(folder: Path) -> dict[str, Any]:
-    config = read_json_if_exists(folder / MODEL_CONFIG_FILE, what="model")
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ModelFormatError(f"{folder / MODEL_CONFIG_FILE}: expected a JSON object.")
-    return config
 
 
 def write_model_config(folder: Path, config: dict[str, Any]) -> None:

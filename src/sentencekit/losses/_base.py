@@ -30,6 +30,16 @@ def shrink(embeddings: Tensor, dim: int) -> Tensor:
     return F.normalize(embeddings[..., :dim], p=2, dim=-1)
 
 
+def hold_model(loss: nn.Module, model: Any) -> None:
+    """``loss.model = model``, with the model's torch modules registered as a submodule of the loss
+    (``model_network``): ``loss.parameters()``, ``loss.to()`` and ``loss.train()`` then cover the model's
+    weights, as in sentence-transformers, where the model itself is a submodule of its loss."""
+    loss.model = model
+    network = getattr(model, "network", None) if not isinstance(model, nn.Module) else None
+    if network is not None:
+        loss.add_module("model_network", network)
+
+
 class EmbeddingLoss(nn.Module):
     """Base class of the bi-encoder losses that work on sentence embeddings.
 
@@ -40,9 +50,9 @@ class EmbeddingLoss(nn.Module):
 
     citation: str | None = None
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
-        self.model = model
+        hold_model(self, model)
 
     def embed(self, sentence_features: Sequence[dict[str, Any]]) -> list[Tensor]:
         return [self.model(features)["sentence_embedding"] for features in sentence_features]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentencekit._warnings import external_stacklevel
+from sentencekit.losses._base import hold_model
 from sentencekit.losses._gradcache import CachedEmbeddingLoss
 from sentencekit.modules import Transformer
 
@@ -58,7 +59,7 @@ class AdaptiveLayerLoss(nn.Module):
             warnings.warn(f"AdaptiveLayerLoss computes {type(loss).__name__} without gradient caching: the values "
                           "and gradients are right, but memory grows with the batch as for the uncached loss.",
                           stacklevel=external_stacklevel())
-        self.model = model
+        hold_model(self, model)
         self.loss = loss
         self.n_layers_per_step = n_layers_per_step
         self.last_layer_weight = last_layer_weight

@@ -6,23 +6,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from sentencekit.files import ModelFormatError, read_json, write_json
+from sentencekit.engines.protocol import Tokenized
+from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
+from sentencekit.spec.model_spec import read_transformer_config
 
-# sentence_bert_config.json and the legacy per-architecture names older models used
-_CONFIG_NAMES = (
-    "sentence_bert_config.json",
-    "sentence_roberta_config.json",
-    "sentence_distilbert_config.json",
-    "sentence_camembert_config.json",
-    "sentence_albert_config.json",
-    "sentence_xlm-roberta_config.json",
-    "sentence_xlnet_config.json",
-)
 # What the wrapped transformer computes: token embeddings (embedders) or class logits (rerankers).
 TASKS = ("feature-extraction", "sequence-classification")
 
@@ -134,14 +127,7 @@ class Transformer(Module):
 
         Adds ``truncated``: a bool tensor marking the texts that were longer than ``max_seq_length``.
         """
-        if texts and isinstance(texts[0], dict):  # legacy Asym input: {"query": text}
-            texts = [next(iter(t.values())) for t in texts]
-        if texts and isinstance(texts[0], (tuple, list)):
-            columns = [[str(t[0]) for t in texts], [str(t[1]) for t in texts]]
-        else:
-            columns = [[str(t) for t in texts]]
-        if self.do_lower_case:
-            columns = [[s.lower() for s in col] for col in columns]
+        columns = self._columns(texts)
         with self._tokenizer_lock:
             encoded = self.tokenizer(
                 *columns,
@@ -154,6 +140,46 @@ class Transformer(Module):
         features = dict(encoded)
         features["truncated"] = truncated
         return features
+
+    def _columns(self, texts: list[TextInput]) -> list[list[str]]:
+        if texts and isinstance(texts[0], dict):  # legacy Asym input: {"query": text}
+            texts = [next(iter(t.values())) for t in texts]
+        if texts and isinstance(texts[0], (tuple, list)):
+            columns = [[str(t[0]) for t in texts], [str(t[1]) for t in texts]]
+        else:
+            columns = [[str(t) for t in texts]]
+        if self.do_lower_case:
+            columns = [[s.lower() for s in col] for col in columns]
+        return columns
+
+    def tokenize_unpadded(self, texts: list[TextInput]) -> Tokenized | None:
+        """Tokenize every text once without padding (ids, token types, lengths, truncation flags), so the
+        pipeline plans batches on real token counts and pads each batch from these ids
+        (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which the pipeline then calls per
+        batch through :meth:`tokenize`."""
+        if not getattr(self.tokenizer, "is_fast", False) or not texts:
+            return None
+        columns = self._columns(texts)
+        with self._tokenizer_lock:
+            encoded = self.tokenizer(*columns, padding=False, truncation="longest_first" if self.max_seq_length
+                                     else False, max_length=self.max_seq_length, return_attention_mask=False)
+        encodings = encoded.encodings
+        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        truncated = np.fromiter((bool(self.max_seq_length and e.overflowing) for e in encodings), dtype=bool,
+                                count=len(ids))
+        return Tokenized(list(texts), lengths, truncated, ids, type_ids)
+
+    def pad_features(self, tokenized: Tokenized, indices: Any) -> dict[str, Tensor]:
+        """The padded tensors of rows ``indices`` of :meth:`tokenize_unpadded`'s result, as the tokenizer
+        pads them (its pad token, token type and side; only the inputs the tokenizer produces)."""
+        tok = self.tokenizer
+        pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+        arrays = tokenized.pad(indices, pad_id=pad_id, pad_type_id=int(getattr(tok, "pad_token_type_id", 0) or 0),
+                               padding_side=str(getattr(tok, "padding_side", "right") or "right"))
+        names = set(getattr(tok, "model_input_names", arrays))
+        return {k: torch.from_numpy(v) for k, v in arrays.items() if k in names or k == "attention_mask"}
 
     def _truncated_rows(self, encoded, columns: list[list[str]]) -> Tensor:
         n = len(columns[0])
@@ -199,14 +225,8 @@ class Transformer(Module):
 
     @classmethod
     def read_module_config(cls, path: str | os.PathLike) -> dict[str, Any]:
-        for name in _CONFIG_NAMES:
-            file = Path(path) / name
-            if file.is_file():
-                config = read_json(file, what="Transformer config")
-                if not isinstance(config, dict):
-                    raise ModelFormatError(f"{file}: expected a JSON object")
-                return config
-        return {}
+        """The saved module config (``sentence_bert_config.json`` or an older sibling name), ``{}`` if none."""
+        return read_transformer_config(path)
 
     @classmethod
     def load(

@@ -19,8 +19,8 @@ import traceback
 import warnings
 from typing import Any
 
-from sentencekit.batching import TruncationWarning
 from sentencekit.parallel.payload import materialize
+from sentencekit.pipeline.batching import TruncationWarning
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,17 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from sentencekit.spec.home import sentencekit_home
+
 RERANKER_NAME = "minilm-stsb-reranker"
-
-
-def sentencekit_home() -> Path:
-    root = os.environ.get("SENTENCEKIT_HOME")
-    if root:
-        return Path(root).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))) / "sentencekit"
 
 
 def default_reranker_dir() -> Path:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sentencekit.batching import as_input_list
+from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, refuse_existing
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError

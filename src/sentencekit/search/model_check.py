@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit.fingerprint import model_fingerprint
-from sentencekit.prompts import resolve_prompt
+from sentencekit.pipeline.prompts import DOCUMENT_PROMPT_NAMES, resolve_prompt
 from sentencekit.search.errors import IndexMismatchError
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _prompts(model: Any, prompt_name: str | None, query_prompt_name: str | None)
     """The prompt texts ``encode_document`` / ``encode_query`` would prepend (or the named ones)."""
     prompts = dict(getattr(model, "prompts", None) or {})
     default = getattr(model, "default_prompt_name", None)
-    doc_name = prompt_name or next((n for n in ("document", "passage", "corpus") if n in prompts), None)
+    doc_name = prompt_name or next((n for n in DOCUMENT_PROMPT_NAMES if n in prompts), None)
     query_name = query_prompt_name or ("query" if "query" in prompts else None)
     return {"prompt_name": doc_name, "document_prompt": resolve_prompt(prompts, doc_name, None, default) or "",
             "query_prompt_name": query_name, "query_prompt": resolve_prompt(prompts, query_name, None, default) or ""}

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.batching import TruncationWarning
+from sentencekit.pipeline.batching import TruncationWarning
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.tokens import TokenCounter
 
@@ -132,7 +132,8 @@ def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what
 def load_models(config: ServeConfig) -> ServedModels:
     """Load the embedder (and reranker) that ``config`` names; raises ``OSError`` / ``ValueError`` with the
     loader's message when one cannot be loaded."""
-    from sentencekit.runtime.dispatch import CrossEncoder, SentenceTransformer
+    from sentencekit.families.embedder import SentenceTransformer
+    from sentencekit.families.reranker import CrossEncoder
 
     # Requests report truncation in their own way (usage counts, 413 with truncate=false); the library's
     # per-call warning would only flood the log.

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.prompts import resolve_prompt
+from sentencekit.pipeline.prompts import resolve_prompt
 from sentencekit.serve.batcher import BatcherClosed, BatchResult, DynamicBatcher
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.errors import ApiError

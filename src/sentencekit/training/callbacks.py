@@ -24,7 +24,7 @@ class TrainingRecordCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
         trainer = self.trainer
-        model = trainer.model
+        model = trainer.st_model
         changed = _changed_arguments(args)
         losses = trainer.loss if isinstance(trainer.loss, dict) else {"train": trainer.loss}
         model.training_record = {
@@ -37,7 +37,7 @@ class TrainingRecordCallback(TrainerCallback):
         }
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: ANN001
-        record = getattr(self.trainer.model, "training_record", None)
+        record = getattr(self.trainer.st_model, "training_record", None)
         if record is not None and metrics:
             record["evaluation"].append({"epoch": state.epoch, "step": state.global_step,
                                          **{k: v for k, v in metrics.items() if isinstance(v, (int, float))}})

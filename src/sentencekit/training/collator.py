@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from sentencekit.prompts import apply_prompt
+from sentencekit.pipeline.prompts import apply_prompt
 
 VALID_LABEL_COLUMNS = ("label", "score")
 # Rerankers' listwise datasets name their per-document label lists "labels" / "scores".
@@ -75,8 +75,8 @@ class SentenceTransformerDataCollator:
             kwargs = {"task": task} if task else {}
             tokenized = self.model.tokenize(texts, **kwargs)
             tokenized.pop("truncated", None)
-            if prompt and self.model._needs_prompt_length():
-                tokenized["prompt_length"] = self.model._prompt_length(prompt, **kwargs)
+            if prompt and not self.model.engine.include_prompt:
+                tokenized["prompt_length"] = self.model.engine.prompt_length(prompt, task)
             features.append(tokenized)
         batch: dict[str, Any] = {"features": features, "label": labels_tensor(rows, label)}
         if dataset_name is not None:

@@ -134,13 +134,13 @@ def run_config(path: str | os.PathLike) -> Path:
     train = load_dataset_spec(config["train_dataset"], base)
     evaluation = load_dataset_spec(config["eval_dataset"], base) if config.get("eval_dataset") else None
     if cross_encoder:
-        from sentencekit.reranker import CrossEncoder
+        from sentencekit.families.reranker import CrossEncoder
         from sentencekit.training import CrossEncoderTrainer as Trainer
         from sentencekit.training import CrossEncoderTrainingArguments as Args
 
         model = CrossEncoder(config["model"], num_labels=config.get("num_labels", 1))
     else:
-        from sentencekit.embedder import SentenceTransformer
+        from sentencekit.families.embedder import SentenceTransformer
         from sentencekit.training import SentenceTransformerTrainer as Trainer
         from sentencekit.training import SentenceTransformerTrainingArguments as Args
 
@@ -153,6 +153,6 @@ def run_config(path: str | os.PathLike) -> Path:
     final = output_dir / "final"
     trainer.save_model(str(final))
     if evaluator is not None:
-        metrics = evaluator(trainer.model)
+        metrics = evaluator(trainer.st_model)
         print("Final evaluation:", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     return final

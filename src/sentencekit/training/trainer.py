@@ -90,8 +90,11 @@ class BaseTrainer(Trainer):
         if data_collator is None:
             data_collator = self._default_collator(model, args)
         self._record = TrainingRecordCallback(self)
+        #: the SentenceTransformer / CrossEncoder being trained (in place); transformers' Trainer gets its
+        #: torch modules (``model.network``), the nn.Module it optimizes, as ``trainer.model``
+        self.st_model = model
         super().__init__(
-            model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
+            model=model.network, args=args, data_collator=data_collator, train_dataset=train_dataset,
             eval_dataset=eval_dataset, processing_class=processing_class, model_init=None,
             callbacks=[self._record, *(callbacks or [])], optimizers=optimizers,
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
@@ -280,7 +283,7 @@ class BaseTrainer(Trainer):
         if output_path:
             os.makedirs(output_path, exist_ok=True)
         was_training = self.model.training
-        metrics = self.evaluator(self.model, output_path=output_path, epoch=self.state.epoch or -1,
+        metrics = self.evaluator(self.st_model, output_path=output_path, epoch=self.state.epoch or -1,
                                  steps=self.state.global_step)
         if was_training:
             self.model.train()
@@ -291,7 +294,7 @@ class BaseTrainer(Trainer):
         output_dir = output_dir or self.args.output_dir
         if not self.args.should_save:
             return
-        self.model.save(output_dir, create_model_card=True)
+        self.st_model.save(output_dir, create_model_card=True)
         loss_state = self._loss_state()
         if loss_state and Path(output_dir).name.startswith("checkpoint-"):
             # Parameters a loss owns (e.g. SoftmaxLoss's classifier) are needed to resume exactly.
@@ -311,8 +314,8 @@ class BaseTrainer(Trainer):
         return state
 
     def _load_weights_from(self, folder: str) -> None:
-        loaded = type(self.model)(folder, device=str(self.model.device))
-        self.model.load_state_dict(loaded.state_dict())
+        loaded = type(self.st_model)(folder, device=str(self.st_model.device))
+        self.st_model.load_state_dict(loaded.state_dict())
         loss_file = Path(folder) / LOSS_STATE_FILE
         if loss_file.is_file():
             from safetensors.torch import load_file
@@ -322,6 +325,13 @@ class BaseTrainer(Trainer):
                 own = {k.split(".", 1)[1]: v for k, v in state.items() if k.split(".", 1)[0] == str(i)}
                 if own:
                     fn.load_state_dict(own, strict=False)
+
+    def call_model_init(self, trial: Any = None) -> nn.Module:
+        """A fresh model from ``model_init`` (hyper-parameter search): it becomes :attr:`st_model`, and its
+        torch modules what transformers' Trainer optimizes."""
+        model = super().call_model_init(trial)
+        self.st_model = model
+        return model.network
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         self._load_weights_from(resume_from_checkpoint)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sentencekit.losses._base import check_columns, fullname
+from sentencekit.losses._base import check_columns, fullname, hold_model
 
 __all__ = ["CrossEncoderLoss", "check_columns", "fullname", "labels_to"]
 
@@ -21,7 +21,7 @@ class CrossEncoderLoss(nn.Module):
 
     def __init__(self, model: nn.Module, *, single_label: bool = True) -> None:
         super().__init__()
-        self.model = model
+        hold_model(self, model)
         if single_label and getattr(model, "num_labels", 1) != 1:
             raise ValueError(f"{type(self).__name__} expects a model with 1 output label, "
                              f"got a model with {model.num_labels} output labels.")

@@ -16,24 +16,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sentencekit.engines.protocol import Tokenized
 from sentencekit.files import ModelFormatError, read_json_if_exists
-
-
-@dataclass
-class Encoded:
-    """Token ids of many inputs, unpadded: ``ids[i]``, ``type_ids[i]``, ``lengths[i]`` and whether
-    input ``i`` was cut at the length limit."""
-
-    ids: list[np.ndarray]
-    type_ids: list[np.ndarray]
-    lengths: np.ndarray
-    truncated: np.ndarray
 
 
 def _token_content(value: Any) -> str | None:
@@ -132,34 +121,22 @@ class FastTokenizer:
                 out.append(s.lower() if self.do_lower_case else s)
         return out
 
-    def encode(self, items: Sequence[Any]) -> Encoded:
-        """Tokenize texts (or ``(a, b)`` pairs) without padding."""
+    def encode(self, items: Sequence[Any]) -> Tokenized:
+        """Tokenize texts (or ``(a, b)`` pairs) once, without padding."""
         with self._lock:
             encodings = self._tok.encode_batch(self._prepare(items), add_special_tokens=True)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         truncated = np.fromiter((bool(e.overflowing) for e in encodings), dtype=bool, count=len(ids))
-        return Encoded(ids, type_ids, lengths, truncated)
+        return Tokenized(list(items), lengths, truncated, ids, type_ids)
 
     def __call__(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
         """Tokenize and pad, like a Hugging Face tokenizer with ``padding=True``."""
         enc = self.encode(list(items))
         return self.pad(enc, range(len(enc.ids)))
 
-    def pad(self, enc: Encoded, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        """``input_ids``, ``attention_mask``, ``token_type_ids`` of ``indices``, padded to the longest."""
-        indices = list(indices)
-        width = int(max((enc.lengths[i] for i in indices), default=0))
-        n = len(indices)
-        input_ids = np.full((n, width), self.pad_id, dtype=np.int64)
-        type_ids = np.full((n, width), self.pad_type_id, dtype=np.int64)
-        mask = np.zeros((n, width), dtype=np.int64)
-        left = self.padding_side == "left"
-        for row, i in enumerate(indices):
-            length = int(enc.lengths[i])
-            sl = slice(width - length, width) if left else slice(0, length)
-            input_ids[row, sl] = enc.ids[i]
-            type_ids[row, sl] = enc.type_ids[i]
-            mask[row, sl] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": type_ids}
+    def pad(self, enc: Tokenized, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """``input_ids``, ``attention_mask``, ``token_type_ids`` of ``indices``, padded to the longest with
+        this tokenizer's pad token and side."""
+        return enc.pad(indices, pad_id=self.pad_id, pad_type_id=self.pad_type_id, padding_side=self.padding_side)

@@ -11,14 +11,13 @@ optional progress bar) and put results back in input order.
 
 from __future__ import annotations
 
+import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -171,36 +170,50 @@ def padding_waste(lengths: Sequence[int], batches: Sequence[np.ndarray]) -> floa
     return 1.0 - float(lengths.sum()) / padded if padded else 0.0
 
 
-def run_sorted_batches(
-    items: Sequence[Any],
-    fn: Callable[[list[Any], np.ndarray], list[T]],
-    batch_size: int,
+def run_batches(
+    engine: Any,
+    tokenized: Any,
     *,
-    lengths: Sequence[int] | None = None,
-    max_batch_tokens: int | None = None,
-    tokens_per_text: int | None = None,
-    show_progress_bar: bool = False,
-    desc: str = "Batches",
-) -> list[T]:
-    """Run ``fn(batch, batch_indices)`` over length-sorted batches; return one result per item, in the
-    original order. ``fn`` returns one result per element of its batch. ``lengths`` are the inputs' token
-    counts (character counts when not given); see :func:`resolve_batching` for ``max_batch_tokens`` and
-    ``tokens_per_text``."""
-    batch_size, max_batch_tokens = resolve_batching(batch_size, max_batch_tokens, tokens_per_text)
-    if lengths is None:
-        lengths = [text_length(x) for x in items]
-    if len(lengths) != len(items):
-        raise ValueError(f"{len(lengths)} lengths for {len(items)} inputs")
-    results: list[Any] = [None] * len(items)
-    batches: Any = plan_batches(lengths, batch_size, max_batch_tokens)
+    batch_size: int,
+    max_batch_tokens: int | None,
+    show_progress_bar: bool | None,
+    outputs: frozenset[str],
+    prompt_length: int = 0,
+    task: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+) -> tuple[dict[str, list[Any]], np.ndarray, list[int]]:
+    """Run ``engine`` over ``tokenized`` (a :class:`~sentencekit.engines.protocol.Tokenized`) in batches
+    sorted by token length and cut by :func:`resolve_batching`.
+
+    Returns ``(per-output lists of batch arrays, order, truncated)``: concatenating a list gives the rows in
+    ``order`` (``order[k]`` is the input index of row ``k``; :func:`restore_order` puts them back), and
+    ``truncated`` are the input indices the engine reported cut while running (engines that tokenize per
+    batch)."""
+    if show_progress_bar is None:
+        show_progress_bar = logging.getLogger("sentencekit").getEffectiveLevel() <= logging.INFO
+    tokens_per_text = engine.batch_tokens_per_text if not tokenized.is_deferred else None
+    count, budget = resolve_batching(batch_size, max_batch_tokens, tokens_per_text)
+    batches: Any = plan_batches(tokenized.lengths, count, budget) if len(tokenized.lengths) else []
     if show_progress_bar:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=desc, total=len(batches))
+        batches = tqdm(batches, desc="Batches", total=len(batches))
+    parts: dict[str, list[Any]] = {}
+    truncated: list[int] = []
+    order = []
     for idx in batches:
-        out = fn([items[i] for i in idx], idx)
-        if len(out) != len(idx):
-            raise RuntimeError(f"batch function returned {len(out)} results for {len(idx)} inputs")
-        for i, r in zip(idx, out):
-            results[i] = r
-    return results
+        out = engine.run(tokenized, idx, outputs=outputs, prompt_length=prompt_length, task=task, kwargs=kwargs or {})
+        cut = out.pop("truncated", None)
+        if cut is not None:
+            truncated.extend(int(idx[i]) for i in np.flatnonzero(np.asarray(cut, dtype=bool)))
+        for name, value in out.items():
+            parts.setdefault(name, []).append(value)
+        order.append(idx)
+    return parts, (np.concatenate(order) if order else np.zeros(0, dtype=np.int64)), truncated
+
+
+def restore_order(order: np.ndarray) -> np.ndarray:
+    """The permutation that puts rows computed in ``order`` back in input order."""
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return inverse

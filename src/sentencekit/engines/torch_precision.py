@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from sentencekit.runtime.cpu import cpu_features
+from sentencekit.engines.cpu import cpu_features
 
 
 class SlowPrecisionError(ValueError):

@@ -4,7 +4,7 @@ bf16 matrix products are fast only with AVX-512 BF16 or AMX-BF16 (otherwise they
 slower than fp32); int8 ones with AVX-512 VNNI / AVX-VNNI or AMX-INT8 (otherwise ONNX Runtime's u8s8
 kernels still beat fp32 with AVX2, but by less).
 
->>> from sentencekit.runtime.cpu import cpu_features
+>>> from sentencekit.engines.cpu import cpu_features
 >>> isinstance(cpu_features().bf16, bool)
 True
 """

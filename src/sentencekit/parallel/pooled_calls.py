@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from sentencekit._warnings import external_stacklevel
-from sentencekit.batching import as_input_list, report_truncation
-from sentencekit.output import convert_array
 from sentencekit.parallel.payload import is_torch_model
 from sentencekit.parallel.pool import MultiProcessPool, default_chunk_size, start_pool
+from sentencekit.pipeline.batching import as_input_list, report_truncation
+from sentencekit.pipeline.postprocess import finish_embeddings
 from sentencekit.quantization import check_precision
 
 logger = logging.getLogger("sentencekit")
@@ -71,9 +71,7 @@ def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[
     max_length = next((m for _, _, m in parts), getattr(model, "max_seq_length", None))
     info = report_truncation(len(items), truncated, max_length, getattr(model, "_info_attribute", "last_info"),
                              external_stacklevel() + 1)
-    local = getattr(model, "_local", None)
-    if local is not None:
-        local.info = info
+    model._set_info(info)
     results = [result for result, _, _ in parts]
     if not results:
         return None
@@ -123,8 +121,8 @@ def encode_with_pool(
         dim = model.get_sentence_embedding_dimension() or 0
         truncate_dim = encode_kwargs.get("truncate_dim")
         embeddings = np.empty((0, min(dim, truncate_dim) if truncate_dim else dim), dtype=np.float32)
-    result = convert_array(embeddings, precision=precision, convert_to_numpy=convert_to_numpy,
-                           convert_to_tensor=convert_to_tensor)
+    result = finish_embeddings(embeddings, precision=precision, convert_to_numpy=convert_to_numpy,
+                               convert_to_tensor=convert_to_tensor)
     if isinstance(result, list) and is_torch_model(model):  # as one process: a list of tensors
         import torch
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+#: the prompt names ``encode_document`` looks for, in order (sentence-transformers' convention)
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
 
 def resolve_prompt(
     prompts: dict[str, str],

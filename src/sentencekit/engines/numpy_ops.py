@@ -70,13 +70,30 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
 
 
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0)
+
+
+def _softmax_last(x: np.ndarray) -> np.ndarray:
+    return softmax(x, axis=-1)
+
+
+# module-level functions, not lambdas: a model's activation must pickle (pool workers, Ray actors)
 ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "Identity": lambda x: x,
+    "Identity": _identity,
     "Tanh": np.tanh,
-    "Sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
-    "ReLU": lambda x: np.maximum(x, 0),
+    "Sigmoid": _sigmoid,
+    "ReLU": _relu,
     "GELU": _gelu,
-    "Softmax": lambda x: softmax(x, axis=-1),
+    "Softmax": _softmax_last,
 }
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sentencekit.fingerprint import model_fingerprint
+from sentencekit.engines.protocol import EngineOptions
+from sentencekit.spec.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 OPSET = 17
@@ -174,7 +175,7 @@ def export_embedder(model: Any, target: Path, meta: dict[str, Any]) -> Path:
     axes["token_embeddings"] = {0: "batch", 1: "sequence"}
     config = transformer.auto_model.config
     meta = {**meta, "kind": "embedder", "inputs": names, "outputs": ["sentence_embedding", "token_embeddings"],
-            "dim": int(model._full_dimension() or 0), "include_prompt": graph.include_prompt,
+            "dim": int(model.engine.dimension() or 0), "include_prompt": graph.include_prompt,
             "max_seq_length": transformer.max_seq_length, "do_lower_case": transformer.do_lower_case,
             "max_position_embeddings": getattr(config, "max_position_embeddings", None)}
     return _write(graph, args, target, names, ["sentence_embedding", "token_embeddings"], axes, meta, transformer)
@@ -270,27 +271,31 @@ def _export_kwargs(torch_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def export_embedder_folder(folder: Path, target: Path, torch_kwargs: dict[str, Any]) -> Path:
-    """Load ``folder`` with the torch backend and export it to ``target``."""
-    from sentencekit.embedder import SentenceTransformer
+def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptions) -> Path:
+    """Load the model ``spec`` describes on the torch engine (float32, CPU) and export it to ``target``:
+    the whole pipeline of an embedder (one route of it, for a Router model's route spec), or a
+    cross-encoder's classifier. The graph records the torch model's fingerprint."""
+    kwargs = _export_kwargs(options.torch_kwargs(family))
+    build = EngineOptions(device="cpu", compute_dtype="float32",
+                          trust_remote_code=kwargs.get("trust_remote_code", False),
+                          model_kwargs=kwargs.get("model_kwargs"), tokenizer_kwargs=kwargs.get("tokenizer_kwargs"),
+                          config_kwargs=kwargs.get("config_kwargs"), num_labels=kwargs.get("num_labels"))
+    if family == "embedder":
+        from sentencekit.engines.torch_engine import load_embedder_modules
+        from sentencekit.families.embedder import SentenceTransformer
 
-    model = SentenceTransformer(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
+        modules, _ = load_embedder_modules(spec, build)
+        model: Any = SentenceTransformer(modules=modules, device="cpu")
+    else:
+        from sentencekit.families.reranker import CrossEncoder
+
+        model = CrossEncoder(str(spec.folder), device="cpu", **kwargs)
     model.eval()
-    meta = {"source": str(folder), "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
+    meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
+    if family != "embedder":
+        meta["activation_fn"] = _activation_path(model.activation_fn)
     with eager_attention(getattr(model[0], "auto_model", None)):  # None: EmbeddingGraph refuses it clearly
-        return export_embedder(model, target, meta)
-
-
-def export_reranker_folder(folder: Path, target: Path, torch_kwargs: dict[str, Any]) -> Path:
-    """Load ``folder`` with the torch CrossEncoder and export it to ``target``."""
-    from sentencekit.reranker import CrossEncoder
-
-    model = CrossEncoder(str(folder), device="cpu", **_export_kwargs(torch_kwargs))
-    model.eval()
-    meta = {"source": str(folder), "activation_fn": _activation_path(model.activation_fn),
-            "fingerprint": model_fingerprint(model), **_tokenizer_meta(model[0])}
-    with eager_attention(getattr(model[0], "auto_model", None)):  # None: EmbeddingGraph refuses it clearly
-        return export_reranker(model, target, meta)
+        return export_embedder(model, target, meta) if family == "embedder" else export_reranker(model, target, meta)
 
 
 def _activation_path(fn: Any) -> str:

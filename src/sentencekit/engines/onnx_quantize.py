@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.runtime.session import make_session, read_metadata
-from sentencekit.runtime.tokenizer import FastTokenizer
+from sentencekit.engines.fast_tokenizer import FastTokenizer
+from sentencekit.engines.onnx_session import make_session, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
     """Quantize ``src`` to ``dst`` keeping the calibrated float32 units; returns the report."""
     import onnx
 
-    from sentencekit.runtime.export import set_metadata
+    from sentencekit.engines.onnx_export import set_metadata
 
     model = onnx.load(str(src))
     units = node_units(model.graph)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sentencekit.runtime.folder import find_export, find_transformer_onnx, folder_key, writable_export_dir
+from sentencekit.spec.export_cache import find_export, find_transformer_onnx, folder_key, writable_export_dir
 
 logger = logging.getLogger(__name__)
 

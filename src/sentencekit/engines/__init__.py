@@ -1,0 +1,63 @@
+"""The backends a model runs on, behind one small protocol (:mod:`sentencekit.engines.protocol`).
+
+``BACKENDS`` is the one registry the library, the CLI, the server, pool workers and ``embed-corpus`` use:
+a backend name -> the function that builds its engine for a model family from a
+:class:`~sentencekit.spec.model_spec.ModelSpec`. A new backend is one engine module plus one line here.
+
+- ``torch``: the ``nn.Sequential`` of modules (training, GPUs, any module type);
+- ``onnx``: torch-free: ONNX Runtime for transformer pipelines, a NumPy table lookup for static models,
+  one engine per route for Router models.
+
+>>> sorted(BACKENDS)
+['onnx', 'torch']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sentencekit.engines.protocol import Engine, EngineOptions
+    from sentencekit.spec.model_spec import ModelSpec
+
+
+def _torch_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    from sentencekit.engines.torch_engine import TorchEngine
+
+    return TorchEngine.from_spec(spec, family, options)
+
+
+def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    if family == "embedder" and spec.router is not None:
+        from sentencekit.engines.router_engine import RouterEngine
+
+        return RouterEngine(spec, {route: _torch_free_engine(spec.route(route), family, options)
+                                   for route in spec.router.routes})
+    if family == "embedder" and spec.is_static:
+        from sentencekit.engines.static_engine import StaticEngine
+
+        return StaticEngine(spec, options)
+    from sentencekit.engines.onnx_engine import OnnxEngine
+
+    return OnnxEngine(spec, family, options)
+
+
+#: backend name -> engine builder ``(spec, family, options) -> Engine``
+BACKENDS = {
+    "torch": _torch_engine,
+    "onnx": _torch_free_engine,
+}
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose from {', '.join(BACKENDS)}.")
+    return backend
+
+
+def create_engine(backend: str, family: str, spec: ModelSpec, options: EngineOptions) -> Engine:
+    """The engine of ``backend`` for a model of ``family`` (``"embedder"`` or ``"reranker"``)."""
+    return BACKENDS[check_backend(backend)](spec, family, options)
+
+
+__all__ = ["BACKENDS", "create_engine", "check_backend"]

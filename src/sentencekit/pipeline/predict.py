@@ -1,0 +1,62 @@
+"""The one ``predict`` of every cross-encoder and engine: validate pairs -> tokenize once -> plan
+length-sorted batches -> engine (logits) -> restore order -> truncation report -> activation / softmax /
+convert. ``CrossEncoder.predict`` and ``rank`` (every backend), pool workers and the server's rerank
+routes come through :func:`predict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from sentencekit._warnings import external_stacklevel
+from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
+from sentencekit.pipeline.postprocess import concat, finish_scores, take
+
+_SCORES = frozenset({"scores"})
+
+
+def predict(
+    model: Any,
+    sentences: Any,
+    *,
+    batch_size: int = 32,
+    show_progress_bar: bool | None = None,
+    activation_fn: Callable[[Any], Any] | None = None,
+    apply_softmax: bool = False,
+    convert_to_numpy: bool = True,
+    convert_to_tensor: bool = False,
+    device: Any = None,
+    max_batch_tokens: int | None = None,
+) -> Any:
+    """Score ``(text_a, text_b)`` pairs with ``model`` (a ``CrossEncoder``); see ``CrossEncoder.predict``.
+    The truncation report lands in ``model.last_predict_info`` (and one ``TruncationWarning`` when pairs
+    were cut, pointing at the caller's line)."""
+    pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
+    if convert_to_tensor:
+        convert_to_numpy = False
+    engine = model.engine
+    engine.prepare(device, {})
+    tokenized = engine.tokenize([tuple(p) for p in pairs])
+    parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                                    show_progress_bar=show_progress_bar, outputs=_SCORES)
+    model._set_info(report_truncation(len(pairs), np.flatnonzero(tokenized.truncated).tolist() + cut,
+                                      engine.max_seq_length, model._info_attribute, external_stacklevel() + 1))
+    num_labels = model.num_labels
+    if not parts:
+        empty = np.zeros((0,) if num_labels == 1 else (0, num_labels), dtype=np.float32)
+        if convert_to_tensor:
+            import torch
+
+            return torch.from_numpy(empty)
+        return empty if convert_to_numpy else []
+    logits = take(concat(parts["scores"]), restore_order(order))
+    activation = activation_fn if activation_fn is not None else model.activation_fn
+    result = finish_scores(logits, activation=activation, num_labels=num_labels, apply_softmax=apply_softmax,
+                           convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor)
+    return result[0] if single else result
+
+
+__all__ = ["predict"]

@@ -1,0 +1,362 @@
+"""One validated description of a model folder, read once and without torch.
+
+Every consumer reads a folder through :func:`read_spec`: the torch engine (which modules to build), the
+ONNX Runtime and NumPy engines (what the pipeline after the transformer is), the index fingerprint, the
+CLI and the server. The folder layouts it understands:
+
+- a sentence-transformers folder (``modules.json`` + per-module configs + ``config_sentence_transformers.json``),
+  v5 and v6 type strings alike, for embedders and (v6) cross-encoders;
+- a model2vec folder (a static token table);
+- a plain Hugging Face transformer folder (``config.json``): an embedder gets mean pooling, a cross-encoder
+  is the v5 layout.
+
+>>> spec = read_spec("my-model")                                    # doctest: +SKIP
+>>> spec.module_kinds, spec.pooling_modes, spec.normalize
+(['Transformer', 'Pooling', 'Normalize'], ('mean',), True)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sentencekit.files import ModelFormatError, read_json, read_json_if_exists
+from sentencekit.model2vec import is_model2vec_folder, model2vec_normalizes
+
+MODULES_FILE = "modules.json"
+MODEL_CONFIG_FILE = "config_sentence_transformers.json"
+ROUTER_CONFIG_FILE = "router_config.json"
+#: the Transformer module's config, by the names sentence-transformers has written over the years
+TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_config.json",
+                            "sentence_distilbert_config.json", "sentence_xlm-roberta_config.json")
+#: what a Dense config without ``activation_function`` means (sentence-transformers' default: Tanh)
+DEFAULT_DENSE_ACTIVATION = "torch.nn.modules.activation.Tanh"
+#: module kinds that have no folder of their own to read (``Normalize`` may be saved without one)
+_FOLDERLESS = {"Normalize"}
+
+_POOL_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+              "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+              "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
+POOLING_ORDER = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
+_POOL_ALIASES = {"cls_token": "cls", "max_tokens": "max", "mean_tokens": "mean", "last_token": "lasttoken",
+                 "weighted_mean": "weightedmean", "mean_sqrt_len": "mean_sqrt_len_tokens"}
+
+
+def module_kind(type_str: str) -> str | None:
+    """The class name a ``modules.json`` type string names, for sentence-transformers' and sentencekit's
+    own strings of every generation (v5 ``sentence_transformers.models.Pooling``, v6 ``sentence_transformers.
+    sentence_transformer.modules.pooling.Pooling``); ``None`` for custom code (any other package).
+
+    >>> module_kind("sentence_transformers.models.Pooling"), module_kind("my_pkg.layers.Fancy")
+    ('Pooling', None)
+    """
+    parts = str(type_str).split(".")
+    return parts[-1] if parts[0] in ("sentence_transformers", "sentencekit") else None
+
+
+def parse_pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
+    """Pooling modes of a Pooling config, in the order the outputs are concatenated (``pooling_mode``
+    strings or lists, or the ``pooling_mode_*`` booleans); mean when none is set."""
+    if config.get("pooling_mode") is not None:
+        raw = config["pooling_mode"]
+        modes = {_POOL_ALIASES.get(m, m) for m in ([raw] if isinstance(raw, str) else raw)}
+    else:
+        modes = {mode for key, mode in _POOL_KEYS.items() if config.get(key)}
+    return tuple(m for m in POOLING_ORDER if m in modes) or ("mean",)
+
+
+def read_transformer_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The Transformer module's own config in ``path`` (``sentence_bert_config.json`` or a sibling name);
+    ``{}`` when there is none."""
+    for name in TRANSFORMER_CONFIG_FILES:
+        file = Path(path) / name
+        if file.is_file():
+            config = read_json(file, what="Transformer config")
+            if not isinstance(config, dict):
+                raise ModelFormatError(f"{file}: expected a JSON object.")
+            return config
+    return {}
+
+
+def default_max_length(path: str | os.PathLike) -> int | None:
+    """The length limit a transformer folder gets when no ``max_seq_length`` is saved: the smaller of its
+    position embeddings and its tokenizer's ``model_max_length`` (as sentence-transformers does)."""
+    config = read_json_if_exists(Path(path) / "config.json") or {}
+    tconf = read_json_if_exists(Path(path) / "tokenizer_config.json") or {}
+    limits = [config.get("max_position_embeddings"), tconf.get("model_max_length")]
+    limits = [int(x) for x in limits if isinstance(x, (int, float)) and 0 < x < 1_000_000]
+    return min(limits) if limits else None
+
+
+@dataclass(frozen=True)
+class ModuleEntry:
+    """One module of the pipeline: its ``modules.json`` entry, resolved.
+
+    ``kind`` is the class name for sentence-transformers' own module types (``Transformer``, ``Pooling``,
+    ...) and ``None`` for custom code; ``path`` is absolute; ``config`` is the module's own JSON config
+    where the spec needs it (Transformer, Pooling, Dense), else ``{}``.
+    """
+
+    index: int
+    name: str
+    type: str
+    kind: str | None
+    path: Path
+    kwargs: tuple[str, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """A ``Dense`` module as the torch-free engines apply it."""
+
+    path: Path
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """A ``Router`` (``Asym``) module: the modules of each route (by route name) and its parameters."""
+
+    index: int
+    path: Path
+    routes: dict[str, tuple[ModuleEntry, ...]]
+    default_route: str | None
+    allow_empty_key: bool
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model folder as every part of sentencekit sees it (see the module docstring).
+
+    ``layout`` is ``"sentence-transformers"``, ``"model2vec"`` or ``"transformers"`` (a plain Hugging Face
+    folder); ``model_type`` is what ``config_sentence_transformers.json`` says (``SentenceTransformer`` or
+    ``CrossEncoder``); ``model_config`` is that file's content (prompts, similarity function...).
+    """
+
+    folder: Path
+    layout: str
+    model_type: str
+    modules: tuple[ModuleEntry, ...]
+    model_config: dict[str, Any] = field(default_factory=dict)
+    router: RouterSpec | None = None
+    route_name: str | None = None
+
+    # -- what the pipeline is ----------------------------------------------------------------------------
+    @property
+    def module_kinds(self) -> list[str]:
+        """The pipeline's module class names (custom code shows its type string)."""
+        return [e.kind or e.type for e in self.modules]
+
+    def first(self, kind: str) -> ModuleEntry | None:
+        return next((e for e in self.modules if e.kind == kind), None)
+
+    @property
+    def is_static(self) -> bool:
+        """A static-embedding model (a token table averaged per text: model2vec or ``StaticEmbedding``)."""
+        return self.layout == "model2vec" or (bool(self.modules) and self.modules[0].kind == "StaticEmbedding")
+
+    @property
+    def transformer_folder(self) -> Path:
+        """The folder of the Hugging Face transformer (its ``config.json`` and tokenizer files)."""
+        entry = self.first("Transformer")
+        return entry.path if entry is not None else self.folder
+
+    @property
+    def transformer_config(self) -> dict[str, Any]:
+        entry = self.first("Transformer")
+        return entry.config if entry is not None else read_transformer_config(self.folder)
+
+    @property
+    def max_seq_length(self) -> int | None:
+        """The saved length limit, else the transformer's default (see :func:`default_max_length`)."""
+        config = self.transformer_config
+        saved = config.get("max_seq_length")
+        processing = config.get("processing_kwargs") or {}
+        if saved is None and isinstance(processing.get("text"), dict):
+            saved = processing["text"].get("max_length")
+        return int(saved) if saved else default_max_length(self.transformer_folder)
+
+    @property
+    def do_lower_case(self) -> bool:
+        return bool(self.transformer_config.get("do_lower_case", False))
+
+    @property
+    def pooling(self) -> dict[str, Any]:
+        entry = self.first("Pooling")
+        return entry.config if entry is not None else {"pooling_mode_mean_tokens": True}
+
+    @property
+    def pooling_modes(self) -> tuple[str, ...]:
+        return parse_pooling_modes(self.pooling)
+
+    @property
+    def include_prompt(self) -> bool:
+        """Whether prompt tokens count in pooling (``Pooling(include_prompt=False)`` leaves them out)."""
+        return bool(self.pooling.get("include_prompt", True))
+
+    @property
+    def word_dim(self) -> int | None:
+        dim = self.pooling.get("word_embedding_dimension", self.pooling.get("embedding_dimension"))
+        return int(dim) if dim else None
+
+    @property
+    def dense(self) -> list[DenseSpec]:
+        out = []
+        for e in self.modules:
+            if e.kind == "Dense":
+                c = e.config
+                out.append(DenseSpec(e.path, int(c["in_features"]), int(c["out_features"]), bool(c.get("bias", True)),
+                                     str(c.get("activation_function") or DEFAULT_DENSE_ACTIVATION), c))
+        return out
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the pipeline ends in ``Normalize`` (model2vec: its config's ``normalize``)."""
+        if self.layout == "model2vec":
+            return model2vec_normalizes(self.folder)
+        return any(e.kind == "Normalize" for e in self.modules)
+
+    @property
+    def runs_without_torch(self) -> bool:
+        """Whether the whole pipeline is Transformer -> Pooling -> Dense -> Normalize (one ONNX graph, or a
+        transformer graph followed by NumPy steps)."""
+        kinds = [e.kind for e in self.modules]
+        return bool(kinds) and kinds[0] == "Transformer" and all(k in ("Pooling", "Dense", "Normalize")
+                                                                 for k in kinds[1:])
+
+    # -- model-level settings ------------------------------------------------------------------------------
+    @property
+    def prompts(self) -> dict[str, str]:
+        return dict(self.model_config.get("prompts") or {})
+
+    @property
+    def default_prompt_name(self) -> str | None:
+        return self.model_config.get("default_prompt_name")
+
+    @property
+    def similarity_fn_name(self) -> str | None:
+        return self.model_config.get("similarity_fn_name")
+
+    @property
+    def truncate_dim(self) -> int | None:
+        return self.model_config.get("truncate_dim")
+
+    @property
+    def hf_config(self) -> dict[str, Any]:
+        """The transformer's ``config.json`` (``{}`` when there is none)."""
+        config = read_json_if_exists(self.transformer_folder / "config.json") or {}
+        return config if isinstance(config, dict) else {}
+
+    # -- routes ---------------------------------------------------------------------------------------------
+    def route(self, name: str) -> ModelSpec:
+        """The spec of one route of a Router model: the route's modules, then the modules after the Router
+        (no folder is written: every entry keeps its absolute path)."""
+        if self.router is None:
+            raise ValueError(f"{self.folder} has no Router module.")
+        if name not in self.router.routes:
+            raise ValueError(f"Unknown route {name!r}; this model's routes are {', '.join(self.router.routes)}.")
+        after = self.modules[self.router.index + 1:]
+        chain = [*self.router.routes[name], *after]
+        entries = tuple(replace(e, index=i, name=str(i)) for i, e in enumerate(chain))
+        return replace(self, modules=entries, router=None, route_name=name)
+
+
+# -- reading ------------------------------------------------------------------------------------------------
+def _module_config(kind: str | None, path: Path) -> dict[str, Any]:
+    if kind == "Transformer":
+        return read_transformer_config(path)
+    if kind in ("Pooling", "Dense"):
+        config = read_json(path / "config.json", what=f"{kind} config")
+        if not isinstance(config, dict):
+            raise ModelFormatError(f"{path / 'config.json'}: expected a JSON object.")
+        return config
+    return {}
+
+
+def _entry(index: int, raw: dict[str, Any], folder: Path, where: Path) -> ModuleEntry:
+    missing = [k for k in ("path", "type") if k not in raw]
+    if missing:
+        raise ModelFormatError(f"{where}: entry {index} lacks {', '.join(missing)}.")
+    kind = module_kind(raw["type"])
+    path = (folder / str(raw["path"])).resolve()
+    if kind not in _FOLDERLESS and not path.is_dir():
+        raise ModelFormatError(f"{where} lists module {raw['type']!r} at {path}, which does not exist.")
+    return ModuleEntry(index, str(raw.get("name", index)), str(raw["type"]), kind, path,
+                       tuple(raw.get("kwargs") or ()), _module_config(kind, path) if path.is_dir() else {})
+
+
+def read_modules_json(folder: Path) -> list[dict[str, Any]]:
+    """The raw entries of ``modules.json``, checked to be a list of objects."""
+    where = folder / MODULES_FILE
+    entries = read_json(where, what="modules")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ModelFormatError(f"{where}: expected a JSON list of module entries.")
+    return entries
+
+
+def _read_router(entry: ModuleEntry) -> RouterSpec:
+    config_file = entry.path / ROUTER_CONFIG_FILE
+    if not config_file.is_file():
+        config_file = entry.path / "config.json"  # legacy Asym
+    config = read_json(config_file, what="Router config")
+    try:
+        types, structure = config["types"], config["structure"]
+    except (KeyError, TypeError):
+        raise ModelFormatError(f"{config_file}: a Router config needs 'types' and 'structure'.") from None
+    routes = {}
+    for route, module_ids in structure.items():
+        chain = []
+        for i, module_id in enumerate(module_ids):
+            if module_id not in types:
+                raise ModelFormatError(f"{config_file}: module {module_id!r} has no type entry.")
+            chain.append(_entry(i, {"path": module_id, "type": types[module_id], "name": module_id},
+                                entry.path, config_file))
+        routes[route] = tuple(chain)
+    params = config.get("parameters") or {}
+    return RouterSpec(entry.index, entry.path, routes, params.get("default_route"),
+                      bool(params.get("allow_empty_key", True)))
+
+
+def read_model_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """``config_sentence_transformers.json`` of ``folder`` (``{}`` when absent)."""
+    file = Path(folder) / MODEL_CONFIG_FILE
+    config = read_json_if_exists(file, what="model")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ModelFormatError(f"{file}: expected a JSON object.")
+    return config
+
+
+def read_spec(folder: str | os.PathLike) -> ModelSpec:
+    """Read and check a model folder (see the module docstring). Raises
+    :class:`~sentencekit.files.ModelFormatError` naming the file for a folder that is no model, a
+    malformed ``modules.json`` or a module folder that is missing."""
+    folder = Path(folder).resolve()
+    model_config = read_model_config(folder)
+    model_type = str(model_config.get("model_type") or "SentenceTransformer")
+    if (folder / MODULES_FILE).is_file():
+        where = folder / MODULES_FILE
+        entries = tuple(_entry(i, raw, folder, where) for i, raw in enumerate(read_modules_json(folder)))
+        router = next((_read_router(e) for e in entries if e.kind in ("Router", "Asym")), None)
+        return ModelSpec(folder, "sentence-transformers", model_type, entries, model_config, router)
+    if is_model2vec_folder(folder):
+        return ModelSpec(folder, "model2vec", "SentenceTransformer", (), model_config)
+    if not (folder / "config.json").is_file():
+        raise ModelFormatError(f"{folder} is not a model folder: it has no {MODULES_FILE} (sentence-transformers) "
+                               "and no config.json (Hugging Face transformer).")
+    transformer = ModuleEntry(0, "0", "sentence_transformers.models.Transformer", "Transformer", folder,
+                              config=read_transformer_config(folder))
+    return ModelSpec(folder, "transformers", model_type, (transformer,), model_config)
+
+
+__all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "read_model_config",
+           "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
+           "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION"]

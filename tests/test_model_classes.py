@@ -1,0 +1,160 @@
+"""The model classes are ordinary classes on every backend: what a user sees of ``type``, subclasses,
+signatures and pickling, and that every text is tokenized once per call."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from sentencekit import CrossEncoder, SentenceTransformer
+
+TEXTS = ["How do I get a refund?", "Refunds are paid within five days of the return.", "hello", "a b c d e f"]
+PAIRS = [("refund?", "Refunds take five days."), ("refund?", "The weather is mild."), ("a", "b c d")]
+BACKENDS = ["torch", pytest.param("onnx", marks=pytest.mark.skipif(
+    __import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime"))]
+
+
+@pytest.fixture()
+def st_folder(tiny_st_dir, tmp_path):
+    shutil.copytree(tiny_st_dir, tmp_path / "st")
+    return tmp_path / "st"
+
+
+@pytest.fixture()
+def ce_folder(tiny_ce_dir, tmp_path):
+    shutil.copytree(tiny_ce_dir, tmp_path / "ce")
+    return tmp_path / "ce"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_type_is_the_class_on_every_backend(st_folder, ce_folder, backend):
+    model = SentenceTransformer(str(st_folder), backend=backend)
+    assert type(model) is SentenceTransformer and model.backend == backend
+    reranker = CrossEncoder(str(ce_folder), backend=backend)
+    assert type(reranker) is CrossEncoder and reranker.backend == backend
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_subclasses_keep_their_methods_on_every_backend(st_folder, ce_folder, backend):
+    class MyModel(SentenceTransformer):
+        def encode(self, sentences, **kwargs):  # a user's override, wrapping the real encode
+            return super().encode(sentences, **kwargs) * 2
+
+        def domain(self) -> str:
+            return "support"
+
+    class MyReranker(CrossEncoder):
+        def predict(self, sentences, **kwargs):
+            return super().predict(sentences, **kwargs) + 1
+
+    model = MyModel(str(st_folder), backend=backend)
+    plain = SentenceTransformer(str(st_folder), backend=backend)
+    assert type(model) is MyModel and model.domain() == "support"
+    np.testing.assert_allclose(model.encode(TEXTS), 2 * plain.encode(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(model.encode_query(TEXTS), 2 * plain.encode_query(TEXTS), atol=1e-6)  # goes through it
+    reranker = MyReranker(str(ce_folder), backend=backend)
+    plain_scores = CrossEncoder(str(ce_folder), backend=backend).predict(PAIRS)
+    np.testing.assert_allclose(reranker.predict(PAIRS), plain_scores + 1, atol=1e-6)
+
+
+def test_signatures_show_the_real_parameters():
+    params = inspect.signature(SentenceTransformer).parameters
+    assert list(params)[:4] == ["model_name_or_path", "modules", "device", "prompts"]
+    assert {"truncate_dim", "model_kwargs", "backend", "compute_dtype"} <= set(params)
+    assert not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values())
+    ce = inspect.signature(CrossEncoder).parameters
+    assert list(ce)[:4] == ["model_name_or_path", "num_labels", "max_length", "activation_fn"] and "backend" in ce
+    encode = inspect.signature(SentenceTransformer.encode).parameters
+    assert list(encode)[1:5] == ["sentences", "prompt_name", "prompt", "batch_size"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_models_pickle_with_their_settings(st_folder, ce_folder, backend):
+    model = SentenceTransformer(str(st_folder), backend=backend, prompts={"query": "query: "})
+    model.max_seq_length = 16
+    copy = pickle.loads(pickle.dumps(model))
+    assert type(copy) is SentenceTransformer and copy.prompts["query"] == "query: " and copy.max_seq_length == 16
+    np.testing.assert_allclose(copy.encode_query(TEXTS), model.encode_query(TEXTS), atol=1e-6)
+    assert copy.fingerprint() == model.fingerprint()
+    reranker = CrossEncoder(str(ce_folder), backend=backend)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(reranker)).predict(PAIRS), reranker.predict(PAIRS), atol=1e-6)
+
+
+class _Counting:
+    """Wraps a tokenizer and counts the texts it is asked to tokenize (everything else passes through)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.texts = 0
+
+    def _count(self, args):
+        first = args[0]
+        self.texts += 1 if isinstance(first, str) else len(first)
+
+    def __call__(self, *args, **kwargs):
+        self._count(args)
+        return self._inner(*args, **kwargs)
+
+    def encode(self, items, *args, **kwargs):
+        self._count((items,))
+        return self._inner.encode(items, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_every_text_is_tokenized_once_per_call_on_torch(st_folder):
+    model = SentenceTransformer(str(st_folder))
+    counting = _Counting(model[0].tokenizer)
+    model[0].tokenizer = counting
+    model.encode(TEXTS * 10, batch_size=4)
+    assert counting.texts == len(TEXTS) * 10
+    counting.texts = 0
+    model.encode(TEXTS, prompt="query: ", batch_size=2)
+    assert counting.texts == len(TEXTS)
+
+
+def test_every_pair_is_tokenized_once_per_call_on_torch(ce_folder):
+    reranker = CrossEncoder(str(ce_folder))
+    counting = _Counting(reranker[0].tokenizer)
+    reranker[0].tokenizer = counting
+    reranker.predict(PAIRS * 5, batch_size=2)
+    assert counting.texts == len(PAIRS) * 5
+
+
+def test_every_text_is_tokenized_once_per_call_on_onnx(st_folder, ce_folder):
+    pytest.importorskip("onnxruntime")
+    model = SentenceTransformer(str(st_folder), backend="onnx")
+    counting = _Counting(model.engine.tokenizer)
+    model.engine._tokenizer = counting
+    model.encode(TEXTS * 10, batch_size=4)
+    assert counting.texts == len(TEXTS) * 10
+    reranker = CrossEncoder(str(ce_folder), backend="onnx")
+    counting = _Counting(reranker.engine.tokenizer)
+    reranker.engine._tokenizer = counting
+    reranker.predict(PAIRS * 5, batch_size=2)
+    assert counting.texts == len(PAIRS) * 5
+
+
+def test_torch_modules_are_reachable_and_refused_clearly_elsewhere(st_folder):
+    model = SentenceTransformer(str(st_folder))
+    assert len(model) == len(list(model)) == 3 and type(model[0]).__name__ == "Transformer"
+    features = model.tokenize(["hello world"])
+    features.pop("truncated")
+    assert model(features)["sentence_embedding"].shape == (1, 32)
+    assert sum(p.numel() for p in model.parameters()) > 0 and model.to("cpu") is model
+    pytest.importorskip("onnxruntime")
+    onnx = SentenceTransformer(str(st_folder), backend="onnx")
+    with pytest.raises(TypeError, match="backend='torch' to train"):
+        onnx[0]
+    with pytest.raises(TypeError, match="backend='torch'"):
+        onnx.save(str(st_folder) + "-copy")
+
+
+def test_unknown_backend_names_the_choices(st_folder):
+    with pytest.raises(ValueError, match="Unknown backend 'tensorrt'; choose from torch, onnx"):
+        SentenceTransformer(str(st_folder), backend="tensorrt")
