@@ -11,13 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 from sentencekit.serve.batcher import BatcherClosed, DynamicBatcher
 from sentencekit.serve.config import OPTIONS, ServeConfig, add_serve_arguments
-from sentencekit.serve.errors import ApiError, error_body, validation_message
+from sentencekit.serve.errors import ApiError, validation_message
 from sentencekit.serve.metrics import Registry, ServerMetrics
 
 
@@ -216,15 +217,101 @@ def test_prometheus_text_format():
     assert 'lat_seconds_count{route="/a"} 2' in lines and "depth 3" in lines
 
 
+# -- route families, error shapes, prompts ---------------------------------------------------------------
+#: every route of the server, by hand (not read from the code under test), with its OpenAPI tag; None: a
+#: routed alias kept out of the docs
+ROUTES = {
+    ("POST", "/v1/embeddings"): "OpenAI", ("POST", "/embeddings"): None, ("GET", "/v1/models"): "OpenAI",
+    ("POST", "/embed"): "TEI", ("POST", "/similarity"): "TEI", ("POST", "/tokenize"): "TEI",
+    ("POST", "/decode"): "TEI", ("POST", "/rerank"): "TEI",
+    ("POST", "/v1/rerank"): "Cohere / Jina", ("POST", "/v2/rerank"): None,
+    ("GET", "/health"): "status", ("GET", "/info"): "status", ("GET", "/metrics"): "status",
+}
+
+
+def stub_models(prompts=None, default_prompt_name=None):
+    """Served models that are never run: enough to build the app and resolve prompts."""
+    from types import SimpleNamespace
+
+    from sentencekit.serve.models import ServedModel, ServedModels
+
+    model = SimpleNamespace(prompts=prompts or {}, default_prompt_name=default_prompt_name)
+    return ServedModels(ServedModel(model, "stub", "stub", "torch", None, "embedder"), None)
+
+
+def stub_app():
+    pytest.importorskip("fastapi")
+    from sentencekit.serve.app import create_app
+
+    return create_app(stub_models(), ServeConfig())
+
+
+def api_routes(app):
+    """The app's API routes, one per mounted route. FastAPI before 0.16x copies an included router's
+    routes into ``app.routes``; later versions keep the router whole there (``original_router``)."""
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        included = getattr(route, "original_router", None)
+        yield from (r for r in (included.routes if included is not None else [route]) if isinstance(r, APIRoute))
+
+
+def test_every_route_family_is_mounted_once_and_documented():
+    from sentencekit.serve.routes import FAMILIES
+
+    app = stub_app()
+    routed = [(method, r.path) for r in api_routes(app) for method in r.methods]
+    assert sorted(routed) == sorted(ROUTES)  # each route once: none lost, none mounted twice
+    assert len({f.tag for f in FAMILIES}) == len(FAMILIES) == len(set(FAMILIES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a route mounted twice: FastAPI warns "Duplicate Operation ID"
+        schema = app.openapi()["paths"]
+    documented = {(method.upper(), path): op["tags"] for path, ops in schema.items() for method, op in ops.items()}
+    assert documented == {route: [tag] for route, tag in ROUTES.items() if tag is not None}
+    errors = {path: {response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+                     for op in ops.values() for status, response in op["responses"].items() if status[0] == "4"}
+              for path, ops in schema.items()}
+    assert errors["/v1/embeddings"] == errors["/v1/rerank"] == {"ErrorOpenAI"}  # each family documents its own
+    assert errors["/embed"] == errors["/rerank"] == {"ErrorTEI"}
+
+
 def test_error_shapes_per_route_family():
+    from fastapi.routing import APIRoute
+
+    from sentencekit.serve.routes import FAMILIES
+
+    app = stub_app()
+    errors = app.state.errors
     err = ApiError(429, "busy", "Overloaded", headers={"Retry-After": "1"})
-    assert error_body("/embed", err) == {"error": "busy", "error_type": "Overloaded"}
-    body = error_body("/v1/embeddings", err)["error"]
-    assert body["message"] == "busy" and body["type"] == "rate_limit_error" and set(body) == {"message", "type",
-                                                                                               "param", "code"}
-    assert error_body("/v1/rerank", err)["error"]["message"] == "busy"
+    tei = {"error": "busy", "error_type": "Overloaded"}
+    assert errors.body("/embed", err) == errors.body("/health", err) == errors.body("/nope", err) == tei
+    for path in ("/v1/embeddings", "/embeddings", "/v1/rerank", "/v2/rerank", "/v1/nope"):
+        body = errors.body(path, err)["error"]
+        assert body == {"message": "busy", "type": "rate_limit_error", "param": None, "code": "overloaded"}, path
+    response = errors.response("/v1/embeddings", err)
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    # every route answers in the shape of the family that routes it
+    for family in FAMILIES:
+        for route in family.router(app.state.service).routes:
+            assert isinstance(route, APIRoute) and errors.family(route.path) is family, route.path
     message, param = validation_message([{"type": "missing", "loc": ("body", "query"), "msg": "Field required"}])
     assert (message, param) == ("`query` is required", "query")
+
+
+def test_two_families_on_one_path_are_refused():
+    pytest.importorskip("fastapi")
+    from fastapi import APIRouter
+
+    from sentencekit.serve.routes import FALLBACK, ErrorShapes, RouteFamily
+
+    def router(service):
+        r = APIRouter()
+        r.add_api_route("/same", lambda: None)
+        return r
+
+    a, b = (RouteFamily(tag, router, lambda e: {}) for tag in "ab")
+    with pytest.raises(ValueError, match="/same is routed by both 'a' and 'b'"):
+        ErrorShapes([(a, router(None)), (b, router(None))], FALLBACK)
 
 
 # -- token counting on both backends --------------------------------------------------------------------
