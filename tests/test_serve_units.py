@@ -314,6 +314,20 @@ def test_two_families_on_one_path_are_refused():
         ErrorShapes([(a, router(None)), (b, router(None))], FALLBACK)
 
 
+def test_prompts_are_the_models_own():
+    from sentencekit.serve.service import Service
+
+    prompts = {"query": "query: ", "document": "", "passage": "passage: "}
+    service = Service(stub_models(prompts), ServeConfig(), ServerMetrics())
+    assert service.prompt("query") == "query: " and service.prompt("document") == "" and service.prompt(None) == ""
+    with pytest.raises(ApiError) as exc:
+        service.prompt("nope")
+    assert exc.value.status == 422 and exc.value.param == "prompt_name"
+    assert "'query', 'passage'" in exc.value.message  # the prompts a client can use
+    default = Service(stub_models(prompts, default_prompt_name="passage"), ServeConfig(), ServerMetrics())
+    assert default.prompt(None) == "passage: " and default.prompt("query") == "query: "
+
+
 # -- token counting on both backends --------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
 def test_token_counter_matches_the_model_tokenizer(tiny_model):

@@ -162,13 +162,19 @@ class Service:
                                                "check_embedding_ctx_length=False))")
 
     def prompt(self, prompt_name: str | None) -> str:
-        """The prompt ``encode`` prepends for ``prompt_name``; 422 for an unknown name."""
+        """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``).
+
+        The model's own resolution decides (``sentencekit.prompts.resolve_prompt`` over the model's
+        ``prompts`` and ``default_prompt_name``): this is the server's only call into it, so it is the one
+        line to re-point when the models resolve prompts elsewhere. An unknown name answers 422.
+        """
         model = self.models.embedder.model
-        if prompt_name is not None and prompt_name not in model.prompts:
+        try:
+            return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
+        except ValueError:  # an unknown prompt_name; the library's message speaks to Python users, not clients
             known = ", ".join(repr(k) for k, v in model.prompts.items() if v) or "none"
             raise ApiError(422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({known}); "
-                                "leave it out or use one of those", "Validation", param="prompt_name")
-        return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
+                                "leave it out or use one of those", "Validation", param="prompt_name") from None
 
     def tokenize(self, inputs: str | list[str], *, prompt_name: str | None,
                  add_special_tokens: bool) -> list[tuple[str, Any]]:
