@@ -328,6 +328,28 @@ def test_prompts_are_the_models_own():
     assert default.prompt(None) == "passage: " and default.prompt("query") == "query: "
 
 
+def test_serving_leaves_the_process_warning_filters_alone(tiny_st_dir):
+    """Truncation is the server's to report (413, usage): the library's warning is quiet around the
+    server's own model calls only, never for the rest of the process."""
+    import warnings
+
+    from sentencekit.batching import TruncationWarning
+    from sentencekit.serve.models import load_models
+
+    long_text = "how do i get a refund " * 20  # > the tiny model's 48 tokens
+    before = list(warnings.filters)
+    served = load_models(ServeConfig(model=str(tiny_st_dir), backend="torch"))
+    assert warnings.filters == before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert served.embedder.run_embed("", [long_text], 1000).shape == (1, 32)
+        assert not [w for w in caught if issubclass(w.category, TruncationWarning)]
+        assert served.embedder.model.last_info.num_truncated == 1  # the model did cut it
+        served.embedder.model.encode([long_text])  # the user's own calls still warn
+        assert [w for w in caught if issubclass(w.category, TruncationWarning)]
+    assert warnings.filters == before
+
+
 # -- token counting on both backends --------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore::sentencekit.batching.TruncationWarning")
 def test_token_counter_matches_the_model_tokenizer(tiny_model):
