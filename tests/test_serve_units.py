@@ -11,13 +11,14 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 from sentencekit.serve.batcher import BatcherClosed, DynamicBatcher
 from sentencekit.serve.config import OPTIONS, ServeConfig, add_serve_arguments
-from sentencekit.serve.errors import ApiError, error_body, validation_message
+from sentencekit.serve.errors import ApiError, validation_message
 from sentencekit.serve.metrics import Registry, ServerMetrics
 
 
@@ -216,15 +217,137 @@ def test_prometheus_text_format():
     assert 'lat_seconds_count{route="/a"} 2' in lines and "depth 3" in lines
 
 
+# -- route families, error shapes, prompts ---------------------------------------------------------------
+#: every route of the server, by hand (not read from the code under test), with its OpenAPI tag; None: a
+#: routed alias kept out of the docs
+ROUTES = {
+    ("POST", "/v1/embeddings"): "OpenAI", ("POST", "/embeddings"): None, ("GET", "/v1/models"): "OpenAI",
+    ("POST", "/embed"): "TEI", ("POST", "/similarity"): "TEI", ("POST", "/tokenize"): "TEI",
+    ("POST", "/decode"): "TEI", ("POST", "/rerank"): "TEI",
+    ("POST", "/v1/rerank"): "Cohere / Jina", ("POST", "/v2/rerank"): None,
+    ("GET", "/health"): "status", ("GET", "/info"): "status", ("GET", "/metrics"): "status",
+}
+
+
+def stub_models(prompts=None, default_prompt_name=None):
+    """Served models that are never run: enough to build the app and resolve prompts."""
+    from types import SimpleNamespace
+
+    from sentencekit.serve.models import ServedModel, ServedModels
+
+    model = SimpleNamespace(prompts=prompts or {}, default_prompt_name=default_prompt_name)
+    return ServedModels(ServedModel(model, "stub", "stub", "torch", None, "embedder"), None)
+
+
+def stub_app():
+    pytest.importorskip("fastapi")
+    from sentencekit.serve.app import create_app
+
+    return create_app(stub_models(), ServeConfig())
+
+
+def api_routes(app):
+    """The app's API routes, one per mounted route. FastAPI before 0.16x copies an included router's
+    routes into ``app.routes``; later versions keep the router whole there (``original_router``)."""
+    from fastapi.routing import APIRoute
+
+    for route in app.routes:
+        included = getattr(route, "original_router", None)
+        yield from (r for r in (included.routes if included is not None else [route]) if isinstance(r, APIRoute))
+
+
+def test_every_route_family_is_mounted_once_and_documented():
+    from sentencekit.serve.routes import FAMILIES
+
+    app = stub_app()
+    routed = [(method, r.path) for r in api_routes(app) for method in r.methods]
+    assert sorted(routed) == sorted(ROUTES)  # each route once: none lost, none mounted twice
+    assert len({f.tag for f in FAMILIES}) == len(FAMILIES) == len(set(FAMILIES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a route mounted twice: FastAPI warns "Duplicate Operation ID"
+        schema = app.openapi()["paths"]
+    documented = {(method.upper(), path): op["tags"] for path, ops in schema.items() for method, op in ops.items()}
+    assert documented == {route: [tag] for route, tag in ROUTES.items() if tag is not None}
+    errors = {path: {response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+                     for op in ops.values() for status, response in op["responses"].items() if status[0] == "4"}
+              for path, ops in schema.items()}
+    assert errors["/v1/embeddings"] == errors["/v1/rerank"] == {"ErrorOpenAI"}  # each family documents its own
+    assert errors["/embed"] == errors["/rerank"] == {"ErrorTEI"}
+
+
 def test_error_shapes_per_route_family():
+    from fastapi.routing import APIRoute
+
+    from sentencekit.serve.routes import FAMILIES
+
+    app = stub_app()
+    errors = app.state.errors
     err = ApiError(429, "busy", "Overloaded", headers={"Retry-After": "1"})
-    assert error_body("/embed", err) == {"error": "busy", "error_type": "Overloaded"}
-    body = error_body("/v1/embeddings", err)["error"]
-    assert body["message"] == "busy" and body["type"] == "rate_limit_error" and set(body) == {"message", "type",
-                                                                                               "param", "code"}
-    assert error_body("/v1/rerank", err)["error"]["message"] == "busy"
+    tei = {"error": "busy", "error_type": "Overloaded"}
+    assert errors.body("/embed", err) == errors.body("/health", err) == errors.body("/nope", err) == tei
+    for path in ("/v1/embeddings", "/embeddings", "/v1/rerank", "/v2/rerank", "/v1/nope"):
+        body = errors.body(path, err)["error"]
+        assert body == {"message": "busy", "type": "rate_limit_error", "param": None, "code": "overloaded"}, path
+    response = errors.response("/v1/embeddings", err)
+    assert response.status_code == 429 and response.headers["retry-after"] == "1"
+    # every route answers in the shape of the family that routes it
+    for family in FAMILIES:
+        for route in family.router(app.state.service).routes:
+            assert isinstance(route, APIRoute) and errors.family(route.path) is family, route.path
     message, param = validation_message([{"type": "missing", "loc": ("body", "query"), "msg": "Field required"}])
     assert (message, param) == ("`query` is required", "query")
+
+
+def test_two_families_on_one_path_are_refused():
+    pytest.importorskip("fastapi")
+    from fastapi import APIRouter
+
+    from sentencekit.serve.routes import FALLBACK, ErrorShapes, RouteFamily
+
+    def router(service):
+        r = APIRouter()
+        r.add_api_route("/same", lambda: None)
+        return r
+
+    a, b = (RouteFamily(tag, router, lambda e: {}) for tag in "ab")
+    with pytest.raises(ValueError, match="/same is routed by both 'a' and 'b'"):
+        ErrorShapes([(a, router(None)), (b, router(None))], FALLBACK)
+
+
+def test_prompts_are_the_models_own():
+    from sentencekit.serve.service import Service
+
+    prompts = {"query": "query: ", "document": "", "passage": "passage: "}
+    service = Service(stub_models(prompts), ServeConfig(), ServerMetrics())
+    assert service.prompt("query") == "query: " and service.prompt("document") == "" and service.prompt(None) == ""
+    with pytest.raises(ApiError) as exc:
+        service.prompt("nope")
+    assert exc.value.status == 422 and exc.value.param == "prompt_name"
+    assert "'query', 'passage'" in exc.value.message  # the prompts a client can use
+    default = Service(stub_models(prompts, default_prompt_name="passage"), ServeConfig(), ServerMetrics())
+    assert default.prompt(None) == "passage: " and default.prompt("query") == "query: "
+
+
+def test_serving_leaves_the_process_warning_filters_alone(tiny_st_dir):
+    """Truncation is the server's to report (413, usage): the library's warning is quiet around the
+    server's own model calls only, never for the rest of the process."""
+    import warnings
+
+    from sentencekit.batching import TruncationWarning
+    from sentencekit.serve.models import load_models
+
+    long_text = "how do i get a refund " * 20  # > the tiny model's 48 tokens
+    before = list(warnings.filters)
+    served = load_models(ServeConfig(model=str(tiny_st_dir), backend="torch"))
+    assert warnings.filters == before
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert served.embedder.run_embed("", [long_text], 1000).shape == (1, 32)
+        assert not [w for w in caught if issubclass(w.category, TruncationWarning)]
+        assert served.embedder.model.last_info.num_truncated == 1  # the model did cut it
+        served.embedder.model.encode([long_text])  # the user's own calls still warn
+        assert [w for w in caught if issubclass(w.category, TruncationWarning)]
+    assert warnings.filters == before
 
 
 # -- token counting on both backends --------------------------------------------------------------------

@@ -1,33 +1,17 @@
-"""Errors and their JSON bodies. Each route family answers in the shape its clients parse:
+"""The server's error: :class:`ApiError` (a status, a readable message, TEI's kind of error), and one
+readable message for pydantic's validation errors.
 
-* OpenAI-style routes (``/v1/...`` and ``/embeddings``): ``{"error": {"message", "type", "param", "code"}}``,
-  as the OpenAI API does (the OpenAI SDK raises ``openai.APIStatusError`` subclasses from it);
-* every other route (TEI's ``/embed``, ``/rerank``, ...; ``/health``, ``/info``): TEI's
-  ``{"error": "...", "error_type": "Validation|Overloaded|Backend|Unauthorized|..."}``.
+Its JSON body is not decided here: each route family writes errors in the shape its clients parse (see
+``RouteFamily.error_body`` in :mod:`sentencekit.serve.routes.route_family`).
 
->>> error_body("/embed", ApiError(413, "too many inputs", "Validation"))
-{'error': 'too many inputs', 'error_type': 'Validation'}
->>> error_body("/v1/embeddings", ApiError(401, "bad key", "Unauthorized", code="invalid_api_key"))["error"]["code"]
-'invalid_api_key'
+>>> ApiError(413, "too many inputs", "Validation", param="input").status
+413
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-
-# TEI's error types; OpenAI's "type" for each.
-_OPENAI_TYPES = {
-    "Validation": "invalid_request_error",
-    "Empty": "invalid_request_error",
-    "Tokenizer": "invalid_request_error",
-    "Unauthorized": "invalid_request_error",
-    "NotFound": "invalid_request_error",
-    "Backend": "invalid_request_error",
-    "Overloaded": "rate_limit_error",
-    "Unhealthy": "server_error",
-    "Internal": "server_error",
-}
 
 
 class ApiError(Exception):
@@ -42,27 +26,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.message, self.error_type = status, message, error_type
         self.param, self.code, self.headers = param, code, headers or {}
-
-
-def is_openai_path(path: str) -> bool:
-    return path.startswith("/v1/") or path.startswith("/v2/") or path == "/embeddings"
-
-
-def error_body(path: str, error: ApiError) -> dict[str, Any]:
-    """The JSON body of ``error`` on the route ``path``."""
-    if is_openai_path(path):
-        kind = _OPENAI_TYPES.get(error.error_type, "invalid_request_error")
-        return {"error": {"message": error.message, "type": kind, "param": error.param,
-                          "code": error.code or error.error_type.lower()}}
-    return {"error": error.message, "error_type": error.error_type}
-
-
-def error_response(path: str, error: ApiError) -> Any:
-    """A Starlette response carrying ``error``."""
-    from starlette.responses import Response
-
-    return Response(json.dumps(error_body(path, error)), status_code=error.status, headers=error.headers,
-                    media_type="application/json")
 
 
 # Field-level hints for the fields whose type is a union (pydantic lists one error per member).

@@ -9,10 +9,13 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sentencekit.serve.errors import ApiError, error_response
+from sentencekit.serve.errors import ApiError
 from sentencekit.serve.metrics import ServerMetrics
+
+if TYPE_CHECKING:  # the middleware itself stays free of FastAPI
+    from sentencekit.serve.routes.route_family import ErrorShapes
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -43,9 +46,10 @@ def _presented_key(scope: Scope) -> str | None:
 class ServeMiddleware:
     """Metrics, API key and body limit (see the module docstring)."""
 
-    def __init__(self, app: Any, *, metrics: ServerMetrics, api_key: str | None, payload_limit: int,
-                 routes: Iterable[str]) -> None:
+    def __init__(self, app: Any, *, metrics: ServerMetrics, api_key: str | None, errors: ErrorShapes,
+                 payload_limit: int, routes: Iterable[str]) -> None:
         self.app, self.metrics, self.api_key, self.payload_limit = app, metrics, api_key, payload_limit
+        self.errors = errors  # these errors come before any route runs, in the shape of the path's family
         self.routes = frozenset(routes)  # metric labels: known routes only, so scanners cannot blow them up
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,7 +71,7 @@ class ServeMiddleware:
             if error is None and scope.get("method") in ("POST", "PUT", "PATCH"):
                 receive, error = await self._read_body(scope, receive)
             if error is not None:
-                await error_response(path, error)(scope, receive, send_wrapper)
+                await self.errors.response(path, error)(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:

@@ -70,17 +70,28 @@ class ServedModel:
             return {"batch_size": 32}
         return {"batch_size": max(1, n), "max_batch_tokens": max_batch_tokens}
 
+    def _call(self, method: str, items: list[Any], max_batch_tokens: int, **kwargs: Any) -> np.ndarray:
+        """``model.encode`` / ``model.predict`` of one batch (inference thread), as float32.
+
+        The server has already answered for truncation before the batch ran (413 with ``truncate=false``;
+        ``usage`` counts the tokens the model reads), so the library's per-call ``TruncationWarning``
+        would only repeat that into the log. It is ignored around this call alone: the filters are the
+        process's again as soon as the call returns, and ``encode`` calls anywhere else keep warning.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)
+            out = getattr(self.model, method)(items, show_progress_bar=False, convert_to_numpy=True, **kwargs,
+                                              **self._batch_kwargs(len(items), max_batch_tokens))
+        return np.asarray(out, dtype=np.float32)
+
     def run_embed(self, prompt: str, texts: list[str], max_batch_tokens: int) -> np.ndarray:
         """Embeddings ``[n, dim]`` (float32) of ``texts`` with ``prompt`` prepended (inference thread)."""
-        out = self.model.encode(texts, prompt=prompt, show_progress_bar=False, convert_to_numpy=True,
-                                **self._batch_kwargs(len(texts), max_batch_tokens))
-        return np.asarray(out, dtype=np.float32)
+        return self._call("encode", texts, max_batch_tokens, prompt=prompt)
 
     def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
         """Scores ``[n]`` of ``(query, document)`` pairs (inference thread)."""
-        out = self.model.predict(pairs, activation_fn=_identity if raw_scores else None, show_progress_bar=False,
-                                 convert_to_numpy=True, **self._batch_kwargs(len(pairs), max_batch_tokens))
-        return np.asarray(out, dtype=np.float32).reshape(len(pairs))
+        scores = self._call("predict", pairs, max_batch_tokens, activation_fn=_identity if raw_scores else None)
+        return scores.reshape(len(pairs))
 
 
 @dataclass
@@ -135,9 +146,6 @@ def load_models(config: ServeConfig) -> ServedModels:
     from sentencekit.families.embedder import SentenceTransformer
     from sentencekit.families.reranker import CrossEncoder
 
-    # Requests report truncation in their own way (usage counts, 413 with truncate=false); the library's
-    # per-call warning would only flood the log.
-    warnings.filterwarnings("ignore", category=TruncationWarning)
     common = {"device": config.device, "local_files_only": config.local_files_only,
               "num_threads": config.threads, "compute_dtype": config.compute_dtype}
     model, backend = _load(SentenceTransformer, config.model, config, common, "model")

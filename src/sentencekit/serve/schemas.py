@@ -174,6 +174,22 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+# -- errors (each family answers in its own shape) --------------------------------------------------
 class ErrorTEI(BaseModel):
+    """TEI's error body (TEI and status routes, and unknown paths)."""
+
     error: str
     error_type: str
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class ErrorOpenAI(BaseModel):
+    """OpenAI's error body (``/v1/...`` routes: OpenAI and Cohere / Jina)."""
+
+    error: ErrorDetail

@@ -1,12 +1,13 @@
-"""What the routes share, independent of any wire format: admission (429 past
-``--max-concurrent-requests``), request limits (413), token counting and the ``truncate=false`` check,
-token-id inputs, and submitting work to the batchers.
+"""The one service every route family is built over, independent of any wire format: admission (429
+past ``--max-concurrent-requests``), request limits (413), the model's prompt, token counting and the
+``truncate=false`` check, token-id inputs, submitting work to the batchers, and the per-request
+``dimensions`` / normalization step.
 
 Every check runs before a request is queued, so a bad request is answered on its own and never reaches
 a batch that other requests share.
 
 >>> service = Service(models, ServeConfig(), ServerMetrics())                 # doctest: +SKIP
->>> out = await service.embed(["hello"], prompt_name=None, truncate=True, param="input")  # doctest: +SKIP
+>>> out = await service.embed(["hello"], param="input")                         # doctest: +SKIP
 >>> out.values.shape, out.tokens                                               # doctest: +SKIP
 ((1, 384), 3)
 """
@@ -66,6 +67,7 @@ class Service:
 
     # -- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start the batchers (from the running event loop: the app's lifespan)."""
         self.embed_batcher.start()
         if self.rerank_batcher is not None:
             self.rerank_batcher.start()
@@ -95,6 +97,7 @@ class Service:
             self.metrics.in_flight.set(self.in_flight)
 
     def check_count(self, n: int, param: str) -> None:
+        """422 for no inputs, 413 for more than ``--max-client-batch-size``."""
         if n == 0:
             raise ApiError(422, f"`{param}` is empty; send at least one input", "Empty", param=param)
         limit = self.config.max_client_batch_size
@@ -103,23 +106,20 @@ class Service:
                            "Validation", param=param)
 
     def require_reranker(self) -> ServedModel:
+        """The reranker, or 424 on a server started without ``--reranker``."""
         if self.models.reranker is None or self.rerank_batcher is None:
             raise ApiError(424, "this server has no reranker; start it with --reranker NAME_OR_PATH "
                                 "(a cross-encoder) to use the rerank routes", "Backend", code="model_not_loaded")
         return self.models.reranker
 
     def check_dimensions(self, dimensions: int | None, param: str = "dimensions") -> None:
+        """422 unless ``dimensions`` is ``None`` or between 1 and the model's dimension."""
         if dimensions is None:
             return
         full = self.models.embedder.dimension
         if dimensions <= 0 or (full is not None and dimensions > full):
             raise ApiError(422, f"dimensions={dimensions} is not between 1 and the model's {full} dimensions",
                            "Validation", param=param)
-
-    @staticmethod
-    def direction(direction: str) -> str:
-        """``"right"`` or ``"left"`` (TEI's ``truncation_direction``; the schema admits only these)."""
-        return direction.lower()
 
     @staticmethod
     def _cut_left(model: ServedModel, texts: list[str], budget: int) -> list[str]:
@@ -129,6 +129,25 @@ class Service:
         return [model.tokens.keep_end(t, budget) for t in texts]
 
     # -- inputs ---------------------------------------------------------------------------------------
+    def token_ids(self, ids: Sequence[int] | Sequence[Sequence[int]], param: str, hint: str = "") -> list[list[int]]:
+        """One (``[int]``) or several (``[[int]]``) id sequences of the embedding model's tokenizer, as a
+        batch; 413 / 422 for too many sequences or an id outside the vocabulary (``hint`` ends that message)."""
+        batch = [list(ids)] if ids and isinstance(ids[0], int) else [list(x) for x in ids]
+        self.check_count(len(batch), param)
+        counter = self.models.embedder.tokens
+        for i, sequence in enumerate(batch):
+            bad = counter.check_ids(sequence)
+            if bad is not None:
+                raise ApiError(422, f"token id {bad} of {param}[{i}] is outside the model's vocabulary (0 to "
+                                    f"{counter.vocab_size - 1}); token ids must come from the served model's own "
+                                    f"tokenizer{hint}", "Tokenizer", param=param)
+        return batch
+
+    def decode(self, ids: Sequence[int] | Sequence[Sequence[int]], param: str, skip_special_tokens: bool = True,
+               hint: str = "") -> list[str]:
+        """Text of each id sequence (see :meth:`token_ids`) with the embedding model's tokenizer."""
+        return self.models.embedder.tokens.decode(self.token_ids(ids, param, hint), skip_special_tokens)
+
     def texts_from(self, inputs: Any, param: str) -> list[str]:
         """Texts of a string / list of strings / token-id array(s) input. Token ids are decoded with the
         served model's tokenizer (they must be ids of *that* tokenizer, as TEI requires)."""
@@ -138,25 +157,33 @@ class Service:
             self.check_count(0, param)
         if isinstance(inputs[0], str):
             return list(inputs)
-        batch = [inputs] if isinstance(inputs[0], int) else list(inputs)
-        self.check_count(len(batch), param)
-        counter = self.models.embedder.tokens
-        for i, ids in enumerate(batch):
-            bad = counter.check_ids(ids)
-            if bad is not None:
-                raise ApiError(422, f"token id {bad} of {param}[{i}] is outside the model's vocabulary (0 to "
-                                    f"{counter.vocab_size - 1}); token ids must come from the served model's own "
-                                    "tokenizer, or send text (LangChain: OpenAIEmbeddings(..., "
-                                    "check_embedding_ctx_length=False))", "Tokenizer", param=param)
-        return counter.decode(batch)
+        # Clients that tokenize for OpenAI (LangChain) send tiktoken ids: say how to make them send text.
+        return self.decode(inputs, param, hint=", or send text (LangChain: OpenAIEmbeddings(..., "
+                                               "check_embedding_ctx_length=False))")
 
-    def resolve_prompt(self, prompt_name: str | None) -> str:
+    def prompt(self, prompt_name: str | None) -> str:
+        """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``).
+
+        The model's own resolution decides (``sentencekit.prompts.resolve_prompt`` over the model's
+        ``prompts`` and ``default_prompt_name``): this is the server's only call into it, so it is the one
+        line to re-point when the models resolve prompts elsewhere. An unknown name answers 422.
+        """
         model = self.models.embedder.model
-        if prompt_name is not None and prompt_name not in model.prompts:
+        try:
+            return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
+        except ValueError:  # an unknown prompt_name; the library's message speaks to Python users, not clients
             known = ", ".join(repr(k) for k, v in model.prompts.items() if v) or "none"
             raise ApiError(422, f"prompt_name {prompt_name!r} is not one of the model's prompts ({known}); "
-                                "leave it out or use one of those", "Validation", param="prompt_name")
-        return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
+                                "leave it out or use one of those", "Validation", param="prompt_name") from None
+
+    def tokenize(self, inputs: str | list[str], *, prompt_name: str | None,
+                 add_special_tokens: bool) -> list[tuple[str, Any]]:
+        """``(text, tokenizers.Encoding)`` of each input with its prompt, untruncated (TEI's ``/tokenize``)."""
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        self.check_count(len(texts), "inputs")
+        prompt = self.prompt(prompt_name)
+        texts = [prompt + t for t in texts]
+        return list(zip(texts, self.models.embedder.tokens.encode(texts, add_special_tokens)))
 
     async def _lengths(self, model: ServedModel, items: Sequence[Any]) -> list[int]:
         chars = sum(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in items)
@@ -187,33 +214,45 @@ class Service:
                            "Backend") from None
 
     # -- work -----------------------------------------------------------------------------------------
-    async def embed(self, texts: list[str], *, prompt_name: str | None, truncate: bool, param: str,
-                    direction: str = "right") -> Outcome:
-        """Embeddings ``[n, dim]`` of ``texts`` as ``model.encode`` gives them (with the resolved prompt).
-        ``direction="left"`` keeps the end of texts over the limit instead of their start (the prompt stays)."""
+    async def embed(self, inputs: Any, *, param: str, prompt_name: str | None = None, truncate: bool | None = None,
+                    direction: str = "right", dimensions: int | None = None, normalize: bool = False) -> Outcome:
+        """Embeddings ``[n, dim]`` of ``inputs`` (see :meth:`texts_from`) as ``model.encode`` gives them with
+        the resolved prompt, then cut to ``dimensions`` and L2-normalized when asked (:func:`postprocess`).
+
+        ``truncate=None`` follows ``--auto-truncate``. ``direction="left"`` (any case, as TEI accepts)
+        keeps the end of texts over the limit instead of their start (the prompt stays).
+        """
+        self.check_dimensions(dimensions)
+        texts = self.texts_from(inputs, param)
         self.check_count(len(texts), param)
-        prompt = self.resolve_prompt(prompt_name)
+        prompt = self.prompt(prompt_name)
         model = self.models.embedder
+        truncate = self._truncate(truncate)
         used = await self._count(model, [prompt + t for t in texts] if prompt else texts, truncate, param)
-        if truncate and direction == "left" and model.max_length is not None:
+        if truncate and direction.lower() == "left" and model.max_length is not None:
             budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
             texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
         result = await self._submit(self.embed_batcher, prompt, texts, sum(used))
-        return Outcome(np.asarray(result.values), sum(used), result)
+        return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), sum(used), result)
 
-    async def rerank(self, query: str, documents: list[str], *, raw_scores: bool, truncate: bool,
-                     param: str, direction: str = "right") -> Outcome:
-        """Scores ``[n]`` of ``documents`` against ``query``. ``direction="left"`` keeps the end of documents
-        that do not fit beside the query."""
+    async def rerank(self, query: str, documents: list[str], *, param: str, raw_scores: bool = False,
+                     truncate: bool | None = None, direction: str = "right") -> Outcome:
+        """Scores ``[n]`` of ``documents`` against ``query``. ``truncate=None`` follows ``--auto-truncate``;
+        ``direction="left"`` keeps the end of documents that do not fit beside the query."""
         model = self.require_reranker()
         self.check_count(len(documents), param)
+        truncate = self._truncate(truncate)
         pairs = [(query, d) for d in documents]
         used = await self._count(model, pairs, truncate, param)
-        if truncate and direction == "left" and model.max_length is not None:
+        if truncate and direction.lower() == "left" and model.max_length is not None:
             budget = model.max_length - model.tokens.specials(pair=True) - model.tokens.count(query)
             pairs = [(query, d) for d in await asyncio.to_thread(self._cut_left, model, documents, budget)]
         result = await self._submit(self.rerank_batcher, raw_scores, pairs, sum(used))
         return Outcome(np.asarray(result.values), sum(used), result)
+
+    def _truncate(self, requested: bool | None) -> bool:
+        """The request's ``truncate``, or ``--auto-truncate`` when it sent none."""
+        return self.config.auto_truncate if requested is None else requested
 
 
 def postprocess(embeddings: np.ndarray, dimensions: int | None, normalize: bool) -> np.ndarray:
