@@ -333,7 +333,7 @@ def test_serving_leaves_the_process_warning_filters_alone(tiny_st_dir):
     server's own model calls only, never for the rest of the process."""
     import warnings
 
-    from sentencekit.batching import TruncationWarning
+    from sentencekit.pipeline.batching import TruncationWarning
     from sentencekit.serve.models import load_models
 
     long_text = "how do i get a refund " * 20  # > the tiny model's 48 tokens

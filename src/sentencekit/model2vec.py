@@ -1,5 +1,5 @@
 """model2vec folders, read the same way by the torch ``StaticEmbedding`` module and the torch-free static
-path (``sentencekit.runtime.static``). Nothing here imports torch.
+path (``sentencekit.engines.static_engine``). Nothing here imports torch.
 
 >>> is_model2vec_folder("path/to/potion-base-8M")   # doctest: +SKIP
 True

@@ -188,6 +188,10 @@ class OnnxEngine(Engine):
         return self._tokenizer
 
     @property
+    def do_lower_case(self) -> bool:
+        return self._tokenizer.do_lower_case
+
+    @property
     def num_threads(self) -> int:
         """Intra-op threads of the session; setting it rebuilds the session."""
         return int(self._session.get_session_options().intra_op_num_threads)

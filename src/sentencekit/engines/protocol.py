@@ -173,6 +173,11 @@ class Engine:
         return None
 
     @property
+    def do_lower_case(self) -> bool:
+        """Whether inputs are lower-cased before the tokenizer (a saved Transformer setting)."""
+        return False
+
+    @property
     def device(self) -> Any:
         return "cpu"
 

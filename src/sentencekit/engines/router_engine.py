@@ -85,6 +85,10 @@ class RouterEngine(Engine):
         return self._default().tokenizer
 
     @property
+    def do_lower_case(self) -> bool:
+        return self._default().do_lower_case
+
+    @property
     def session(self) -> Any:
         return getattr(self._default(), "session", None)
 

@@ -227,6 +227,13 @@ class TorchEngine(Engine):
         return getattr(first, "tokenizer", None)
 
     @property
+    def do_lower_case(self) -> bool:
+        first = self.network[0]
+        if isinstance(first, Router):
+            first = next(iter(first.sub_modules.values()))[0]
+        return bool(getattr(first, "do_lower_case", False))
+
+    @property
     def max_seq_length(self) -> int | float | None:
         return getattr(self.network[0], "max_seq_length", None)
 

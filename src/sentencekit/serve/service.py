@@ -164,7 +164,7 @@ class Service:
     def prompt(self, prompt_name: str | None) -> str:
         """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``).
 
-        The model's own resolution decides (``sentencekit.prompts.resolve_prompt`` over the model's
+        The model's own resolution decides (``sentencekit.pipeline.prompts.resolve_prompt`` over the model's
         ``prompts`` and ``default_prompt_name``): this is the server's only call into it, so it is the one
         line to re-point when the models resolve prompts elsewhere. An unknown name answers 422.
         """

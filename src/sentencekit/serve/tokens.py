@@ -52,11 +52,7 @@ class TokenCounter:
         if raw is None or not hasattr(raw, "to_str"):
             raise ValueError(f"the model's tokenizer ({type(tok).__name__}) is not a fast (Rust) tokenizer; "
                              "sentencekit serve needs one to count tokens. Save the model with a tokenizer.json.")
-        if hasattr(model, "_input_module"):  # torch: the Transformer module lowercases, before its tokenizer
-            lower = getattr(model._input_module(), "do_lower_case", False)
-        else:  # onnx: sentencekit's FastTokenizer does
-            lower = getattr(tok, "do_lower_case", False)
-        return cls(raw, max_length=model.max_seq_length, do_lower_case=bool(lower))
+        return cls(raw, max_length=model.max_seq_length, do_lower_case=model.engine.do_lower_case)
 
     def _prepare(self, items: Sequence[Any]) -> list[Any]:
         if not self.do_lower_case:
