@@ -193,3 +193,20 @@ def test_install_is_idempotent():
     st_module_paths.install()
     st_module_paths.install()
     assert sum(finder is st_module_paths._AliasLoader for finder in sys.meta_path) == 1
+
+
+def test_util_helpers_sentence_transformers_users_call():
+    import importlib.util as iu
+
+    import torch
+
+    from sentencekit import util
+
+    features = {"input_ids": torch.ones(1, 3, dtype=torch.long), "text_keys": ["a"]}
+    moved = util.batch_to_device(features, "meta")
+    assert moved["input_ids"].device.type == "meta" and moved["text_keys"] == ["a"]
+    assert features["input_ids"].device.type == "cpu"  # a new dict; the caller's is left alone
+    assert util.is_training_available() == (iu.find_spec("datasets") is not None
+                                            and iu.find_spec("accelerate") is not None)
+    assert util.SimilarityFunction is sentencekit.SimilarityFunction
+    assert util.LoggingHandler is sentencekit.LoggingHandler

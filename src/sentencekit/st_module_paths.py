@@ -103,6 +103,9 @@ def _fill_from_module(module: ModuleType, source: str) -> None:
     """An alias of a whole module: the same objects under the names of the source's ``__all__``."""
     real = importlib.import_module(source)
     names = list(getattr(real, "__all__", ()))
+    if not names:  # a wrong table entry: fail where it is, not with an empty module
+        raise ImportError(f"{module.__name__} is an alias of {source}, which has no __all__ to re-export; "
+                          f"list its names in sentencekit.st_module_paths.ALIASES instead.")
     for name in names:
         setattr(module, name, getattr(real, name))
     module.__all__ = names
