@@ -8,10 +8,14 @@ tensor([[0.]])
 
 from __future__ import annotations
 
+import importlib.util
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from sentencekit.devices import default_device as get_device_name
+from sentencekit.logging_handler import LoggingHandler
 from sentencekit.quantization import quantize_embeddings
 from sentencekit.search.community import community_detection
 from sentencekit.search.faiss_search import semantic_search_faiss
@@ -22,6 +26,7 @@ from sentencekit.search.retrieval import (
     semantic_search,
 )
 from sentencekit.similarity import (
+    SimilarityFunction,
     cos_sim,
     dot_score,
     euclidean_sim,
@@ -48,8 +53,29 @@ def truncate_embeddings(embeddings, truncate_dim: int | None):
     return embeddings[..., :truncate_dim]
 
 
+def batch_to_device(batch: dict[str, Any], target_device: Any) -> dict[str, Any]:
+    """Move the tensors of a features dict to ``target_device``; other values stay as they are."""
+    return {key: value.to(target_device) if isinstance(value, Tensor) else value for key, value in batch.items()}
+
+
+def is_datasets_available() -> bool:
+    """Whether the ``datasets`` package (the ``train`` extra) is installed."""
+    return importlib.util.find_spec("datasets") is not None
+
+
+def is_accelerate_available() -> bool:
+    """Whether the ``accelerate`` package (the ``train`` extra) is installed."""
+    return importlib.util.find_spec("accelerate") is not None
+
+
+def is_training_available() -> bool:
+    """Whether the trainers can run: ``pip install sentencekit[train]`` installs what they need."""
+    return is_datasets_available() and is_accelerate_available()
+
+
 __all__ = [
-    "mine_hard_negatives",
+    "mine_hard_negatives", "SimilarityFunction", "LoggingHandler", "batch_to_device",
+    "is_datasets_available", "is_accelerate_available", "is_training_available",
     "cos_sim", "pytorch_cos_sim", "dot_score", "euclidean_sim", "manhattan_sim",
     "pairwise_cos_sim", "pairwise_dot_score", "pairwise_euclidean_sim", "pairwise_manhattan_sim",
     "pairwise_angle_sim", "normalize_embeddings", "truncate_embeddings", "quantize_embeddings",
