@@ -68,12 +68,12 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         training_args,
         util,
     )
-    from sentencekit.pipeline.batching import EncodeInfo
     from sentencekit.families.embedder import SentenceTransformer
+    from sentencekit.families.reranker import CrossEncoder
     from sentencekit.input_example import InputExample
     from sentencekit.logging_handler import LoggingHandler
+    from sentencekit.pipeline.batching import EncodeInfo
     from sentencekit.quantization import quantize_embeddings
-    from sentencekit.families.reranker import CrossEncoder
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.similarity import SimilarityFunction
     from sentencekit.training.args import CrossEncoderTrainingArguments, SentenceTransformerTrainingArguments
