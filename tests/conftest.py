@@ -16,6 +16,7 @@ SLOW_TIERS = ("real_model", "server", "pool", "ray", "slow")
 REAL_MODEL_FIXTURES = ("minilm", "minilm_dir")  # a test using one loads an installed model wheel
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m filter, which reads these marks
 def pytest_collection_modifyitems(config, items):
     """Mark every test that no slower tier claims as `unit`, so that `pytest -m unit` is the fast tier and
     a new test is fast unless it says otherwise."""
