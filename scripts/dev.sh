@@ -3,7 +3,8 @@
 # environment (.venv) exists and is up to date (idempotent: a no-op when nothing changed).
 #
 #   bash scripts/dev.sh search "How do I get a refund?"   # the main job
-#   bash scripts/dev.sh test                               # the test suite
+#   bash scripts/dev.sh test                               # the whole test suite (what CI runs)
+#   bash scripts/dev.sh test-fast                          # the fast tier only (pytest -m unit)
 #   bash scripts/dev.sh setup                              # only the set-up
 #   bash scripts/dev.sh <any sentencekit CLI command>      # e.g. encode, similarity
 set -euo pipefail
@@ -42,12 +43,19 @@ case "$cmd" in
     setup
     cd "$ROOT"
     exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  test-fast)
+    # Tests on tiny generated models only: no real model wheels, servers, process pools, Ray or training
+    # runs (the tiers are the markers in pyproject.toml).
+    shift
+    setup
+    cd "$ROOT"
+    exec "$VENV/bin/python" -m pytest -q -m unit "$@" ;;
   lint)
     setup
     cd "$ROOT"
     exec "$VENV/bin/ruff" check src tests benchmarks examples ;;
   help|-h|--help)
-    sed -n '2,9p' "$0" ;;
+    sed -n '2,10p' "$0" ;;
   *)
     setup
     export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"

@@ -11,6 +11,26 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
+# The tiers slower than `unit` (see the markers in pyproject.toml).
+SLOW_TIERS = ("real_model", "server", "pool", "ray", "slow")
+REAL_MODEL_FIXTURES = ("minilm", "minilm_dir")  # a test using one loads an installed model wheel
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m filter, which reads these marks
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that no slower tier claims as `unit`, so that `pytest -m unit` is the fast tier and
+    a new test is fast unless it says otherwise."""
+    for item in items:
+        slower = {mark.name for mark in item.iter_markers()} & set(SLOW_TIERS)
+        if not slower:
+            item.add_marker(pytest.mark.unit)
+        elif item.get_closest_marker("unit") is not None:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit and {sorted(slower)}: pick one tier.")
+        if set(REAL_MODEL_FIXTURES) & set(item.fixturenames) and "real_model" not in slower:
+            fixtures = " or ".join(REAL_MODEL_FIXTURES)
+            raise pytest.UsageError(f"{item.nodeid} loads a real model (fixture {fixtures}) but is not marked "
+                                    "real_model: add @pytest.mark.real_model so that `-m unit` stays fast.")
+
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):

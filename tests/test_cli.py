@@ -145,6 +145,7 @@ def test_errors_are_one_line_messages(tmp_path, capsys):
     assert "Could not find model" in capsys.readouterr().err
 
 
+@pytest.mark.real_model
 def test_main_job_with_default_model_on_sample_corpus(tmp_path, capsys, minilm_dir):
     """The README's main job: default model, bundled sample corpus."""
     assert main(["search", "How do I get a refund?", "--cache-dir", str(tmp_path), "--json", "-k", "5"]) == 0

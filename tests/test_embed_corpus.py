@@ -11,7 +11,7 @@ import pytest
 
 from sentencekit import corpus_embed
 from sentencekit.cli import main
-from sentencekit.corpus_embed import ManifestMismatchError, embed_corpus, parts_dir, read_corpus
+from sentencekit.corpus_embed import ManifestMismatchError, embed_corpus, parts_dir
 
 TEXTS = [f"what is the refund policy for order {i}" + " thanks" * (i % 5) for i in range(47)]
 
@@ -87,6 +87,7 @@ def test_other_model_or_input_refuses_to_mix_shards(corpus, tmp_path, model, tin
         embed_corpus(corpus, out, model, shard_size=20)
 
 
+@pytest.mark.pool
 def test_cli_with_process_pool_parquet_input(tmp_path, tiny_st_dir, model, capsys):
     import pyarrow as pa
 
@@ -104,28 +105,9 @@ def test_cli_with_process_pool_parquet_input(tmp_path, tiny_st_dir, model, capsy
     assert "0 shards computed, 3 reused" in capsys.readouterr().err
 
 
-def test_read_corpus_errors(tmp_path):
-    bad = tmp_path / "x.jsonl"
-    bad.write_text('{"title": "no text"}\n')
-    with pytest.raises(ValueError, match=r"x\.jsonl:1: expected a JSON object with 'text'"):
-        read_corpus(bad)
-    txt = tmp_path / "x.txt"
-    txt.write_text("a\n\nb\n")
-    assert read_corpus(txt) == ([0, 1], ["a", "b"])
-
-
 def test_input_is_streamed_shard_by_shard_and_checked_before_any_work(corpus, tmp_path, model, monkeypatch):
-    import pyarrow as pa
-
-    from sentencekit.corpus_embed import iter_corpus
-
-    batches = list(iter_corpus(corpus, id_column="doc", batch_rows=20))
-    assert [len(t) for _, t in batches] == [20, 20, 7] and batches[2][0][0] == "d40"
-    parquet = tmp_path / "docs.parquet"
-    pq.write_table(pa.table({"text": TEXTS}), parquet, row_group_size=10)
-    assert [ids[:1] for ids, _ in iter_corpus(parquet, batch_rows=20)] == [[0], [20], [40]]
-    assert read_corpus(parquet)[1] == TEXTS
-    # the engine receives shards one at a time, as it asks for them
+    # the engine receives shards one at a time, as it asks for them (the reader's own batching is tested
+    # in test_corpus_reader.py)
     seen = []
     original = corpus_embed._local_engine
 

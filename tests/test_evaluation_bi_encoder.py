@@ -411,6 +411,7 @@ def test_tiny_model_smoke(tiny_model, tmp_path):
     assert len(list(tmp_path.iterdir())) == len(evaluators)
 
 
+@pytest.mark.real_model
 def test_minilm_on_stsb(minilm):
     from sentencekit.datasets import load_stsb
 

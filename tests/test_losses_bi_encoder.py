@@ -111,34 +111,41 @@ def grouped(model):
 
 
 # -- every loss learns its toy task --------------------------------------------------------------------
+@pytest.mark.slow
 def test_mnrl_learns(model, triplets):
     assert_learns(L.MultipleNegativesRankingLoss(model), triplets, None)
 
 
+@pytest.mark.slow
 def test_cached_mnrl_learns(model, triplets):
     assert_learns(L.CachedMultipleNegativesRankingLoss(model, mini_batch_size=4), triplets, None)
 
 
+@pytest.mark.slow
 def test_symmetric_mnrl_learns(model, pairs):
     assert_learns(L.MultipleNegativesSymmetricRankingLoss(model), pairs, None)
 
 
+@pytest.mark.slow
 def test_triplet_learns(model, triplets):
     loss = L.TripletLoss(model, distance_metric=L.TripletDistanceMetric.COSINE, triplet_margin=0.5)
     assert_learns(loss, triplets, None)
 
 
+@pytest.mark.slow
 def test_triplet_default_margin_learns(model, triplets):
     assert_learns(L.TripletLoss(model), triplets, None)  # margin 5 exceeds any distance of unit vectors
 
 
 @pytest.mark.parametrize("make", [L.CosineSimilarityLoss, L.CoSENTLoss, L.AnglELoss])
+@pytest.mark.slow
 def test_scored_pair_losses_learn(model, scored, make):
     features, labels = scored
     assert_learns(make(model), features, labels)
 
 
 @pytest.mark.parametrize("make", [L.ContrastiveLoss, L.OnlineContrastiveLoss])
+@pytest.mark.slow
 def test_contrastive_losses_learn(model, scored, make):
     features, _ = scored
     # Label the currently closest pairs as dissimilar and the farthest as similar: the pairs are then
@@ -150,6 +157,7 @@ def test_contrastive_losses_learn(model, scored, make):
     assert_learns(make(model), features, labels)
 
 
+@pytest.mark.slow
 def test_softmax_loss_learns(model, scored):
     features, labels = scored
     classes = torch.tensor([0, 0, 0, 0, 1, 2, 1, 2])
@@ -158,6 +166,7 @@ def test_softmax_loss_learns(model, scored):
     assert_learns(loss, features, classes)
 
 
+@pytest.mark.slow
 def test_mse_learns(model, pairs):
     torch.manual_seed(1)
     teacher = F.normalize(torch.randn(len(ANCHORS), 32), dim=1)
@@ -165,15 +174,18 @@ def test_mse_learns(model, pairs):
     assert_learns(L.MSELoss(model), pairs[:1], teacher)
 
 
+@pytest.mark.slow
 def test_margin_mse_learns(model, triplets):
     assert_learns(L.MarginMSELoss(model), triplets, torch.full((len(ANCHORS),), 0.8))
 
 
+@pytest.mark.slow
 def test_margin_mse_multiple_negatives_learns(model):
     features = featurize(model, [ANCHORS, POSITIVES, NEGATIVES, NEGATIVES[::-1]])
     assert_learns(L.MarginMSELoss(model), features, torch.tensor([[0.8, 0.6]] * len(ANCHORS)))
 
 
+@pytest.mark.slow
 def test_distill_kl_div_learns(model):
     features = featurize(model, [ANCHORS, POSITIVES, NEGATIVES, NEGATIVES[::-1]])
     teacher = torch.tensor([[4.0, 0.0, 1.0]] * len(ANCHORS))
@@ -185,22 +197,26 @@ def test_distill_kl_div_learns(model):
     (L.BatchHardTripletLossDistanceFunction.eucledian_distance, 0.5),
     (L.BatchHardTripletLossDistanceFunction.cosine_distance, 0.3),
 ])
+@pytest.mark.slow
 def test_batch_triplet_losses_learn(model, grouped, make, distance, margin):
     features, labels = grouped
     assert_learns(make(model, distance_metric=distance, margin=margin), features, labels)
 
 
+@pytest.mark.slow
 def test_matryoshka_learns(model, triplets, scored):
     assert_learns(L.MatryoshkaLoss(model, L.MultipleNegativesRankingLoss(model), [32, 16, 8]), triplets, None)
     features, labels = scored
     assert_learns(L.MatryoshkaLoss(model, L.CoSENTLoss(model), [32, 16, 8]), features, labels)
 
 
+@pytest.mark.slow
 def test_matryoshka_cached_learns(model, triplets):
     inner = L.CachedMultipleNegativesRankingLoss(model, mini_batch_size=4)
     assert_learns(L.MatryoshkaLoss(model, inner, [32, 16]), triplets, None)
 
 
+@pytest.mark.slow
 def test_adaptive_layer_learns(model, triplets):
     assert_learns(L.AdaptiveLayerLoss(model, L.MultipleNegativesRankingLoss(model)), triplets, None)
 
@@ -527,6 +543,7 @@ def test_adaptive_layer_samples_layers(tmp_path, triplets):
     assert "forward" not in vars(deep) and "forward" not in vars(deep[0])
 
 
+@pytest.mark.slow
 def test_adaptive_layer_with_matryoshka(model, triplets):
     inner = L.MatryoshkaLoss(model, L.MultipleNegativesRankingLoss(model), [32, 16])
     assert_learns(L.AdaptiveLayerLoss(model, inner), triplets, None)

@@ -18,6 +18,8 @@ from sentencekit.families.reranker import CrossEncoder
 from sentencekit.parallel import PoolWorkerError, threads_per_worker
 from sentencekit.parallel.pool import describe_exit
 
+pytestmark = pytest.mark.pool
+
 TEXTS = [f"how do i get a refund for order {i} " + "please help " * (i % 9) for i in range(120)]
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.filterwarnings("ignore:.*were truncated:UserWarning", "ignore::DeprecationWarning")
+pytestmark = [pytest.mark.ray,
+              pytest.mark.filterwarnings("ignore:.*were truncated:UserWarning", "ignore::DeprecationWarning")]
 
 TEXTS = [f"Customer {i} asks how to {['reset a password', 'get a refund', 'cancel an order'][i % 3]}"
          + " and whether shipping is free" * (i % 4) for i in range(200)]
@@ -26,6 +27,7 @@ def cluster():
     ray.shutdown()
 
 
+@pytest.mark.real_model
 def test_embed_dataset_real_model_equals_encode(cluster, minilm_dir, minilm):
     from sentencekit.ray import embed_dataset
 

@@ -10,6 +10,8 @@ import torch
 
 from tests.conftest import package_folder
 
+pytestmark = pytest.mark.real_model
+
 SENTENCES = [
     "How do I get a refund?",
     "What is your return policy?",

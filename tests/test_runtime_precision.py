@@ -89,6 +89,7 @@ def long_and_short():
     return TEXTS + docs[:40] + [" ".join(docs[i:i + 6]) for i in range(0, 60, 6)]
 
 
+@pytest.mark.real_model
 def test_minilm_onnx_fp32_is_identical_to_torch(minilm, minilm_copy, long_and_short):
     onnx_model = SentenceTransformer(str(minilm_copy), backend="onnx")
     a = minilm.encode(long_and_short)
@@ -97,6 +98,7 @@ def test_minilm_onnx_fp32_is_identical_to_torch(minilm, minilm_copy, long_and_sh
     assert onnx_model.last_encode_info.truncated_indices == minilm.last_encode_info.truncated_indices
 
 
+@pytest.mark.real_model
 def test_minilm_int8_fidelity(minilm, minilm_copy, long_and_short):
     int8 = SentenceTransformer(str(minilm_copy), backend="onnx", compute_dtype="int8")
     cos = cosines(int8.encode(long_and_short), minilm.encode(long_and_short))
@@ -105,6 +107,7 @@ def test_minilm_int8_fidelity(minilm, minilm_copy, long_and_short):
 
 
 @pytest.mark.skipif(not cpu_features().bf16, reason="this CPU has no fast bf16")
+@pytest.mark.real_model
 def test_minilm_bf16_on_torch(minilm, minilm_dir, long_and_short):
     bf16 = SentenceTransformer(str(minilm_dir), device="cpu", compute_dtype="auto")
     assert bf16.compute_dtype == "bfloat16"

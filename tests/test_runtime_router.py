@@ -50,6 +50,7 @@ def test_routes_match_torch(router_dir):
     assert again.fingerprint() == model.fingerprint()
 
 
+@pytest.mark.pool
 def test_router_in_an_index_and_a_pool(router_dir, tmp_path):
     from sentencekit import EmbeddingIndex
 

@@ -50,6 +50,7 @@ def test_static_folder_runs_without_a_graph_and_matches_torch(static_dir):
         SentenceTransformer(str(static_dir), backend="onnx", compute_dtype="int8")
 
 
+@pytest.mark.real_model
 def test_real_model2vec_folder_matches_torch():
     folder = package_folder("static_model", "model")
     assert folder is not None, "tokenlearn-static-model is not installed"
@@ -69,6 +70,7 @@ def test_static_path_imports_no_torch(static_dir):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"shape": [1, 8], "loaded": []}
 
 
+@pytest.mark.pool
 def test_static_model_in_a_pool(static_dir):
     model = SentenceTransformer(str(static_dir), backend="onnx")
     with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
@@ -76,6 +78,7 @@ def test_static_model_in_a_pool(static_dir):
                                    atol=1e-6)
 
 
+@pytest.mark.real_model
 def test_fingerprint_equals_torch_so_indexes_open_on_either_backend(static_dir, tmp_path):
     from sentencekit import EmbeddingIndex
     from sentencekit.fingerprint import model_fingerprint

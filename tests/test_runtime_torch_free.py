@@ -12,6 +12,7 @@ import sys
 import pytest
 
 pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow  # each test starts fresh interpreters
 
 CHECK = """
 import json, sys

@@ -77,6 +77,7 @@ def test_index_chunking_returns_each_document_once(tiny_model, tmp_path):
     assert "a" not in {h["id"] for h in index.search("refund", top_k=10)}
 
 
+@pytest.mark.real_model
 def test_minilm_finds_a_long_documents_last_sentence(minilm, tmp_path):
     filler = ("The museum opens at nine and the guided tour through the galleries of modern painting takes about "
               "two hours, with a short break in the garden cafe. ")

@@ -295,6 +295,7 @@ def run_writer(tmp_path, model_dir, path, prefix, rounds, env=None) -> subproces
                             env={**os.environ, **(env or {})}, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_writer_killed_before_commit_leaves_committed_documents(tiny_model, tiny_st_dir, tmp_path):
     path = tmp_path / "idx"
     index = EmbeddingIndex.create(path, tiny_model)
@@ -320,6 +321,7 @@ def test_writer_killed_before_commit_leaves_committed_documents(tiny_model, tiny
     writer.stderr.close()
 
 
+@pytest.mark.slow
 def test_two_writer_processes_and_a_reader(tiny_model, tiny_st_dir, tmp_path):
     path = tmp_path / "idx"
     EmbeddingIndex.create(path, tiny_model).add(TEXTS[:2], ids=["x", "y"])
@@ -350,6 +352,7 @@ def test_second_writer_times_out_with_clear_error(tiny_model, tmp_path):
 
 
 # -- real model ---------------------------------------------------------------------------------
+@pytest.mark.real_model
 def test_minilm_index_finds_the_relevant_document(minilm, tmp_path):
     faq = ["Refunds are paid back to your card within 5 days.", "We ship to 40 countries.",
            "Reset your password from the login page.", "Our office is closed on Sundays."]

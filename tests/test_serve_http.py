@@ -23,7 +23,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
+pytestmark = [pytest.mark.server, pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")]
 
 TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a",
          "what is your return policy for a broken item that was delivered late"]

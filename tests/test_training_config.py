@@ -22,6 +22,7 @@ def write_rows(path):
     return path
 
 
+@pytest.mark.slow
 def test_train_from_yaml(tiny_st_dir, tmp_path, capsys):
     write_rows(tmp_path / "train.jsonl")
     (tmp_path / "config.yaml").write_text(f"""
@@ -47,6 +48,7 @@ output_dir: out
     assert np.isfinite(model.encode(["hello world"])).all()
 
 
+@pytest.mark.slow
 def test_train_cross_encoder_from_yaml(tiny_bert_dir, tmp_path):
     write_rows(tmp_path / "train.jsonl")
     (tmp_path / "ce.yaml").write_text(f"""

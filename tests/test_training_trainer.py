@@ -24,6 +24,8 @@ from sentencekit.training import (
 )
 from tests.training_script import CosineMSE, run, toy_dataset
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "training_script.py")
 
 

@@ -12,36 +12,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentencekit.hub import DEFAULT_MODEL  # stdlib-only module: keeps start-up fast
-
-
-def _add_model_args(p: argparse.ArgumentParser, backend_flag: str = "--backend") -> None:
-    p.add_argument("--model", "-m", default=os.environ.get("SENTENCEKIT_MODEL", DEFAULT_MODEL),
-                   help="model folder or Hugging Face id (default: %(default)s; env SENTENCEKIT_MODEL)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op with --backend onnx)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: %(default)s)")
-    p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
-    _add_backend_args(p, backend_flag)
-
-
-def _add_backend_args(p: argparse.ArgumentParser, flag: str = "--backend") -> None:
-    from sentencekit.engines import BACKENDS
-
-    p.add_argument(flag, dest="model_backend", choices=sorted(BACKENDS),
-                   default=os.environ.get("SENTENCEKIT_BACKEND", "torch"),
-                   help="torch, or onnx: ONNX Runtime without torch once the model's export exists "
-                        "(default: %(default)s; env SENTENCEKIT_BACKEND)")
-    p.add_argument("--compute-dtype", choices=["auto", "float32", "bfloat16", "int8"], default="float32",
-                   help="float32 (default); bfloat16 (torch, CPUs with AVX-512 BF16 / AMX); int8 (onnx); auto")
+from sentencekit.cli_options import add_backend_args, add_model_args  # stdlib-only: keeps start-up fast
 
 
 def _load_model(args: argparse.Namespace):
@@ -238,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "top results: --rerank MODEL, or the installed default reranker (auto).")
     p.add_argument("query", nargs="+", help="one or more queries")
     p.add_argument("--index", help="a stored index (see `sentencekit index build`)")
-    p.add_argument("--corpus", help="JSON lines / CSV / TSV / text file (default: bundled sample corpus)")
-    p.add_argument("--column", default="text", help="text field of the corpus (default: %(default)s)")
+    p.add_argument("--corpus", help="Parquet / JSON lines / CSV / TSV / text file, or a folder of .txt/.md/.rst "
+                                    "files (default: bundled sample corpus)")
+    p.add_argument("--column", default="text", help="text column of the corpus (default: %(default)s)")
     p.add_argument("--top-k", "-k", type=int, default=5, help="results per query (default: %(default)s)")
     p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
                    help="cross-encoder for re-scoring; auto: the installed default reranker if present")
@@ -247,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_search)
 
     index_parser = sub.add_parser("index", help="build or inspect a stored embedding index",
@@ -255,32 +233,33 @@ def build_parser() -> argparse.ArgumentParser:
     index_sub = index_parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
     p = index_sub.add_parser("build", help="embed a corpus file or folder into an index (adds new ids only)",
                              description="Create the index OUT (or extend it with documents whose ids it does "
-                                         "not have) from INPUT: a JSON lines / CSV / TSV / text file, or a folder "
-                                         "of .txt/.md files (one document each).")
+                                         "not have) from INPUT: a Parquet / JSON lines / CSV / TSV / text file, or "
+                                         "a folder of .txt/.md/.rst files (one document each). Ids come from an "
+                                         "'id' column when the file has one, else they are the row numbers.")
     p.add_argument("input")
     p.add_argument("--out", "-o", required=True, help="index folder")
-    p.add_argument("--column", default="text", help="text field for JSON lines / CSV (default: %(default)s)")
+    p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
     p.add_argument("--backend", default="exact", choices=["exact", "hnsw", "auto"])
-    _add_model_args(p, backend_flag="--model-backend")
+    add_model_args(p, backend_flag="--model-backend")
     p.set_defaults(func=cmd_index_build)
     p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
     p.add_argument("index")
     p.set_defaults(func=cmd_index_info)
 
     p = sub.add_parser("encode", help="embed texts from a file into a .npy array",
-                       description="Embed each text of INPUT (text file, one per line; JSON lines; CSV; '-' "
+                       description="Embed each text of INPUT (text file, one per line; Parquet; JSON lines; CSV; '-' "
                                    "for stdin) and save the [N, dim] array to OUTPUT (.npy).")
     p.add_argument("input", help="input file, or - for stdin")
     p.add_argument("-o", "--output", required=True, help="output .npy file")
-    p.add_argument("--column", default="text", help="text field for JSON lines / CSV (default: %(default)s)")
+    p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     p.add_argument("--prompt-name", default=None, help="a prompt of the model, e.g. query or document")
     p.add_argument("--truncate-dim", type=int, default=None, help="Matryoshka: keep the first N dimensions")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("similarity", help="similarity score of two texts",
@@ -288,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text_a")
     p.add_argument("text_b")
     p.add_argument("--json", action="store_true", help="print JSON")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_similarity)
 
     p = sub.add_parser("rerank", help="re-score documents for a query with a cross-encoder",
@@ -296,9 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "them best first. Cross-encoders read each pair jointly: precise but slow, so "
                                    "use them on a shortlist (e.g. `search --rerank`), not on a whole corpus.")
     p.add_argument("query")
-    p.add_argument("input", help="documents: JSON lines / CSV / TSV / text file (one document a line)")
+    p.add_argument("input", help="documents: Parquet / JSON lines / CSV / TSV / text file (one document a line)")
     p.add_argument("--model", "-m", required=True, help="cross-encoder folder or Hugging Face id")
-    p.add_argument("--column", default="text", help="text field for JSON lines / CSV (default: %(default)s)")
+    p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--top-k", "-k", type=int, default=10, help="results to print (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
@@ -306,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op with --backend onnx)")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per batch (default: %(default)s)")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
-    _add_backend_args(p)
+    add_backend_args(p)
     p.set_defaults(func=cmd_rerank)
 
     from sentencekit.serve.cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command

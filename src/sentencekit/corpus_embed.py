@@ -22,7 +22,6 @@ shard of texts), after a first pass that counts and checks every row.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sentencekit.search.corpus import count_rows, iter_corpus
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -71,101 +72,6 @@ def file_sha256(path: Path) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def iter_corpus(path: str | os.PathLike, column: str = "text", id_column: str | None = None,
-                batch_rows: int = 10_000) -> Iterator[tuple[list, list[str]]]:
-    """``(ids, texts)`` batches of at most ``batch_rows`` rows of a Parquet, JSON lines, CSV/TSV or text
-    (one per line) file, read as a stream (the corpus never has to fit in memory). Without ``id_column``
-    the ids are the row numbers. A row without text raises ``ValueError`` naming the file and row."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if not path.is_file():
-        raise FileNotFoundError(f"Input file {path} does not exist.")
-    rows = _iter_parquet(path, column, id_column, batch_rows) if suffix == ".parquet" else \
-        _batched(_iter_text_rows(path, suffix, column, id_column), batch_rows)
-    start = 0
-    for ids, texts in rows:
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise ValueError(f"{path}: row {start + i} has a {type(text).__name__} in column {column!r}, "
-                                 "not text.")
-        yield (ids if id_column else list(range(start, start + len(texts)))), texts
-        start += len(texts)
-
-
-def _iter_parquet(path: Path, column: str, id_column: str | None, batch_rows: int) -> Iterator[tuple[list, list]]:
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(path)
-    names = file.schema_arrow.names
-    for name in [column] + ([id_column] if id_column else []):
-        if name not in names:
-            raise ValueError(f"{path}: no column {name!r} (columns: {names}).")
-    for batch in file.iter_batches(batch_size=batch_rows, columns=[column] + ([id_column] if id_column else [])):
-        texts = batch.column(column).to_pylist()
-        yield (batch.column(id_column).to_pylist() if id_column else []), texts
-
-
-def _iter_text_rows(path: Path, suffix: str, column: str, id_column: str | None) -> Iterator[tuple[Any, str]]:
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                row = json.loads(line)
-                if not isinstance(row, dict) or column not in row or (id_column and id_column not in row):
-                    wanted = f"{column!r}" + (f" and {id_column!r}" if id_column else "")
-                    raise ValueError(f"{path}:{lineno}: expected a JSON object with {wanted} fields.")
-                yield (row[id_column] if id_column else None), row[column]
-    elif suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            for name in [column] + ([id_column] if id_column else []):
-                if reader.fieldnames is None or name not in reader.fieldnames:
-                    raise ValueError(f"{path}: no column {name!r} (columns: {reader.fieldnames}).")
-            for r in reader:
-                yield (r[id_column] if id_column else None), r[column]
-    else:
-        if id_column:
-            raise ValueError(f"{path}: a plain text file has no {id_column!r} column; use JSON lines or Parquet.")
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    yield None, line.rstrip("\n")
-
-
-def _batched(rows: Iterator[tuple[Any, str]], size: int) -> Iterator[tuple[list, list]]:
-    ids: list = []
-    texts: list = []
-    for row_id, text in rows:
-        ids.append(row_id)
-        texts.append(text)
-        if len(texts) == size:
-            yield ids, texts
-            ids, texts = [], []
-    if texts:
-        yield ids, texts
-
-
-def count_rows(path: str | os.PathLike, column: str = "text", id_column: str | None = None) -> int:
-    """Rows of the corpus (a streaming pass that also checks every row; Parquet: its metadata)."""
-    if Path(path).suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        next(iter_corpus(path, column, id_column, batch_rows=1), None)  # checks the columns exist
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    return sum(len(texts) for _, texts in iter_corpus(path, column, id_column))
-
-
-def read_corpus(path: str | os.PathLike, column: str = "text", id_column: str | None = None) -> tuple[list, list[str]]:
-    """``(ids, texts)`` of a whole corpus file in memory (see :func:`iter_corpus` to stream it)."""
-    ids: list = []
-    texts: list[str] = []
-    for batch_ids, batch_texts in iter_corpus(path, column, id_column):
-        ids.extend(batch_ids)
-        texts.extend(batch_texts)
-    return ids, texts
 
 
 # -- manifest ---------------------------------------------------------------------------------------
@@ -362,7 +268,7 @@ def embed_corpus(
         raise ValueError("embed-corpus writes float32 embeddings; quantize the assembled file afterwards "
                          "(quantization ranges must come from the whole corpus, not from one shard).")
     input_path, out = Path(input_path), Path(out)
-    rows = count_rows(input_path, column, id_column)  # also checks every row before any work
+    rows = count_rows(input_path, column, id_column=id_column)  # also checks every row before any work
     by_name = isinstance(model, (str, os.PathLike))
     if by_name:
         from sentencekit import SentenceTransformer
@@ -396,10 +302,10 @@ def embed_corpus(
         wanted = set(todo)
 
         def jobs() -> Iterator[ShardJob]:  # shards are read from the file as the engine asks for them
-            for k, (batch_ids, batch_texts) in enumerate(iter_corpus(input_path, column, id_column, shard_size)):
+            for k, batch in enumerate(iter_corpus(input_path, column, id_column=id_column, batch_rows=shard_size)):
                 if k in wanted:
-                    shard_ids[k] = batch_ids
-                    yield k, batch_texts
+                    shard_ids[k] = batch.ids
+                    yield k, batch.texts
 
         for done, (k, embeddings) in enumerate(engine(jobs()), 1):
             start, end = bounds[k]
@@ -416,7 +322,7 @@ def embed_corpus(
 # -- command line -----------------------------------------------------------------------------------
 def add_embed_corpus_parser(sub: Any) -> None:
     """Register ``sentencekit embed-corpus`` on the CLI's subparsers."""
-    from sentencekit.cli import _add_model_args
+    from sentencekit.cli_options import add_model_args
 
     p = sub.add_parser(
         "embed-corpus", help="embed a whole corpus file into Parquet, resumably (pool or Ray)",
@@ -437,7 +343,7 @@ def add_embed_corpus_parser(sub: Any) -> None:
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     p.add_argument("--prompt-name", default=None, help="a prompt of the model, e.g. document")
     p.add_argument("--truncate-dim", type=int, default=None, help="Matryoshka: keep the first N dimensions")
-    _add_model_args(p)
+    add_model_args(p)
     p.set_defaults(func=cmd_embed_corpus)
 
 

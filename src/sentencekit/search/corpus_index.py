@@ -11,22 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sentencekit.search.corpus import Document, load_corpus
+from sentencekit.search.corpus import READER_RULES, Document, load_corpus
 from sentencekit.search.defaults import sentencekit_home
-
-TEXT_SUFFIXES = (".txt", ".md", ".rst")
-
-
-def load_documents(source: str | Path, *, column: str = "text") -> list[Document]:
-    """Documents of a corpus file (JSON lines / CSV / TSV / text, see ``load_corpus``) or of a folder
-    (each ``.txt``/``.md``/``.rst`` file is one document; its id is the relative path)."""
-    source = Path(source)
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-        if not files:
-            raise ValueError(f"{source} has no {'/'.join(TEXT_SUFFIXES)} files to index.")
-        return [Document(str(p.relative_to(source)), p.read_text(encoding="utf-8"), p.stem) for p in files]
-    return load_corpus(source, column=column)
 
 
 def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chunk: bool = False) -> int:
@@ -40,11 +26,12 @@ def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chu
 
 def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,
                 precision: str = "float32", backend: str = "exact", batch_size: int = 32) -> tuple[Any, int]:
-    """Create (or extend) the index at ``out`` with the documents of ``source``; returns (index, added)."""
+    """Create (or extend) the index at ``out`` with the documents of ``source`` (a corpus file or folder, see
+    :func:`~sentencekit.search.corpus.load_corpus`); returns (index, documents added)."""
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.search.storage import manifest_path
 
-    docs = load_documents(source, column=column)
+    docs = load_corpus(source, column=column)
     if manifest_path(Path(out)).exists():
         index = EmbeddingIndex.open(out, model)
     else:
@@ -59,7 +46,8 @@ def managed_index(source: str | Path, model: Any, *, column: str = "text", cache
     from sentencekit.fingerprint import model_fingerprint
 
     source = Path(source)
-    digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0".encode())
+    # READER_RULES: a change in how files are read (e.g. which ids rows get) must not reuse old indexes
+    digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0{READER_RULES}\0".encode())
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     for file in files:
         digest.update(str(file.relative_to(source) if source.is_dir() else file.name).encode() + b"\0")
