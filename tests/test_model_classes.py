@@ -158,3 +158,15 @@ def test_torch_modules_are_reachable_and_refused_clearly_elsewhere(st_folder):
 def test_unknown_backend_names_the_choices(st_folder):
     with pytest.raises(ValueError, match="Unknown backend 'tensorrt'; choose from torch, onnx"):
         SentenceTransformer(str(st_folder), backend="tensorrt")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_token_ids_run_without_tokenizing_again(st_folder, backend):
+    from sentencekit.engines.protocol import Tokenized
+
+    model = SentenceTransformer(str(st_folder), backend=backend)
+    tokenizer = model[0].tokenizer if backend == "torch" else model.tokenizer
+    ids = [tokenizer(t)["input_ids"] if backend == "torch" else tokenizer.encode([t]).ids[0].tolist() for t in TEXTS]
+    np.testing.assert_allclose(model.encode(Tokenized.from_ids(ids)), model.encode(TEXTS), atol=1e-5)
+    with pytest.raises(ValueError, match="has 95 ids, more than max_seq_length=48"):
+        model.encode(Tokenized.from_ids([list(range(5, 100))]))

@@ -49,6 +49,24 @@ BACKENDS = {
 }
 
 
+def choose_backend(requested: str, *, device: str | None = None, compute_dtype: str | None = None) -> str:
+    """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
+    (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
+    is installed, torch otherwise (GPUs, bf16). The server's ``--backend auto`` uses it.
+
+    >>> choose_backend("auto", device="cuda")
+    'torch'
+    """
+    if requested != "auto":
+        return check_backend(requested)
+    import importlib.util
+
+    on_cpu = device in (None, "cpu")
+    if on_cpu and compute_dtype in (None, "float32", "int8") and importlib.util.find_spec("onnxruntime"):
+        return "onnx"
+    return "torch"
+
+
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose from {', '.join(BACKENDS)}.")
@@ -60,4 +78,4 @@ def create_engine(backend: str, family: str, spec: ModelSpec, options: EngineOpt
     return BACKENDS[check_backend(backend)](spec, family, options)
 
 
-__all__ = ["BACKENDS", "create_engine", "check_backend"]
+__all__ = ["BACKENDS", "create_engine", "check_backend", "choose_backend"]

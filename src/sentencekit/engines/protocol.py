@@ -48,17 +48,15 @@ class Tokenized:
         return cls(list(items), lengths, np.zeros(len(items), dtype=bool))
 
     @classmethod
-    def from_ids(cls, ids: Sequence[Sequence[int]], max_length: int | None = None) -> Tokenized:
-        """Already-tokenized inputs (e.g. token ids a client sent): cut at ``max_length`` (reported as
-        truncated), with all-zero token types."""
-        rows, cut = [], []
-        for row in ids:
-            arr = np.asarray(row, dtype=np.int64).reshape(-1)
-            cut.append(bool(max_length and len(arr) > max_length))
-            rows.append(arr[:max_length] if max_length else arr)
+    def from_ids(cls, ids: Sequence[Sequence[int]]) -> Tokenized:
+        """Already-tokenized single-text inputs: each row the ids the model's tokenizer gives for a text,
+        special tokens included (``model.tokenizer``), so ``model.encode(Tokenized.from_ids(rows))`` runs
+        them without tokenizing again. Token types are all zero. ``encode`` refuses a row longer than the
+        model's ``max_seq_length`` (cutting ids would drop the closing special token)."""
+        rows = [np.asarray(row, dtype=np.int64).reshape(-1) for row in ids]
         lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-        return cls([None] * len(rows), lengths, np.asarray(cut, dtype=bool), rows,
-                    [np.zeros_like(r) for r in rows])
+        return cls([None] * len(rows), lengths, np.zeros(len(rows), dtype=bool), rows,
+                   [np.zeros_like(r) for r in rows])
 
     @property
     def is_deferred(self) -> bool:

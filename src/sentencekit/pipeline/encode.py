@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit._warnings import external_stacklevel
+from sentencekit.engines.protocol import Tokenized
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
 from sentencekit.pipeline.postprocess import check_truncate_dim, concat, finish_embeddings, is_tensor, take, to_numpy
 from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
@@ -38,17 +39,24 @@ def encode(
     normalize_embeddings: bool = False,
     truncate_dim: int | None = None,
     max_batch_tokens: int | None = None,
-    tokenized: Any = None,
     kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Embed ``sentences`` with ``model`` (a ``SentenceTransformer``; its ``engine`` does the compute and
     its ``prompts`` / ``default_prompt_name`` / ``truncate_dim`` are the defaults). See
-    ``SentenceTransformer.encode`` for the arguments and what comes back; ``tokenized`` (a
-    :class:`~sentencekit.engines.protocol.Tokenized`) skips prompting and tokenization for inputs that
-    arrive as token ids. The truncation report lands in ``model.last_encode_info`` and, when inputs were
-    cut, in one ``TruncationWarning`` (pointing at the caller's line)."""
+    ``SentenceTransformer.encode`` for the arguments and what comes back; ``sentences`` may also be a
+    :class:`~sentencekit.engines.protocol.Tokenized` (``Tokenized.from_ids``: inputs that arrive as token ids),
+    which skips prompting and tokenization. The truncation report lands in ``model.last_encode_info``
+    and, when inputs were cut, in one ``TruncationWarning`` (pointing at the caller's line)."""
     kwargs = dict(kwargs or {})
     engine = model.engine
+    tokenized = sentences if isinstance(sentences, Tokenized) else None
+    if tokenized is not None:
+        limit = engine.max_seq_length
+        too_long = np.flatnonzero(tokenized.lengths > limit) if limit else []
+        if len(too_long):
+            raise ValueError(f"Token-id input {int(too_long[0])} has {int(tokenized.lengths[too_long[0]])} ids, more "
+                             f"than max_seq_length={limit}: truncate it with the tokenizer (keeping its special "
+                             "tokens), or pass the text.")
     if tokenized is None:
         texts, single = as_input_list(sentences)
     else:

@@ -8,7 +8,6 @@ batch functions the batcher runs on its inference thread.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import warnings
 from dataclasses import dataclass
@@ -116,15 +115,11 @@ def _served_name(source: str) -> str:
 
 
 def preferred_backend(config: ServeConfig) -> str:
-    """The backend to try first: ``--backend`` as given, or for ``auto`` ONNX Runtime (same embeddings,
-    faster on CPUs, no torch once exported) when the model runs on the CPU in float32/int8 and onnxruntime
-    is installed; torch otherwise (GPUs, bf16)."""
-    if config.backend != "auto":
-        return config.backend
-    on_cpu = config.device in (None, "cpu")
-    if on_cpu and config.compute_dtype in ("float32", "int8") and importlib.util.find_spec("onnxruntime"):
-        return "onnx"
-    return "torch"
+    """The backend to try first: ``--backend`` as given, or for ``auto`` the registry's choice
+    (:func:`sentencekit.engines.choose_backend`: ONNX Runtime on CPUs in float32/int8, torch otherwise)."""
+    from sentencekit.engines import choose_backend
+
+    return choose_backend(config.backend, device=config.device, compute_dtype=config.compute_dtype)
 
 
 def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what: str) -> tuple[Any, str]:
