@@ -170,3 +170,54 @@ def test_token_ids_run_without_tokenizing_again(st_folder, backend):
     np.testing.assert_allclose(model.encode(Tokenized.from_ids(ids)), model.encode(TEXTS), atol=1e-5)
     with pytest.raises(ValueError, match="has 95 ids, more than max_seq_length=48"):
         model.encode(Tokenized.from_ids([list(range(5, 100))]))
+
+
+def test_models_are_truthy_and_take_their_own_eval_mode(st_folder, ce_folder):
+    model = SentenceTransformer(str(st_folder))
+    reference = model.encode(TEXTS)
+    model[0].auto_model.train()  # only an inner module in train mode (dropout on): encode still evaluates
+    np.testing.assert_allclose(model.encode(TEXTS), reference, atol=1e-6)
+    assert not model[0].auto_model.training and bool(model)
+    pytest.importorskip("onnxruntime")
+    assert bool(SentenceTransformer(str(st_folder), backend="onnx"))
+    assert bool(CrossEncoder(str(ce_folder), backend="onnx"))
+
+
+def test_torch_activation_on_the_onnx_backend(ce_folder):
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    onnx = CrossEncoder(str(ce_folder), backend="onnx")
+    np.testing.assert_allclose(onnx.predict(PAIRS, activation_fn=torch.nn.Sigmoid()), onnx.predict(PAIRS), atol=1e-6)
+
+
+def test_bad_dict_and_bytes_inputs_are_refused(st_folder, ce_folder):
+    model = SentenceTransformer(str(st_folder))
+    with pytest.raises(TypeError, match="dict with 2 key"):
+        model.encode({"q1": "refund", "q2": "hello world"})
+    with pytest.raises(TypeError, match="decode it to a str"):
+        model.encode(b"hello")
+    reranker = CrossEncoder(str(ce_folder))
+    with pytest.raises(TypeError, match=r"sentences\[0\] is a tuple that has 3 elements"):
+        reranker.predict([("a", "b", "c")])
+
+
+def test_a_cross_encoder_from_an_embedding_model_warns_about_its_new_head(st_folder):
+    with pytest.warns(UserWarning, match="without a trained classification head"):
+        CrossEncoder(str(st_folder))
+
+
+def test_empty_modules_json_is_a_clear_format_error(tmp_path):
+    from sentencekit.files import ModelFormatError
+
+    (tmp_path / "modules.json").write_text("[]")
+    with pytest.raises(ModelFormatError, match="lists no modules"):
+        SentenceTransformer(str(tmp_path))
+
+
+def test_save_pretrained_takes_the_name_positionally(st_folder, tmp_path):
+    model = SentenceTransformer(str(st_folder))
+    model.save_pretrained(str(tmp_path / "out"), "my-model")
+    assert "my-model" in (tmp_path / "out" / "README.md").read_text()
+    assert model._first_module() is model[0] and model._last_module() is model[-1]
+    assert model.get_backend() == "torch" and model.get_max_seq_length() == model.max_seq_length

@@ -42,6 +42,14 @@ def test_routes_match_torch(router_dir):
     np.testing.assert_allclose(model.encode(TEXTS, task="query", truncate_dim=8),
                                torch_model.encode(TEXTS, task="query", truncate_dim=8), atol=1e-5)
     assert model.last_encode_info.num_inputs == 3 and model.get_sentence_embedding_dimension() == 32
+    # the tightest limit of the routes on both backends; each call reports the limit of its own route
+    assert model.max_seq_length == torch_model.max_seq_length
+    for m in (model, torch_model):
+        m.encode_document(TEXTS)
+        document_limit = m.last_encode_info.max_seq_length
+        m.encode_query(TEXTS)
+        assert (document_limit, m.last_encode_info.max_seq_length) == (torch_model[0].sub_modules["document"][0]
+                                                                       .max_seq_length, float("inf"))
     with pytest.raises(ValueError, match="Unknown task 'nope'"):
         model.encode(TEXTS, task="nope")
     # a second load reuses the export (no route folders are written: routes are read from the spec)

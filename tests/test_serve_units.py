@@ -427,3 +427,43 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, t
     assert served.embedder.backend == "torch" and served.embedder.run_embed("", ["hello"], 100).shape == (1, 32)
     with pytest.raises(ValueError, match="cannot export"):
         load_models(ServeConfig(model=str(folder), backend="onnx"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_server_tokenizes_each_input_once(tiny_st_dir, tmp_path, backend):
+    """The ids the server counts are the model's input: the model does not tokenize them again, and the
+    embeddings equal encode()'s (with a prompt too); an input over the limit still runs from its text."""
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    import shutil
+
+    from sentencekit.serve.models import load_models
+    from sentencekit.serve.service import Service
+
+    shutil.copytree(tiny_st_dir, tmp_path / "m")
+    served = load_models(ServeConfig(model=str(tmp_path / "m"), backend=backend))
+    model = served.embedder.model
+    assert served.embedder.takes_counted_ids
+    texts = ["how do i get a refund", "hello", "the cat sat on the mat"]
+    expected = model.encode(texts, prompt="query: ")
+    calls = []
+    engine = model.engine
+    original = engine.tokenize
+    engine.tokenize = lambda items, task=None: calls.append(len(items)) or original(items, task)
+    service = Service(served, ServeConfig(), ServerMetrics())
+
+    async def session():
+        service.start()
+        try:
+            outcome = await service.embed(texts, param="input", prompt_name="query")
+            seen = list(calls)
+            await service.embed(["refund " * 80], param="input", truncate=True)
+            return outcome, seen
+        finally:
+            await service.close()
+
+    model.prompts["query"] = "query: "
+    outcome, seen = run(session())
+    np.testing.assert_allclose(outcome.values, expected, atol=1e-5)
+    assert seen == []  # no second tokenization
+    assert calls == [1]  # too long for the model: it runs from the text, and the model cuts it

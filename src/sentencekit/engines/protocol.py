@@ -153,6 +153,10 @@ class Engine:
         """Width of ``sentence_embedding`` (embedders)."""
         return None
 
+    def max_seq_length_for(self, task: str | None) -> Any:
+        """The length limit inputs of ``task`` are cut at (Router models: the route's)."""
+        return self.max_seq_length
+
     def prompt_length(self, prompt: str, task: str | None = None) -> int:
         """Tokens a prompt adds at the start of an input (for ``Pooling(include_prompt=False)``)."""
         return 0

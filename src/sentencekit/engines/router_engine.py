@@ -65,7 +65,12 @@ class RouterEngine(Engine):
 
     @property
     def max_seq_length(self) -> Any:
-        return self._default().max_seq_length
+        """The tightest length limit of the routes (a static route has none: ``inf``), as the torch Router."""
+        limits = [e.max_seq_length for e in self.route_engines.values() if e.max_seq_length is not None]
+        return min(limits) if limits else None
+
+    def max_seq_length_for(self, task: str | None) -> Any:
+        return self.route(task).max_seq_length
 
     @max_seq_length.setter
     def max_seq_length(self, value: int) -> None:

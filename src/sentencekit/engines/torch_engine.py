@@ -107,13 +107,17 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
                                    "module).")
         folder = spec.modules[0].path
     else:
-        folder = spec.folder
+        folder = spec.transformer_folder
         archs = spec.hf_config.get("architectures") or []
         if any(a.endswith("ForCausalLM") for a in archs):
             raise ModelFormatError(f"{spec.folder} is a causal language model; sentencekit's CrossEncoder supports "
                                    "sequence-classification rerankers.")
         if not any(a.endswith("ForSequenceClassification") for a in archs):
             config_kwargs.setdefault("num_labels", 1)  # a fresh classification head
+            kind = "an embedding model" if spec.layout == "sentence-transformers" else "a transformer"
+            warnings.warn(f"{spec.folder} is {kind} without a trained classification head: CrossEncoder adds a new, "
+                          "randomly initialised one, so its scores mean nothing until it is trained "
+                          "(CrossEncoderTrainer).", stacklevel=external_stacklevel())
     transformer = Transformer.load(folder, model_kwargs=options.model_kwargs, tokenizer_kwargs=options.tokenizer_kwargs,
                                    config_kwargs=config_kwargs, trust_remote_code=options.trust_remote_code,
                                    transformer_task="sequence-classification")
@@ -194,6 +198,9 @@ class TorchEngine(Engine):
                     if isinstance(v, torch.Tensor) and v.dim() and len(v) == n}
         result = {"sentence_embedding": wide(out["sentence_embedding"].detach())}
         if "token_embeddings" in outputs:
+            if "token_embeddings" not in out:
+                raise ValueError(f"This model has no token embeddings ({type(self.network[0]).__name__} gives only "
+                                 "sentence embeddings): use output_value='sentence_embedding'.")
             result["token_embeddings"] = wide(out["token_embeddings"].detach())
             result["attention_mask"] = out["attention_mask"]
         return result
@@ -207,7 +214,7 @@ class TorchEngine(Engine):
             target = resolve_device(device)
             if target != self.device:
                 self.network.to(target)
-        if self.network.training:
+        if any(m.training for m in self.network.modules()):  # a submodule left in train mode: dropout on
             self.network.eval()
 
     # -- what the model reports -------------------------------------------------------------------------------
@@ -289,6 +296,12 @@ class TorchEngine(Engine):
     @property
     def include_prompt(self) -> bool:
         return not any(isinstance(m, Pooling) and not m.include_prompt for m in self.network.modules())
+
+    def max_seq_length_for(self, task: str | None) -> Any:
+        first = self.network[0]
+        if isinstance(first, Router) and (task is not None or first.default_route is not None):
+            return getattr(first.sub_modules[first._route(task)][0], "max_seq_length", None)
+        return self.max_seq_length
 
     def prompt_length(self, prompt: str, task: str | None = None) -> int:
         """Tokens the prompt adds (without a trailing special token), for ``include_prompt=False``."""

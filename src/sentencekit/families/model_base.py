@@ -150,7 +150,13 @@ class Model:
 
     @property
     def tokenizer(self) -> Any:
+        """The tokenizer of the input module (a Hugging Face tokenizer on torch, sentencekit's ``FastTokenizer``
+        on ONNX Runtime, a ``tokenizers.Tokenizer`` for static models). Settable on the torch backend."""
         return self.engine.tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value: Any) -> None:
+        self.network[0].tokenizer = value
 
     @property
     def session(self) -> Any:
@@ -190,7 +196,27 @@ class Model:
         export has the fingerprint of the torch model it came from."""
         return self.engine.fingerprint()
 
+    def get_backend(self) -> str:
+        """``"torch"`` or ``"onnx"`` (as sentence-transformers' ``get_backend``)."""
+        return self.backend
+
+    def get_max_seq_length(self) -> Any:
+        """The input length limit in tokens (``max_seq_length``)."""
+        return self.max_seq_length
+
+    def __bool__(self) -> bool:
+        # a model is always truthy (``if model:``), whatever ``len()`` of its modules says or refuses to say
+        return True
+
     # -- the torch modules (torch backend) ---------------------------------------------------------------------------
+    def _first_module(self) -> Any:
+        """The input module (``model[0]``)."""
+        return self.network[0]
+
+    def _last_module(self) -> Any:
+        """The last module of the pipeline."""
+        return self.network[-1]
+
     def __getitem__(self, index: Any) -> Any:
         return self.network[index]
 
@@ -341,9 +367,11 @@ class Model:
                 write_model_card(self, tmp, model_name=model_name or self.model_name_or_path,
                                  train_datasets=train_datasets)
 
-    def save_pretrained(self, path: str | os.PathLike, **kwargs: Any) -> None:
+    def save_pretrained(self, path: str | os.PathLike, model_name: str | None = None, create_model_card: bool = True,
+                        train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
         """Alias of :meth:`save`."""
-        self.save(path, **kwargs)
+        self.save(path, model_name=model_name, create_model_card=create_model_card, train_datasets=train_datasets,
+                  safe_serialization=safe_serialization)
 
     def _save_to(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:
         raise NotImplementedError

@@ -18,7 +18,7 @@ import numpy as np
 from sentencekit._warnings import external_stacklevel
 from sentencekit.parallel.payload import is_torch_model
 from sentencekit.parallel.pool import MultiProcessPool, default_chunk_size, start_pool
-from sentencekit.pipeline.batching import as_input_list, report_truncation
+from sentencekit.pipeline.batching import as_input_list, check_batch_args, report_truncation
 from sentencekit.pipeline.postprocess import finish_embeddings
 from sentencekit.quantization import check_precision
 
@@ -104,6 +104,7 @@ def encode_with_pool(
     """``model.encode(sentences, pool=pool, ...)``: the same result as one process, computed by the pool."""
     texts, single = as_input_list(sentences)
     check_precision(precision)
+    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
     if convert_to_tensor:
         convert_to_numpy = False
     sentence_embedding = output_value == "sentence_embedding"
@@ -144,6 +145,7 @@ def predict_with_pool(
 ) -> Any:
     """``model.predict(pairs, pool=pool, ...)``: the same scores as one process, computed by the pool."""
     pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
+    check_batch_args(predict_kwargs.get("batch_size", 32), predict_kwargs.get("max_batch_tokens"))
     pairs = [tuple(p) for p in pairs]
     worker_kwargs = {**predict_kwargs, "show_progress_bar": False, "convert_to_numpy": True,
                      "convert_to_tensor": False}

@@ -59,8 +59,11 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
     A single string (or a single pair when ``allow_pairs``) counts as one input. ``None``, a non-string
     element or a nested list raise ``TypeError`` naming the offending index.
     """
+    expected_one = "a pair (text_a, text_b)" if allow_pairs else "a string"
     if inputs is None:
-        raise TypeError(f"{what} is None: pass a string or a list of strings.")
+        raise TypeError(f"{what} is None: pass {expected_one} or a list of them.")
+    if isinstance(inputs, (bytes, bytearray)):
+        raise TypeError(f"{what} is {type(inputs).__name__}: decode it to a str first (e.g. .decode('utf-8')).")
     if isinstance(inputs, str):
         if allow_pairs:
             raise TypeError(f"{what} is a single string; expected a pair (text_a, text_b) or a list of pairs.")
@@ -70,7 +73,10 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
     if isinstance(inputs, np.ndarray):
         inputs = inputs.tolist()
     if isinstance(inputs, dict):
-        return [inputs], True
+        if _is_routed(inputs):
+            return [inputs], True
+        raise TypeError(f"{what} is a dict with {len(inputs)} key(s); only a routed input {{'query': text}} (one key, "
+                        f"a string value) is accepted as a dict. Pass {expected_one} or a list of them.")
     if not isinstance(inputs, Sequence):
         try:
             inputs = list(inputs)
@@ -86,14 +92,22 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
             continue
         if allow_pairs and _is_pair(item):
             continue
-        if isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())), str):
+        if _is_routed(item):
             continue  # a routed input ({"query": text}) for Router/Asym models
         kind = "None" if item is None else type(item).__name__
+        if allow_pairs and isinstance(item, (list, tuple)):
+            detail = (f"has {len(item)} elements" if len(item) != 2 else
+                      f"holds {type(next(x for x in item if not isinstance(x, str))).__name__}, not two strings")
+            raise TypeError(f"{what}[{i}] is a {kind} that {detail}; expected a pair (text_a, text_b) of strings.")
         expected = "a pair of strings" if allow_pairs else "a string"
         raise TypeError(f"{what}[{i}] is {kind}, expected {expected}"
                         + (" (nested lists are not accepted; flatten them first)."
                            if isinstance(item, (list, tuple)) else "."))
     return items, False
+
+
+def _is_routed(x: Any) -> bool:
+    return isinstance(x, dict) and len(x) == 1 and isinstance(next(iter(x.values())), str)
 
 
 def _is_pair(x: Any) -> bool:

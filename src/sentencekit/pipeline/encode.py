@@ -45,7 +45,8 @@ def encode(
     its ``prompts`` / ``default_prompt_name`` / ``truncate_dim`` are the defaults). See
     ``SentenceTransformer.encode`` for the arguments and what comes back; ``sentences`` may also be a
     :class:`~sentencekit.engines.protocol.Tokenized` (``Tokenized.from_ids``: inputs that arrive as token ids),
-    which skips prompting and tokenization. The truncation report lands in ``model.last_encode_info``
+    which skips prompting and tokenization (the ids must already start with the prompt ``prompt`` /
+    ``prompt_name`` name: it is not added again). The truncation report lands in ``model.last_encode_info``
     and, when inputs were cut, in one ``TruncationWarning`` (pointing at the caller's line)."""
     kwargs = dict(kwargs or {})
     engine = model.engine
@@ -73,10 +74,10 @@ def encode(
     task = kwargs.pop("task", None)
 
     prompt_text = resolve_prompt(model.prompts, prompt_name, prompt, model.default_prompt_name)
-    prompt_length = 0
+    # token-id input already starts with its prompt; the prompt's length still matters to models whose
+    # pooling leaves the prompt out
+    prompt_length = engine.prompt_length(prompt_text, task) if prompt_text and not engine.include_prompt else 0
     if tokenized is None:
-        if prompt_text and not engine.include_prompt:
-            prompt_length = engine.prompt_length(prompt_text, task)
         tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in texts], task)
     outputs = frozenset({"sentence_embedding"} if output_value == "sentence_embedding" else
                         {"sentence_embedding", "token_embeddings"} if output_value == "token_embeddings" else {"*"})
@@ -84,7 +85,7 @@ def encode(
                                     show_progress_bar=show_progress_bar, outputs=outputs,
                                     prompt_length=prompt_length, task=task, kwargs=kwargs)
     cut_at = np.flatnonzero(tokenized.truncated).tolist() + cut
-    model._set_info(report_truncation(len(texts), cut_at, engine.max_seq_length, model._info_attribute,
+    model._set_info(report_truncation(len(texts), cut_at, engine.max_seq_length_for(task), model._info_attribute,
                                       external_stacklevel() + 1))
 
     inverse = restore_order(order)

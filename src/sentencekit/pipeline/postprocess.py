@@ -24,6 +24,11 @@ def is_tensor(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
+def is_tensor_function(fn: Any) -> bool:
+    """Whether ``fn`` is a torch module or function (it takes tensors, not NumPy arrays)."""
+    return type(fn).__module__.startswith("torch") or getattr(fn, "__module__", "").startswith("torch")
+
+
 def check_truncate_dim(truncate_dim: int | None, dim: int | None) -> None:
     if truncate_dim is None:
         return
@@ -142,7 +147,12 @@ def finish_scores(
     else:
         from sentencekit.engines.numpy_ops import softmax
 
-        if activation is not None:
+        if activation is not None and is_tensor_function(activation):  # e.g. torch.nn.Sigmoid() on ONNX logits
+            import torch
+
+            with torch.no_grad():
+                scores = activation(torch.from_numpy(np.ascontiguousarray(scores))).numpy().astype(np.float32)
+        elif activation is not None:
             scores = np.asarray(activation(scores), dtype=np.float32)
         if num_labels == 1:
             scores = scores.reshape(-1)

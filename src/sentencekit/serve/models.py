@@ -43,6 +43,22 @@ class ServedModel:
         return self.tokens.max_length
 
     @property
+    def takes_counted_ids(self) -> bool:
+        """Whether the ids the token counter computes (with special tokens) are exactly the model's input,
+        so requests run on them without being tokenized again: ONNX Runtime and torch transformer models
+        (not static-embedding models, which tokenize without special tokens, nor Router models, whose route
+        decides the tokenizer)."""
+        engine = self.model.engine
+        if self.kind != "embedder" or engine.routes or engine.backend not in ("torch", "onnx"):
+            return False
+        if engine.backend == "onnx":
+            return True
+        from sentencekit.modules import Transformer
+
+        first = self.model[0]
+        return isinstance(first, Transformer) and bool(getattr(first.tokenizer, "is_fast", False))
+
+    @property
     def dimension(self) -> int | None:
         dim = self.model.get_sentence_embedding_dimension() if self.kind == "embedder" else None
         return int(dim) if dim is not None else None
@@ -79,13 +95,21 @@ class ServedModel:
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)
+            n = len(items.lengths) if hasattr(items, "lengths") else len(items)
             out = getattr(self.model, method)(items, show_progress_bar=False, convert_to_numpy=True, **kwargs,
-                                              **self._batch_kwargs(len(items), max_batch_tokens))
+                                              **self._batch_kwargs(n, max_batch_tokens))
         return np.asarray(out, dtype=np.float32)
 
-    def run_embed(self, prompt: str, texts: list[str], max_batch_tokens: int) -> np.ndarray:
-        """Embeddings ``[n, dim]`` (float32) of ``texts`` with ``prompt`` prepended (inference thread)."""
-        return self._call("encode", texts, max_batch_tokens, prompt=prompt)
+    def run_embed(self, key: str | tuple[str, bool], items: list[Any], max_batch_tokens: int) -> np.ndarray:
+        """Embeddings ``[n, dim]`` (float32) of ``items`` (inference thread). ``key`` is the prompt, or
+        ``(prompt, True)`` when ``items`` are the counter's token ids of prompt + text (run as they are:
+        :class:`~sentencekit.engines.protocol.Tokenized`), ``(prompt, False)`` for texts."""
+        prompt, counted = key if isinstance(key, tuple) else (key, False)
+        if counted:
+            from sentencekit.engines.protocol import Tokenized
+
+            items = Tokenized.from_ids(items)
+        return self._call("encode", items, max_batch_tokens, prompt=prompt)
 
     def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
         """Scores ``[n]`` of ``(query, document)`` pairs (inference thread)."""

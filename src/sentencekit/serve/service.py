@@ -185,15 +185,16 @@ class Service:
         texts = [prompt + t for t in texts]
         return list(zip(texts, self.models.embedder.tokens.encode(texts, add_special_tokens)))
 
-    async def _lengths(self, model: ServedModel, items: Sequence[Any]) -> list[int]:
+    async def _encode(self, model: ServedModel, items: Sequence[Any]) -> list[Any]:
         chars = sum(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in items)
         if chars > INLINE_TOKENIZE_CHARS:  # keep the event loop free for other requests
-            return await asyncio.to_thread(model.tokens.lengths, items)
-        return model.tokens.lengths(items)
+            return await asyncio.to_thread(model.tokens.encode, items)
+        return model.tokens.encode(items)
 
-    async def _count(self, model: ServedModel, items: Sequence[Any], truncate: bool, param: str) -> list[int]:
+    async def _count(self, model: ServedModel, items: Sequence[Any], truncate: bool, param: str,
+                     encodings: list[Any] | None = None) -> list[int]:
         """Tokens the model will read of each item; 413 for an item over the limit with truncate=false."""
-        lengths = await self._lengths(model, items)
+        lengths = [len(e.ids) for e in (encodings if encodings is not None else await self._encode(model, items))]
         if not truncate:
             for i, n in enumerate(lengths):
                 if model.tokens.too_long(n):
@@ -228,11 +229,16 @@ class Service:
         prompt = self.prompt(prompt_name)
         model = self.models.embedder
         truncate = self._truncate(truncate)
-        used = await self._count(model, [prompt + t for t in texts] if prompt else texts, truncate, param)
+        encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
+        used = await self._count(model, texts, truncate, param, encodings)
+        if model.takes_counted_ids and not any(model.tokens.too_long(len(e.ids)) for e in encodings):
+            # the counted ids are the model's input: it runs them without tokenizing again
+            result = await self._submit(self.embed_batcher, (prompt, True), [e.ids for e in encodings], sum(used))
+            return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), sum(used), result)
         if truncate and direction.lower() == "left" and model.max_length is not None:
             budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
             texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
-        result = await self._submit(self.embed_batcher, prompt, texts, sum(used))
+        result = await self._submit(self.embed_batcher, (prompt, False), texts, sum(used))
         return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), sum(used), result)
 
     async def rerank(self, query: str, documents: list[str], *, param: str, raw_scores: bool = False,

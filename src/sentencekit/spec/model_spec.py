@@ -345,6 +345,8 @@ def read_spec(folder: str | os.PathLike) -> ModelSpec:
     if (folder / MODULES_FILE).is_file():
         where = folder / MODULES_FILE
         entries = tuple(_entry(i, raw, folder, where) for i, raw in enumerate(read_modules_json(folder)))
+        if not entries:
+            raise ModelFormatError(f"{where} lists no modules: a model needs at least its input module.")
         router = next((_read_router(e) for e in entries if e.kind in ("Router", "Asym")), None)
         return ModelSpec(folder, "sentence-transformers", model_type, entries, model_config, router)
     if is_model2vec_folder(folder):
