@@ -362,7 +362,11 @@ def test_token_counter_matches_the_model_tokenizer(tiny_model):
     assert counter.too_long(expected[1]) and counter.used(expected[1]) == 48 and not counter.too_long(expected[0])
     ids = tiny_model.tokenizer(["hello world"])["input_ids"]
     assert counter.decode(ids) == ["hello world"]
-    assert counter.check_ids([1, 10**6]) == 10**6 and counter.check_ids([1, 2]) is None
+    assert counter.check_ids([1, 10**6]) == 1 and counter.check_ids([-1]) == 0 and counter.check_ids([1, 2]) is None
+    # the special tokens around one text, from the tokenizer's post-processor: [CLS] ... [SEP]
+    assert (counter.head, counter.tail) == ([ids[0][0]], [ids[0][-1]]) == ([2], [3])
+    assert counter.strip_specials([2, 7, 3]) == counter.strip_specials([7, 3]) == [7]
+    assert counter.with_specials([7], [9]) == [2, 9, 7, 3]
     # the model's own tokenizer keeps working from another thread while the counter is used
     threads = [threading.Thread(target=lambda: [counter.lengths(texts) for _ in range(50)]) for _ in range(3)]
     for t in threads:
