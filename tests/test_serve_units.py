@@ -571,6 +571,19 @@ def test_token_id_inputs_truncate_like_text(served_pair):
         np.testing.assert_allclose(r.json(), model.encode(Tokenized.from_ids([left])), atol=1e-5)
 
 
+def test_token_ids_on_a_model_that_cannot_run_them_are_refused(served_pair, monkeypatch):
+    """Static-embedding and Router models (takes_counted_ids false) answer 422 for token ids, not an
+    embedding of re-tokenized decoded text."""
+    from sentencekit.serve.models import ServedModel
+
+    monkeypatch.setattr(ServedModel, "takes_counted_ids", property(lambda self: False))
+    with served_client(served_pair) as client:
+        r = client.post("/v1/embeddings", json={"input": [[5, 6]]})
+        assert r.status_code == 422 and "cannot run token ids as they are" in r.json()["error"]["message"], r.text
+        assert r.json()["error"]["param"] == "input"
+        assert client.post("/v1/embeddings", json={"input": ["hello"]}).status_code == 200
+
+
 def test_token_ids_with_a_prompt_that_would_not_join_exactly_are_refused(served_pair):
     """"abc" + "a" tokenizes as "abca", not as "abc" then "a": prepending its ids would not be the
     embedding encode(text, prompt="abc") gives, so the request is refused (text still works)."""
@@ -647,3 +660,15 @@ def test_decode_refuses_ids_outside_the_vocabulary(served_pair, ids, where):
         assert r.status_code == 422 and r.json()["error_type"] == "Tokenizer", r.text
         assert r.json()["error"].startswith(f"{where} is not a token id"), r.text
         assert client.post("/decode", json={"ids": [[4], [5, 145]]}).status_code == 200
+
+
+@pytest.mark.real_model
+def test_the_issue_example_on_minilm(minilm_dir):
+    """Issue 12's case: [7592, 100] ("hello 😀" for BERT's tokenizer, 😀 being [UNK]) embeds as the text."""
+    from sentencekit.serve.models import load_models
+
+    served = load_models(ServeConfig(model=str(minilm_dir), backend="torch"))
+    with served_client(served) as client:
+        r = client.post("/v1/embeddings", json={"input": [7592, 100]})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 4, r.text
+    np.testing.assert_allclose(r.json()["data"][0]["embedding"], served.embedder.model.encode("hello 😀"), atol=1e-5)

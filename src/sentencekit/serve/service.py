@@ -210,9 +210,9 @@ class Service:
         ``direction="left"``) so that the whole row fits, special tokens and prompt kept."""
         model = self.models.embedder
         if not model.takes_counted_ids:
-            raise ApiError(422, f"`{param}`: this model ({type(model.model.engine).__name__}, a static-embedding "
-                                "or Router model) cannot run token ids as they are; send text", "Validation",
-                           param=param)
+            raise ApiError(422, f"`{param}`: this model (a static-embedding or Router model, or one without a "
+                                "fast tokenizer) cannot run token ids as they are; send text instead",
+                           "Validation", param=param)
         # Clients that tokenize for OpenAI (LangChain) send tiktoken ids: say how to make them send text.
         rows = self.token_ids(inputs, param, hint=", or send text (LangChain: OpenAIEmbeddings(..., "
                                                   "check_embedding_ctx_length=False))")
@@ -225,10 +225,12 @@ class Service:
             if counter.too_long(fixed + len(body)):
                 budget = (model.max_length or 0) - fixed
                 if not truncate or budget < 0:
+                    fix = ("send fewer ids, or send truncate=true to cut them" if not truncate else
+                           "the prompt and special tokens alone exceed it; use a shorter prompt")
                     raise ApiError(413, f"{param}[{i}] has {fixed + len(body)} tokens with the model's special "
                                         f"tokens{' and the prompt' if prompt_ids else ''}, more than the model's "
-                                        f"limit of {model.max_length} (truncate=false); send fewer ids, or send "
-                                        "truncate=true to cut them", "Validation", param=param)
+                                        f"limit of {model.max_length} (truncate={str(truncate).lower()}); {fix}",
+                                   "Validation", param=param)
                 body = body[len(body) - budget:] if direction.lower() == "left" else body[:budget]
             out.append(counter.with_specials(body, prompt_ids))
         return out
