@@ -197,6 +197,11 @@ def test_openai_wire_format_base64_and_token_ids(server, st_model, tiny_ce_dir):
         np.testing.assert_allclose(got, st_model.encode(TEXTS[: len(got)]), atol=1e-5)
     status, _, body = post(server, "/v1/embeddings", {"input": [[5, 10**6]]})
     assert status == 422 and "vocabulary" in body["error"]["message"]
+    # ids without the special tokens, one the tiny vocabulary lacks ([UNK]) among them, embed as their text
+    ids = st_model.tokenizer("hello 😀", add_special_tokens=False)["input_ids"]
+    status, _, body = post(server, "/v1/embeddings", {"input": ids})
+    assert status == 200 and 1 in ids and body["usage"]["prompt_tokens"] == len(ids) + 2
+    np.testing.assert_allclose(body["data"][0]["embedding"], st_model.encode("hello 😀"), atol=1e-5)
 
     status, _, body = call(server, "GET", "/v1/models")
     assert status == 200 and [m["id"] for m in body["data"]] == ["tiny", tiny_ce_dir.parent.name]
@@ -266,6 +271,12 @@ def test_tei_similarity_tokenize_decode(server, st_model):
 
     status, _, body = post(server, "/decode", {"ids": [t["id"] for t in tokens]})
     assert status == 200 and body == ["hello refunds"]
+    for ids in ([1, 2, 99999999], [-1], [2**70]):
+        status, _, body = post(server, "/decode", {"ids": ids})
+        assert status == 422 and body["error_type"] == "Tokenizer" and f"= {ids[-1]} is not" in body["error"]
+    # a lone surrogate: valid JSON, invalid text
+    status, _, body = post(server, "/embed", raw=b'{"inputs": ["ok \\ud800 bad"]}')
+    assert status == 422 and body["error"].startswith("inputs[0] has a lone surrogate"), body
 
 
 def test_tei_and_cohere_rerank(server, ce_model, tiny_ce_dir):

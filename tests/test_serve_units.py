@@ -362,7 +362,11 @@ def test_token_counter_matches_the_model_tokenizer(tiny_model):
     assert counter.too_long(expected[1]) and counter.used(expected[1]) == 48 and not counter.too_long(expected[0])
     ids = tiny_model.tokenizer(["hello world"])["input_ids"]
     assert counter.decode(ids) == ["hello world"]
-    assert counter.check_ids([1, 10**6]) == 10**6 and counter.check_ids([1, 2]) is None
+    assert counter.check_ids([1, 10**6]) == 1 and counter.check_ids([-1]) == 0 and counter.check_ids([1, 2]) is None
+    # the special tokens around one text, from the tokenizer's post-processor: [CLS] ... [SEP]
+    assert (counter.head, counter.tail) == ([ids[0][0]], [ids[0][-1]]) == ([2], [3])
+    assert counter.strip_specials([2, 7, 3]) == counter.strip_specials([7, 3]) == [7]
+    assert counter.with_specials([7], [9]) == [2, 9, 7, 3]
     # the model's own tokenizer keeps working from another thread while the counter is used
     threads = [threading.Thread(target=lambda: [counter.lengths(texts) for _ in range(50)]) for _ in range(3)]
     for t in threads:
@@ -467,3 +471,204 @@ def test_the_server_tokenizes_each_input_once(tiny_st_dir, tmp_path, backend):
     np.testing.assert_allclose(outcome.values, expected, atol=1e-5)
     assert seen == []  # no second tokenization
     assert calls == [1]  # too long for the model: it runs from the text, and the model cuts it
+
+
+# -- request inputs over HTTP in-process: token ids, invalid text, /decode ---------------------------------
+def served_client(served, **config):
+    """A TestClient over a fresh app of ``served`` (one app per lifespan: closing it stops its batchers)."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from sentencekit.serve.app import create_app
+
+    return TestClient(create_app(served, ServeConfig(**config)), raise_server_exceptions=False)
+
+
+def post_raw(client, path, body):
+    """POST ``body`` as JSON with non-ASCII escaped, so that a lone surrogate travels as the valid JSON
+    escape ``\\ud800`` (a client library encoding UTF-8 would refuse to send it)."""
+    import json
+
+    return client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def served_pair(tiny_st_dir, tiny_ce_dir):
+    """The tiny embedder and reranker on torch (no ONNX export: nothing is written under SENTENCEKIT_HOME)."""
+    from sentencekit.serve.models import load_models
+
+    return load_models(ServeConfig(model=str(tiny_st_dir), reranker=str(tiny_ce_dir), backend="torch"))
+
+
+def served_on(backend, tiny_st_dir, tmp_path, served_pair):
+    if backend == "torch":
+        return served_pair
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from sentencekit.serve.models import load_models
+
+    shutil.copytree(tiny_st_dir, tmp_path / "m")
+    return load_models(ServeConfig(model=str(tmp_path / "m"), backend="onnx"))
+
+
+#: "hello 😀" has a token the tiny vocabulary lacks ([UNK], a special token): decoding the ids with
+#: special tokens skipped and re-tokenizing (the old way) lost it
+ID_TEXTS = ["hello 😀", "how do i get a refund", "the cat sat on the mat"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_token_id_inputs_embed_as_their_text(backend, tiny_st_dir, tmp_path, served_pair):
+    """Ids of a text, with or without the model's special tokens, embed as ``encode(text)``; the prompt's
+    ids go after the leading special token; ``usage`` counts the ids the model read."""
+    served = served_on(backend, tiny_st_dir, tmp_path, served_pair)
+    model, counter = served.embedder.model, served.embedder.tokens
+    assert served.embedder.backend == backend
+    with_specials = [counter.encode([t])[0].ids for t in ID_TEXTS]
+    without = [counter.encode([t], add_special_tokens=False)[0].ids for t in ID_TEXTS]
+    assert counter.head == [with_specials[0][0]] and counter.tail == [with_specials[0][-1]]
+    assert 1 in without[0]  # [UNK] among the client's ids
+    expected = model.encode(ID_TEXTS)
+    model.prompts["query"] = "query: "
+    try:
+        with served_client(served) as client:
+            for rows in (with_specials, without):
+                r = client.post("/v1/embeddings", json={"input": rows})
+                assert r.status_code == 200, r.text
+                np.testing.assert_allclose([d["embedding"] for d in r.json()["data"]], expected, atol=1e-5)
+                assert r.json()["usage"]["prompt_tokens"] == sum(len(x) for x in with_specials)
+                r = client.post("/embed", json={"inputs": rows[0], "normalize": False})  # one sequence: [int]
+                assert r.status_code == 200, r.text
+                np.testing.assert_allclose(r.json(), expected[:1], atol=1e-5)
+                r = client.post("/embed", json={"inputs": rows, "prompt_name": "query"})
+                assert r.status_code == 200, r.text
+                np.testing.assert_allclose(r.json(), model.encode(ID_TEXTS, prompt="query: "), atol=1e-5)
+                assert int(r.headers["x-compute-tokens"]) == sum(
+                    len(x) for x in counter.encode(["query: " + t for t in ID_TEXTS]))
+    finally:
+        del model.prompts["query"]
+
+
+def test_token_id_inputs_truncate_like_text(served_pair):
+    """A row over the limit: 413 with truncate=false; cut to fit with its special tokens kept otherwise
+    (as encode cuts the text), from the start with truncation_direction=left."""
+    from sentencekit.engines.protocol import Tokenized
+
+    served = served_pair
+    model, counter = served.embedder.model, served.embedder.tokens
+    text = "please help me reset my password " * 20
+    ids = counter.encode([text])[0].ids
+    assert len(ids) > model.max_seq_length == 48
+    with served_client(served) as client:
+        r = client.post("/embed", json={"inputs": [ids], "truncate": False})
+        assert r.status_code == 413 and "inputs[0] has" in r.json()["error"], r.text
+        r = client.post("/v1/embeddings", json={"input": ids[1:-1]}, )  # --auto-truncate (on by default)
+        assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 48
+        np.testing.assert_allclose(r.json()["data"][0]["embedding"], model.encode(text), atol=1e-5)
+        r = client.post("/embed", json={"inputs": [ids], "truncate": True, "truncation_direction": "Left"})
+        left = [ids[0], *ids[len(ids) - 47:]]  # [CLS] + the last 46 ids of the text + [SEP]
+        assert r.status_code == 200 and len(left) == 48
+        np.testing.assert_allclose(r.json(), model.encode(Tokenized.from_ids([left])), atol=1e-5)
+
+
+def test_token_ids_on_a_model_that_cannot_run_them_are_refused(served_pair, monkeypatch):
+    """Static-embedding and Router models (takes_counted_ids false) answer 422 for token ids, not an
+    embedding of re-tokenized decoded text."""
+    from sentencekit.serve.models import ServedModel
+
+    monkeypatch.setattr(ServedModel, "takes_counted_ids", property(lambda self: False))
+    with served_client(served_pair) as client:
+        r = client.post("/v1/embeddings", json={"input": [[5, 6]]})
+        assert r.status_code == 422 and "cannot run token ids as they are" in r.json()["error"]["message"], r.text
+        assert r.json()["error"]["param"] == "input"
+        assert client.post("/v1/embeddings", json={"input": ["hello"]}).status_code == 200
+
+
+def test_token_ids_with_a_prompt_that_would_not_join_exactly_are_refused(served_pair):
+    """"abc" + "a" tokenizes as "abca", not as "abc" then "a": prepending its ids would not be the
+    embedding encode(text, prompt="abc") gives, so the request is refused (text still works)."""
+    model = served_pair.embedder.model
+    model.prompts["glued"] = "abc"
+    try:
+        with served_client(served_pair) as client:
+            r = client.post("/embed", json={"inputs": [5, 6], "prompt_name": "glued"})
+            assert r.status_code == 422 and "cannot be put before token ids exactly" in r.json()["error"], r.text
+            assert client.post("/embed", json={"inputs": "hello", "prompt_name": "glued"}).status_code == 200
+    finally:
+        del model.prompts["glued"]
+
+
+#: (path, body, param named in the message, OpenAI-shaped): every route that takes text, with a lone
+#: surrogate in one of its text fields
+SURROGATE = "ok \ud800 bad"
+TEXT_FIELDS = [
+    ("/v1/embeddings", {"input": ["fine", SURROGATE]}, "input[1]", True),
+    ("/embeddings", {"input": SURROGATE}, "input", True),
+    ("/embed", {"inputs": [SURROGATE]}, "inputs[0]", False),
+    ("/similarity", {"inputs": {"source_sentence": SURROGATE, "sentences": ["a"]}}, "inputs.source_sentence", False),
+    ("/similarity", {"inputs": {"source_sentence": "a", "sentences": ["b", SURROGATE]}}, "inputs.sentences[1]",
+     False),
+    ("/tokenize", {"inputs": ["a", SURROGATE]}, "inputs[1]", False),
+    ("/rerank", {"query": SURROGATE, "texts": ["a"]}, "query", False),
+    ("/rerank", {"query": "q", "texts": ["a", SURROGATE]}, "texts[1]", False),
+    ("/v1/rerank", {"query": "q", "documents": [{"text": SURROGATE}]}, "documents[0]", True),
+    ("/v2/rerank", {"query": SURROGATE, "documents": ["a"]}, "query", True),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "where", "openai"), TEXT_FIELDS)
+def test_a_lone_surrogate_is_422_naming_the_input(served_pair, path, body, where, openai):
+    with served_client(served_pair) as client:
+        r = post_raw(client, path, body)
+    assert r.status_code == 422, r.text
+    message = r.json()["error"]["message"] if openai else r.json()["error"]
+    assert message.startswith(f"{where} has a lone surrogate (U+D800) at character 3"), message
+    if openai:
+        assert r.json()["error"]["param"] == where.split("[")[0]
+    else:
+        assert r.json()["error_type"] == "Validation"
+
+
+def test_other_input_values_before_the_tokenizer(served_pair):
+    """Values that could reach the tokenizer: empty texts and NUL are text (as encode takes them), an empty
+    id row is the model's special tokens alone (encode("")); huge or negative ids, nested arrays and
+    mixed lists are refused with 422."""
+    model = served_pair.embedder.model
+    with served_client(served_pair) as client:
+        r = client.post("/embed", json={"inputs": ["", "a\u0000b"], "normalize": False})
+        assert r.status_code == 200
+        np.testing.assert_allclose(r.json(), model.encode(["", "a\u0000b"]), atol=1e-5)
+        r = client.post("/embed", json={"inputs": [[]], "normalize": False})
+        assert r.status_code == 200
+        np.testing.assert_allclose(r.json(), model.encode([""]), atol=1e-5)
+        for bad, where in (([5, 2**70], "input[1] = 1180591620717411303424"), ([[5], [-1]], "input[1][0] = -1"),
+                           ([[5, 10**6]], "input[0][1] = 1000000")):
+            r = client.post("/v1/embeddings", json={"input": bad})
+            assert r.status_code == 422 and r.json()["error"]["message"].startswith(where), r.text
+            assert "vocabulary" in r.json()["error"]["message"] and r.json()["error"]["param"] == "input"
+        for bad in ([[[1]]], ["a", 1], [[1], 2], [1.5], [None], ["a", ["b"]]):
+            r = client.post("/embed", json={"inputs": bad})
+            assert r.status_code == 422 and "`inputs` must be" in r.json()["error"], (bad, r.text)
+
+
+@pytest.mark.parametrize(("ids", "where"), [([1, 2, 99999999], "ids[2] = 99999999"), ([-1], "ids[0] = -1"),
+                                            ([2**70], f"ids[0] = {2**70}"), ([[4], [5, 146]], "ids[1][1] = 146")])
+def test_decode_refuses_ids_outside_the_vocabulary(served_pair, ids, where):
+    assert served_pair.embedder.tokens.vocab_size == 146  # the tiny vocabulary: 146 is the first id past it
+    with served_client(served_pair) as client:
+        r = client.post("/decode", json={"ids": ids})
+        assert r.status_code == 422 and r.json()["error_type"] == "Tokenizer", r.text
+        assert r.json()["error"].startswith(f"{where} is not a token id"), r.text
+        assert client.post("/decode", json={"ids": [[4], [5, 145]]}).status_code == 200
+
+
+@pytest.mark.real_model
+def test_the_issue_example_on_minilm(minilm_dir):
+    """Issue 12's case: [7592, 100] ("hello 😀" for BERT's tokenizer, 😀 being [UNK]) embeds as the text."""
+    from sentencekit.serve.models import load_models
+
+    served = load_models(ServeConfig(model=str(minilm_dir), backend="torch"))
+    with served_client(served) as client:
+        r = client.post("/v1/embeddings", json={"input": [7592, 100]})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 4, r.text
+    np.testing.assert_allclose(r.json()["data"][0]["embedding"], served.embedder.model.encode("hello 😀"), atol=1e-5)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,9 @@ from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.errors import ApiError
 from sentencekit.serve.metrics import ServerMetrics
 from sentencekit.serve.models import ServedModel, ServedModels
+
+#: a UTF-16 surrogate code point: in a Python str (from a JSON "\ud800" escape) only when unpaired
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: token counting of requests longer than this (characters) runs off the event loop
 INLINE_TOKENIZE_CHARS = 20_000
@@ -64,6 +68,8 @@ class Service:
                 max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor,
                 metrics=metrics, name="reranker")
         self.in_flight = 0
+        #: prompt -> its ids to put before token-id inputs, or None where that would not be exact
+        self._prompt_ids_cache: dict[str, list[int] | None] = {}
 
     # -- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,16 +135,39 @@ class Service:
         return [model.tokens.keep_end(t, budget) for t in texts]
 
     # -- inputs ---------------------------------------------------------------------------------------
+    # Every text and token id of a request is checked here, before anything reaches a tokenizer or a
+    # batch: a value the Rust tokenizer cannot take would otherwise fail as a 500 (or fail the batch).
+    def check_texts(self, texts: Sequence[str], param: str, *, single: bool = False) -> None:
+        """422 for a text that is not valid Unicode: a lone surrogate (``"\\ud800"`` in JSON is valid JSON,
+        but no UTF-8 text, and the tokenizer cannot take it). Empty strings and NUL are valid text.
+        The message names ``param[i]``, or ``param`` for a field holding one text (``single``)."""
+        for i, text in enumerate(texts):
+            bad = _SURROGATE.search(text)
+            if bad is not None:
+                where = param if single else f"{param}[{i}]"
+                raise ApiError(422, f"{where} has a lone surrogate (U+{ord(bad.group()):04X}) at character "
+                                    f"{bad.start()}, which is not valid Unicode text; send UTF-8 text (a JSON "
+                                    "\\uD800-\\uDFFF escape must be half of a surrogate pair)", "Validation",
+                               param=param)
+
+    @staticmethod
+    def is_token_ids(inputs: Any) -> bool:
+        """Whether an ``input``/``inputs`` value is token ids (``[int]`` / ``[[int]]``) rather than text."""
+        return isinstance(inputs, list) and bool(inputs) and not isinstance(inputs[0], str)
+
     def token_ids(self, ids: Sequence[int] | Sequence[Sequence[int]], param: str, hint: str = "") -> list[list[int]]:
         """One (``[int]``) or several (``[[int]]``) id sequences of the embedding model's tokenizer, as a
-        batch; 413 / 422 for too many sequences or an id outside the vocabulary (``hint`` ends that message)."""
-        batch = [list(ids)] if ids and isinstance(ids[0], int) else [list(x) for x in ids]
+        batch; 413 / 422 for too many sequences or an id outside the vocabulary (named by its position;
+        ``hint`` ends that message). Any int JSON can carry (negative, past 2**64) is refused here."""
+        flat = bool(ids) and isinstance(ids[0], int)
+        batch = [list(ids)] if flat else [list(x) for x in ids]
         self.check_count(len(batch), param)
         counter = self.models.embedder.tokens
         for i, sequence in enumerate(batch):
-            bad = counter.check_ids(sequence)
-            if bad is not None:
-                raise ApiError(422, f"token id {bad} of {param}[{i}] is outside the model's vocabulary (0 to "
+            k = counter.check_ids(sequence)
+            if k is not None:
+                where = f"{param}[{k}]" if flat else f"{param}[{i}][{k}]"
+                raise ApiError(422, f"{where} = {sequence[k]} is not a token id of the model's vocabulary (0 to "
                                     f"{counter.vocab_size - 1}); token ids must come from the served model's own "
                                     f"tokenizer{hint}", "Tokenizer", param=param)
         return batch
@@ -149,17 +178,62 @@ class Service:
         return self.models.embedder.tokens.decode(self.token_ids(ids, param, hint), skip_special_tokens)
 
     def texts_from(self, inputs: Any, param: str) -> list[str]:
-        """Texts of a string / list of strings / token-id array(s) input. Token ids are decoded with the
-        served model's tokenizer (they must be ids of *that* tokenizer, as TEI requires)."""
-        if isinstance(inputs, str):
-            return [inputs]
-        if not inputs:
-            self.check_count(0, param)
-        if isinstance(inputs[0], str):
-            return list(inputs)
+        """Texts of a string / list of strings input, checked (:meth:`check_texts`)."""
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        self.check_count(len(texts), param)
+        self.check_texts(texts, param, single=isinstance(inputs, str))
+        return texts
+
+    def _prompt_ids(self, model: ServedModel, prompt: str) -> list[int]:
+        """The prompt's ids to put before token-id inputs, or 422 when that would not equal encoding the
+        prompt with the text (:meth:`TokenCounter.joins_exactly`): a client asking for a prompt gets it
+        exactly or not at all."""
+        if prompt not in self._prompt_ids_cache:
+            exact = model.tokens.joins_exactly(prompt)
+            ids = model.tokens.encode([prompt], add_special_tokens=False)[0].ids
+            self._prompt_ids_cache[prompt] = list(ids) if exact else None
+        ids = self._prompt_ids_cache[prompt]
+        if ids is None:
+            raise ApiError(422, f"the prompt {prompt!r} cannot be put before token ids exactly: this model's "
+                                "tokenizer tokenizes the prompt and the text together differently than apart. "
+                                "Send text instead of token ids (or put the prompt's tokens in your ids and use "
+                                "a model without a default prompt)", "Validation", param="prompt_name")
+        return ids
+
+    def id_inputs(self, inputs: Any, *, param: str, prompt: str, truncate: bool,
+                  direction: str) -> list[list[int]]:
+        """The model inputs of token-id ``inputs``: each row's own ids (the model's leading and trailing
+        special tokens removed where the client sent them), the prompt's ids after the leading special
+        tokens, then the special tokens again: the ids ``model.tokenizer(prompt + text)`` gives for the
+        text the client tokenized. A row over the model's limit answers 413 with ``truncate=false``;
+        with ``truncate=true`` its own ids are cut (from the end, or from the start for
+        ``direction="left"``) so that the whole row fits, special tokens and prompt kept."""
+        model = self.models.embedder
+        if not model.takes_counted_ids:
+            raise ApiError(422, f"`{param}`: this model (a static-embedding or Router model, or one without a "
+                                "fast tokenizer) cannot run token ids as they are; send text instead",
+                           "Validation", param=param)
         # Clients that tokenize for OpenAI (LangChain) send tiktoken ids: say how to make them send text.
-        return self.decode(inputs, param, hint=", or send text (LangChain: OpenAIEmbeddings(..., "
-                                               "check_embedding_ctx_length=False))")
+        rows = self.token_ids(inputs, param, hint=", or send text (LangChain: OpenAIEmbeddings(..., "
+                                                  "check_embedding_ctx_length=False))")
+        counter = model.tokens
+        prompt_ids = self._prompt_ids(model, prompt) if prompt else []
+        fixed = len(counter.head) + len(prompt_ids) + len(counter.tail)
+        out = []
+        for i, row in enumerate(rows):
+            body = counter.strip_specials(row)
+            if counter.too_long(fixed + len(body)):
+                budget = (model.max_length or 0) - fixed
+                if not truncate or budget < 0:
+                    fix = ("send fewer ids, or send truncate=true to cut them" if not truncate else
+                           "the prompt and special tokens alone exceed it; use a shorter prompt")
+                    raise ApiError(413, f"{param}[{i}] has {fixed + len(body)} tokens with the model's special "
+                                        f"tokens{' and the prompt' if prompt_ids else ''}, more than the model's "
+                                        f"limit of {model.max_length} (truncate={str(truncate).lower()}); {fix}",
+                                   "Validation", param=param)
+                body = body[len(body) - budget:] if direction.lower() == "left" else body[:budget]
+            out.append(counter.with_specials(body, prompt_ids))
+        return out
 
     def prompt(self, prompt_name: str | None) -> str:
         """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``).
@@ -179,8 +253,7 @@ class Service:
     def tokenize(self, inputs: str | list[str], *, prompt_name: str | None,
                  add_special_tokens: bool) -> list[tuple[str, Any]]:
         """``(text, tokenizers.Encoding)`` of each input with its prompt, untruncated (TEI's ``/tokenize``)."""
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        self.check_count(len(texts), "inputs")
+        texts = self.texts_from(inputs, "inputs")
         prompt = self.prompt(prompt_name)
         texts = [prompt + t for t in texts]
         return list(zip(texts, self.models.embedder.tokens.encode(texts, add_special_tokens)))
@@ -224,11 +297,15 @@ class Service:
         keeps the end of texts over the limit instead of their start (the prompt stays).
         """
         self.check_dimensions(dimensions)
-        texts = self.texts_from(inputs, param)
-        self.check_count(len(texts), param)
         prompt = self.prompt(prompt_name)
         model = self.models.embedder
         truncate = self._truncate(truncate)
+        if self.is_token_ids(inputs):
+            rows = self.id_inputs(inputs, param=param, prompt=prompt, truncate=truncate, direction=direction)
+            tokens = sum(len(r) for r in rows)  # the model reads every id of every row (they fit its limit)
+            result = await self._submit(self.embed_batcher, (prompt, True), rows, tokens)
+            return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), tokens, result)
+        texts = self.texts_from(inputs, param)
         encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
         used = await self._count(model, texts, truncate, param, encodings)
         if model.takes_counted_ids and not any(model.tokens.too_long(len(e.ids)) for e in encodings):
@@ -247,6 +324,8 @@ class Service:
         ``direction="left"`` keeps the end of documents that do not fit beside the query."""
         model = self.require_reranker()
         self.check_count(len(documents), param)
+        self.check_texts([query], "query", single=True)
+        self.check_texts(documents, param)
         truncate = self._truncate(truncate)
         pairs = [(query, d) for d in documents]
         used = await self._count(model, pairs, truncate, param)

@@ -37,6 +37,7 @@ class TokenCounter:
         self.max_length = int(max_length) if max_length and math.isfinite(max_length) else None
         self.do_lower_case = do_lower_case
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
+        self.head, self.tail = self._special_ends()
 
     @classmethod
     def for_model(cls, model: Any) -> TokenCounter:
@@ -103,8 +104,49 @@ class TokenCounter:
         return bool(self.max_length) and length > self.max_length
 
     def check_ids(self, ids: Sequence[int]) -> int | None:
-        """The first id outside the vocabulary, or ``None``."""
-        return next((i for i in ids if not 0 <= i < self.vocab_size), None)
+        """The position of the first id outside the vocabulary, or ``None``."""
+        return next((k for k, i in enumerate(ids) if not 0 <= i < self.vocab_size), None)
+
+    def _special_ends(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer's post-processor puts before and after one text's tokens
+        (BERT: ``[CLS]`` / ``[SEP]``; RoBERTa: ``<s>`` / ``</s>``; T5: none / ``</s>``).
+
+        Read from the post-processor itself, not from a list of special tokens: a probe text is encoded
+        with special tokens, and ``sequence_ids`` (``None`` on tokens the post-processor added) says which
+        of its ids come before and after the text's own.
+        """
+        encoding = self._tok.encode("a", add_special_tokens=True)
+        own = [k for k, s in enumerate(encoding.sequence_ids) if s is not None]
+        if not own:  # the probe gave no token of its own: every id the post-processor adds leads
+            return list(encoding.ids), []
+        return list(encoding.ids[:own[0]]), list(encoding.ids[own[-1] + 1:])
+
+    def strip_specials(self, ids: Sequence[int]) -> list[int]:
+        """``ids`` without the leading and trailing special tokens of :meth:`_special_ends`, each end
+        removed only where it is there (clients send ids with or without them)."""
+        body = list(ids)
+        if self.head and body[:len(self.head)] == self.head:
+            body = body[len(self.head):]
+        if self.tail and len(body) >= len(self.tail) and body[len(body) - len(self.tail):] == self.tail:
+            body = body[:len(body) - len(self.tail)]
+        return body
+
+    def with_specials(self, body: Sequence[int], prompt_ids: Sequence[int] = ()) -> list[int]:
+        """The model input for a text's ids (no special tokens) after a prompt's: what encoding
+        ``prompt + text`` gives when the two tokenize apart (see :meth:`joins_exactly`)."""
+        return [*self.head, *prompt_ids, *body, *self.tail]
+
+    def joins_exactly(self, prompt: str) -> bool:
+        """Whether ``prompt``'s ids followed by a text's ids are the ids of ``prompt + text``: true when
+        the tokenizer splits at the prompt's end (WordPiece after a space or punctuation), often false
+        for SentencePiece / byte-level tokenizers, which fold the prompt's trailing space into the next
+        word. Checked on a few probe texts; a prompt that fails on one is not joined."""
+        prompt_ids = self.encode([prompt], add_special_tokens=False)[0].ids
+        for probe in ("a", "hello world", "The 2 cats."):
+            joined = self.encode([prompt + probe], add_special_tokens=False)[0].ids
+            if joined != prompt_ids + self.encode([probe], add_special_tokens=False)[0].ids:
+                return False
+        return True
 
     def decode(self, batch: Sequence[Sequence[int]], skip_special_tokens: bool = True) -> list[str]:
         """Text of each id sequence (ids must be in the vocabulary: see :meth:`check_ids`)."""

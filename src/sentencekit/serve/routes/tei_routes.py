@@ -60,6 +60,9 @@ def tei_router(service: Service) -> APIRouter:
             if not body.inputs.sentences:
                 raise ApiError(422, "`inputs.sentences` is empty; send at least one sentence", "Empty",
                                param="inputs")
+            # named here by their fields; service.embed would name them inputs[0], inputs[1], ...
+            service.check_texts([body.inputs.source_sentence], "inputs.source_sentence", single=True)
+            service.check_texts(body.inputs.sentences, "inputs.sentences")
             return await service.embed([body.inputs.source_sentence, *body.inputs.sentences], param="inputs",
                                        prompt_name=body.prompt_name, truncate=body.truncate,
                                        direction=body.truncation_direction)
