@@ -38,7 +38,7 @@ from sentencekit.search.model_check import (
     mismatches,
 )
 from sentencekit.search.results import best_per_doc, make_hit, rerank
-from sentencekit.search.segments import SegmentCache, Snapshot, write_deletes, write_segment
+from sentencekit.search.segments import SegmentCache, Snapshot, add_missing_checks, write_deletes, write_segment
 from sentencekit.search.storage import (
     FORMAT,
     FORMAT_VERSION,
@@ -172,6 +172,36 @@ class EmbeddingIndex:
         if problems:
             raise mismatch_error(root, problems)
         return cls(root, model, manifest, lock_timeout)
+
+    # -- damage ----------------------------------------------------------------------------------
+    @classmethod
+    def verify(cls, path: str | os.PathLike) -> dict[str, Any]:
+        """Check every file of the index at ``path`` against the sizes and SHA-256 checksums in its
+        manifest; finds damage that opening (a size check) cannot, like flipped bytes. Returns
+        ``{"ok", "problems": [{"entry", "kind", "file", "problem"}], "unchecked"}``. A class method, so
+        that it works on an index too damaged to open. See :mod:`sentencekit.search.integrity`.
+
+        >>> EmbeddingIndex.verify("docs-index")["ok"]  # doctest: +SKIP
+        True
+        """
+        from sentencekit.search.integrity import verify
+
+        return verify(path)
+
+    @classmethod
+    def repair(cls, path: str | os.PathLike, model: Any = None, *, lock_timeout: float = 60.0) -> dict[str, Any]:
+        """Make a damaged index at ``path`` usable again: damaged entries are dropped from the manifest
+        (their files moved to ``damaged/``); with ``model``, segments whose stored texts survive are
+        re-embedded instead. The report lists ``lost_ids`` (documents to add again), ``lost_unknown``
+        (documents whose ids were unreadable too) and ``reembedded`` ids. A damaged ``manifest.json``
+        cannot be repaired. See :mod:`sentencekit.search.integrity`.
+
+        >>> EmbeddingIndex.repair("docs-index", model)["lost_ids"]  # doctest: +SKIP
+        []
+        """
+        from sentencekit.search.integrity import repair
+
+        return repair(path, model, lock_timeout=lock_timeout)
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -460,9 +490,10 @@ class EmbeddingIndex:
                 return self._cache.snapshot(manifest)
             except FileNotFoundError as exc:
                 if attempt == 9:
-                    raise IndexFormatError(f"The index at {self.path} lists a file that does not exist "
-                                           f"({exc.filename}); it is damaged. Rebuild it with "
-                                           "EmbeddingIndex.create.") from exc
+                    raise IndexFormatError(f"The embedding index at {self.path} is damaged: it lists a file that "
+                                           f"does not exist ({exc.filename}). Run `sentencekit index repair "
+                                           f"{self.path}` (EmbeddingIndex.repair) to drop what is lost, or "
+                                           "restore the folder from a backup.") from exc
                 time.sleep(0.05)
                 manifest = read_manifest(self.path)
         raise AssertionError("unreachable")
@@ -489,6 +520,8 @@ class EmbeddingIndex:
             if log == manifest["log"] and not updates:
                 return
             pause_before_commit()
+            # entries of indexes written before checksums existed get them now (they just loaded cleanly)
+            log = add_missing_checks(self.path, log)
             new = {**manifest, **updates, "generation": manifest["generation"] + 1, "log": log}
             new["counts"] = self._cache.snapshot(new).counts()
             write_manifest(self.path, new)

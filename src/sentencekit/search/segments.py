@@ -16,9 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.search.errors import IndexFormatError
 from sentencekit.search.scoring import Block, pack_bits, quantize_int8
-from sentencekit.search.storage import SEGMENTS, load_jsonl, load_npy, save_jsonl, save_npy
+from sentencekit.search.storage import (
+    SEGMENTS,
+    check_size,
+    damaged,
+    file_record,
+    load_jsonl,
+    load_npy,
+    save_jsonl,
+    save_npy,
+)
 
 
 def rows_per_doc(docs: list[dict[str, Any]]) -> np.ndarray:
@@ -51,7 +59,25 @@ def write_segment(root: str | os.PathLike, name: str, vectors: np.ndarray, docs:
         save_npy(folder / files["codes"], pack_bits(vectors))
     save_jsonl(folder / files["docs"], docs)
     return {"kind": "segment", "name": name, "docs": len(docs), "rows": int(vectors.shape[0]),
-            "roles": files, "files": sorted(files.values())}
+            "roles": files, "files": sorted(files.values()), "checks": record_files(root, sorted(files.values()))}
+
+
+def record_files(root: str | os.PathLike, files: list[str]) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of each of an entry's files, keyed by file name (the entry's ``"checks"``).
+
+    >>> record_files(folder, ["del-000002-1a2b3c4d.json"])  # doctest: +SKIP
+    {'del-000002-1a2b3c4d.json': {'bytes': 5, 'sha256': '...'}}
+    """
+    return {name: file_record(Path(root) / SEGMENTS / name) for name in files}
+
+
+def add_missing_checks(root: str | os.PathLike, log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``log`` with ``"checks"`` added to entries written before sizes and checksums were recorded.
+    The files' current contents are what gets recorded, so call this only after they loaded cleanly.
+
+    >>> add_missing_checks(folder, manifest["log"])[0]["checks"]  # doctest: +SKIP
+    """
+    return [e if "checks" in e else {**e, "checks": record_files(root, e["files"])} for e in log]
 
 
 def write_deletes(root: str | os.PathLike, name: str, ids: list[str]) -> dict[str, Any]:
@@ -64,7 +90,26 @@ def write_deletes(root: str | os.PathLike, name: str, ids: list[str]) -> dict[st
 
     file = f"{name}.json"
     atomic_write_bytes(Path(root) / SEGMENTS / file, json.dumps(ids, ensure_ascii=False).encode("utf-8"))
-    return {"kind": "delete", "name": name, "count": len(ids), "files": [file]}
+    return {"kind": "delete", "name": name, "count": len(ids), "files": [file], "checks": record_files(root, [file])}
+
+
+def load_deletes(root: str | os.PathLike, entry: dict[str, Any]) -> list[str]:
+    """The ids a committed delete entry removes (size-checked; damage raises :class:`IndexFormatError`).
+
+    >>> load_deletes(folder, manifest["log"][1])  # doctest: +SKIP
+    ['7']
+    """
+    path = Path(root) / SEGMENTS / entry["files"][0]
+    check_size(path, entry.get("checks", {}).get(path.name))
+    try:
+        ids = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise damaged(path, f"not a readable list of ids ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ids, list) or len(ids) != entry.get("count", len(ids)):
+        raise damaged(path, f"expected a list of {entry.get('count')} ids")
+    return ids
 
 
 @dataclass
@@ -86,14 +131,22 @@ def load_segment(root: str | os.PathLike, entry: dict[str, Any]) -> Segment:
     10
     """
     folder, roles = Path(root) / SEGMENTS, entry["roles"]
+    checks = entry.get("checks", {})
+    for name in roles.values():  # a stat each: catches cut files before they are memory-mapped
+        check_size(folder / name, checks.get(name))
     vectors = load_npy(folder / roles["vectors"])
     codes = load_npy(folder / roles["codes"]) if "codes" in roles else None
     scale = np.asarray(load_npy(folder / roles["scale"])) if "scale" in roles else None
+    for role, array in (("vectors", vectors), ("codes", codes)):
+        if array is not None and (array.ndim != 2 or array.shape[0] != entry["rows"]):
+            raise damaged(folder / roles[role], f"holds an array of shape {array.shape}; the manifest "
+                                                f"recorded {entry['rows']} rows")
     docs = load_jsonl(folder / roles["docs"])
-    if len(docs) != entry["docs"] or vectors.shape[0] != entry["rows"] or rows_per_doc(docs).sum() != entry["rows"]:
-        raise IndexFormatError(f"Segment {entry['name']} in {folder} does not match the manifest "
-                               f"({len(docs)} documents / {vectors.shape[0]} vectors on disk, "
-                               f"{entry['docs']} / {entry['rows']} recorded). The index is damaged.")
+    if any(not isinstance(d.get("id"), str) or not isinstance(d.get("text"), str) for d in docs):
+        raise damaged(folder / roles["docs"], 'a line lacks a string "id" or "text"')
+    if len(docs) != entry["docs"] or rows_per_doc(docs).sum() != entry["rows"]:
+        raise damaged(folder / roles["docs"], f"holds {len(docs)} documents with {rows_per_doc(docs).sum()} "
+                                              f"vectors; the manifest recorded {entry['docs']} / {entry['rows']}")
     return Segment(Block(vectors, codes, scale), docs)
 
 
@@ -145,7 +198,7 @@ class SegmentCache:
             if entry["kind"] == "segment":
                 self._items[name] = load_segment(self.root, entry)
             else:
-                self._items[name] = json.loads((self.root / SEGMENTS / entry["files"][0]).read_text("utf-8"))
+                self._items[name] = load_deletes(self.root, entry)
         return self._items[name]
 
     def snapshot(self, manifest: dict[str, Any]) -> Snapshot:

@@ -13,6 +13,11 @@
         del-000003-5e6f7a8b.json           ids deleted by one delete() call
       ann/hnsw-<key>.faiss       cached HNSW graph (rebuilt when the committed log changes)
 
+Each log entry records the size and SHA-256 of its files (``"checks"``). Opening compares sizes (one
+``stat`` per file, so a truncated or emptied file is caught before it is memory-mapped); checksums are
+compared only by :func:`sentencekit.search.integrity.verify`, since they read every byte. Entries of
+indexes written before these records existed get them on the next commit.
+
 Committed files are never modified. A write takes the lock, removes leftovers of interrupted writes
 (files the manifest does not list), writes new files through temporary files and ``os.replace``, and
 commits by replacing ``manifest.json`` last. A process killed at any point leaves the previous manifest,
@@ -29,6 +34,7 @@ tests to kill a writer inside that window).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import time
@@ -74,13 +80,20 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     except FileNotFoundError:
         raise IndexFormatError(f"No embedding index at {root} (no {MANIFEST}). Create one with "
                                "EmbeddingIndex.create(path, model).") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise IndexFormatError(f"Cannot read {path}: {exc}") from exc
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise IndexFormatError(
+            f"The embedding index at {root} is damaged: {MANIFEST} cannot be read ({type(exc).__name__}: {exc}). "
+            "The manifest is the index's table of contents and has no copy: restore the folder from a "
+            "backup, or rebuild the index (e.g. `sentencekit index build`).") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise IndexFormatError(f"{path} is not a sentencekit embedding index manifest.")
+        raise IndexFormatError(f"{path} is not a sentencekit embedding index manifest (or it is damaged). "
+                               "Restore the folder from a backup, or rebuild the index.")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise IndexFormatError(f"{path} has format version {manifest.get('format_version')}; this sentencekit "
                                f"reads version {FORMAT_VERSION}. Upgrade sentencekit or rebuild the index.")
+    if not isinstance(manifest.get("log"), list) or not all(isinstance(e, dict) for e in manifest["log"]):
+        raise IndexFormatError(f"The embedding index at {root} is damaged: {MANIFEST} has no valid \"log\" list. "
+                               "Restore the folder from a backup, or rebuild the index.")
     return manifest
 
 
@@ -177,21 +190,84 @@ def save_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_bytes(path, data.encode("utf-8"))
 
 
+def damaged(path: Path, problem: str) -> IndexFormatError:
+    """The one wording of "this file of an index is damaged": which file, what is wrong, what to do.
+
+    >>> str(damaged(Path("idx/segments/seg-1.f32.npy"), "it is empty"))  # doctest: +ELLIPSIS
+    'The embedding index at idx is damaged: segments/seg-1.f32.npy: it is empty. Run ...'
+    """
+    root = path.parent.parent if path.parent.name == SEGMENTS else path.parent
+    return IndexFormatError(
+        f"The embedding index at {root} is damaged: {path.relative_to(root).as_posix()}: {problem}. Run "
+        f"`sentencekit index verify {root}` to list every damaged file, then `sentencekit index repair "
+        f"{root}` (EmbeddingIndex.repair) to drop what is lost (with --model, re-embed it from the stored "
+        "texts), or restore the folder from a backup.")
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as a log entry records them.
+
+    >>> file_record(Path("segments/seg-000001-1a2b3c4d.f32.npy"))  # doctest: +SKIP
+    {'bytes': 1664, 'sha256': '9f86d0...'}
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def check_size(path: Path, record: dict[str, Any] | None) -> None:
+    """Raise :class:`IndexFormatError` if ``path`` is not the size its log entry recorded (no record:
+    an index written before sizes were recorded; nothing to compare). ``FileNotFoundError`` passes
+    through: a concurrent compaction may have removed the file, and the caller re-reads the manifest.
+
+    >>> check_size(Path("segments/seg-000001-1a2b3c4d.f32.npy"), {"bytes": 1664})  # doctest: +SKIP
+    """
+    if record is None:
+        return
+    size = path.stat().st_size
+    if size != record["bytes"]:
+        state = "it is empty" if size == 0 else f"it has {size} bytes"
+        raise damaged(path, f"{state}, the manifest recorded {record['bytes']} (cut short or overwritten)")
+
+
 def load_npy(path: Path) -> np.ndarray:
     """Memory-map a committed ``.npy`` file (pages are read on demand; the file is never changed).
+    A file that is not a readable ``.npy`` raises :class:`IndexFormatError` naming it.
 
     >>> load_npy(Path("segments/seg-000001-1a2b3c4d.f32.npy"))  # doctest: +SKIP
     """
-    return np.load(path, mmap_mode="r", allow_pickle=False)
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, EOFError, OSError) as exc:  # cut short: mmap length / EOF; garbage: bad header
+        raise damaged(path, f"not a readable .npy array ({type(exc).__name__}: {exc})") from exc
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a committed JSON-lines file.
+    """Read a committed JSON-lines file; a line that is not a JSON object raises
+    :class:`IndexFormatError` naming the file and line.
 
     >>> load_jsonl(Path("segments/seg-000001-1a2b3c4d.docs.jsonl"))  # doctest: +SKIP
     """
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError(f"line {number} is a {type(row).__name__}, not a JSON object")
+                    rows.append(row)
+    except FileNotFoundError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise damaged(path, f"line {number} is not valid JSON ({exc.msg})") from exc
+    except (ValueError, OSError) as exc:  # UnicodeDecodeError is a ValueError
+        raise damaged(path, str(exc)) from exc
+    return rows
 
 
 def committed_files(manifest: dict[str, Any]) -> set[str]:

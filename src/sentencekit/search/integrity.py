@@ -1,0 +1,198 @@
+"""Finding and repairing damaged files of an :class:`~sentencekit.search.index.EmbeddingIndex`.
+
+Opening an index only compares file sizes with the manifest (cheap); :func:`verify` reads every byte
+and compares SHA-256 checksums too, so it also finds damage that keeps a file's size (flipped bytes).
+
+:func:`repair` rewrites the manifest without the damaged entries:
+
+* a segment whose ``docs.jsonl`` is intact but whose vectors are damaged is re-embedded from the
+  stored texts when a model is given (the documents keep their ids, metadata and chunks); without a
+  model it is dropped, and its ids are reported as lost;
+* a segment whose ``docs.jsonl`` is damaged is dropped: the ids of its readable lines are reported, and
+  how many more documents were in it (their ids are unknown);
+* a damaged delete list is dropped: the documents it deleted are back in the index (their ids are not
+  known); the report says so.
+
+The dropped files are moved to ``<index>/damaged/`` (never deleted), for salvage by hand. A damaged
+``manifest.json`` cannot be repaired: it is the only record of the index's settings and log.
+
+>>> report = verify("faq-index")          # doctest: +SKIP
+>>> report["ok"], report["problems"][0]["file"]   # doctest: +SKIP
+(False, 'seg-000001-1a2b3c4d.f32.npy')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from sentencekit.search.errors import IndexFormatError
+from sentencekit.search.segments import (
+    SegmentCache,
+    add_missing_checks,
+    load_deletes,
+    load_segment,
+    write_segment,
+)
+from sentencekit.search.storage import (
+    SEGMENTS,
+    file_record,
+    load_jsonl,
+    new_name,
+    read_manifest,
+    remove_uncommitted,
+    write_manifest,
+    writer_lock,
+)
+
+DAMAGED = "damaged"  # where repair moves the files it drops
+
+
+def _file_problem(folder: Path, name: str, record: dict[str, Any] | None) -> str | None:
+    """What is wrong with one committed file, by its recorded size and checksum (``None``: nothing)."""
+    path = folder / name
+    if not path.is_file():
+        return "missing"
+    if record is None:
+        return None  # written before checksums were recorded: only loading it can tell
+    actual = file_record(path)
+    if actual["bytes"] != record["bytes"]:
+        return f"{actual['bytes']} bytes, the manifest recorded {record['bytes']}"
+    if actual["sha256"] != record["sha256"]:
+        return "same size as recorded but different content (SHA-256 mismatch): bytes were changed"
+    return None
+
+
+def _entry_problems(root: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The damaged files of one log entry (checksums, then loading it for entries without them)."""
+    folder, checks = root / SEGMENTS, entry.get("checks", {})
+    found = []
+    for name in entry.get("files", []):
+        problem = _file_problem(folder, name, checks.get(name))
+        if problem:
+            found.append({"entry": entry.get("name"), "kind": entry.get("kind"), "file": name, "problem": problem})
+    if not found:
+        try:
+            load_segment(root, entry) if entry.get("kind") == "segment" else load_deletes(root, entry)
+        except (IndexFormatError, KeyError, TypeError) as exc:
+            found.append({"entry": entry.get("name"), "kind": entry.get("kind"), "file": None, "problem": str(exc)})
+    return found
+
+
+def verify(root: str | os.PathLike) -> dict[str, Any]:
+    """Check every committed file of the index at ``root`` against the sizes and SHA-256 checksums in
+    its manifest (entries of old indexes without checksums are checked by loading them). Returns
+    ``{"ok", "problems": [{"entry", "kind", "file", "problem"}], "unchecked": [entry names without
+    checksums]}``; a manifest that cannot be read raises :class:`IndexFormatError`.
+
+    >>> verify("faq-index")["ok"]   # doctest: +SKIP
+    True
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    problems = [p for entry in manifest["log"] for p in _entry_problems(root, entry)]
+    unchecked = [e.get("name") for e in manifest["log"] if "checks" not in e]
+    return {"ok": not problems, "problems": problems, "unchecked": unchecked}
+
+
+def _row_texts(docs: list[dict[str, Any]]) -> list[str]:
+    """The texts a segment's vectors were embedded from: the text, or each chunk's span of it."""
+    return [piece for doc in docs
+            for piece in ([doc["text"][s:e] for s, e in doc["chunks"]] if doc.get("chunks") else [doc["text"]])]
+
+
+def _intact_docs(root: Path, entry: dict[str, Any], problems: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """A damaged segment's documents, if its ``docs.jsonl`` itself is intact (else ``None``)."""
+    name = entry["roles"]["docs"]
+    if any(p["file"] == name for p in problems):
+        return None
+    try:
+        docs = load_jsonl(root / SEGMENTS / name)
+    except (IndexFormatError, OSError):
+        return None
+    ok = len(docs) == entry.get("docs") and all(isinstance(d.get("id"), str) and isinstance(d.get("text"), str)
+                                                for d in docs)
+    return docs if ok else None
+
+
+def _readable_ids(path: Path) -> list[str]:
+    """Ids of the lines of a damaged ``docs.jsonl`` that still parse."""
+    ids = []
+    with contextlib.suppress(OSError):
+        for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                if isinstance(row, dict) and isinstance(row.get("id"), str):
+                    ids.append(row["id"])
+    return ids
+
+
+def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 60.0) -> dict[str, Any]:
+    """Commit a manifest without the damaged entries of the index at ``root`` (see the module
+    docstring for what happens to each kind). With ``model`` (the one the index was built with),
+    segments whose texts survive are re-embedded instead of dropped. Returns ``{"repaired",
+    "problems", "reembedded": [ids], "lost_ids": [ids to add again], "lost_unknown": n documents
+    whose ids are unreadable, "dropped_deletes": n ids that are deleted no more, "moved": [files]}``.
+
+    >>> repair("faq-index", model)["lost_ids"]   # doctest: +SKIP
+    []
+    """
+    from sentencekit.search.model_check import check_bi_encoder, embed, mismatch_error, mismatches
+
+    root = Path(root)
+    report: dict[str, Any] = {"repaired": False, "problems": [], "reembedded": [], "lost_ids": [],
+                              "lost_unknown": 0, "dropped_deletes": 0, "moved": []}
+    with writer_lock(root, lock_timeout):
+        manifest = read_manifest(root)
+        if model is not None:
+            check_bi_encoder(model)
+            problems = mismatches(manifest, model)
+            if problems:
+                raise mismatch_error(root, problems)
+        remove_uncommitted(root, manifest)
+        folder, log, dropped = root / SEGMENTS, [], []
+        lost: list[tuple[int, list[str]]] = []  # (log position, ids) of dropped segments
+        for position, entry in enumerate(manifest["log"]):
+            problems = _entry_problems(root, entry)
+            report["problems"].extend(problems)
+            if not problems:
+                log.append(entry)
+                continue
+            dropped.append(entry)
+            if entry.get("kind") != "segment":
+                report["dropped_deletes"] += int(entry.get("count", 0))
+                continue
+            docs = _intact_docs(root, entry, problems)
+            if docs is not None:
+                if model is not None:
+                    vectors = embed(model, manifest, _row_texts(docs), query=False)
+                    log.append(write_segment(root, new_name("seg", manifest["generation"] + 1), vectors, docs,
+                                             manifest["precision"]))
+                    report["reembedded"].extend(d["id"] for d in docs)
+                    continue
+                ids = [d["id"] for d in docs]
+            else:
+                ids = _readable_ids(folder / entry["roles"]["docs"])
+                report["lost_unknown"] += max(0, int(entry.get("docs", 0)) - len(ids))
+            lost.append((position, ids))
+        if not dropped:
+            return report
+        # a document deleted after its segment was written is not lost: nobody wants it back
+        kept = {id(e) for e in log}
+        for position, ids in lost:
+            deleted = {i for e in manifest["log"][position + 1:] if e.get("kind") == "delete" and id(e) in kept
+                       for i in load_deletes(root, e)}
+            report["lost_ids"].extend(i for i in ids if i not in deleted)
+        new = {**manifest, "generation": manifest["generation"] + 1, "log": add_missing_checks(root, log)}
+        new["counts"] = SegmentCache(root).snapshot(new).counts()
+        write_manifest(root, new)
+        (root / DAMAGED).mkdir(exist_ok=True)
+        for name in sorted({n for e in dropped for n in e.get("files", [])}):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(folder / name, root / DAMAGED / name)
+                report["moved"].append(f"{DAMAGED}/{name}")
+        report["repaired"] = True
+    return report
