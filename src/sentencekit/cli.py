@@ -124,6 +124,32 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index_verify(args: argparse.Namespace) -> int:
+    from sentencekit.search.integrity import verify
+
+    report = verify(args.index)
+    print(json.dumps(report, indent=2))
+    if not report["ok"]:
+        print(f"{args.index} is damaged ({len(report['problems'])} problem(s)); run `sentencekit index repair "
+              f"{args.index}` (add --reembed to re-embed documents whose texts survive).", file=sys.stderr)
+    return 0 if report["ok"] else 1
+
+
+def cmd_index_repair(args: argparse.Namespace) -> int:
+    from sentencekit.search.integrity import repair
+
+    report = repair(args.index, _load_model(args) if args.reembed else None)
+    print(json.dumps(report, indent=2))
+    if report["lost_ids"] or report["lost_unknown"]:
+        print(f"{len(report['lost_ids'])} document(s) must be added again (ids under \"lost_ids\")"
+              + (f", plus {report['lost_unknown']} whose ids were unreadable" if report["lost_unknown"] else "")
+              + ".", file=sys.stderr)
+    if report["dropped_deletes"]:
+        print(f"{report['dropped_deletes']} deletion(s) were lost with a damaged delete list: those documents "
+              "are back in the index; delete them again.", file=sys.stderr)
+    return 0
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -247,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
     p.add_argument("index")
     p.set_defaults(func=cmd_index_info)
+    p = index_sub.add_parser("verify", help="check every file of an index against its recorded checksums",
+                             description="Compare each file of the index with the size and SHA-256 recorded in "
+                                         "its manifest (opening an index only checks sizes). Prints a JSON "
+                                         "report; exit status 1 if anything is damaged.")
+    p.add_argument("index")
+    p.set_defaults(func=cmd_index_verify)
+    p = index_sub.add_parser("repair", help="drop (or re-embed) the damaged parts of an index",
+                             description="Commit a manifest without the damaged files (moved to INDEX/damaged/). "
+                                         "Prints which document ids are lost and must be added again. With "
+                                         "--reembed, segments whose stored texts survive are re-embedded with "
+                                         "--model (the model the index was built with) instead of dropped.")
+    p.add_argument("index")
+    p.add_argument("--reembed", action="store_true", help="re-embed surviving texts with --model")
+    add_model_args(p, backend_flag="--model-backend")
+    p.set_defaults(func=cmd_index_repair)
 
     p = sub.add_parser("encode", help="embed texts from a file into a .npy array",
                        description="Embed each text of INPUT (text file, one per line; Parquet; JSON lines; CSV; '-' "
