@@ -221,3 +221,32 @@ def test_cli_verify_and_repair(model, tmp_path, capsys):
     out = capsys.readouterr()
     assert json.loads(out.out)["lost_ids"] == FIRST and "4 document(s) must be added again" in out.err
     assert main(["index", "verify", str(path)]) == 0
+
+
+def test_missing_segment_file_is_repaired(model, tmp_path):
+    path = tmp_path / "idx"
+    build(path, model)
+    name = first_segment(path)["roles"]["vectors"]
+    (path / "segments" / name).unlink()
+    with pytest.raises(IndexFormatError, match=name):
+        EmbeddingIndex.open(path, model)
+    assert EmbeddingIndex.verify(path)["problems"][0]["problem"] == "missing"
+    assert EmbeddingIndex.repair(path, model)["reembedded"] == FIRST
+    assert EmbeddingIndex.open(path, model).ids() == FIRST + ["v4", "v6", "v7"]
+
+
+def test_repair_reembeds_chunked_documents(tiny_model, tmp_path):
+    """Chunked documents are re-embedded window by window from the stored spans, so search after the
+    repair returns the same documents, windows and scores as before the damage."""
+    from tests.test_search_index import TEXTS
+
+    path = tmp_path / "idx"
+    index = EmbeddingIndex.create(path, tiny_model, precision="int8")
+    index.add([" ".join(TEXTS)] + TEXTS[:2], ids=["long", "a", "b"], chunk=True, chunk_size=12, chunk_overlap=4)
+    assert len(index.get("long")["chunks"]) > 2
+    before = index.search("refund for my order", top_k=3)
+    damage(path / "segments" / first_segment(path)["roles"]["vectors"], "empty")
+    assert EmbeddingIndex.repair(path, tiny_model)["reembedded"] == ["long", "a", "b"]
+    after = EmbeddingIndex.open(path, tiny_model).search("refund for my order", top_k=3)
+    assert [(h["id"], h.get("chunk")) for h in after] == [(h["id"], h.get("chunk")) for h in before]
+    np.testing.assert_allclose([h["score"] for h in after], [h["score"] for h in before], atol=1e-5)
