@@ -8,7 +8,9 @@ from __future__ import annotations
 
 
 class IndexFormatError(ValueError):
-    """An index folder is missing, damaged, or written by an unknown format version.
+    """An index folder is missing, damaged, or written by an unknown format version. Damage (a file
+    cut short, emptied, unparsable, or not matching the manifest's recorded size) names the file and
+    points to ``sentencekit index verify`` / ``repair`` (:mod:`sentencekit.search.integrity`).
 
     >>> str(IndexFormatError("no manifest.json in /tmp/x"))
     'no manifest.json in /tmp/x'

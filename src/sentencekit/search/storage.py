@@ -200,8 +200,8 @@ def damaged(path: Path, problem: str) -> IndexFormatError:
     return IndexFormatError(
         f"The embedding index at {root} is damaged: {path.relative_to(root).as_posix()}: {problem}. Run "
         f"`sentencekit index verify {root}` to list every damaged file, then `sentencekit index repair "
-        f"{root}` (EmbeddingIndex.repair) to drop what is lost (with --model, re-embed it from the stored "
-        "texts), or restore the folder from a backup.")
+        f"{root}` (EmbeddingIndex.repair) to drop what is lost (add --reembed --model MODEL to re-embed "
+        "segments whose stored texts survive), or restore the folder from a backup.")
 
 
 def file_record(path: Path) -> dict[str, Any]:
