@@ -88,6 +88,11 @@ def test_save_over_a_missing_target_finishes_the_killed_swap_first(tmp_path):
     target = tmp_path / "model"
     old = _folder(tmp_path / ".model.old-1234abcd", "old")
     (old / "notes.txt").write_text("mine", encoding="utf-8")
+    # a save that fails still puts the model back
+    with pytest.raises(RuntimeError, match="bad input"), atomic_directory(target, keep=is_foreign_entry):
+        raise RuntimeError("bad input")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert _content(target) == "old"
     with atomic_directory(target, keep=is_foreign_entry) as tmp:
         (tmp / "modules.json").write_text("newest", encoding="utf-8")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
