@@ -154,6 +154,23 @@ class CrossEncoder(Model):
         self.max_seq_length = value
 
     @property
+    def untrained_head(self) -> str | None:
+        """Why this model's classification head is new (random weights, not in the checkpoint: the folder is
+        an embedding model or a plain transformer), or ``None`` for a trained head. While it is set,
+        ``predict`` / ``rank`` raise ``UntrainedHeadError``; ``CrossEncoderTrainer.train`` clears it, and
+        setting it to ``None`` opts in to scoring with the random head. Torch backend (others: ``None``)."""
+        network = getattr(self.engine, "network", None)
+        if network is None or len(network) == 0:
+            return None
+        return getattr(network[0], "untrained_head", None)
+
+    @untrained_head.setter
+    def untrained_head(self, value: str | None) -> None:
+        network = getattr(self.engine, "network", None)
+        if network is not None and len(network):
+            network[0].untrained_head = value or None
+
+    @property
     def last_predict_info(self) -> EncodeInfo:
         """Truncation report of the last ``predict`` call made by this thread."""
         return self.last_info
