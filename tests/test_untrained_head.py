@@ -61,3 +61,15 @@ def test_training_from_a_base_model_lifts_the_check(tiny_bert_dir, tmp_path):
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
     model.save(tmp_path / "trained")
     assert CrossEncoder(str(tmp_path / "trained"), device="cpu").untrained_head is None
+
+
+def test_saving_does_not_make_a_new_head_a_reranker(tiny_st_dir, tmp_path):
+    model = CrossEncoder(str(tiny_st_dir), device="cpu")
+    model.save(tmp_path / "saved")
+    reloaded = CrossEncoder(str(tmp_path / "saved"), device="cpu")
+    with pytest.raises(UntrainedHeadError, match="saved before it was trained") as info:
+        reloaded.predict(PAIRS)
+    assert str(tmp_path / "saved") in str(info.value) and "CrossEncoderTrainer" in str(info.value)
+    reloaded.untrained_head = None  # opted in, a new save is unmarked
+    reloaded.save(tmp_path / "opted-in")
+    assert CrossEncoder(str(tmp_path / "opted-in"), device="cpu").untrained_head is None

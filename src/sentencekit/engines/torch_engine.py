@@ -117,6 +117,9 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
             config_kwargs.setdefault("num_labels", 1)  # a fresh classification head
             kind = "an embedding model" if spec.layout == "sentence-transformers" else "a transformer"
             untrained = f"{spec.folder} is {kind} without a trained classification head"
+    saved = (spec.hf_config.get("sentence_transformers") or {}).get("untrained_head")
+    if untrained is None and saved:
+        untrained = f"{spec.folder} holds a classification head that was saved before it was trained ({saved})"
     transformer = Transformer.load(folder, model_kwargs=options.model_kwargs, tokenizer_kwargs=options.tokenizer_kwargs,
                                    config_kwargs=config_kwargs, trust_remote_code=options.trust_remote_code,
                                    transformer_task="sequence-classification")

@@ -250,14 +250,18 @@ class CrossEncoder(Model):
     # -- saving -------------------------------------------------------------------------------------------------------
     def _save_to(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:
         """The sentence-transformers v5 CrossEncoder layout (a Hugging Face sequence-classification folder
-        whose config.json names the activation), which v5 and v6 both load."""
+        whose config.json names the activation), which v5 and v6 both load. A head that was never trained is
+        recorded there (``sentence_transformers.untrained_head``), so loading the folder still refuses to score."""
         from sentencekit.modules.activations import activation_name
 
         transformer = network[0]
         # sentence-transformers takes the length limit from the tokenizer; ours is max_seq_length.
         transformer.tokenizer.model_max_length = transformer.max_seq_length
-        self.config.sentence_transformers = {"activation_fn": activation_name(self.activation_fn),
-                                             "version": f"sentencekit-{__version__}"}
+        meta = {"activation_fn": activation_name(self.activation_fn), "version": f"sentencekit-{__version__}"}
+        if self.untrained_head:
+            # Saving does not train the new head: the reloaded model must not pass for a reranker.
+            meta["untrained_head"] = self.untrained_head
+        self.config.sentence_transformers = meta
         transformer.save(folder, safe_serialization=safe_serialization)
 
 

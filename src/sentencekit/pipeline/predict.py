@@ -25,13 +25,14 @@ class UntrainedHeadError(RuntimeError):
 
 def check_trained_head(model: Any) -> None:
     """The one rule for scoring with a new head: refuse while ``model.untrained_head`` is set (by the torch
-    engine when the folder has no sequence-classification head; cleared by ``CrossEncoderTrainer.train``
+    engine when the folder has no sequence-classification head, or records one saved before training;
+    cleared by ``CrossEncoderTrainer.train``
     or by the user). Raises :class:`UntrainedHeadError` saying what the folder is and what to do."""
     reason = getattr(model, "untrained_head", None)
     if reason:
         raise UntrainedHeadError(
-            f"{reason}, so CrossEncoder created a new classification head with random weights and its scores "
-            "would mean nothing. To use it as a reranker, train it first: CrossEncoderTrainer "
+            f"{reason}: its classification head has random weights, so its scores would mean nothing. "
+            "To use it as a reranker, train it first: CrossEncoderTrainer "
             "(sentencekit.training) on (query, passage, label) data; training lifts this check. To rerank now, "
             "load a trained reranker (a folder with a *ForSequenceClassification head). To score with the "
             "random head anyway (e.g. a smoke test), set model.untrained_head = None."
