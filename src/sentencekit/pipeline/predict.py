@@ -26,8 +26,7 @@ class UntrainedHeadError(RuntimeError):
 def check_trained_head(model: Any) -> None:
     """The one rule for scoring with a new head: refuse while ``model.untrained_head`` is set (by the torch
     engine when the folder has no sequence-classification head, or records one saved before training;
-    cleared by ``CrossEncoderTrainer.train``
-    or by the user). Raises :class:`UntrainedHeadError` saying what the folder is and what to do."""
+    cleared by ``CrossEncoderTrainer.train`` or by the user). Raises :class:`UntrainedHeadError` saying what the folder is and what to do."""
     reason = getattr(model, "untrained_head", None)
     if reason:
         raise UntrainedHeadError(
