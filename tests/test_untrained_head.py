@@ -73,3 +73,18 @@ def test_saving_does_not_make_a_new_head_a_reranker(tiny_st_dir, tmp_path):
     reloaded.untrained_head = None  # opted in, a new save is unmarked
     reloaded.save(tmp_path / "opted-in")
     assert CrossEncoder(str(tmp_path / "opted-in"), device="cpu").untrained_head is None
+
+
+@pytest.mark.parametrize("saved", [False, True])
+def test_the_onnx_backend_refuses_too(tiny_bert_dir, tmp_path, saved):
+    pytest.importorskip("onnxruntime")
+    folder = tiny_bert_dir
+    if saved:  # a random head saved without training is still refused after the export
+        CrossEncoder(str(tiny_bert_dir), device="cpu").save(tmp_path / "saved")
+        folder = tmp_path / "saved"
+    model = CrossEncoder(str(folder), backend="onnx")
+    assert model.untrained_head
+    with pytest.raises(UntrainedHeadError, match="CrossEncoderTrainer"):
+        model.predict(PAIRS)
+    model.untrained_head = None
+    assert model.predict(PAIRS).shape == (2,)

@@ -99,7 +99,6 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
     config_kwargs = dict(options.config_kwargs or {})
     if options.num_labels is not None:
         config_kwargs["num_labels"] = options.num_labels
-    untrained = None
     if spec.layout == "sentence-transformers" and spec.model_type == "CrossEncoder":
         kinds = spec.module_kinds
         if kinds != ["Transformer"]:
@@ -115,11 +114,6 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
                                    "sequence-classification rerankers.")
         if not any(a.endswith("ForSequenceClassification") for a in archs):
             config_kwargs.setdefault("num_labels", 1)  # a fresh classification head
-            kind = "an embedding model" if spec.layout == "sentence-transformers" else "a transformer"
-            untrained = f"{spec.folder} is {kind} without a trained classification head"
-    saved = (spec.hf_config.get("sentence_transformers") or {}).get("untrained_head")
-    if untrained is None and saved:
-        untrained = f"{spec.folder} holds a classification head that was saved before it was trained ({saved})"
     transformer = Transformer.load(folder, model_kwargs=options.model_kwargs, tokenizer_kwargs=options.tokenizer_kwargs,
                                    config_kwargs=config_kwargs, trust_remote_code=options.trust_remote_code,
                                    transformer_task="sequence-classification")
@@ -127,7 +121,7 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
         transformer.max_seq_length = options.max_length
     # Travels with the module (pickling, pool workers, the trainer); predict refuses to score while it is set
     # (pipeline.predict.check_trained_head), training clears it.
-    transformer.untrained_head = untrained
+    transformer.untrained_head = spec.untrained_head
     return [transformer], {}
 
 

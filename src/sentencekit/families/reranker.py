@@ -158,17 +158,23 @@ class CrossEncoder(Model):
         """Why this model's classification head is new (random weights, not in the checkpoint: the folder is
         an embedding model or a plain transformer), or ``None`` for a trained head. While it is set,
         ``predict`` / ``rank`` raise ``UntrainedHeadError``; ``CrossEncoderTrainer.train`` clears it, and
-        setting it to ``None`` opts in to scoring with the random head. Torch backend (others: ``None``)."""
+        setting it to ``None`` opts in to scoring with the random head. Every backend: on torch the mark
+        lives on the Transformer module (so the trainer and pool workers see it), else it is read from the
+        folder (``ModelSpec.untrained_head``)."""
         network = getattr(self.engine, "network", None)
-        if network is None or len(network) == 0:
-            return None
-        return getattr(network[0], "untrained_head", None)
+        if network is not None and len(network):
+            return getattr(network[0], "untrained_head", None)
+        if "_untrained_head" in self.__dict__:
+            return self.__dict__["_untrained_head"]
+        return self.spec.untrained_head if self.spec is not None else None
 
     @untrained_head.setter
     def untrained_head(self, value: str | None) -> None:
         network = getattr(self.engine, "network", None)
         if network is not None and len(network):
             network[0].untrained_head = value or None
+        else:
+            self.__dict__["_untrained_head"] = value or None
 
     @property
     def last_predict_info(self) -> EncodeInfo:

@@ -24,9 +24,10 @@ class UntrainedHeadError(RuntimeError):
 
 
 def check_trained_head(model: Any) -> None:
-    """The one rule for scoring with a new head: refuse while ``model.untrained_head`` is set (by the torch
-    engine when the folder has no sequence-classification head, or records one saved before training;
-    cleared by ``CrossEncoderTrainer.train`` or by the user). Raises :class:`UntrainedHeadError` saying what the folder is and what to do."""
+    """The one rule for scoring with a new head: refuse while ``model.untrained_head`` is set (the folder has
+    no sequence-classification head, or records one saved before training: ``ModelSpec.untrained_head``;
+    cleared by ``CrossEncoderTrainer.train`` or by the user). Raises :class:`UntrainedHeadError` saying what
+    the folder is and what to do."""
     reason = getattr(model, "untrained_head", None)
     if reason:
         raise UntrainedHeadError(
