@@ -140,6 +140,7 @@ def tiny_ce_dir(tmp_path_factory, tiny_bert_dir) -> Path:
     model = CrossEncoder(str(tiny_bert_dir), num_labels=1, max_length=48, device="cpu")
     with torch.no_grad():  # a larger head so that scores differ visibly between pairs
         model.model.classifier.weight.mul_(50)
+    model.untrained_head = None  # a stand-in for a trained reranker: save it unmarked
     out = tmp_path_factory.mktemp("tiny-ce") / "model"
     model.save(out)
     return out

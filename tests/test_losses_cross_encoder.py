@@ -39,6 +39,7 @@ def nli_dir(tmp_path_factory, tiny_bert_dir):
     """A 3-label cross-encoder (random head), for CrossEntropyLoss."""
     torch.manual_seed(2)
     model = CrossEncoder(str(tiny_bert_dir), num_labels=3, max_length=48, device="cpu")
+    model.untrained_head = None  # a stand-in for a trained 3-label model: save it unmarked
     out = tmp_path_factory.mktemp("tiny-nli") / "model"
     model.save(out)
     return out

@@ -202,9 +202,12 @@ def test_bad_dict_and_bytes_inputs_are_refused(st_folder, ce_folder):
         reranker.predict([("a", "b", "c")])
 
 
-def test_a_cross_encoder_from_an_embedding_model_warns_about_its_new_head(st_folder):
-    with pytest.warns(UserWarning, match="without a trained classification head"):
-        CrossEncoder(str(st_folder))
+def test_a_cross_encoder_from_an_embedding_model_refuses_to_score_with_its_new_head(st_folder):
+    from sentencekit.pipeline.predict import UntrainedHeadError
+
+    model = CrossEncoder(str(st_folder))  # loading stays possible (training starts here)
+    with pytest.raises(UntrainedHeadError, match="embedding model without a trained classification head"):
+        model.predict(("a", "b"))
 
 
 def test_empty_modules_json_is_a_clear_format_error(tmp_path):

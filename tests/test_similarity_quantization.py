@@ -263,7 +263,7 @@ def test_quantize_accepts_tensors_lists_and_vectors():
     want = np.packbits(EMB > 0, axis=-1)
     np.testing.assert_array_equal(from_tensor, want)
     np.testing.assert_array_equal(from_list, want)
-    assert quantize_embeddings(EMB[0], "ubinary").shape == (1, 2)
+    assert quantize_embeddings(EMB[0], "ubinary").shape == (2,)  # one vector stays 1-D
 
 
 def test_quantize_float32_and_unknown_precision():

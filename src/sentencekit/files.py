@@ -91,6 +91,70 @@ def save_state_dict(state_dict: dict, folder: str | os.PathLike, *, safe_seriali
         torch.save(tensors, str(Path(folder) / "pytorch_model.bin"))
 
 
+#: Written last into a save's temporary folder: a ``.NAME.tmp-*`` folder holding it is a complete model.
+SAVE_COMPLETE_MARKER = ".sentencekit-save-complete"
+
+#: Test seam for fault injection: called with the step name ("before_swap", "between_renames",
+#: "after_swap") at each point a killed process would leave a different state on disk.
+_fault_hook: Callable[[str], None] | None = None
+
+
+def _step(name: str) -> None:
+    if _fault_hook is not None:
+        _fault_hook(name)
+
+
+def _leftovers(target: Path, kind: str) -> list[Path]:
+    """``.NAME.tmp-*`` (kind "tmp") or ``.NAME.old-*`` (kind "old") folders beside ``target``, newest first."""
+    prefix = f".{target.name}.{kind}-"
+    try:
+        found = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+    except OSError:  # the parent is missing or unreadable: nothing to recover
+        return []
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def recover_directory(target: str | os.PathLike) -> Path | None:
+    """Finish a save of ``target`` that was killed between its two renames (old folder moved aside, new
+    one not yet in place), so that ``target`` is a model again. Returns the folder moved to ``target``, or
+    ``None`` when there was nothing to do (``target`` exists, or no save left anything beside it).
+
+    A complete new folder (``.NAME.tmp-*`` holding :data:`SAVE_COMPLETE_MARKER`, written after every other
+    file) wins, the newest if several; otherwise the previous model (``.NAME.old-*``) is put back. An
+    incomplete ``.tmp-*`` folder is never used. Nothing is deleted here: the next save cleans leftovers.
+    """
+    target = Path(target).absolute()
+    if target.exists() or target.is_symlink():
+        return None
+    complete = [t for t in _leftovers(target, "tmp") if (t / SAVE_COMPLETE_MARKER).is_file()]
+    for candidate in complete + _leftovers(target, "old"):
+        try:
+            os.rename(candidate, target)
+        except OSError:
+            if target.exists():  # another process recovered it first
+                return None
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            (target / SAVE_COMPLETE_MARKER).unlink()
+        return candidate
+    return None
+
+
+def _clean_leftovers(target: Path, keep: Callable[[str], bool] | None, *, spare: Path) -> None:
+    """Remove the ``.NAME.tmp-*`` / ``.NAME.old-*`` folders of killed saves of ``target`` (except
+    ``spare``, this save's own folder), first carrying the entries ``keep`` names (a user's notes) out of
+    old folders into ``target`` when it lacks them: a save killed after its swap had not carried them yet."""
+    for old in _leftovers(target, "old"):
+        if keep is not None and target.is_dir():
+            for entry in old.iterdir():
+                if keep(entry.name) and entry.name != SAVE_COMPLETE_MARKER and not (target / entry.name).exists():
+                    os.rename(entry, target / entry.name)
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in _leftovers(target, "tmp"):
+        if tmp != spare:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_directory(
     target: str | os.PathLike, *, keep: Callable[[str], bool] | None = None
@@ -100,23 +164,36 @@ def atomic_directory(
     Entries of an existing ``target`` that the new content does not have and for which ``keep(name)``
     is true (e.g. a user's notes, training checkpoints) are carried over into the new folder.
     On any exception the temporary folder is removed and ``target`` is left exactly as it was.
+
+    The swap is two renames (``target`` -> ``.NAME.old-*``, ``.NAME.tmp-*`` -> ``target``). A process killed
+    between them leaves no ``target``; :func:`recover_directory` (run by loading and by the next save)
+    finishes the swap, using :data:`SAVE_COMPLETE_MARKER` to know the new folder was fully written. The
+    next save also removes the leftovers of killed saves. Two processes saving to the same ``target`` at
+    the same time are not supported (one may remove the other's temporary folder; the target stays whole).
     """
     target = Path(target).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        # Last file written: from here on a killed save's tmp folder is a complete model.
+        with open(tmp / SAVE_COMPLETE_MARKER, "w", encoding="utf-8") as f:
+            f.flush()
+            os.fsync(f.fileno())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if target.exists() and not target.is_dir():
         shutil.rmtree(tmp, ignore_errors=True)
         raise NotADirectoryError(f"Cannot save a model to {target}: it exists and is not a folder.")
+    _step("before_swap")
     old = None
     if target.exists():
         # Move the old folder aside first; rename is atomic on one filesystem.
         old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
         os.rename(target, old)
+    _step("between_renames")
     try:
         os.rename(tmp, target)
     except BaseException:
@@ -124,13 +201,18 @@ def atomic_directory(
             os.rename(old, target)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _step("after_swap")
     if old is not None and keep is not None:
-        # Carried over after the swap: if this is interrupted they are still in the old folder.
+        # Carried over after the swap: if this is interrupted they are still in the old folder, and the
+        # next save's _clean_leftovers carries them.
         for entry in old.iterdir():
             if keep(entry.name) and not (target / entry.name).exists():
                 os.rename(entry, target / entry.name)
+    with contextlib.suppress(FileNotFoundError):
+        (target / SAVE_COMPLETE_MARKER).unlink()
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    _clean_leftovers(target, keep, spare=tmp)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:

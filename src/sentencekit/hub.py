@@ -90,6 +90,11 @@ def resolve_model(
     tried: list[str] = []
 
     local = Path(name).expanduser()
+    if not local.exists():
+        # A save killed between its two renames leaves the model beside the folder: put it back.
+        from sentencekit.files import recover_directory
+
+        recover_directory(local)
     if local.is_dir():
         return Resolution(local.resolve(), "local", tried=tried)
     looks_like_path = name.startswith((".", "/", "~", "\\")) or os.path.isabs(name) or name.count("/") > 1

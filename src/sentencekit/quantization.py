@@ -45,17 +45,35 @@ def quantize_embeddings(
     ranges: np.ndarray | None = None,
     calibration_embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Quantize float embeddings ``[n, dim]`` to ``precision``.
+    """Quantize float embeddings ``[n, dim]`` (or one embedding ``[dim]``) to ``precision``.
 
-    int8/uint8 map each dimension's ``[min, max]`` (from ``ranges``, else ``calibration_embeddings``,
-    else these embeddings themselves) onto 256 buckets; binary/ubinary keep the sign bit.
+    int8/uint8 map each dimension's ``[min, max]`` (from ``ranges`` ``[2, dim]``, else
+    ``calibration_embeddings``, else these embeddings themselves) onto 256 buckets; binary/ubinary keep the
+    sign bit, packed 8 to a byte.
+
+    Returns ``[n, dim]`` (float32 / int8 / uint8) or ``[n, ceil(dim / 8)]`` (binary: int8, ubinary: uint8);
+    a 1-D input ``[dim]`` gives a 1-D result (``[dim]`` or ``[ceil(dim / 8)]``), as
+    ``encode("one text", precision=...)`` returns and as sentence-transformers does where it accepts 1-D.
+    Inputs: NumPy arrays, torch tensors, lists of floats or of tensors.
+
+    Raises ``ValueError`` for an unknown precision, an input that is not 1-D or 2-D, or int8/uint8 of a
+    single embedding without ``ranges`` / ``calibration_embeddings``; ``TypeError`` for int8/uint8 input.
     """
     check_precision(precision)
     emb = _as_numpy(embeddings)
     if emb.dtype in (np.int8, np.uint8):
         raise TypeError("Embeddings to quantize must be floats, not already quantized int8/uint8 values.")
+    if emb.ndim not in (1, 2):
+        raise ValueError(f"Expected embeddings of shape [n, dim] or [dim], got shape {emb.shape}.")
     if emb.ndim == 1:
-        emb = emb[None, :]
+        # One embedding: quantized as a row of one, then given back 1-D.
+        return _quantize_rows(emb[None, :], precision, ranges, calibration_embeddings)[0]
+    return _quantize_rows(emb, precision, ranges, calibration_embeddings)
+
+
+def _quantize_rows(emb: np.ndarray, precision: str, ranges: np.ndarray | None,
+                   calibration_embeddings: np.ndarray | None) -> np.ndarray:
+    """:func:`quantize_embeddings` of a 2-D float array ``[n, dim]``."""
     if precision == "float32":
         return emb.astype(np.float32)
     if precision in ("int8", "uint8"):

@@ -2,8 +2,10 @@
 means more similar), each as an all-pairs ``[n, m]`` form and a pairwise ``[n]`` form.
 
 Inputs may be lists, NumPy arrays or torch tensors, 1-D (one vector) or 2-D; half precision is scored in
-float32. Results are torch tensors, as in sentence-transformers. The ``np_*`` versions take and return
-NumPy arrays and never import torch (the ONNX backend uses them).
+float32. Results are torch tensors, as in sentence-transformers. One vector against one vector follows
+sentence-transformers: the all-pairs forms (``cos_sim`` ...) treat a 1-D input as one row and return
+``[1, 1]``; the pairwise forms return one 0-d score (``[]``) when both inputs are 1-D. The ``np_*``
+versions take and return NumPy arrays and never import torch (the ONNX backend uses them).
 
 >>> cos_sim([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])
 tensor([[1., 0.]])
@@ -58,6 +60,28 @@ def to_tensor(x: Any) -> Tensor:
     return t
 
 
+def is_vector(x: Any) -> bool:
+    """True for one embedding ``[dim]``: a 1-D array / tensor, or a flat list of numbers."""
+    if hasattr(x, "ndim"):
+        return x.ndim == 1
+    if isinstance(x, (list, tuple)):
+        return not x or not (isinstance(x[0], (list, tuple)) or getattr(x[0], "ndim", 0) > 0)
+    return False
+
+
+def _one_score_for_vectors(pairwise: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A pairwise function ``[n]`` that returns a 0-d score when both inputs are single vectors ``[dim]``
+    (sentence-transformers' ``(a * b).sum(dim=-1)`` on 1-D inputs), instead of a ``[1]`` array."""
+    import functools
+
+    @functools.wraps(pairwise)
+    def wrapper(a: Any, b: Any) -> Any:
+        scores = pairwise(a, b)
+        return scores[0] if is_vector(a) and is_vector(b) else scores
+
+    return wrapper
+
+
 def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     a, b = to_tensor(a), to_tensor(b)
     if a.shape[1] != b.shape[1]:
@@ -71,6 +95,9 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 def cos_sim(a: Any, b: Any) -> Tensor:
+    """All-pairs cosine similarity: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
+    A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
+    ``ValueError`` when the dimensions differ or an input is not 1-D / 2-D."""
     import torch.nn.functional as F
 
     a, b = _pair(a, b)
@@ -78,11 +105,17 @@ def cos_sim(a: Any, b: Any) -> Tensor:
 
 
 def dot_score(a: Any, b: Any) -> Tensor:
+    """All-pairs dot product: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
+    A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
+    ``ValueError`` when the dimensions differ or an input is not 1-D / 2-D."""
     a, b = _pair(a, b)
     return a @ b.T
 
 
 def euclidean_sim(a: Any, b: Any) -> Tensor:
+    """All-pairs negated euclidean distance: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
+    A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
+    ``ValueError`` when the dimensions differ or an input is not 1-D / 2-D."""
     import torch
 
     a, b = _pair(a, b)
@@ -90,6 +123,9 @@ def euclidean_sim(a: Any, b: Any) -> Tensor:
 
 
 def manhattan_sim(a: Any, b: Any) -> Tensor:
+    """All-pairs negated manhattan distance: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
+    A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
+    ``ValueError`` when the dimensions differ or an input is not 1-D / 2-D."""
     import torch
 
     a, b = _pair(a, b)
@@ -103,33 +139,47 @@ def _same_rows(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     return a, b
 
 
+@_one_score_for_vectors
 def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
+    """Row-by-row cosine similarity: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
+    ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
     import torch.nn.functional as F
 
     a, b = _same_rows(a, b)
     return (F.normalize(a, p=2, dim=1) * F.normalize(b, p=2, dim=1)).sum(dim=-1)
 
 
+@_one_score_for_vectors
 def pairwise_dot_score(a: Any, b: Any) -> Tensor:
+    """Row-by-row dot product: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
+    ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
     a, b = _same_rows(a, b)
     return (a * b).sum(dim=-1)
 
 
+@_one_score_for_vectors
 def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
+    """Row-by-row negated euclidean distance: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
+    ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
     import torch
 
     a, b = _same_rows(a, b)
     return -torch.sqrt(((a - b) ** 2).sum(dim=-1))
 
 
+@_one_score_for_vectors
 def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
+    """Row-by-row negated manhattan distance: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
+    ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
     a, b = _same_rows(a, b)
     return -(a - b).abs().sum(dim=-1)
 
 
+@_one_score_for_vectors
 def pairwise_angle_sim(x: Any, y: Any) -> Tensor:
     """AnglE similarity (used by AnglELoss): vectors split into real and imaginary halves. Follows
-    sentence-transformers' formula exactly, including its normalisation over the batch dimension."""
+    sentence-transformers' formula exactly, including its normalisation over the batch dimension.
+    ``[n, dim]`` x ``[n, dim]`` -> ``[n]``; two 1-D vectors -> a 0-d tensor."""
     import torch
 
     x, y = _same_rows(x, y)
@@ -227,15 +277,18 @@ _NP_PAIRWISE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 def np_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], np.ndarray]:
-    """All-pairs ``[n, m]`` similarity on NumPy arrays (same conventions as :func:`similarity_fn`)."""
+    """All-pairs ``[n, m]`` similarity on NumPy arrays (same conventions as :func:`similarity_fn`: two
+    1-D vectors give ``[1, 1]``)."""
     fn = _NP_ALL_PAIRS[check_similarity_fn_name(name)]
     return lambda a, b: fn(*_np_pair(a, b))
 
 
 def np_pairwise_similarity_fn(name: str | SimilarityFunction) -> Callable[[Any, Any], np.ndarray]:
-    """Row-by-row ``[n]`` similarity on NumPy arrays."""
+    """Row-by-row ``[n]`` similarity on NumPy arrays; two 1-D vectors give a 0-d array, as the torch
+    pairwise functions do."""
     fn = _NP_PAIRWISE[check_similarity_fn_name(name)]
 
+    @_one_score_for_vectors
     def pairwise(a: Any, b: Any) -> np.ndarray:
         a, b = _np_pair(a, b)
         if a.shape[0] != b.shape[0]:

@@ -30,6 +30,7 @@ from sentencekit.similarity import (
     cos_sim,
     dot_score,
     euclidean_sim,
+    is_vector,
     manhattan_sim,
     pairwise_angle_sim,
     pairwise_cos_sim,
@@ -44,12 +45,16 @@ pytorch_cos_sim = cos_sim
 
 
 def normalize_embeddings(embeddings: Tensor) -> Tensor:
-    """L2-normalise each row."""
-    return F.normalize(to_tensor(embeddings), p=2, dim=1)
+    """L2-normalise each row: ``[n, dim]`` -> float tensor ``[n, dim]``; one vector ``[dim]`` stays ``[dim]``
+    (sentence-transformers raises on 1-D here; a 1-D input is one embedding everywhere else)."""
+    t = to_tensor(embeddings)  # always [n, dim]: a 1-D input became one row
+    out = F.normalize(t, p=2, dim=1)
+    return out[0] if is_vector(embeddings) else out
 
 
 def truncate_embeddings(embeddings, truncate_dim: int | None):
-    """Matryoshka slice to the first ``truncate_dim`` dimensions (no renormalisation)."""
+    """Matryoshka slice to the first ``truncate_dim`` dimensions (no renormalisation): ``[..., dim]`` ->
+    ``[..., truncate_dim]``, any number of leading dimensions (a 1-D vector stays 1-D)."""
     return embeddings[..., :truncate_dim]
 
 

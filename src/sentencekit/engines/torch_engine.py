@@ -95,7 +95,7 @@ def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
 def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
     """The one sequence-classification Transformer of a cross-encoder folder: sentence-transformers v6
     (``modules.json`` with ``model_type: CrossEncoder``) or v5 (a Hugging Face ``*ForSequenceClassification``
-    folder; any other transformer gets a fresh one-label head)."""
+    folder; any other transformer gets a fresh one-label head, marked ``untrained_head`` on the module)."""
     config_kwargs = dict(options.config_kwargs or {})
     if options.num_labels is not None:
         config_kwargs["num_labels"] = options.num_labels
@@ -114,15 +114,14 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
                                    "sequence-classification rerankers.")
         if not any(a.endswith("ForSequenceClassification") for a in archs):
             config_kwargs.setdefault("num_labels", 1)  # a fresh classification head
-            kind = "an embedding model" if spec.layout == "sentence-transformers" else "a transformer"
-            warnings.warn(f"{spec.folder} is {kind} without a trained classification head: CrossEncoder adds a new, "
-                          "randomly initialised one, so its scores mean nothing until it is trained "
-                          "(CrossEncoderTrainer).", stacklevel=external_stacklevel())
     transformer = Transformer.load(folder, model_kwargs=options.model_kwargs, tokenizer_kwargs=options.tokenizer_kwargs,
                                    config_kwargs=config_kwargs, trust_remote_code=options.trust_remote_code,
                                    transformer_task="sequence-classification")
     if options.max_length is not None:
         transformer.max_seq_length = options.max_length
+    # Travels with the module (pickling, pool workers, the trainer); predict refuses to score while it is set
+    # (pipeline.predict.check_trained_head), training clears it.
+    transformer.untrained_head = spec.untrained_head
     return [transformer], {}
 
 

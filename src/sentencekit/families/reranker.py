@@ -154,6 +154,29 @@ class CrossEncoder(Model):
         self.max_seq_length = value
 
     @property
+    def untrained_head(self) -> str | None:
+        """Why this model's classification head is new (random weights, not in the checkpoint: the folder is
+        an embedding model or a plain transformer), or ``None`` for a trained head. While it is set,
+        ``predict`` / ``rank`` raise ``UntrainedHeadError``; ``CrossEncoderTrainer.train`` clears it, and
+        setting it to ``None`` opts in to scoring with the random head. Every backend: on torch the mark
+        lives on the Transformer module (so the trainer and pool workers see it), else it is read from the
+        folder (``ModelSpec.untrained_head``)."""
+        network = getattr(self.engine, "network", None)
+        if network is not None and len(network):
+            return getattr(network[0], "untrained_head", None)
+        if "_untrained_head" in self.__dict__:
+            return self.__dict__["_untrained_head"]
+        return self.spec.untrained_head if self.spec is not None else None
+
+    @untrained_head.setter
+    def untrained_head(self, value: str | None) -> None:
+        network = getattr(self.engine, "network", None)
+        if network is not None and len(network):
+            network[0].untrained_head = value or None
+        else:
+            self.__dict__["_untrained_head"] = value or None
+
+    @property
     def last_predict_info(self) -> EncodeInfo:
         """Truncation report of the last ``predict`` call made by this thread."""
         return self.last_info
@@ -233,14 +256,18 @@ class CrossEncoder(Model):
     # -- saving -------------------------------------------------------------------------------------------------------
     def _save_to(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:
         """The sentence-transformers v5 CrossEncoder layout (a Hugging Face sequence-classification folder
-        whose config.json names the activation), which v5 and v6 both load."""
+        whose config.json names the activation), which v5 and v6 both load. A head that was never trained is
+        recorded there (``sentence_transformers.untrained_head``), so loading the folder still refuses to score."""
         from sentencekit.modules.activations import activation_name
 
         transformer = network[0]
         # sentence-transformers takes the length limit from the tokenizer; ours is max_seq_length.
         transformer.tokenizer.model_max_length = transformer.max_seq_length
-        self.config.sentence_transformers = {"activation_fn": activation_name(self.activation_fn),
-                                             "version": f"sentencekit-{__version__}"}
+        meta = {"activation_fn": activation_name(self.activation_fn), "version": f"sentencekit-{__version__}"}
+        if self.untrained_head:
+            # Saving does not train the new head: the reloaded model must not pass for a reranker.
+            meta["untrained_head"] = self.untrained_head
+        self.config.sentence_transformers = meta
         transformer.save(folder, safe_serialization=safe_serialization)
 
 

@@ -144,6 +144,9 @@ def predict_with_pool(
     **predict_kwargs: Any,
 ) -> Any:
     """``model.predict(pairs, pool=pool, ...)``: the same scores as one process, computed by the pool."""
+    from sentencekit.pipeline.predict import check_trained_head
+
+    check_trained_head(model)  # here too, so that the error comes before any worker starts
     pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
     check_batch_args(predict_kwargs.get("batch_size", 32), predict_kwargs.get("max_batch_tokens"))
     pairs = [tuple(p) for p in pairs]

@@ -58,10 +58,22 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
 
     A single string (or a single pair when ``allow_pairs``) counts as one input. ``None``, a non-string
     element or a nested list raise ``TypeError`` naming the offending index.
+
+    Containers are read the way a sentence-transformers user passes them, with one single/batch rule:
+
+    * ``encode``: a ``str`` (or a 0-d string array) is one text; a list, tuple, 1-D NumPy string array
+      (dtype ``U`` or ``object``) or pandas ``Series`` of strings is a batch.
+    * ``predict`` (``allow_pairs``): a list, tuple, 1-D array or ``Series`` of exactly two strings is ONE
+      pair; a sequence of such pairs, or a 2-D string array of shape ``[n, 2]``, is a batch of ``n`` pairs.
+
+    Raises ``TypeError`` for ``None``, bytes (and ``S``-dtype arrays), arrays of the wrong shape for the
+    call, dicts other than a routed input, and any element that is not a string (or pair), naming its index.
     """
     expected_one = "a pair (text_a, text_b)" if allow_pairs else "a string"
     if inputs is None:
         raise TypeError(f"{what} is None: pass {expected_one} or a list of them.")
+    # NumPy arrays and pandas Series become plain lists first, so they follow the list rule below.
+    inputs = _plain_container(inputs, allow_pairs=allow_pairs, what=what)
     if isinstance(inputs, (bytes, bytearray)):
         raise TypeError(f"{what} is {type(inputs).__name__}: decode it to a str first (e.g. .decode('utf-8')).")
     if isinstance(inputs, str):
@@ -70,8 +82,6 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
         return [inputs], True
     if allow_pairs and _is_pair(inputs):
         return [tuple(inputs)], True
-    if isinstance(inputs, np.ndarray):
-        inputs = inputs.tolist()
     if isinstance(inputs, dict):
         if _is_routed(inputs):
             return [inputs], True
@@ -104,6 +114,27 @@ def as_input_list(inputs: Any, *, allow_pairs: bool = False, what: str = "senten
                         + (" (nested lists are not accepted; flatten them first)."
                            if isinstance(item, (list, tuple)) else "."))
     return items, False
+
+
+def _plain_container(inputs: Any, *, allow_pairs: bool, what: str) -> Any:
+    """``inputs`` with a NumPy array or pandas Series turned into plain Python values (``str``, list);
+    anything else unchanged. Checks an array's shape and dtype here, where the shape is still known."""
+    if isinstance(inputs, np.ndarray):
+        if inputs.dtype.kind == "S":
+            raise TypeError(f"{what} is a bytes array (dtype {inputs.dtype}): decode it to str first "
+                            "(e.g. np.char.decode(arr, 'utf-8')).")
+        if inputs.ndim == 0:
+            return inputs.item()  # a 0-d string array is one text
+        if inputs.ndim > (2 if allow_pairs else 1) or (allow_pairs and inputs.ndim == 2 and inputs.shape[1] != 2):
+            accepted = ("a 1-D array of two strings (one pair) or a 2-D array of shape [n, 2] (n pairs)"
+                        if allow_pairs else "a 1-D array of strings")
+            raise TypeError(f"{what} is an array of shape {inputs.shape}; expected {accepted}.")
+        # tolist() turns np.str_ into str and rows of a 2-D array into lists (pairs)
+        return inputs.tolist()
+    # pandas is optional: recognise a Series by its module instead of importing pandas here
+    if type(inputs).__module__.startswith("pandas") and type(inputs).__name__ == "Series":
+        return inputs.tolist()
+    return inputs
 
 
 def _is_routed(x: Any) -> bool:

@@ -18,6 +18,27 @@ from sentencekit.pipeline.postprocess import concat, finish_scores, take
 _SCORES = frozenset({"scores"})
 
 
+class UntrainedHeadError(RuntimeError):
+    """A CrossEncoder was asked to score pairs with a classification head that is not in its checkpoint
+    (newly created, random weights): its scores would mean nothing."""
+
+
+def check_trained_head(model: Any) -> None:
+    """The one rule for scoring with a new head: refuse while ``model.untrained_head`` is set (the folder has
+    no sequence-classification head, or records one saved before training: ``ModelSpec.untrained_head``;
+    cleared by ``CrossEncoderTrainer.train`` or by the user). Raises :class:`UntrainedHeadError` saying what
+    the folder is and what to do."""
+    reason = getattr(model, "untrained_head", None)
+    if reason:
+        raise UntrainedHeadError(
+            f"{reason}: its classification head has random weights, so its scores would mean nothing. "
+            "To use it as a reranker, train it first: CrossEncoderTrainer "
+            "(sentencekit.training) on (query, passage, label) data; training lifts this check. To rerank now, "
+            "load a trained reranker (a folder with a *ForSequenceClassification head). To score with the "
+            "random head anyway (e.g. a smoke test), set model.untrained_head = None."
+        )
+
+
 def predict(
     model: Any,
     sentences: Any,
@@ -33,7 +54,9 @@ def predict(
 ) -> Any:
     """Score ``(text_a, text_b)`` pairs with ``model`` (a ``CrossEncoder``); see ``CrossEncoder.predict``.
     The truncation report lands in ``model.last_predict_info`` (and one ``TruncationWarning`` when pairs
-    were cut, pointing at the caller's line)."""
+    were cut, pointing at the caller's line). Raises :class:`UntrainedHeadError` for a head that was not in
+    the checkpoint (see :func:`check_trained_head`)."""
+    check_trained_head(model)
     pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
     if convert_to_tensor:
         convert_to_numpy = False

@@ -254,6 +254,23 @@ class ModelSpec:
         config = read_json_if_exists(self.transformer_folder / "config.json") or {}
         return config if isinstance(config, dict) else {}
 
+    @property
+    def untrained_head(self) -> str | None:
+        """Why a CrossEncoder over this folder would score with a classification head that was never trained
+        (the folder has no sequence-classification head: an embedding model or a plain transformer; or a
+        save recorded its head as untrained in ``config.json`` ``sentence_transformers.untrained_head``),
+        or ``None``. Every backend asks this; ``pipeline.predict.check_trained_head`` acts on it."""
+        hf = self.hf_config
+        saved = (hf.get("sentence_transformers") or {}).get("untrained_head")
+        if saved:
+            return f"{self.folder} holds a classification head that was saved before it was trained ({saved})"
+        if self.layout == "sentence-transformers" and self.model_type == "CrossEncoder":
+            return None
+        if any(a.endswith("ForSequenceClassification") for a in hf.get("architectures") or []):
+            return None
+        kind = "an embedding model" if self.layout == "sentence-transformers" else "a transformer"
+        return f"{self.folder} is {kind} without a trained classification head"
+
     # -- routes ---------------------------------------------------------------------------------------------
     def route(self, name: str) -> ModelSpec:
         """The spec of one route of a Router model: the route's modules, then the modules after the Router

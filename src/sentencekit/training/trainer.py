@@ -420,5 +420,12 @@ class CrossEncoderTrainer(BaseTrainer):
 
         return BinaryCrossEntropyLoss(model) if model.num_labels == 1 else CrossEntropyLoss(model)
 
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """Train (see :meth:`BaseTrainer.train`). A CrossEncoder built on a folder without a trained head
+        (``model.untrained_head``) may score from here on: training is what gives the new head meaning, and
+        evaluators run ``predict`` during training."""
+        self.st_model.untrained_head = None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
     def _batch_inputs(self, inputs: dict[str, Any]) -> Any:
         return inputs["inputs"]
