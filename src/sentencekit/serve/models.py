@@ -176,6 +176,10 @@ def load_models(config: ServeConfig) -> ServedModels:
         if getattr(ce, "num_labels", 1) != 1:
             raise ValueError(f"--reranker {config.reranker}: this cross-encoder has {ce.num_labels} labels; "
                              "reranking needs a model with one relevance score.")
+        if getattr(ce, "untrained_head", None):  # refuse at start-up, not on every /rerank request
+            raise ValueError(f"--reranker {config.reranker}: {ce.untrained_head}; its classification head is "
+                             "untrained, so its scores would mean nothing. Serve a trained reranker (train one "
+                             "with CrossEncoderTrainer).")
         reranker = ServedModel(ce, _served_name(config.reranker), config.reranker, ce_backend,
                                TokenCounter.for_model(ce), "reranker")
     return ServedModels(embedder, reranker)
