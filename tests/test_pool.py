@@ -96,6 +96,17 @@ def test_cross_encoder_predict_via_pool_context_manager(tiny_ce_dir):
     with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
         got = model.predict(pairs, pool=pool, chunk_size=8)
         single = model.predict(pairs[5], pool=pool)
+        # two threads at once on the same pool, each with its own pairs, get their own scores
+        halves: dict[int, object] = {}
+        threads = [threading.Thread(target=lambda k=k: halves.__setitem__(k, model.predict(
+            pairs[k::2], pool=pool, chunk_size=4)), daemon=True) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(halves) == [0, 1], "a predict() thread did not finish within 60 s"
+        np.testing.assert_allclose(halves[0], expected[0::2], atol=1e-5)
+        np.testing.assert_allclose(halves[1], expected[1::2], atol=1e-5)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert got.shape == (60,) and np.isclose(single, expected[5], atol=1e-5)
     assert not any(p.is_alive() for p in pool["processes"])
