@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +96,17 @@ def test_cross_encoder_predict_via_pool_context_manager(tiny_ce_dir):
     with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
         got = model.predict(pairs, pool=pool, chunk_size=8)
         single = model.predict(pairs[5], pool=pool)
+        # two threads at once on the same pool, each with its own pairs, get their own scores
+        halves: dict[int, object] = {}
+        threads = [threading.Thread(target=lambda k=k: halves.__setitem__(k, model.predict(
+            pairs[k::2], pool=pool, chunk_size=4)), daemon=True) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(halves) == [0, 1], "a predict() thread did not finish within 60 s"
+        np.testing.assert_allclose(halves[0], expected[0::2], atol=1e-5)
+        np.testing.assert_allclose(halves[1], expected[1::2], atol=1e-5)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert got.shape == (60,) and np.isclose(single, expected[5], atol=1e-5)
     assert not any(p.is_alive() for p in pool["processes"])
@@ -170,3 +182,101 @@ def test_truncation_in_workers_is_reported_once_for_the_whole_job(faulty, pool):
     assert len(cut) == 1 and "2 of 17 inputs" in str(cut[0].message)
     assert cut[0].filename == __file__  # points at the caller's line
     assert faulty.last_encode_info.truncated_indices == (10, 16)
+
+
+def test_one_pool_used_from_four_threads_at_once(faulty, pool):
+    """Each thread's call gets its own results (the threads ask for different outputs), in bounded time;
+    before, every call dropped the others' results as stale and all four waited forever."""
+    texts = TEXTS[:100]
+    settings = [{}, {"truncate_dim": 8}, {"normalize_embeddings": True, "truncate_dim": 16}, {"precision": "int8"}]
+    expected = [faulty.encode(texts, **kwargs) for kwargs in settings]
+    results: dict[int, object] = {}
+
+    def call(k: int) -> None:
+        try:
+            results[k] = faulty.encode(texts, pool=pool, chunk_size=10, **settings[k])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            results[k] = exc
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in range(4)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=max(1.0, 90 - (time.monotonic() - start)))
+    assert not any(t.is_alive() for t in threads), f"threads still waiting after 90 s: {sorted(results)} finished"
+    for k in range(4):
+        assert isinstance(results[k], np.ndarray), results[k]
+        assert results[k].shape == expected[k].shape and results[k].dtype == expected[k].dtype
+        tolerance = 1 if settings[k].get("precision") else 1e-6
+        np.testing.assert_allclose(results[k].astype(np.float64), expected[k].astype(np.float64), atol=tolerance)
+
+
+def _run_script(tmp_path, source: str, timeout: float = 120):
+    import subprocess
+    import sys
+
+    script = tmp_path / "start_pool_without_guard.py"
+    script.write_text(source)
+    import sentencekit
+
+    source_root = str(Path(sentencekit.__file__).parents[1])  # the script imports this very sentencekit
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source_root, os.environ.get("PYTHONPATH")]))}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout,
+                          cwd=tmp_path, env=env)
+    return done, time.monotonic() - start
+
+
+def test_script_without_main_guard_starts_a_pool(tmp_path, tiny_st_dir, tiny_model):
+    """``python script.py`` with the pool at top level: workers do not re-run the script, so it just works."""
+    done, _ = _run_script(tmp_path, f"""
+import numpy as np
+from sentencekit import SentenceTransformer
+
+model = SentenceTransformer({str(tiny_st_dir)!r}, device="cpu")
+pool = model.start_multi_process_pool(["cpu", "cpu"])
+np.save("embeddings.npy", model.encode({TEXTS[:30]!r}, pool=pool, chunk_size=4))
+model.stop_multi_process_pool(pool)
+print("done")
+""")
+    assert done.returncode == 0 and "done" in done.stdout, done.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "embeddings.npy"), tiny_model.encode(TEXTS[:30]), atol=1e-6)
+
+
+def test_script_without_main_guard_and_its_own_model_class_fails_naming_the_fix(tmp_path, tiny_st_dir):
+    """A model class defined in the script needs the script in the workers: that cannot work without the
+    guard, and it is an error within seconds that says what to do, not a hang."""
+    done, seconds = _run_script(tmp_path, f"""
+from sentencekit import SentenceTransformer
+
+class MyModel(SentenceTransformer):
+    pass
+
+model = MyModel({str(tiny_st_dir)!r}, device="cpu")
+pool = model.start_multi_process_pool(["cpu", "cpu"])
+print("started")
+""")
+    assert done.returncode != 0 and "started" not in done.stdout
+    assert "PoolWorkerError" in done.stderr and "while starting" in done.stderr, done.stderr[-3000:]
+    assert 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]
+
+
+def test_needs_user_main_finds_classes_of_the_script(tiny_model, monkeypatch):
+    import sys
+
+    from sentencekit.parallel.spawn import needs_user_main
+
+    assert not needs_user_main(tiny_model)  # a library class: workers need not re-run the script
+
+    class DefinedInScript(SentenceTransformer):
+        pass
+
+    DefinedInScript.__qualname__ = "DefinedInScript"
+    DefinedInScript.__module__ = "__main__"
+    script = sys.modules["__main__"]
+    monkeypatch.setattr(script, "DefinedInScript", DefinedInScript, raising=False)
+    monkeypatch.setattr(script, "__file__", getattr(script, "__file__", None) or "script.py", raising=False)
+    mine = DefinedInScript.__new__(DefinedInScript)
+    mine.__dict__.update(tiny_model.__dict__)
+    assert needs_user_main(mine)

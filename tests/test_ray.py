@@ -84,3 +84,32 @@ def test_embed_corpus_resumes_on_ray(cluster, tmp_path, tiny_st_dir):
     assert table.column("row").to_pylist() == list(range(90))
     expected = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(TEXTS[:90])
     np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), expected, atol=1e-6)
+
+
+def test_more_actors_than_the_cluster_holds_are_capped_not_a_hang(cluster, tiny_st_dir):
+    """num_actors=8 on 2 CPUs (the README's call on a small machine) used to wait forever: now 2 actors run,
+    with a warning that says so, and the embeddings are right; an actor that fits nowhere is an error."""
+    import threading
+    import time
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.ray import embed_dataset
+
+    ds = ray.data.from_items([{"id": i, "text": t} for i, t in enumerate(TEXTS[:40])])
+    with pytest.warns(UserWarning, match=r"num_actors=8 .*\(2 CPUs\): starting 2 instead") as caught:
+        mapped = embed_dataset(ds, str(tiny_st_dir), batch_size=10, num_actors=8, model_kwargs={"device": "cpu"})
+    assert caught[0].filename == __file__  # points at the caller's line
+    rows: list = []
+    runner = threading.Thread(target=lambda: rows.extend(mapped.take_all()), daemon=True)
+    start = time.monotonic()
+    runner.start()
+    runner.join(timeout=180)
+    assert not runner.is_alive(), "embed_dataset(num_actors=8) still running after 180 s on a 2-CPU cluster"
+    assert [r["id"] for r in rows] == list(range(40)), time.monotonic() - start
+    expected = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(TEXTS[:40])
+    np.testing.assert_allclose(np.stack([r["embedding"] for r in rows]), expected, atol=1e-6)
+
+    with pytest.raises(ValueError, match=r"One actor needs 4 CPU but the Ray cluster has 2 CPUs"):
+        embed_dataset(ds, str(tiny_st_dir), num_cpus_per_actor=4)
+    with pytest.raises(ValueError, match=r"needs 1 CPU and 1 GPU but the Ray cluster has 2 CPUs and 0 GPUs"):
+        embed_dataset(ds, str(tiny_st_dir), num_gpus_per_actor=1)

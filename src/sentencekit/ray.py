@@ -21,7 +21,10 @@ loaded only when a function here is called.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
+
+from sentencekit._warnings import external_stacklevel
 
 if TYPE_CHECKING:  # pragma: no cover
     import ray.data
@@ -71,6 +74,37 @@ class ModelActor:
         return {**batch, self.output_column: out}
 
 
+def _actors_that_fit(resources: dict[str, float], num_actors: int | None, num_cpus_per_actor: float,
+                     num_gpus_per_actor: float) -> int:
+    """How many actors to start: ``num_actors``, or all the cluster holds when it is ``None``; capped, with a
+    warning, at what the cluster holds now, because Ray Data waits forever for actors that cannot be placed.
+
+    >>> _actors_that_fit({"CPU": 2.0}, None, 1, 0)
+    2
+    >>> _actors_that_fit({"CPU": 16.0, "GPU": 2.0}, None, 2, 0.5)
+    4
+    """
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    fit = int(cpus // num_cpus_per_actor) if num_cpus_per_actor else num_actors or 1
+    if num_gpus_per_actor:
+        fit = min(fit, int(gpus // num_gpus_per_actor))
+    need = f"{num_cpus_per_actor:g} CPU" + (f" and {num_gpus_per_actor:g} GPU" if num_gpus_per_actor else "")
+    have = f"{cpus:g} CPUs" + (f" and {gpus:g} GPUs" if num_gpus_per_actor else "")
+    if fit < 1:
+        raise ValueError(f"One actor needs {need} but the Ray cluster has {have} in all, so no actor could start "
+                         "(Ray would wait forever). Lower num_cpus_per_actor / num_gpus_per_actor, or add nodes "
+                         "to the cluster before calling this.")
+    if num_actors is None:
+        return fit
+    if num_actors > fit:
+        warnings.warn(f"num_actors={num_actors} actors of {need} each do not fit in the Ray cluster ({have}): "
+                      f"starting {fit} instead (Ray Data would wait forever for the others). Leave num_actors "
+                      "unset to use the whole cluster, or add nodes before calling this.", UserWarning,
+                      stacklevel=external_stacklevel())
+        return fit
+    return num_actors
+
+
 def _map_model(ds: ray.data.Dataset, model: Any, family: str, inputs: list[str], output_column: str, *,
                batch_size: int, num_actors: int | None, num_cpus_per_actor: float | None,
                num_gpus_per_actor: float, model_kwargs: dict[str, Any] | None,
@@ -87,16 +121,11 @@ def _map_model(ds: ray.data.Dataset, model: Any, family: str, inputs: list[str],
                          "Quantize the collected embeddings once with sentencekit.quantize_embeddings.")
     if num_cpus_per_actor is None:
         num_cpus_per_actor = 1
-    if num_actors is None:
-        if not ray.is_initialized():
-            ray.init()
-        resources = ray.cluster_resources()
-        if num_gpus_per_actor:
-            num_actors = max(1, int(resources.get("GPU", 0) // num_gpus_per_actor))
-        else:
-            num_actors = max(1, int(resources.get("CPU", 1) // num_cpus_per_actor))
-    if not isinstance(num_actors, int) or num_actors <= 0:
+    if num_actors is not None and (not isinstance(num_actors, int) or num_actors <= 0):
         raise ValueError(f"num_actors must be a positive integer, got {num_actors!r}")
+    if not ray.is_initialized():
+        ray.init()
+    num_actors = _actors_that_fit(ray.cluster_resources(), num_actors, num_cpus_per_actor, num_gpus_per_actor)
     if not isinstance(model, (str, os.PathLike)):
         from sentencekit.parallel.payload import portable_model
 
@@ -133,7 +162,8 @@ def embed_dataset(
 
     ``batch_size``: rows per Ray batch (one ``encode`` call; pass ``encode_kwargs`` such as
     ``normalize_embeddings=True`` or ``prompt_name="document"`` through). ``num_actors``: model copies
-    (default: cluster CPUs // ``num_cpus_per_actor``, or GPUs // ``num_gpus_per_actor``); each actor
+    (default: cluster CPUs // ``num_cpus_per_actor``, or GPUs // ``num_gpus_per_actor``; more than the
+    cluster holds are capped to what it holds, with a warning, as Ray would wait for them forever); each actor
     runs ``num_cpus_per_actor`` (default 1) torch threads, or one GPU share. ``model_kwargs`` go to the
     model's constructor in each actor (e.g. ``{"backend": "onnx"}``) when ``model`` is a name or path.
     Ray keeps each row's columns together (ids stay with their embeddings); set

@@ -10,7 +10,9 @@
 ``target_devices=None`` starts one worker per CUDA device, or ``min(4, cores)`` CPU workers; each worker
 runs ``cores // workers`` threads, so the pool never oversubscribes the CPU. A worker that dies or
 raises makes the call raise :class:`PoolWorkerError` naming the worker and the cause; the pool can then
-be stopped (see :mod:`sentencekit.parallel.pool`). The model reaches workers as described in
+be stopped (see :mod:`sentencekit.parallel.pool`). Several threads may use one pool (their jobs take
+turns), and a script needs no ``if __name__ == "__main__":`` guard unless the model's class is defined in
+it (see :mod:`sentencekit.parallel.spawn`). The model reaches workers as described in
 :mod:`sentencekit.parallel.payload` (shared-memory weights for torch; the folder for ONNX).
 """
 

@@ -9,6 +9,11 @@ watched while they work.
   once: the job raises :class:`PoolWorkerError` naming the worker, its exit code or signal and the
   inputs it held, instead of hanging as sentence-transformers' pool does. An exception inside a worker
   comes back with its traceback and is raised the same way; that worker stays usable.
+- **Starting** does not re-run the caller's script in the workers unless the model needs it (see
+  :mod:`sentencekit.parallel.spawn`), so a script without ``if __name__ == "__main__":`` works; a worker
+  that dies while starting is an error that names the fix.
+- **Threads.** One pool may be used from several threads at once (``encode`` and ``predict`` alike): jobs
+  take turns, each running on all workers, so every result goes to the call it belongs to.
 - **Stopping** always works, after a crash too: workers get a stop task, are joined with a deadline,
   then terminated.
 """
@@ -21,12 +26,14 @@ import math
 import multiprocessing
 import pickle
 import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from multiprocessing.connection import wait
 from typing import Any
 
 from sentencekit.parallel.payload import is_torch_model, portable_model
+from sentencekit.parallel.spawn import needs_user_main, spawning
 from sentencekit.parallel.threads import available_cores, child_thread_env, threads_per_worker
 from sentencekit.parallel.worker import worker_main
 
@@ -36,6 +43,11 @@ _POLL_S = 0.5  # how often an idle parent re-checks worker health
 _QUEUED_PER_WORKER = 2  # one chunk running, one waiting
 _RESTART_HINT = ("The pool cannot be used any more: stop it (stop_multi_process_pool(pool), or leave its "
                  "`with` block) and start a new one.")
+_MAIN_HINT = ("The workers re-ran your script because the model's class (or something it holds) is defined "
+              "in it, and the script starts a pool at top level: put that code under "
+              "`if __name__ == \"__main__\":`, or move the class into a module you import. The worker's own "
+              "error is printed above.")
+_START_HINT = "The worker's own error is printed above (on stderr)."
 
 
 class PoolWorkerError(RuntimeError):
@@ -118,6 +130,9 @@ class MultiProcessPool(dict):
         self._stopped = False
         self._broken: str | None = None
         self._jobs = itertools.count()
+        # Jobs take turns: the workers' pipes carry one job's chunks at a time, and a job that read
+        # another's results would drop them (the other would wait forever).
+        self._job_lock = threading.Lock()
         self._index_of: Sequence[int] | None = None
         self._pids: list[int | None] = [None] * len(devices)
         ctx = multiprocessing.get_context("spawn")  # fork is unsafe with torch's and tokenizers' threads
@@ -132,8 +147,9 @@ class MultiProcessPool(dict):
                 model.to("cpu")
             model.share_memory()
         payload = portable_model(model)
+        self._needs_main = needs_user_main(payload)
         try:
-            with child_thread_env(self.threads_per_worker):
+            with child_thread_env(self.threads_per_worker), spawning(clean_main=not self._needs_main):
                 for device in devices:
                     tasks = ctx.Queue()
                     receiver, sender = ctx.Pipe(duplex=False)
@@ -168,33 +184,37 @@ class MultiProcessPool(dict):
         return f"pool worker {i} (pid {self._pids[i] or self['processes'][i].pid}, device {self.devices[i]})"
 
     # -- health ---------------------------------------------------------------------------------------
-    def _death(self, i: int, doing: str) -> PoolWorkerError:
+    def _death(self, i: int, doing: str, hint: str = _RESTART_HINT) -> PoolWorkerError:
         process = self["processes"][i]
         process.join(timeout=2)  # the exit code is set once the process is reaped
         self._broken = f"{self._name(i)} {describe_exit(process.exitcode)} {doing}."
-        return PoolWorkerError(f"{self._broken} {_RESTART_HINT}")
+        return PoolWorkerError(f"{self._broken} {hint}")
 
-    def _recv(self, i: int, doing: str) -> tuple:
+    def _recv(self, i: int, doing: str, hint: str = _RESTART_HINT) -> tuple:
         try:
             return self["output"][i].recv()
         except (EOFError, OSError):
-            raise self._death(i, doing) from None
+            raise self._death(i, doing, hint) from None
 
     def _wait_ready(self) -> None:
+        # A worker that dies before its first message died starting: re-running the caller's script,
+        # or importing / unpickling the model.
+        doing = "while starting (before it could load the model)"
+        hint = _MAIN_HINT if self._needs_main else _START_HINT
         pending = set(range(self.num_workers))
         while pending:
             wait([self["output"][i] for i in pending] + [self["processes"][i].sentinel for i in pending],
                  timeout=_POLL_S)
             for i in sorted(pending):
                 if self["output"][i].poll():
-                    message = self._recv(i, "while loading the model")
+                    message = self._recv(i, doing, hint)
                     if message[0] == "load_error":
                         self._broken = f"{self._name(i)} could not load the model: {message[1]}"
                         raise PoolWorkerError(f"{self._broken}\n\nWorker traceback:\n{message[2]}")
                     self._pids[i] = message[1]
                     pending.discard(i)
                 elif not self["processes"][i].is_alive():
-                    raise self._death(i, "while loading the model")
+                    raise self._death(i, doing, hint)
 
     def _check_usable(self) -> None:
         if self._stopped:
@@ -211,7 +231,8 @@ class MultiProcessPool(dict):
         """Run ``model.<method>(chunk, **kwargs)`` on the workers over ``items`` cut into chunks of
         ``chunk_size``; yield each chunk's result in input order. ``progress`` (a tqdm bar) advances by
         the inputs of each finished chunk. Raises :class:`PoolWorkerError` if a worker dies or raises, naming
-        the chunk's inputs (``index_of[position]``: the caller's index of each position, when it reordered)."""
+        the chunk's inputs (``index_of[position]``: the caller's index of each position, when it reordered).
+        Jobs from several threads take turns (one job at a time on all workers)."""
         self._check_usable()
         if not isinstance(chunk_size, int) or chunk_size <= 0:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -220,6 +241,15 @@ class MultiProcessPool(dict):
         except Exception as exc:
             raise TypeError(f"The arguments of {method}() must be picklable to reach the pool workers "
                             f"({exc}); pass e.g. a torch.nn.Module instead of a lambda.") from exc
+        # Held until the job is consumed or closed: a caller that stops iterating early must close the
+        # generator (run_pooled consumes it whole), or other threads' jobs wait for it.
+        with self._job_lock:
+            self._check_usable()  # again: the job that ran before this one may have broken the pool
+            yield from self._run_job(method, items, chunk_size=chunk_size, kwargs=kwargs, progress=progress,
+                                     index_of=index_of)
+
+    def _run_job(self, method: str, items: Iterable[Any], *, chunk_size: int, kwargs: dict[str, Any],
+                 progress: Any, index_of: Sequence[int] | None) -> Iterator[Any]:
         job = next(self._jobs)
         self._index_of = index_of
         source = enumerate(_chunks(items, chunk_size))
