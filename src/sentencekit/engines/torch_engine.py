@@ -151,9 +151,6 @@ class TorchEngine(Engine):
         modules, module_kwargs = load(spec, options)
         return cls(ModuleSequence(modules, module_kwargs), options, family)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
     # -- the pipeline's two steps ----------------------------------------------------------------------------
     def tokenize(self, items: list[Any], task: str | None = None) -> Tokenized:
         first = self.network[0]

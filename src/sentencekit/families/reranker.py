@@ -79,7 +79,10 @@ class CrossEncoder(Model):
             self._check_torch_modules()
             if max_length is not None and modules is not None:
                 self.max_seq_length = max_length
-        self._num_labels_hint = num_labels
+        if self.engine.backend != "torch":  # read once: predict asks for it on every call
+            hf = self.spec.hf_config if self.spec is not None else {}
+            self._labels = int(self.engine.num_labels or num_labels or hf.get("num_labels")
+                               or len(hf.get("id2label") or {}) or 1)
         self.activation_fn = activation_fn if activation_fn is not None else self._saved_activation()
 
     def _check_torch_modules(self) -> None:
@@ -140,9 +143,7 @@ class CrossEncoder(Model):
         """Scores per pair."""
         if self.engine.backend == "torch":
             return int(self.config.num_labels)
-        hf = self.spec.hf_config if self.spec is not None else {}
-        return int(self.engine.num_labels or self._num_labels_hint or hf.get("num_labels")
-                   or len(hf.get("id2label") or {}) or 1)
+        return self._labels
 
     @property
     def max_length(self) -> int | None:

@@ -16,7 +16,7 @@ import numpy as np
 from sentencekit._warnings import external_stacklevel
 from sentencekit.engines.protocol import Tokenized
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
-from sentencekit.pipeline.postprocess import check_truncate_dim, concat, finish_embeddings, is_tensor, take, to_numpy
+from sentencekit.pipeline.postprocess import check_truncate_dim, concat, finish_embeddings, is_tensor, take
 from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
 from sentencekit.quantization import check_precision
 
@@ -97,8 +97,6 @@ def encode(
     else:
         width = min(full_dim or 0, truncate_dim or full_dim or 0)
         embeddings = np.zeros((0, width), dtype=np.float32)
-    if not convert_to_tensor and is_tensor(embeddings) and convert_to_numpy:
-        embeddings = to_numpy(embeddings).astype(np.float32, copy=False)
     result = finish_embeddings(embeddings, truncate_dim=truncate_dim, normalize=normalize_embeddings,
                                precision=precision, convert_to_numpy=convert_to_numpy,
                                convert_to_tensor=convert_to_tensor)

@@ -301,22 +301,22 @@ class Service:
         model = self.models.embedder
         truncate = self._truncate(truncate)
         if self.is_token_ids(inputs):
-            rows = self.id_inputs(inputs, param=param, prompt=prompt, truncate=truncate, direction=direction)
-            tokens = sum(len(r) for r in rows)  # the model reads every id of every row (they fit its limit)
-            result = await self._submit(self.embed_batcher, (prompt, True), rows, tokens)
-            return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), tokens, result)
-        texts = self.texts_from(inputs, param)
-        encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
-        used = await self._count(model, texts, truncate, param, encodings)
-        if model.takes_counted_ids and not any(model.tokens.too_long(len(e.ids)) for e in encodings):
-            # the counted ids are the model's input: it runs them without tokenizing again
-            result = await self._submit(self.embed_batcher, (prompt, True), [e.ids for e in encodings], sum(used))
-            return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), sum(used), result)
-        if truncate and direction.lower() == "left" and model.max_length is not None:
-            budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
-            texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
-        result = await self._submit(self.embed_batcher, (prompt, False), texts, sum(used))
-        return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), sum(used), result)
+            items: list[Any] = self.id_inputs(inputs, param=param, prompt=prompt, truncate=truncate,
+                                              direction=direction)
+            key, tokens = (prompt, True), sum(len(r) for r in items)  # the model reads every id (rows fit its limit)
+        else:
+            texts = self.texts_from(inputs, param)
+            encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
+            tokens = sum(await self._count(model, texts, truncate, param, encodings))
+            if model.takes_counted_ids and not any(model.tokens.too_long(len(e.ids)) for e in encodings):
+                key, items = (prompt, True), [e.ids for e in encodings]  # the model runs the counted ids as they are
+            else:
+                if truncate and direction.lower() == "left" and model.max_length is not None:
+                    budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
+                    texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
+                key, items = (prompt, False), texts
+        result = await self._submit(self.embed_batcher, key, items, tokens)
+        return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), tokens, result)
 
     async def rerank(self, query: str, documents: list[str], *, param: str, raw_scores: bool = False,
                      truncate: bool | None = None, direction: str = "right") -> Outcome:
