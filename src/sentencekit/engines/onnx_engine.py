@@ -68,8 +68,9 @@ class OnnxEngine(Engine):
 
             if not cpu_features().vnni:
                 logger.warning("This CPU has no VNNI/AMX int8 instructions: int8 runs, but gains less over float32.")
-        # padded tokens per input of ``batch_size``: 32 measured best for embedders on 2 CPU cores; pairs
-        # 16 (384-768 tokens per batch ran fastest in a sweep over 300 sample pairs of ~59 tokens)
+        # padded tokens per input of ``batch_size``: 32 for embedders, 16 for pairs. Both come from ad-hoc sweeps
+        # on 2 CPU cores that are not in benchmarks/ (pairs: 384-768 tokens per batch ran fastest over 300
+        # sample pairs of ~59 tokens, by a few percent); compare_peers.py measures the result, not the choice
         self.batch_tokens_per_text = 32 if family == "embedder" else 16
         artifact = locate(spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                           compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
