@@ -150,6 +150,92 @@ async def run_load(port: int, requests: list[list[list[str]]], fmt: str, timeout
             "texts": texts_done}
 
 
+async def run_overload(port: int, n_clients: int, seconds: float, fmt: str, client_timeout: float,
+                       honor_retry_after: bool, seed: int = 1) -> dict:
+    """``n_clients`` clients sending for ``seconds``, each retrying at once after an answer (or after the
+    ``Retry-After`` of a 429 / 503 with ``honor_retry_after``); a client gives up on a request after
+    ``client_timeout`` seconds and closes its connection, as HTTP clients with a timeout do."""
+    rng = random.Random(seed)
+    pool = text_pool()
+    counts = {"ok": 0, "texts": 0, "shed": 0, "timeouts": 0, "errors": 0}
+    latencies: list[float] = []
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+
+    async def client() -> None:
+        conn = Connection(port)
+        try:
+            while time.monotonic() < stop_at:
+                texts = rng.sample(pool, rng.randint(1, 16))
+                t0 = time.perf_counter()
+                try:
+                    status, data = await asyncio.wait_for(
+                        conn.post("/v1/embeddings", {"input": texts, "model": "bench", "encoding_format": fmt}),
+                        client_timeout)
+                except asyncio.TimeoutError:
+                    counts["timeouts"] += 1
+                    await conn.close()
+                    continue
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    counts["errors"] += 1
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    await conn.close()
+                    continue
+                if status == 200:
+                    if time.monotonic() <= stop_at:  # count only what was done inside the window
+                        counts["ok"] += 1
+                        counts["texts"] += len(texts)
+                        latencies.append(time.perf_counter() - t0)
+                elif status in (429, 503):
+                    counts["shed"] += 1
+                    if honor_retry_after:
+                        await asyncio.sleep(1.0)
+                else:
+                    counts["errors"] += 1
+                    errors.append(f"HTTP {status}: {data[:200]!r}")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(client() for _ in range(n_clients)))
+    return {**counts, "seconds": seconds, "latencies": latencies, "error_list": errors}
+
+
+def overload(port: int, args: argparse.Namespace) -> int:
+    """Goodput (texts/s answered 200) of ``--overload-clients`` clients against the capacity of the server:
+    the texts/s of as many clients as ``--max-concurrent-requests`` (its load without shedding)."""
+    limit = args.max_concurrent_requests
+    phases = [("capacity", limit), ("overload", args.overload_clients)]
+    results: dict[str, list[dict]] = {name: [] for name, _ in phases}
+    for r in range(args.rounds):
+        for name, clients in phases:
+            results[name].append(asyncio.run(run_overload(
+                port, clients, args.overload_seconds / args.rounds, args.format, args.client_timeout,
+                args.honor_retry_after, seed=r)))
+    print(f"overload: --max-concurrent-requests {limit}; {args.overload_clients} clients for "
+          f"{args.overload_seconds:.0f} s against {limit} clients for as long; "
+          f"client timeout {args.client_timeout:.0f} s; Retry-After "
+          f"{'honored' if args.honor_retry_after else 'ignored (immediate retry)'}; {os.cpu_count()} CPUs")
+    header = ("phase", "clients", "200s", "texts/s (goodput)", "p50 ms", "p99 ms", "429/503", "client timeouts",
+              "other errors")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    rates = {}
+    for name, clients in phases:
+        parts = results[name]
+        seconds = sum(p["seconds"] for p in parts)
+        lat = [x for p in parts for x in p["latencies"]]
+        rates[name] = sum(p["texts"] for p in parts) / seconds
+        print(f"| {name} | {clients} | {sum(p['ok'] for p in parts)} | {rates[name]:.0f} | "
+              f"{1000 * percentile(lat, 50):.0f} | {1000 * percentile(lat, 99):.0f} | "
+              f"{sum(p['shed'] for p in parts)} | "
+              f"{sum(p['timeouts'] for p in parts)} | {sum(p['errors'] for p in parts)} |")
+    ratio = rates["overload"] / rates["capacity"] if rates["capacity"] else 0.0
+    print(f"goodput under overload / capacity: {ratio:.2f} (target >= 0.80)")
+    for error in [e for p in results["overload"] + results["capacity"] for e in p["error_list"]][:5]:
+        print("error:", error)
+    return 0 if ratio >= 0.8 else 1
+
+
 def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as r:
         text = r.read().decode()
@@ -224,6 +310,14 @@ def main() -> int:
     parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
                         help="backend of the server and the baseline alike (the ratio isolates dynamic batching)")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `sentencekit serve` flag")
+    parser.add_argument("--overload-clients", type=int, default=0,
+                        help="instead of the comparison with encode: measure goodput with this many clients "
+                             "(e.g. 256) against a server limited to --max-concurrent-requests")
+    parser.add_argument("--overload-seconds", type=float, default=120, help="length of each overload phase")
+    parser.add_argument("--max-concurrent-requests", type=int, default=64, help="the server's limit (overload)")
+    parser.add_argument("--client-timeout", type=float, default=30, help="a client gives up after (overload)")
+    parser.add_argument("--honor-retry-after", action="store_true",
+                        help="clients wait Retry-After after a 429 / 503 (default: they retry at once)")
     args = parser.parse_args()
 
     from sentencekit.hub import resolve_model
@@ -234,6 +328,16 @@ def main() -> int:
     port = free_port()
     extra = [*(["--threads", str(args.threads)] if args.threads else []), "--backend", args.backend,
              *args.server_arg]
+    if args.overload_clients:
+        extra += ["--max-concurrent-requests", str(args.max_concurrent_requests)]
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = start_server(folder, port, extra, Path(tmp) / "server.log")
+            try:
+                asyncio.run(run_load(port, [client[:2] for client in requests[:8]], args.format, 60))  # warm-up
+                return overload(port, args)
+            finally:
+                proc.terminate()
+                proc.wait(60)
     model = load_baseline_model(folder, args.threads, args.backend)
     for texts in flat[:5]:
         model.encode(texts)  # warm-up

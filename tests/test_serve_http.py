@@ -51,7 +51,9 @@ class Server:
             self.proc.wait(30)
 
 
-def start_server(tmp: Path, args: list[str], env: dict[str, str] | None = None) -> Server:
+def start_server(tmp: Path, args: list[str], env: dict[str, str] | None = None,
+                 command: list[str] | None = None) -> Server:
+    """``sentencekit serve ARGS`` (or ``command + ["serve", *args]``) on a free port, once it answers /health."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SENTENCEKIT_")}
     clean["SENTENCEKIT_BACKEND"] = "torch"  # the shared tiny model folders must not get ONNX exports beside them
@@ -59,7 +61,8 @@ def start_server(tmp: Path, args: list[str], env: dict[str, str] | None = None) 
                   **(env or {})})
     log = tmp / f"server-{port}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sentencekit.cli", "serve", "--host", "127.0.0.1", "--port",
+        proc = subprocess.Popen([*(command or [sys.executable, "-m", "sentencekit.cli"]), "serve", "--host",
+                                 "127.0.0.1", "--port",
                                  str(port), "--threads", "1", *args], stdout=out, stderr=subprocess.STDOUT, env=clean)
     server = Server(proc, f"http://127.0.0.1:{port}", port, log)
     deadline = time.monotonic() + 180
@@ -113,10 +116,12 @@ def server(serve_tmp, tiny_st_dir, tiny_ce_dir):
 
 @pytest.fixture(scope="session")
 def guarded(serve_tmp, tiny_st_dir):
-    """Configured by environment variables: an API key, no reranker, 2 requests in flight at most, and a
-    1 s batch wait so that concurrent requests deterministically share a batch (and stay in flight)."""
+    """Configured by environment variables: an API key, no reranker, 2 requests in flight at most (and a
+    429 at once past them), and a 1 s batch wait so that concurrent requests deterministically share a
+    batch (and stay in flight)."""
     srv = start_server(serve_tmp, [], env={"SENTENCEKIT_MODEL": str(tiny_st_dir), "SENTENCEKIT_API_KEY": KEY,
                                            "SENTENCEKIT_MAX_CONCURRENT_REQUESTS": "2",
+                                           "SENTENCEKIT_ADMISSION_WAIT_MS": "0",
                                            "SENTENCEKIT_BATCH_WAIT_MS": "1000"})
     yield srv
     srv.stop()

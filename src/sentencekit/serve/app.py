@@ -4,8 +4,13 @@ the middleware (metrics, API key, body limit).
 
 Statuses: 401 (API key), 413 (too many inputs, body too large, input too long with ``truncate=false``),
 422 (malformed JSON, wrong types, unknown prompt, bad token ids), 424 (rerank without a reranker), 429
-(``--max-concurrent-requests`` reached, with ``Retry-After``), 503 (shutting down). Each answers in the
-error shape of the family whose path it is on.
+(``--max-concurrent-requests`` reached and no slot freed within ``--admission-wait-ms``, with
+``Retry-After``), 499 in metrics only (the client left before its answer; its work was dropped), 503
+(shutting down, with ``Retry-After``). Each answers in the error shape of the family whose path it is on.
+
+Shutdown (SIGTERM, Ctrl-C) is :class:`sentencekit.serve.draining_server.DrainingServer`'s: no new
+connections; new and waiting requests 503; queued work runs while it can finish within
+``--graceful-timeout``; then the process exits.
 
 >>> from sentencekit.serve.models import load_models                               # doctest: +SKIP
 >>> config = ServeConfig(model="sentence-transformers/all-MiniLM-L6-v2")
@@ -37,7 +42,7 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
     """The application serving ``models`` with the limits of ``config`` (a :class:`ServeConfig`).
 
     Its lifespan starts the batchers and, at shutdown (after uvicorn has finished the requests in
-    flight), runs whatever is still queued before stopping them.
+    flight, or cancelled them past ``--graceful-timeout``), stops them.
     """
     metrics = metrics or ServerMetrics()
     service = Service(models, config, metrics)
@@ -88,6 +93,8 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
     # from the routers, not app.routes, which newer FastAPI versions fill with whole included routers.
     docs = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
     paths = [route.path for _, router in mounted for route in router.routes] + [p for p in docs if p]
+    posts = [route.path for _, router in mounted for route in router.routes if "POST" in route.methods]
     app.add_middleware(ServeMiddleware, metrics=metrics, api_key=config.api_key, errors=errors,
-                       payload_limit=config.payload_limit, routes=paths)
+                       payload_limit=config.payload_limit, routes=paths, admission=service.admission,
+                       admitted_routes=posts)
     return app

@@ -10,7 +10,13 @@ one). Every request's future gets its own slice of the results, in its own input
 One executor thread serves all batchers of a server: the models never run two calls at once, so a
 model and its tokenizer are only ever used by one thread.
 
-A failing batch is retried request by request, so only the request at fault gets the error.
+A failing batch is retried request by request, so only the request at fault gets the error. A request
+whose future is cancelled (its client went away: see :mod:`sentencekit.serve.middleware`) is dropped
+from the queue unrun.
+
+At shutdown, :meth:`DynamicBatcher.drain` sets a deadline: queued work runs while it can finish by then
+(judged by the seconds per token of recent batches); what cannot, and whatever is still queued at the
+deadline, fails with :class:`BatcherClosed` (the server answers 503 with ``Retry-After``).
 
 >>> import asyncio
 >>> async def demo():
@@ -39,6 +45,11 @@ logger = logging.getLogger(__name__)
 
 class BatcherClosed(RuntimeError):
     """The batcher is shutting down and takes no new work."""
+
+
+def _too_late() -> BatcherClosed:
+    return BatcherClosed("the server is shutting down and could not run this request before its graceful "
+                         "timeout; retry on another instance")
 
 
 @dataclass
@@ -87,6 +98,9 @@ class DynamicBatcher:
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._closing = False
+        self._deadline: float | None = None  # monotonic; set by drain()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._seconds_per_token: float | None = None  # moving average over recent batches
 
     # -- life cycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,9 +108,24 @@ class DynamicBatcher:
         self._wakeup = asyncio.Event()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.name}")
 
+    def drain(self, deadline: float | None) -> None:
+        """Shutdown has begun: run queued work only while it can end by ``deadline`` (``time.monotonic()``
+        seconds; ``None``: no limit) and fail the rest, and whatever is queued at the deadline, with
+        :class:`BatcherClosed`. Requests may still be submitted until the deadline."""
+        if deadline is None:
+            return
+        self._deadline = deadline
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_at(loop.time() + max(0.0, deadline - time.monotonic()), self._fail_queued)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
     async def close(self) -> None:
-        """Stop taking work, run everything still queued, then stop the worker."""
+        """Stop taking work, run everything still queued (unless past a :meth:`drain` deadline), then stop
+        the worker."""
         self._closing = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         if self._wakeup is not None:
             self._wakeup.set()
         if self._worker is not None:
@@ -112,7 +141,7 @@ class DynamicBatcher:
     # -- submitting -----------------------------------------------------------------------------------
     async def submit(self, key: Hashable, items: Sequence[Any], tokens: int) -> BatchResult:
         """Queue ``items`` (costing ``tokens``) under ``key`` and wait for their results."""
-        if self._closing or self._worker is None:
+        if self._closing or self._worker is None or self._past_deadline():
             raise BatcherClosed("the server is shutting down; retry on another instance")
         job = _Job(key, items, max(1, int(tokens)), asyncio.get_running_loop().create_future())
         self._queue.append(job)
@@ -138,6 +167,11 @@ class DynamicBatcher:
             if self.max_wait_s > 0 and not self._closing:
                 await self._wait_for_more()
             batch = self._take()
+            if self._deadline is not None and batch and not self._can_finish(batch):
+                for job in batch:
+                    self._fail(job, _too_late())
+                self._fail_queued()
+                continue
             try:
                 await self._run_batch(batch)
             except Exception as exc:  # noqa: BLE001 - a bug here must not leave requests waiting forever
@@ -157,6 +191,21 @@ class DynamicBatcher:
                 await asyncio.wait_for(self._wakeup.wait(), left)
             except asyncio.TimeoutError:
                 return
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _can_finish(self, batch: list[_Job]) -> bool:
+        """Whether ``batch`` should end before the drain deadline, at the recent seconds per token."""
+        rate = self._seconds_per_token or 0.0
+        return time.monotonic() + rate * sum(job.tokens for job in batch) < self._deadline
+
+    def _fail_queued(self) -> None:
+        """Fail every queued job (the drain deadline has come, or the rest of the queue cannot make it)."""
+        while self._queue:
+            job = self._queue.popleft()
+            self._account(-len(job.items), -job.tokens)
+            self._fail(job, _too_late())
 
     def _take(self) -> list[_Job]:
         """The oldest job, and the queued jobs with its key that fit the token budget (oldest first)."""
@@ -196,6 +245,9 @@ class DynamicBatcher:
                 await self._run_batch([job])
             return
         elapsed = time.monotonic() - started
+        rate = elapsed / max(1, sum(job.tokens for job in batch))
+        previous = self._seconds_per_token
+        self._seconds_per_token = rate if previous is None else 0.7 * previous + 0.3 * rate
         self._observe(batch, len(items), elapsed)
         offset = 0
         for job in batch:

@@ -4,8 +4,9 @@ command, which loads the models, builds the FastAPI app and runs it under uvicor
     sentencekit serve --model sentence-transformers/all-MiniLM-L6-v2 --reranker ./my-reranker --port 8080
     SENTENCEKIT_API_KEY=secret sentencekit serve --backend onnx
 
-On SIGTERM (or Ctrl-C) uvicorn stops accepting connections and waits, up to ``--graceful-timeout``, for
-the requests in flight; the batcher runs everything still queued before the process exits.
+On SIGTERM (or Ctrl-C) the server stops accepting connections, answers new and waiting requests 503
+with ``Retry-After``, runs the queued work that can end within ``--graceful-timeout`` (503 for the
+rest), and exits (:mod:`sentencekit.serve.draining_server`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def run_server(config: ServeConfig) -> int:
               file=sys.stderr)
         return 1
     from sentencekit.serve.app import create_app
+    from sentencekit.serve.draining_server import DrainingServer
     from sentencekit.serve.models import load_models
 
     started = time.perf_counter()
@@ -67,9 +69,10 @@ def run_server(config: ServeConfig) -> int:
     app = create_app(models, config)
     print(f"sentencekit serve: {models.describe()} loaded in {time.perf_counter() - started:.1f}s; "
           f"listening on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
-    server = uvicorn.Server(uvicorn.Config(
+    graceful = config.graceful_timeout or None
+    server = DrainingServer(uvicorn.Config(
         app, host=config.host, port=config.port, log_level=config.log_level, access_log=config.access_log,
-        timeout_graceful_shutdown=config.graceful_timeout or None, lifespan="on",
-    ))
+        timeout_graceful_shutdown=graceful, lifespan="on",
+    ), app.state.service, graceful)
     server.run()
     return 0

@@ -90,6 +90,9 @@ OPTIONS: tuple[Option, ...] = (
            256, "most inputs (texts, documents) in one request; more get 413"),
     Option("max_concurrent_requests", "--max-concurrent-requests", "SENTENCEKIT_MAX_CONCURRENT_REQUESTS",
            _positive_int, 512, "most inference requests in flight; more get 429 with Retry-After"),
+    Option("admission_wait_ms", "--admission-wait-ms", "SENTENCEKIT_ADMISSION_WAIT_MS", _non_negative_float,
+           1000.0, "a request past --max-concurrent-requests waits up to this long for a slot before its 429 (0: "
+           "answer 429 at once); keeps clients that retry at once from swamping the server with 429s"),
     Option("backend", "--backend", "SENTENCEKIT_BACKEND", str, "auto",
            "auto (default: onnx on the CPU when onnxruntime is installed and the model exports, else torch), "
            "torch, or onnx (ONNX Runtime, torch-free once the model's export exists)", ("auto", "torch", "onnx")),
@@ -136,6 +139,7 @@ class ServeConfig:
     max_batch_tokens: int = 16384
     max_client_batch_size: int = 256
     max_concurrent_requests: int = 512
+    admission_wait_ms: float = 1000.0
     backend: str = "auto"
     served_model_name: str | None = None
     payload_limit: int = 2_000_000
@@ -184,7 +188,8 @@ def _env_default(option: Option, environ: dict[str, str]) -> Any:
 
 
 _METAVARS = {"model": "NAME_OR_PATH", "reranker": "NAME_OR_PATH", "api_key": "KEY", "host": "HOST",
-             "served_model_name": "NAME", "batch_wait_ms": "MS", "graceful_timeout": "SECONDS", "device": "DEVICE"}
+             "served_model_name": "NAME", "batch_wait_ms": "MS",
+             "admission_wait_ms": "MS", "graceful_timeout": "SECONDS", "device": "DEVICE"}
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser, environ: dict[str, str] | None = None) -> None:

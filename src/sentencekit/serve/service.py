@@ -1,7 +1,7 @@
-"""The one service every route family is built over, independent of any wire format: admission (429
-past ``--max-concurrent-requests``), request limits (413), the model's prompt, token counting and the
-``truncate=false`` check, token-id inputs, submitting work to the batchers, and the per-request
-``dimensions`` / normalization step.
+"""The one service every route family is built over, independent of any wire format: the admission
+slots (:class:`~sentencekit.serve.admission.Admission`, taken by the middleware), request limits (413),
+the model's prompt, token counting and the ``truncate=false`` check, token-id inputs, submitting work
+to the batchers, the drain at shutdown, and the per-request ``dimensions`` / normalization step.
 
 Every check runs before a request is queued, so a bad request is answered on its own and never reaches
 a batch that other requests share.
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from sentencekit.pipeline.prompts import resolve_prompt
+from sentencekit.serve.admission import Admission
 from sentencekit.serve.batcher import BatcherClosed, BatchResult, DynamicBatcher
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.errors import ApiError
@@ -67,7 +67,8 @@ class Service:
                 lambda key, pairs: reranker.run_rerank(key, pairs, config.max_batch_tokens),
                 max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor,
                 metrics=metrics, name="reranker")
-        self.in_flight = 0
+        #: the --max-concurrent-requests slots, taken by the middleware before a request is read
+        self.admission = Admission(config.max_concurrent_requests, config.admission_wait_ms / 1000.0, metrics)
         #: prompt -> its ids to put before token-id inputs, or None where that would not be exact
         self._prompt_ids_cache: dict[str, list[int] | None] = {}
 
@@ -85,23 +86,15 @@ class Service:
             await self.rerank_batcher.close()
         self._executor.shutdown(wait=True)
 
-    # -- admission and limits -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def admit(self) -> Iterator[None]:
-        """Hold one of the ``--max-concurrent-requests`` slots for the request, or answer 429."""
-        limit = self.config.max_concurrent_requests
-        if self.in_flight >= limit:
-            raise ApiError(429, f"the server already has {limit} requests in flight (--max-concurrent-requests); "
-                                "retry after a second", "Overloaded", code="rate_limit_exceeded",
-                           headers={"Retry-After": "1"})
-        self.in_flight += 1
-        self.metrics.in_flight.set(self.in_flight)
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self.metrics.in_flight.set(self.in_flight)
+    def drain(self, deadline: float | None) -> None:
+        """Shutdown has begun (SIGTERM): new and waiting requests get 503; queued work runs while it can end
+        by ``deadline`` (``time.monotonic()`` seconds, ``None``: no limit), the rest gets 503."""
+        self.admission.drain()
+        for batcher in (self.embed_batcher, self.rerank_batcher):
+            if batcher is not None:
+                batcher.drain(deadline)
 
+    # -- limits ---------------------------------------------------------------------------------------
     def check_count(self, n: int, param: str) -> None:
         """422 for no inputs, 413 for more than ``--max-client-batch-size``."""
         if n == 0:
@@ -280,7 +273,7 @@ class Service:
         try:
             return await batcher.submit(key, items, tokens)
         except BatcherClosed as exc:
-            raise ApiError(503, str(exc), "Unhealthy") from None
+            raise Admission.shutting_down(str(exc)) from None
         except ValueError as exc:
             raise ApiError(422, str(exc), "Validation") from None
         except Exception as exc:  # noqa: BLE001 - the model failed on this request alone

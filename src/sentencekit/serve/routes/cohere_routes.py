@@ -50,7 +50,7 @@ def cohere_router(service: Service) -> APIRouter:
             return {"id": uuid.uuid4().hex, "object": "rerank", "model": reranker.name, "results": results,
                     "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens}}
 
-        return await answer(service, call, respond)
+        return await answer(call, respond)
 
     # Cohere's v2 client path; the request and response it reads are the same
     router.add_api_route("/v2/rerank", cohere_rerank, methods=["POST"], response_model=s.RerankResponse,

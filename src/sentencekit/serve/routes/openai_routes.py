@@ -68,7 +68,7 @@ def openai_router(service: Service) -> APIRouter:
             return {"object": "list", "data": data, "model": models.embedder.name,
                     "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens}}
 
-        return await answer(service, lambda: service.embed(body.input, param="input", dimensions=body.dimensions,
+        return await answer(lambda: service.embed(body.input, param="input", dimensions=body.dimensions,
                                                             normalize=body.dimensions is not None), respond)
 
     # the path some clients (a base URL without /v1) call; one route in the docs is enough

@@ -98,11 +98,9 @@ def json_response(payload: Any, outcome: Outcome | None = None, started: float |
     return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json", headers=headers)
 
 
-async def answer(service: Service, call: Callable[[], Awaitable[Outcome]],
-                 respond: Callable[[Outcome], Any]) -> Response:
-    """The shape of every model route: admit the request (429 past the limit), run ``call`` (its checks
-    and the model work) while it holds its slot, and answer ``respond(outcome)`` with the timing headers."""
+async def answer(call: Callable[[], Awaitable[Outcome]], respond: Callable[[Outcome], Any]) -> Response:
+    """The shape of every model route: run ``call`` (its checks and the model work; the middleware has
+    admitted the request) and answer ``respond(outcome)`` with the timing headers."""
     started = time.perf_counter()
-    with service.admit():
-        out = await call()
+    out = await call()
     return json_response(respond(out), out, started)

@@ -46,7 +46,7 @@ def tei_router(service: Service) -> APIRouter:
     @router.post("/embed", response_model=list[list[float]], responses=ERRORS)
     async def tei_embed(body: s.TEIEmbedRequest) -> Response:
         """TEI embeddings: a bare array of vectors."""
-        return await answer(service, lambda: service.embed(
+        return await answer(lambda: service.embed(
             body.inputs, param="inputs", prompt_name=body.prompt_name, truncate=body.truncate,
             direction=body.truncation_direction, dimensions=body.dimensions, normalize=body.normalize),
             lambda out: out.values.tolist())
@@ -71,7 +71,7 @@ def tei_router(service: Service) -> APIRouter:
             similarity = np_similarity_fn(service.models.embedder.model.similarity_fn_name)
             return np.asarray(similarity(out.values[:1], out.values[1:])[0], dtype=np.float32).tolist()
 
-        return await answer(service, call, respond)
+        return await answer(call, respond)
 
     @router.post("/tokenize", response_model=list[list[s.SimpleToken]], responses=ERRORS)
     async def tei_tokenize(body: s.TokenizeRequest) -> Response:
@@ -99,7 +99,7 @@ def tei_router(service: Service) -> APIRouter:
                 ranks.append(rank)
             return ranks
 
-        return await answer(service, lambda: service.rerank(
+        return await answer(lambda: service.rerank(
             body.query, body.texts, param="texts", raw_scores=body.raw_scores, truncate=body.truncate,
             direction=body.truncation_direction), respond)
 
