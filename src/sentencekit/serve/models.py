@@ -8,6 +8,7 @@ batch functions the batcher runs on its inference thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class ServedModel:
     def max_length(self) -> int | None:
         return self.tokens.max_length
 
-    @property
+    @functools.cached_property  # the model does not change while served: decided once, not per request
     def takes_counted_ids(self) -> bool:
         """Whether the ids the token counter computes (with special tokens) are exactly the model's input,
         so requests run on them without being tokenized again: ONNX Runtime and torch transformer models
