@@ -51,12 +51,13 @@ def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] |
 
 
 def candidate_depth(k: int, candidates: int | None) -> int:
-    """Documents each side retrieves before fusion: ``candidates``, default ``max(k, 100)``.
+    """Documents each side retrieves before fusion: ``candidates`` (fewer than ``k`` can return fewer
+    than ``k`` hits), default ``max(k, 100)``.
 
     >>> candidate_depth(10, None), candidate_depth(500, None), candidate_depth(10, 30)
     (100, 500, 30)
     """
-    return max(k, candidates) if candidates is not None else max(k, DEFAULT_CANDIDATES)
+    return candidates if candidates is not None else max(k, DEFAULT_CANDIDATES)
 
 
 def fuse(sides: dict[str, list[tuple[int, float]]], fusion: str, weights: tuple[float, float], rrf_k: float,
