@@ -318,6 +318,37 @@ def test_lexical_side_written_with_other_settings_is_refused(model, tmp_path):
         EmbeddingIndex.open(path, model).search("refund", retrieval="lexical")
 
 
+def test_state_left_by_a_writer_killed_before_commit(model, tmp_path):
+    """Built by hand: a newer lexical side written in full (and one cut short) but never committed."""
+    path = tmp_path / "idx"
+    index = build(path, model)
+    before = index.search("refund days", retrieval="lexical")
+    for name in lexical_entry(path)["files"]:
+        orphan = path / "segments" / name.replace(lexical_entry(path)["name"], "lex-000099-deadbeef")
+        orphan.write_bytes((path / "segments" / name).read_bytes()[:7])
+    reopened = EmbeddingIndex.open(path, model)
+    assert reopened.search("refund days", retrieval="lexical") == before and EmbeddingIndex.verify(path)["ok"]
+    reopened.add(["v9 Refunds for gift cards"], ids=["gift"])
+    assert not [p for p in (path / "segments").iterdir() if "deadbeef" in p.name]  # the next writer removes them
+    assert "gift" in ids(reopened.search("refund", retrieval="lexical"))
+
+
+def test_reader_rereads_the_manifest_when_a_writer_replaced_the_lexical_files(model, tmp_path, monkeypatch):
+    from sentencekit.search import lexical as lexical_module
+
+    index = build(tmp_path / "idx", model)
+    real, calls = lexical_module.load_lexical, []
+
+    def replaced_once(root, entry):
+        calls.append(entry["name"])
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file", str(root))
+        return real(root, entry)
+
+    monkeypatch.setattr(lexical_module, "load_lexical", replaced_once)
+    assert ids(index.search("password", retrieval="lexical")) == ["password"] and len(calls) == 2
+
+
 WRITER = textwrap.dedent("""
     import sys
     from sentencekit import SentenceTransformer
