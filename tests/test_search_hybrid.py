@@ -20,6 +20,7 @@ import pytest
 
 from sentencekit.cli import main
 from sentencekit.search import fusion, hybrid
+from sentencekit.search import lexical as lexical_module
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from sentencekit.search.index import EmbeddingIndex
@@ -120,7 +121,7 @@ def test_fusion_refuses_bad_input(call, message):
         call()
 
 
-@pytest.mark.parametrize("module", [fusion, hybrid])
+@pytest.mark.parametrize("module", [fusion, hybrid, lexical_module])
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -334,8 +335,6 @@ def test_state_left_by_a_writer_killed_before_commit(model, tmp_path):
 
 
 def test_reader_rereads_the_manifest_when_a_writer_replaced_the_lexical_files(model, tmp_path, monkeypatch):
-    from sentencekit.search import lexical as lexical_module
-
     index = build(tmp_path / "idx", model)
     real, calls = lexical_module.load_lexical, []
 

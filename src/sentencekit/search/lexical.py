@@ -36,9 +36,9 @@ with ``allow_pickle=False`` and a JSON file of terms and document ids::
     segments/lex-000004-1a2b3c4d.bm25indptr.npy    int64 [terms + 1] start of each term's entries
     segments/lex-000004-1a2b3c4d.terms.json        {"terms": [...], "ids": [...], "params": {...}}
 
->>> index = LexicalIndex.build(["a", "b"], ["Refunds take five days.", "We ship worldwide."])  # doctest: +SKIP
->>> index.top(["refund"], k=1)  # doctest: +SKIP
-[[('a', 0.69...)]]
+>>> index = LexicalIndex.build(["a", "b"], ["Refunds take five days.", "We ship worldwide."])
+>>> index.top(["refund"], k=1)  # doctest: +ELLIPSIS
+[[('a', 0.2605...)]]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def lexical_available() -> bool:
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Tokens of each text: lower-cased words, English stopwords removed, stemmed.
 
-    >>> tokenize(["The refunds are paid", "the and of"])  # doctest: +SKIP
+    >>> tokenize(["The refunds are paid", "the and of"])
     [['refund', 'paid'], []]
     """
     bm25s = import_bm25s()
@@ -129,8 +129,8 @@ class LexicalIndex:
     def build(cls, ids: list[str], texts: list[str]) -> LexicalIndex:
         """Tokenize ``texts`` and build their BM25 matrix (``ids[i]`` names ``texts[i]``).
 
-        >>> LexicalIndex.build(["a"], ["Refunds take five days."]).terms  # doctest: +SKIP
-        ['refund', 'take', 'five', 'day']
+        >>> sorted(LexicalIndex.build(["a"], ["Refunds take five days."]).terms)
+        ['day', 'five', 'refund', 'take']
         """
         if len(ids) != len(texts):
             raise ValueError(f"Got {len(ids)} ids for {len(texts)} texts.")
@@ -153,8 +153,9 @@ class LexicalIndex:
         documents sharing a term with the query are returned: a query of stopwords or unknown words
         gets ``[]``.
 
-        >>> LexicalIndex.build(["a", "b"], ["cats sleep", "dogs bark"]).top(["a sleeping cat"], k=5)  # doctest: +SKIP
-        [[('a', 0.88...)]]
+        >>> pets = LexicalIndex.build(["a", "b"], ["cats sleep", "dogs bark"])
+        >>> pets.top(["a sleeping cat", "the"], k=5)  # doctest: +ELLIPSIS
+        [[('a', 0.5545...)], []]
         """
         if self._retriever is None:
             return [[] for _ in queries]
@@ -202,7 +203,7 @@ def load_lexical(root: str | os.PathLike, entry: dict[str, Any]) -> LexicalIndex
     raises ``FileNotFoundError`` (a concurrent writer may have replaced it: re-read the manifest).
 
     >>> load_lexical(folder, manifest["lexical"]).top(["refund"], k=1)  # doctest: +SKIP
-    [[('refund', 0.69...)]]
+    [[('refund', ...)]]
     """
     folder, roles, checks = Path(root) / SEGMENTS, entry.get("roles", {}), entry.get("checks", {})
     if entry.get("params", PARAMS) != PARAMS:
