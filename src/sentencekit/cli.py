@@ -71,7 +71,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             source = corpus.name
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
-    results = index.search(list(args.query), top_k=args.top_k, reranker=reranker, rerank_top_n=args.rerank_top_n)
+    results = index.search(list(args.query), top_k=args.top_k, reranker=reranker, rerank_top_n=args.rerank_top_n,
+                           retrieval=args.retrieval, fusion=args.fusion)
     t3 = time.perf_counter()
     if args.json:
         print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,
@@ -111,7 +112,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     model = _load_model(args)
     with _truncation_notes(model, what="documents"):
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
-                                   precision=args.precision, backend=args.backend, batch_size=args.batch_size)
+                                   precision=args.precision, backend=args.backend, batch_size=args.batch_size,
+                                   lexical=False if args.no_lexical else None)
     print(f"{args.out}: {len(index)} documents ({added} added now)")
     return 0
 
@@ -248,6 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
                    help="cross-encoder for re-scoring; auto: the installed default reranker if present")
     p.add_argument("--rerank-top-n", type=int, default=20, help="candidates the reranker re-scores")
+    p.add_argument("--retrieval", default="dense", choices=["dense", "lexical", "hybrid"],
+                   help="first stage: embeddings, BM25 over the texts, or both fused (lexical and hybrid need "
+                        "sentencekit[hybrid]; default: %(default)s)")
+    p.add_argument("--fusion", default="rrf", choices=["rrf", "weighted"],
+                   help="how --retrieval hybrid merges the two rankings: reciprocal rank fusion or a weighted "
+                        "sum of min-max normalised scores (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -268,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
     p.add_argument("--backend", default="exact", choices=["exact", "hnsw", "auto"])
+    p.add_argument("--no-lexical", action="store_true",
+                   help="do not keep a BM25 side for `search --retrieval lexical|hybrid` (kept by default when "
+                        "bm25s is installed: pip install 'sentencekit[hybrid]')")
     add_model_args(p, backend_flag="--model-backend")
     p.set_defaults(func=cmd_index_build)
     p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
@@ -353,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

@@ -25,17 +25,24 @@ def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chu
 
 
 def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,
-                precision: str = "float32", backend: str = "exact", batch_size: int = 32) -> tuple[Any, int]:
+                precision: str = "float32", backend: str = "exact", batch_size: int = 32,
+                lexical: bool | None = None) -> tuple[Any, int]:
     """Create (or extend) the index at ``out`` with the documents of ``source`` (a corpus file or folder, see
-    :func:`~sentencekit.search.corpus.load_corpus`); returns (index, documents added)."""
+    :func:`~sentencekit.search.corpus.load_corpus`); returns (index, documents added). ``lexical``: keep a
+    BM25 side for lexical and hybrid search (``None``: when bm25s is installed; ``False`` leaves an
+    existing one in place)."""
     from sentencekit.search.index import EmbeddingIndex
+    from sentencekit.search.lexical import lexical_available
     from sentencekit.search.storage import manifest_path
 
     docs = load_corpus(source, column=column)
+    lexical = lexical_available() if lexical is None else lexical
     if manifest_path(Path(out)).exists():
         index = EmbeddingIndex.open(out, model)
+        if lexical:
+            index.enable_lexical()
     else:
-        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend)
+        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend, lexical=lexical)
     return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
 
 
