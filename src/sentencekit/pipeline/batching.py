@@ -32,7 +32,14 @@ class EncodeInfo:
 
 
 class TruncationWarning(UserWarning):
-    """Some inputs were longer than the model's max_seq_length and were cut."""
+    """Some inputs were longer than the model's max_seq_length and were cut; ``info`` is the call's
+    :class:`EncodeInfo` and ``attribute`` the model attribute that holds it (``last_encode_info`` for
+    embedders), so a caller that gathers these warnings, e.g. the CLI, can count them by kind."""
+
+    def __init__(self, message: str, info: EncodeInfo | None = None, attribute: str | None = None) -> None:
+        super().__init__(message)
+        self.info = info
+        self.attribute = attribute
 
 
 def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | None, attribute: str,
@@ -42,14 +49,11 @@ def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | No
     if truncated:
         first = ", ".join(str(i) for i in info.truncated_indices[:5])
         more = " ..." if len(truncated) > 5 else ""
-        warnings.warn(
+        warnings.warn(TruncationWarning(
             f"{len(truncated)} of {n} inputs were longer than max_seq_length={max_seq_length} tokens "
             f"and were truncated (indices {first}{more}); their endings do not count. "
             "Split long texts into chunks, or raise max_seq_length if the model allows. "
-            f"Details: model.{attribute}.",
-            TruncationWarning,
-            stacklevel=stacklevel,
-        )
+            f"Details: model.{attribute}.", info, attribute), stacklevel=stacklevel)
     return info
 
 

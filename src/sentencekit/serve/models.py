@@ -9,7 +9,6 @@ batch functions the batcher runs on its inference thread.
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +19,6 @@ import numpy as np
 from sentencekit.pipeline.batching import TruncationWarning
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.tokens import TokenCounter
-
-logger = logging.getLogger(__name__)
 
 
 def _identity(scores: Any) -> Any:
@@ -150,14 +147,9 @@ def preferred_backend(config: ServeConfig) -> str:
 def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what: str) -> tuple[Any, str]:
     """``cls(name)`` on the preferred backend; with ``--backend auto`` a model the ONNX backend cannot run
     (a pipeline it cannot export, e.g. Router or static embeddings) is served on torch instead."""
-    backend = preferred_backend(config)
-    if backend == "onnx" and config.backend == "auto":
-        try:
-            return cls(name, backend="onnx", **common), "onnx"
-        except (ValueError, ImportError) as exc:
-            logger.warning("%s %s cannot run on ONNX Runtime (%s); serving it with torch.", what, name, exc)
-            return cls(name, backend="torch", **common), "torch"
-    return cls(name, backend=backend, **common), backend
+    from sentencekit.engines import load_on_backend
+
+    return load_on_backend(cls, name, config.backend, what=what, **common)
 
 
 def load_models(config: ServeConfig) -> ServedModels:

@@ -1,0 +1,77 @@
+"""The plain lines the ``sentencekit`` commands print beside their results: the truncation note every
+command that embeds or scores texts gives the same way, and queries shortened for display."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+# what to do about cut inputs, by the command's kind of input
+ADVICE = {
+    "documents": "their endings are not searched; split long documents into chunks (index build --chunk)",
+    "queries": "only their beginnings are searched; shorten them",
+    "texts": "their endings are not embedded; split long texts into chunks",
+    "pairs": "the ends of long documents are not scored; rerank shorter passages",
+}
+
+
+@dataclass
+class TruncationTally:
+    """Per kind of input (``documents``, ``pairs``...): ``[inputs, truncated, max_length]`` across every
+    call inside :func:`truncation_notes`."""
+
+    counts: dict[str, list] = field(default_factory=dict)
+
+    def add(self, kind: str, inputs: int, truncated: int, max_length: int | None) -> None:
+        entry = self.counts.setdefault(kind, [0, 0, None])
+        entry[0] += inputs
+        entry[1] += truncated
+        entry[2] = max_length
+
+    def lines(self) -> list[str]:
+        """One ``note: ...`` line per kind of input that had cut inputs."""
+        out = []
+        for kind, (inputs, truncated, max_length) in self.counts.items():
+            if truncated:
+                limit = f"{max_length}-token limit" if max_length else "length limit"
+                out.append(f"note: {truncated} of {inputs} {kind} are longer than the model's {limit} and were "
+                           f"truncated ({ADVICE.get(kind, 'their endings do not count')}).")
+        return out
+
+
+@contextlib.contextmanager
+def truncation_notes(what: str) -> Iterator[TruncationTally]:
+    """Gather the library's ``TruncationWarning`` s raised inside the block (one per ``encode`` / ``predict``
+    call) and print them as ONE plain line on stderr at the end (per kind: embedded ``what``, and reranked
+    ``pairs``), e.g. ``note: 3 of 200 documents are longer than the model's 256-token limit and were
+    truncated (...)``. ``what``: a key of ``ADVICE``. Other warnings pass through unchanged."""
+    from sentencekit.pipeline.batching import TruncationWarning
+
+    tally = TruncationTally()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", TruncationWarning)  # each call's report counts, not just the first
+        shown = warnings.showwarning
+
+        def collect(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - stdlib hook
+            info = getattr(message, "info", None)
+            if isinstance(message, TruncationWarning) and info is not None:
+                kind = what if message.attribute in (None, "last_encode_info") else "pairs"
+                tally.add(kind, info.num_inputs, info.num_truncated, info.max_seq_length)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = collect
+        try:
+            yield tally
+        finally:
+            for note in tally.lines():
+                print(note, file=sys.stderr)
+
+
+def shorten(text: str, width: int = 100) -> str:
+    """``text`` on one line, cut to ``width`` characters with ``...`` (long queries are not echoed in full)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3].rstrip() + "..."
