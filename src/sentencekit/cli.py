@@ -187,9 +187,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 def cmd_similarity(args: argparse.Namespace) -> int:
     model = _load_model(args)
     with truncation_notes("texts"):
-        a = model.encode([args.text_a])
-        b = model.encode([args.text_b])
-    score = float(model.similarity(a, b)[0, 0])
+        embeddings = model.encode([args.text_a, args.text_b])  # one call: one truncation count of both
+    score = float(model.similarity(embeddings[:1], embeddings[1:])[0, 0])
     print(f"{score:.4f}" if not args.json else json.dumps({"similarity": score,
                                                             "function": model.similarity_fn_name}))
     return 0
@@ -278,11 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
                                          "not have) from INPUT: a Parquet / JSON lines / CSV / TSV / text file, or "
                                          "a folder of .txt/.md/.rst files (one document each). Ids come from an "
                                          "'id' column when the file has one, else they are the row numbers.")
-    p.add_argument("input")
+    p.add_argument("input", help="corpus file or folder")
     p.add_argument("--out", "-o", required=True, help="index folder")
     p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
-    p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
+    p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"],
+                   help="how vectors are stored: float32, int8 (4x smaller), ubinary (32x smaller, rescored) "
+                        "(default: %(default)s)")
     p.add_argument("--index-kind", default="exact", choices=["exact", "hnsw", "auto"],
                    help="exact search, an HNSW graph (approximate, for large indexes), or auto (HNSW from "
                         "100,000 vectors) (default: %(default)s)")

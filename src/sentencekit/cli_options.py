@@ -67,11 +67,13 @@ def add_backend_args(p: argparse.ArgumentParser, *, legacy_index_kind: bool = Fa
     :func:`sentencekit.engines.load_on_backend`, as in ``sentencekit serve``) and ``--compute-dtype``.
     For one release, with a deprecation note: ``legacy_index_kind``: the command used to take ``--backend
     exact|hnsw`` for its index kind; ``model_backend_alias``: it used to spell ``--backend`` ``--model-backend``."""
-    flags = ["--backend"] + (["--model-backend"] if model_backend_alias else [])
-    p.add_argument(*flags, dest="model_backend", action=_BackendAction, legacy_index_kind=legacy_index_kind,
+    p.add_argument("--backend", dest="model_backend", action=_BackendAction, legacy_index_kind=legacy_index_kind,
                    default=os.environ.get("SENTENCEKIT_BACKEND", "auto"), metavar="{auto,onnx,torch}",
                    help="auto (default: ONNX Runtime on the CPU when the model exports, else torch), torch, or "
                         "onnx (torch-free once the model's export exists); env SENTENCEKIT_BACKEND")
+    if model_backend_alias:  # deprecated spelling: still accepted, not advertised
+        p.add_argument("--model-backend", dest="model_backend", action=_BackendAction, default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
     p.add_argument("--compute-dtype", choices=["auto", "float32", "bfloat16", "int8"], default="float32",
                    help="float32 (default); bfloat16 (torch, CPUs with AVX-512 BF16 / AMX); int8 (onnx); auto")
 
