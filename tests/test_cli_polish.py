@@ -19,6 +19,15 @@ MODEL_COMMANDS = [["search", "q"], ["index", "build", "in", "--out", "o"], ["ind
                   ["embed-corpus", "in", "--out", "o.parquet"]]
 
 
+@pytest.fixture(autouse=True)
+def no_gpu(monkeypatch):
+    """``auto`` means ONNX on a CPU-only machine; these tests are about that case, also on a GPU machine."""
+    import sentencekit.engines as engines
+
+    monkeypatch.setattr(engines, "cuda_gpu_visible", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the same for the subprocesses
+
+
 @pytest.fixture()
 def st_copy(tiny_st_dir, tmp_path):
     """A private copy of the tiny model, so its ONNX export is made (and seen) by this test."""

@@ -69,8 +69,9 @@ def add_backend_args(p: argparse.ArgumentParser, *, legacy_index_kind: bool = Fa
     exact|hnsw`` for its index kind; ``model_backend_alias``: it used to spell ``--backend`` ``--model-backend``."""
     p.add_argument("--backend", dest="model_backend", action=_BackendAction, legacy_index_kind=legacy_index_kind,
                    default=os.environ.get("SENTENCEKIT_BACKEND", "auto"), metavar="{auto,onnx,torch}",
-                   help="auto (default: ONNX Runtime on the CPU when the model exports, else torch), torch, or "
-                        "onnx (torch-free once the model's export exists); env SENTENCEKIT_BACKEND")
+                   help="auto (default: ONNX Runtime on the CPU when the model exports and no CUDA GPU is in "
+                        "use, else torch), torch, or onnx (torch-free once the model's export exists); env "
+                        "SENTENCEKIT_BACKEND")
     if model_backend_alias:  # deprecated spelling: still accepted, not advertised
         p.add_argument("--model-backend", dest="model_backend", action=_BackendAction, default=argparse.SUPPRESS,
                        help=argparse.SUPPRESS)

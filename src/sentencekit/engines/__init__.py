@@ -55,8 +55,8 @@ BACKENDS = {
 def choose_backend(requested: str, *, device: str | None = None, compute_dtype: str | None = None) -> str:
     """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
     (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
-    is installed, torch otherwise (GPUs, bf16). ``--backend auto`` of the server and of every CLI command uses
-    it (through :func:`load_on_backend`).
+    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16).
+    ``--backend auto`` of the server and of every CLI command uses it (through :func:`load_on_backend`).
 
     >>> choose_backend("auto", device="cuda")
     'torch'
@@ -65,10 +65,21 @@ def choose_backend(requested: str, *, device: str | None = None, compute_dtype: 
         return check_backend(requested)
     import importlib.util
 
-    on_cpu = device in (None, "cpu")
+    # device=None means "best available" to torch: a CUDA GPU when there is one, which beats the CPU
+    on_cpu = device == "cpu" or (device is None and not cuda_gpu_visible())
     if on_cpu and compute_dtype in (None, "float32", "int8") and importlib.util.find_spec("onnxruntime"):
         return "onnx"
     return "torch"
+
+
+def cuda_gpu_visible() -> bool:
+    """Whether torch would find a CUDA GPU, answered without importing torch (a third of a second or more):
+    the NVIDIA driver is loaded and ``CUDA_VISIBLE_DEVICES`` does not hide every device."""
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    return os.path.exists("/proc/driver/nvidia/version")
 
 
 def load_on_backend(cls: Any, name: str, requested: str, *, what: str = "model", **kwargs: Any) -> tuple[Any, str]:
