@@ -209,3 +209,13 @@ def test_progress_lines_go_to_stderr_once_configured(capsys):
         logger.handlers[:] = handlers
         logger.setLevel(level if level else logging.NOTSET)
         logger.propagate = propagate
+
+
+def test_truncation_note_counts_every_call_of_a_command(tiny_st_dir, tmp_path, capsys):
+    """embed-corpus encodes shard by shard: the note counts the inputs of every shard, not of the last."""
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n" + "word " * 200 + "\nworld\n", encoding="utf-8")
+    assert main(["embed-corpus", str(src), "--out", str(tmp_path / "e.parquet"), "--shard-size", "1", "--model",
+                 str(tiny_st_dir), "--backend", "torch"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: 1 of 3 texts are longer")

@@ -50,7 +50,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
-    with truncation_notes("documents"):
+    with truncation_notes("documents") as notes:
         if args.index:
             from sentencekit.search.index import EmbeddingIndex
 
@@ -63,6 +63,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             index, added = managed_index(corpus, model, column=args.column, cache_dir=args.cache_dir,
                                          batch_size=args.batch_size, encoding=args.encoding)
             source = corpus.name
+        notes.set_total("documents", added)
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
     with truncation_notes("queries"):
@@ -113,10 +114,11 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus_index import build_index
 
     model = _load_model(args)
-    with truncation_notes("documents"):
+    with truncation_notes("documents") as notes:
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
                                    precision=args.precision, backend=args.index_kind, batch_size=args.batch_size,
                                    lexical=False if args.no_lexical else None, encoding=args.encoding)
+        notes.set_total("documents", added)
     print(f"{args.out}: {len(index)} documents ({added} added now)")
     return 0
 

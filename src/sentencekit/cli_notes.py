@@ -24,6 +24,12 @@ class TruncationTally:
     call inside :func:`truncation_notes`."""
 
     counts: dict[str, list] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+
+    def set_total(self, kind: str, total: int) -> None:
+        """The command knows how many inputs of ``kind`` it embedded (e.g. the documents it added): say that
+        rather than the inputs counted, which include the index's one-text dimension probe."""
+        self.totals[kind] = total
 
     def add(self, kind: str, inputs: int, truncated: int, max_length: int | None) -> None:
         entry = self.counts.setdefault(kind, [0, 0, None])
@@ -35,6 +41,7 @@ class TruncationTally:
         """One ``note: ...`` line per kind of input that had cut inputs."""
         out = []
         for kind, (inputs, truncated, max_length) in self.counts.items():
+            inputs = max(self.totals.get(kind, inputs), truncated)
             if truncated:
                 limit = f"{max_length}-token limit" if max_length else "length limit"
                 out.append(f"note: {truncated} of {inputs} {kind} are longer than the model's {limit} and were "
@@ -44,31 +51,28 @@ class TruncationTally:
 
 @contextlib.contextmanager
 def truncation_notes(what: str) -> Iterator[TruncationTally]:
-    """Gather the library's ``TruncationWarning`` s raised inside the block (one per ``encode`` / ``predict``
-    call) and print them as ONE plain line on stderr at the end (per kind: embedded ``what``, and reranked
+    """Count the inputs of every ``encode`` / ``predict`` call inside the block and the ones cut to the
+    model's length, and print ONE plain line on stderr per kind at the end (embedded ``what``, reranked
     ``pairs``), e.g. ``note: 3 of 200 documents are longer than the model's 256-token limit and were
-    truncated (...)``. ``what``: a key of ``ADVICE``. Other warnings pass through unchanged."""
-    from sentencekit.pipeline.batching import TruncationWarning
+    truncated (...)``, instead of the library's ``TruncationWarning`` per call. ``what``: a key of
+    ``ADVICE``."""
+    from sentencekit.pipeline.batching import TRUNCATION_OBSERVERS, TruncationWarning
 
     tally = TruncationTally()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", TruncationWarning)  # each call's report counts, not just the first
-        shown = warnings.showwarning
 
-        def collect(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 - stdlib hook
-            info = getattr(message, "info", None)
-            if isinstance(message, TruncationWarning) and info is not None:
-                kind = what if message.attribute in (None, "last_encode_info") else "pairs"
-                tally.add(kind, info.num_inputs, info.num_truncated, info.max_seq_length)
-            else:
-                shown(message, category, filename, lineno, file, line)
+    def observe(info, attribute: str) -> None:  # noqa: ANN001 - an EncodeInfo
+        tally.add(what if attribute == "last_encode_info" else "pairs", info.num_inputs, info.num_truncated,
+                  info.max_seq_length)
 
-        warnings.showwarning = collect
-        try:
+    TRUNCATION_OBSERVERS.append(observe)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)  # reported below, once, in plain words
             yield tally
-        finally:
-            for note in tally.lines():
-                print(note, file=sys.stderr)
+    finally:
+        TRUNCATION_OBSERVERS.remove(observe)
+        for note in tally.lines():
+            print(note, file=sys.stderr)
 
 
 def shorten(text: str, width: int = 100) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,28 +32,32 @@ class EncodeInfo:
 
 
 class TruncationWarning(UserWarning):
-    """Some inputs were longer than the model's max_seq_length and were cut; ``info`` is the call's
-    :class:`EncodeInfo` and ``attribute`` the model attribute that holds it (``last_encode_info`` for
-    embedders), so a caller that gathers these warnings, e.g. the CLI, can count them by kind."""
+    """Some inputs were longer than the model's max_seq_length and were cut."""
 
-    def __init__(self, message: str, info: EncodeInfo | None = None, attribute: str | None = None) -> None:
-        super().__init__(message)
-        self.info = info
-        self.attribute = attribute
+
+#: ``fn(info, attribute)`` for every ``encode`` / ``predict`` call of this process, cut inputs or not
+#: (``attribute``: ``last_encode_info`` for embedders, ``last_predict_info`` for rerankers). The CLI counts
+#: cut inputs over a whole command with it (``sentencekit.cli_notes.truncation_notes``).
+TRUNCATION_OBSERVERS: list[Callable[[EncodeInfo, str], None]] = []
 
 
 def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | None, attribute: str,
                       stacklevel: int) -> EncodeInfo:
     """The :class:`EncodeInfo` of a call, warning (once per call) when inputs were cut."""
     info = EncodeInfo(n, len(truncated), tuple(sorted(int(i) for i in truncated)), max_seq_length)
+    for observe in list(TRUNCATION_OBSERVERS):
+        observe(info, attribute)
     if truncated:
         first = ", ".join(str(i) for i in info.truncated_indices[:5])
         more = " ..." if len(truncated) > 5 else ""
-        warnings.warn(TruncationWarning(
+        warnings.warn(
             f"{len(truncated)} of {n} inputs were longer than max_seq_length={max_seq_length} tokens "
             f"and were truncated (indices {first}{more}); their endings do not count. "
             "Split long texts into chunks, or raise max_seq_length if the model allows. "
-            f"Details: model.{attribute}.", info, attribute), stacklevel=stacklevel)
+            f"Details: model.{attribute}.",
+            TruncationWarning,
+            stacklevel=stacklevel,
+        )
     return info
 
 
