@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 # what to do about cut inputs, by the command's kind of input
 ADVICE = {
-    "documents": "their endings are not searched; split long documents into chunks (index build --chunk)",
+    "documents": "their endings are not searched; split long documents with `sentencekit index build --chunk`",
     "queries": "only their beginnings are searched; shorten them",
     "texts": "their endings are not embedded; split long texts into chunks",
     "pairs": "the ends of long documents are not scored; rerank shorter passages",
