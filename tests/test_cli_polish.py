@@ -51,6 +51,9 @@ def test_index_build_old_backend_values_still_mean_the_index_kind(capsys):
                                       "--index-kind", "auto"])
     assert (args.index_kind, args.model_backend) == ("auto", "onnx")
     assert "--model-backend is deprecated" in capsys.readouterr().err
+    args = build_parser().parse_args(["index", "build", "in", "--out", "o", "--backend", "auto"])
+    assert (args.index_kind, args.model_backend) == ("exact", "auto")
+    assert "--backend auto now picks the model backend" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # exact/hnsw are index kinds only where they used to be
         build_parser().parse_args(["encode", "in", "-o", "o.npy", "--backend", "hnsw"])
     assert "invalid choice: 'hnsw'" in capsys.readouterr().err

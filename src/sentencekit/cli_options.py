@@ -52,6 +52,10 @@ class _BackendAction(argparse.Action):
                   f"{', '.join(backend_choices())}).", file=sys.stderr)
             namespace.index_kind = value
             return
+        if self.legacy_index_kind and value == "auto" and option_string == "--backend":
+            # the one old value whose meaning changed silently: say so for one release
+            print("sentencekit: note: --backend auto now picks the model backend; an index kind chosen by size "
+                  "is `--index-kind auto`.", file=sys.stderr)
         if value not in backend_choices():
             parser.error(f"argument --backend: invalid choice: {value!r} (choose from "
                          f"{', '.join(backend_choices())})")
