@@ -42,6 +42,8 @@ def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
         ("model", f"{model.get('name_or_path')} ({model.get('class')}, fingerprint {fingerprint})"),
         ("vectors", shape),
         ("index kind", str(m.get("backend"))),
+        ("retrieval", "dense and lexical (BM25; --retrieval lexical|hybrid)" if isinstance(m.get("lexical"), dict)
+         else "dense only"),
         ("prompts", prompts or "none"),
         ("storage", f"{counts.get('segments', 0)} segment(s), {counts.get('deleted_vectors', 0)} deleted vector(s), "
                     f"{_size(_folder_bytes(Path(folder)))} on disk"),
