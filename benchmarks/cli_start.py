@@ -25,7 +25,8 @@ from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 PROBE = ("import sys\nfrom sentencekit.cli import main\nrc = main(sys.argv[1:])\n"
-         "print('heavy modules:', sorted(m for m in ('torch', 'transformers') if m in sys.modules), file=sys.stderr)\n"
+         "print('heavy modules:', sorted(m for m in ('torch', 'transformers', 'bm25s') if m in sys.modules), "
+         "file=sys.stderr)\n"
          "sys.exit(rc)\n")
 
 

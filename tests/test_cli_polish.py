@@ -86,17 +86,22 @@ def test_auto_falls_back_to_torch_for_a_model_onnx_cannot_run(st_copy, tmp_path,
 
 @pytest.mark.slow
 def test_second_search_run_imports_no_torch(st_copy, tmp_path):
-    """A second run with the export and the index in place needs neither torch nor transformers."""
+    """A second run with the export and the index in place needs neither torch nor transformers (nor bm25s,
+    when the index keeps a lexical side and the search is dense)."""
     pytest.importorskip("onnxruntime")
     corpus = tmp_path / "c.txt"
     corpus.write_text("refund policy\nthe weather in paris\npassword reset help\n", encoding="utf-8")
     argv = ["search", "refund", "--model", str(st_copy), "--corpus", str(corpus), "--rerank", "none"]
     code = ("import sys\nfrom sentencekit.cli import main\nassert main(sys.argv[1:]) == 0\n"
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+            "print(sorted(m for m in ('torch', 'transformers', 'bm25s') if m in sys.modules))")
     runs = [subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
             for _ in range(2)]
     assert "(3 embedded now)" in runs[0].stdout and "embeddings reused" in runs[1].stdout
     assert runs[1].stdout.strip().splitlines()[-1] == "[]"
+    from sentencekit.search.lexical import lexical_available
+
+    if lexical_available():  # the first run built the index's BM25 side; the second has no need of bm25s
+        assert "bm25s" in runs[0].stdout.strip().splitlines()[-1]
 
 
 def test_truncation_is_one_plain_line_per_kind(tiny_st_dir, tmp_path, capsys):

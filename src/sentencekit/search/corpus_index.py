@@ -36,12 +36,15 @@ def build_index(source: str | Path, out: str | Path, model: Any, *, column: str 
     from sentencekit.search.storage import manifest_path
 
     docs = load_corpus(source, column=column, encoding=encoding)
-    lexical = lexical_available() if lexical is None else lexical
     if manifest_path(Path(out)).exists():
         index = EmbeddingIndex.open(out, model)
-        if lexical:
+        # an index that keeps a lexical side already needs nothing here, and then bm25s (a tenth of a second
+        # to import) is not loaded: `sentencekit search` reopens its index on every run
+        has_lexical = isinstance(index.manifest.get("lexical"), dict)
+        if not has_lexical and (lexical_available() if lexical is None else lexical):
             index.enable_lexical()
     else:
+        lexical = lexical_available() if lexical is None else lexical
         index = EmbeddingIndex.create(out, model, precision=precision, backend=backend, lexical=lexical)
     return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
 
