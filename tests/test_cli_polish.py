@@ -227,3 +227,13 @@ def test_truncation_note_counts_every_call_of_a_command(tiny_st_dir, tmp_path, c
                  str(tiny_st_dir), "--backend", "torch"]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].startswith("note: 1 of 3 texts are longer")
+
+
+def test_pyproject_license_is_an_spdx_string():
+    """A license table makes setuptools print a deprecation banner on every install."""
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert isinstance(config["project"]["license"], str)
+    assert "setuptools>=77" in config["build-system"]["requires"]
