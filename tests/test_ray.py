@@ -64,22 +64,31 @@ def test_embed_dataset_checks_arguments(cluster, tiny_st_dir):
         embed_dataset(ds, str(tiny_st_dir), column="body", precision="int8")
 
 
-def test_embed_corpus_resumes_on_ray(cluster, tmp_path, tiny_st_dir):
+def test_embed_corpus_resumes_on_ray(cluster, tmp_path, tiny_st_dir, monkeypatch):
     import pyarrow.parquet as pq
 
-    from sentencekit import SentenceTransformer
+    from sentencekit import SentenceTransformer, corpus_embed
     from sentencekit.corpus_embed import embed_corpus, parts_dir
 
     src = tmp_path / "docs.jsonl"
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:90]))
     out = tmp_path / "out.parquet"
-    first = embed_corpus(src, out, str(tiny_st_dir), shard_size=25, model_kwargs={"device": "cpu"})  # in process
-    assert first.computed == [0, 1, 2, 3]
+    real_write = corpus_embed._write_shard
+
+    def crash_at_third(parts, k, *args):
+        if k == 2:
+            raise KeyboardInterrupt("simulated crash")
+        real_write(parts, k, *args)
+
+    monkeypatch.setattr(corpus_embed, "_write_shard", crash_at_third)
+    with pytest.raises(KeyboardInterrupt):  # in process: shards 0 and 1 are written, then the crash
+        embed_corpus(src, out, str(tiny_st_dir), shard_size=25, model_kwargs={"device": "cpu"})
+    monkeypatch.setattr(corpus_embed, "_write_shard", real_write)
     (parts_dir(out) / "shard-000001.parquet").unlink()
-    (parts_dir(out) / "shard-000003.parquet").unlink()
     again = embed_corpus(src, out, str(tiny_st_dir), shard_size=25, ray_address="local", ray_actors=2,
                          model_kwargs={"device": "cpu"})
-    assert again.computed == [1, 3] and again.reused == [0, 2]
+    assert again.computed == [1, 2, 3] and again.reused == [0]
+    assert not parts_dir(out).exists()
     table = pq.read_table(out)
     assert table.column("row").to_pylist() == list(range(90))
     expected = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(TEXTS[:90])

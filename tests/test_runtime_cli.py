@@ -44,5 +44,5 @@ def test_int8_on_torch_is_an_error_message(tiny_st_dir, tmp_path, capsys):
     src = tmp_path / "texts.txt"
     src.write_text("hello\n", encoding="utf-8")
     assert main(["encode", str(src), "-o", str(tmp_path / "x.npy"), "--model", str(tiny_st_dir),
-                 "--compute-dtype", "int8"]) == 1
+                 "--compute-dtype", "int8", "--backend", "torch"]) == 1
     assert "backend='onnx'" in capsys.readouterr().err

@@ -410,9 +410,14 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, t
     pytest.importorskip("onnxruntime")
     import shutil
 
+    import sentencekit.engines as engines
     from sentencekit.engines.onnx_engine import OnnxEngine
     from sentencekit.serve.models import load_models, preferred_backend
 
+    monkeypatch.setattr(engines, "cuda_gpu_visible", lambda: True)  # device=None on a GPU machine: torch
+    assert preferred_backend(ServeConfig()) == "torch"
+    assert preferred_backend(ServeConfig(device="cpu")) == "onnx"
+    monkeypatch.setattr(engines, "cuda_gpu_visible", lambda: False)
     assert preferred_backend(ServeConfig()) == "onnx"
     assert preferred_backend(ServeConfig(device="cuda")) == "torch"
     assert preferred_backend(ServeConfig(compute_dtype="bfloat16")) == "torch"

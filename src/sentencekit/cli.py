@@ -10,53 +10,47 @@ Only argparse is imported at start-up; models and torch load inside the command 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from sentencekit.cli_options import add_backend_args, add_model_args  # stdlib-only: keeps start-up fast
+# stdlib-only: keeps start-up fast
+from sentencekit.cli_notes import shorten, truncation_notes
+from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args
+
+
+def _model_options(args: argparse.Namespace) -> dict:
+    return {"device": args.device, "local_files_only": args.local_files_only, "num_threads": args.threads,
+            "compute_dtype": args.compute_dtype}
 
 
 def _load_model(args: argparse.Namespace):
+    """The embedder on ``--backend`` (``auto``: as ``sentencekit serve`` picks it)."""
+    from sentencekit.engines import load_on_backend
     from sentencekit.families.embedder import SentenceTransformer
 
-    return SentenceTransformer(args.model, backend=args.model_backend, device=args.device,
-                               local_files_only=args.local_files_only, num_threads=args.threads,
-                               compute_dtype=args.compute_dtype)
+    return load_on_backend(SentenceTransformer, args.model, args.model_backend, **_model_options(args))[0]
 
 
-def _read_texts(path: str, column: str) -> list[str]:
+def _read_texts(path: str, column: str, encoding: str = "utf-8") -> list[str]:
     if path == "-":
-        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        from sentencekit.search.corpus import check_encoding, decoded_lines
+
+        check_encoding(encoding)
+        return [line.rstrip("\r\n") for _, line in decoded_lines(sys.stdin.buffer, encoding, "<stdin>")
+                if line.strip()]
     from sentencekit.search.corpus import load_corpus
 
-    return [doc.text for doc in load_corpus(path, column=column)]
-
-
-@contextlib.contextmanager
-def _truncation_notes(model, *, what: str):
-    """Turn the library's TruncationWarning into one plain line on stderr."""
-    from sentencekit.pipeline.batching import TruncationWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TruncationWarning)
-        yield
-    info = model.last_info
-    if info.num_truncated:
-        print(f"note: {info.num_truncated} of {info.num_inputs} {what} are longer than the model's "
-              f"{info.max_seq_length}-token limit and were truncated (their endings are not searched); "
-              "split long texts into chunks.", file=sys.stderr)
+    return [doc.text for doc in load_corpus(path, column=column, encoding=encoding)]
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
-    with _truncation_notes(model, what="documents"):
+    with truncation_notes("documents") as notes:
         if args.index:
             from sentencekit.search.index import EmbeddingIndex
 
@@ -67,11 +61,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
             corpus = Path(args.corpus) if args.corpus else SAMPLE_CORPUS
             index, added = managed_index(corpus, model, column=args.column, cache_dir=args.cache_dir,
-                                         batch_size=args.batch_size)
+                                         batch_size=args.batch_size, encoding=args.encoding)
             source = corpus.name
+        notes.set_total("documents", added)
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
-    results = index.search(list(args.query), top_k=args.top_k, reranker=reranker, rerank_top_n=args.rerank_top_n)
+    with truncation_notes("queries"):
+        results = index.search(list(args.query), top_k=args.top_k, reranker=reranker,
+                               rerank_top_n=args.rerank_top_n, retrieval=args.retrieval, fusion=args.fusion)
     t3 = time.perf_counter()
     if args.json:
         print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,
@@ -82,12 +79,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"Model {args.model} | {source}: {len(index)} documents ({state}){rerank_note} | "
           f"load {t1 - t0:.1f}s, index {t2 - t1:.2f}s, search {t3 - t2:.3f}s")
     for query, hits in zip(args.query, results):
-        print(f"\nQuery: {query}")
+        print(f"\nQuery: {shorten(query)}")
         for rank, hit in enumerate(hits, 1):
-            title = (hit.get("metadata") or {}).get("title", "")
-            text = hit["text"] if len(hit["text"]) <= 160 else hit["text"][:157] + "..."
-            print(f"{rank:>2}. {hit['score']:.4f}  [{hit['id']}] {title + ' - ' if title else ''}{text}")
+            print(f"{rank:>2}. {hit['score']:.4f}  {_hit_line(hit)}")
     return 0
+
+
+def _hit_line(hit: dict) -> str:
+    """``[id] title - text`` of one result; for a chunked document, the matching chunk (which one, and its
+    text) rather than the document's beginning."""
+    title = (hit.get("metadata") or {}).get("title", "")
+    chunk = hit.get("chunk")
+    where = f" (chunk {chunk['index'] + 1})" if chunk else ""
+    text = shorten(chunk["text"] if chunk else hit["text"], 160)
+    return f"[{hit['id']}]{where} {title + ' - ' if title else ''}{text}"
 
 
 def _search_reranker(args: argparse.Namespace):
@@ -109,9 +114,11 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus_index import build_index
 
     model = _load_model(args)
-    with _truncation_notes(model, what="documents"):
+    with truncation_notes("documents") as notes:
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
-                                   precision=args.precision, backend=args.backend, batch_size=args.batch_size)
+                                   precision=args.precision, backend=args.index_kind, batch_size=args.batch_size,
+                                   lexical=False if args.no_lexical else None, encoding=args.encoding)
+        notes.set_total("documents", added)
     print(f"{args.out}: {len(index)} documents ({added} added now)")
     return 0
 
@@ -120,7 +127,12 @@ def cmd_index_info(args: argparse.Namespace) -> int:
     from sentencekit.search.index import EmbeddingIndex
 
     index = EmbeddingIndex.open(args.index)
-    print(json.dumps({"documents": len(index), **index.manifest}, indent=2, default=str))
+    if args.json:
+        print(json.dumps({"documents": len(index), **index.manifest}, indent=2, default=str))
+        return 0
+    from sentencekit.search.index_summary import summary_lines
+
+    print("\n".join(summary_lines(args.index, index)))
     return 0
 
 
@@ -138,7 +150,8 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
 def cmd_index_repair(args: argparse.Namespace) -> int:
     from sentencekit.search.integrity import repair
 
-    report = repair(args.index, _load_model(args) if args.reembed else None)
+    with truncation_notes("documents"):
+        report = repair(args.index, _load_model(args) if args.reembed else None)
     print(json.dumps(report, indent=2))
     if report["lost_ids"] or report["lost_unknown"]:
         print(f"{len(report['lost_ids'])} document(s) must be added again (ids under \"lost_ids\")"
@@ -153,9 +166,9 @@ def cmd_index_repair(args: argparse.Namespace) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    texts = _read_texts(args.input, args.column)
+    texts = _read_texts(args.input, args.column, args.encoding)
     model = _load_model(args)
-    with _truncation_notes(model, what="texts"):
+    with truncation_notes("texts"):
         embeddings = model.encode(
             texts, batch_size=args.batch_size, normalize_embeddings=args.normalize,
             prompt_name=args.prompt_name, truncate_dim=args.truncate_dim, precision=args.precision,
@@ -169,43 +182,40 @@ def cmd_encode(args: argparse.Namespace) -> int:
     buffer = io.BytesIO()
     np.save(buffer, embeddings, allow_pickle=False)
     atomic_write_bytes(out, buffer.getvalue())
-    info = model.last_encode_info
-    print(f"Wrote {out}: {embeddings.shape[0]} x {embeddings.shape[1]} {embeddings.dtype}"
-          + (f" ({info.num_truncated} texts truncated at {info.max_seq_length} tokens)"
-             if info.num_truncated else ""), file=sys.stderr)
+    print(f"Wrote {out}: {embeddings.shape[0]} x {embeddings.shape[1]} {embeddings.dtype}", file=sys.stderr)
     return 0
 
 
 def cmd_similarity(args: argparse.Namespace) -> int:
     model = _load_model(args)
-    a = model.encode([args.text_a])
-    b = model.encode([args.text_b])
-    score = float(model.similarity(a, b)[0, 0])
+    with truncation_notes("texts"):
+        embeddings = model.encode([args.text_a, args.text_b])  # one call: one truncation count of both
+    score = float(model.similarity(embeddings[:1], embeddings[1:])[0, 0])
     print(f"{score:.4f}" if not args.json else json.dumps({"similarity": score,
                                                             "function": model.similarity_fn_name}))
     return 0
 
 
 def _load_reranker(model: str, args: argparse.Namespace):
+    from sentencekit.engines import load_on_backend
     from sentencekit.families.reranker import CrossEncoder
 
-    return CrossEncoder(model, backend=args.model_backend, device=args.device, local_files_only=args.local_files_only,
-                        num_threads=args.threads, compute_dtype=args.compute_dtype)
+    return load_on_backend(CrossEncoder, model, args.model_backend, what="reranker", **_model_options(args))[0]
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus import load_corpus
 
-    docs = load_corpus(args.input, column=args.column)
+    docs = load_corpus(args.input, column=args.column, encoding=args.encoding)
     reranker = _load_reranker(args.model, args)
-    with _truncation_notes(reranker, what="pairs"):
+    with truncation_notes("pairs"):
         ranked = reranker.rank(args.query, [d.text for d in docs], top_k=args.top_k, batch_size=args.batch_size,
                                show_progress_bar=len(docs) > 4 * args.batch_size)
     if args.json:
         print(json.dumps([{"corpus_id": r["corpus_id"], "id": docs[r["corpus_id"]].id, "score": r["score"],
                            "text": docs[r["corpus_id"]].text} for r in ranked], indent=2))
         return 0
-    print(f"Query: {args.query}")
+    print(f"Query: {shorten(args.query)}")
     for rank, r in enumerate(ranked, 1):
         doc = docs[r["corpus_id"]]
         print(f"{rank:>2}. {r['score']:.4f}  [{doc.id}] {_snippet(doc)}")
@@ -248,10 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
                    help="cross-encoder for re-scoring; auto: the installed default reranker if present")
     p.add_argument("--rerank-top-n", type=int, default=20, help="candidates the reranker re-scores")
+    p.add_argument("--retrieval", default="dense", choices=["dense", "lexical", "hybrid"],
+                   help="first stage: embeddings, BM25 over the texts, or both fused (lexical and hybrid need "
+                        "sentencekit[hybrid]; default: %(default)s)")
+    p.add_argument("--fusion", default="rrf", choices=["rrf", "weighted"],
+                   help="how --retrieval hybrid merges the two rankings: reciprocal rank fusion or a weighted "
+                        "sum of min-max normalised scores (default: %(default)s)")
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
     add_model_args(p)
+    add_encoding_arg(p)
     p.set_defaults(func=cmd_search)
 
     index_parser = sub.add_parser("index", help="build or inspect a stored embedding index",
@@ -262,16 +279,27 @@ def build_parser() -> argparse.ArgumentParser:
                                          "not have) from INPUT: a Parquet / JSON lines / CSV / TSV / text file, or "
                                          "a folder of .txt/.md/.rst files (one document each). Ids come from an "
                                          "'id' column when the file has one, else they are the row numbers.")
-    p.add_argument("input")
+    p.add_argument("input", help="corpus file or folder")
     p.add_argument("--out", "-o", required=True, help="index folder")
     p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--chunk", action="store_true", help="split long documents into overlapping token windows")
-    p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"])
-    p.add_argument("--backend", default="exact", choices=["exact", "hnsw", "auto"])
-    add_model_args(p, backend_flag="--model-backend")
+    p.add_argument("--precision", default="float32", choices=["float32", "int8", "ubinary"],
+                   help="how vectors are stored: float32, int8 (4x smaller), ubinary (32x smaller, rescored) "
+                        "(default: %(default)s)")
+    p.add_argument("--index-kind", default="exact", choices=["exact", "hnsw", "auto"],
+                   help="exact search, an HNSW graph (approximate, for large indexes), or auto (HNSW from "
+                        "100,000 vectors) (default: %(default)s)")
+    p.add_argument("--no-lexical", action="store_true",
+                   help="do not keep a BM25 side for `search --retrieval lexical|hybrid` (kept by default when "
+                        "bm25s is installed: pip install 'sentencekit[hybrid]')")
+    add_model_args(p, legacy_index_kind=True, model_backend_alias=True)
+    add_encoding_arg(p)
     p.set_defaults(func=cmd_index_build)
-    p = index_sub.add_parser("info", help="show an index's manifest", description="Print an index's manifest.")
+    p = index_sub.add_parser("info", help="summarize an index (documents, model, precision, size)",
+                             description="Summarize an index: documents, chunks, model, precision, index kind, "
+                                         "size on disk. --json prints the whole manifest.")
     p.add_argument("index")
+    p.add_argument("--json", action="store_true", help="print the document count and the manifest as JSON")
     p.set_defaults(func=cmd_index_info)
     p = index_sub.add_parser("verify", help="check every file of an index against its recorded checksums",
                              description="Compare each file of the index with the size and SHA-256 recorded in "
@@ -286,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--model (the model the index was built with) instead of dropped.")
     p.add_argument("index")
     p.add_argument("--reembed", action="store_true", help="re-embed surviving texts with --model")
-    add_model_args(p, backend_flag="--model-backend")
+    add_model_args(p, model_backend_alias=True)
     p.set_defaults(func=cmd_index_repair)
 
     p = sub.add_parser("encode", help="embed texts from a file into a .npy array",
@@ -301,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_args(p)
+    add_encoding_arg(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("similarity", help="similarity score of two texts",
@@ -323,10 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op with --backend onnx)")
+                   help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op)")
     p.add_argument("--batch-size", type=int, default=32, help="pairs per batch (default: %(default)s)")
     p.add_argument("--local-files-only", action="store_true", help="never contact the Hugging Face Hub")
     add_backend_args(p)
+    add_encoding_arg(p)
     p.set_defaults(func=cmd_rerank)
 
     from sentencekit.serve.cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
@@ -351,9 +381,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "batch_size", 1) <= 0:
         print("sentencekit: --batch-size must be positive", file=sys.stderr)
         return 2
+    from sentencekit.progress import show_on_stderr
+
+    show_on_stderr()  # first-time ONNX exports and int8 calibration say what they are doing
     try:
         return args.func(args)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

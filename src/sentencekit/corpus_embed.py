@@ -5,7 +5,9 @@ file renamed into place) into ``OUT.parquet.parts/``, beside a manifest that rec
 (size and SHA-256), the text/id columns, the shard size, the model (name and fingerprint) and the
 settings that change embeddings. A rerun after a crash computes only the missing shards, and refuses to
 mix shards made from another input, model or settings. When every shard exists, they are assembled into
-``OUT.parquet`` (columns: the id column, default the row number, and ``embedding``).
+``OUT.parquet`` (columns: the id column, default the row number, and ``embedding``; the manifest in its
+metadata), and ``OUT.parquet.parts/`` is removed, so no second copy of the output is left behind. A rerun
+of a finished job finds the manifest in ``OUT.parquet`` and does nothing.
 
 The shards are computed in this process, by a multi-process pool (``--processes N``) or on a Ray
 cluster (``--ray ADDRESS|auto|local``); the embeddings are the same, so a run may be resumed with
@@ -35,6 +37,7 @@ from typing import Any
 from sentencekit.search.corpus import count_rows, iter_corpus
 
 MANIFEST = "manifest.json"
+OUTPUT_METADATA_KEY = b"sentencekit.embed_corpus"  # the job's manifest, in the assembled file's metadata
 FORMAT_VERSION = 1
 ROW_ID = "row"  # the id column when the input has none
 
@@ -85,13 +88,38 @@ def _check_manifest(parts: Path, wanted: dict[str, Any]) -> None:
         os.replace(tmp, path)
         return
     found = json.loads(path.read_text(encoding="utf-8"))
-    differences = [f"{key}: finished shards have {found.get(key)!r}, this run {value!r}"
-                   for key, value in wanted.items() if found.get(key) != json.loads(json.dumps(value, default=str))]
+    differences = _differences(found, wanted)
     if differences:
         raise ManifestMismatchError(
             f"{parts} holds shards of a different job, so they cannot be reused:\n  " + "\n  ".join(differences)
             + f"\nRerun with the same input, model and settings to resume, or delete {parts} (or choose another "
               "--out) to start over.")
+
+
+def _differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    return [f"{key}: finished shards have {found.get(key)!r}, this run {value!r}"
+            for key, value in wanted.items() if found.get(key) != json.loads(json.dumps(value, default=str))]
+
+
+def _finished_output(out: Path, wanted: dict[str, Any]) -> bool:
+    """Whether ``out`` is the assembled output of this very job (its metadata holds the same manifest);
+    raises ``ManifestMismatchError`` when it is the output of another job."""
+    if not out.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        stored = (pq.read_schema(out).metadata or {}).get(OUTPUT_METADATA_KEY)
+    except Exception:  # not a Parquet file we wrote: leave it to the assembly to replace
+        return False
+    if stored is None:
+        return False
+    differences = _differences(json.loads(stored), wanted)
+    if differences:
+        raise ManifestMismatchError(
+            f"{out} was made by a different job:\n  " + "\n  ".join(differences)
+            + f"\nDelete {out} (or choose another --out) to embed with this input, model and settings.")
+    return True
 
 
 def _manifest(input_path: Path, rows: int, column: str, id_column: str | None, shard_size: int, model: Any,
@@ -145,8 +173,9 @@ def _finished_shards(parts: Path, bounds: list[tuple[int, int]]) -> set[int]:
     return done
 
 
-def _assemble(parts: Path, shards: int, out: Path) -> int:
-    """Concatenate the shards into ``out`` (atomically); returns the embedding dimension."""
+def _assemble(parts: Path, shards: int, out: Path, manifest: dict[str, Any]) -> int:
+    """Concatenate the shards into ``out`` (atomically, with the job's manifest in its metadata); returns
+    the embedding dimension."""
     import pyarrow.parquet as pq
 
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
@@ -156,7 +185,9 @@ def _assemble(parts: Path, shards: int, out: Path) -> int:
         for k in range(shards):
             table = pq.read_table(_shard_path(parts, k))
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+                metadata = {**(table.schema.metadata or {}),
+                            OUTPUT_METADATA_KEY: json.dumps(manifest, sort_keys=True, default=str).encode()}
+                writer = pq.ParquetWriter(tmp, table.schema.with_metadata(metadata))
                 dim = table.schema.field("embedding").type.list_size
             writer.write_table(table)
     finally:
@@ -164,6 +195,12 @@ def _assemble(parts: Path, shards: int, out: Path) -> int:
             writer.close()
     os.replace(tmp, out)
     return dim
+
+
+def _output_dimension(out: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(out).field("embedding").type.list_size
 
 
 # -- engines ----------------------------------------------------------------------------------------
@@ -205,7 +242,13 @@ def _ray_engine(model_ref: Any, address: str, actors: int | None, threads: int |
             if address == "local":  # a fresh single-node cluster on this machine
                 ray.init(include_dashboard=False, log_to_driver=False)
             else:  # "auto" (a running cluster, or RAY_ADDRESS) or "ray://head:10001"
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except ConnectionError as exc:  # "auto" with no cluster: say what to do instead
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise ConnectionError(
+                        f"--ray {address}: found no running Ray cluster ({reason}). Use --ray local to start a "
+                        "one-machine cluster for this run, or start one first (ray start --head).") from None
         context = ray.data.DataContext.get_current()
         preserve = context.execution_options.preserve_order
         context.execution_options.preserve_order = True  # shards are written as their rows come back
@@ -246,6 +289,7 @@ def embed_corpus(
     chunk_size: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    encoding: str = "utf-8",
     **encode_kwargs: Any,
 ) -> EmbedCorpusResult:
     """Embed ``column`` of ``input_path`` into the Parquet file ``out`` (see the module docstring).
@@ -255,6 +299,8 @@ def embed_corpus(
     ``"ray://head:10001"`` (Ray actors load the model by name, so on a multi-node cluster give a Hub id or
     a path every node can read). ``encode_kwargs`` (``normalize_embeddings``, ``prompt_name``,
     ``truncate_dim``, ``batch_size``...) go to ``encode``; those that change embeddings are recorded.
+    ``model_kwargs["backend"]`` may be ``"auto"`` (see :func:`sentencekit.engines.load_on_backend`);
+    ``encoding``: of a text input file.
 
     >>> embed_corpus("docs.parquet", "emb.parquet", "all-MiniLM-L6-v2", shard_size=50_000)  # doctest: +SKIP
     """
@@ -268,20 +314,30 @@ def embed_corpus(
         raise ValueError("embed-corpus writes float32 embeddings; quantize the assembled file afterwards "
                          "(quantization ranges must come from the whole corpus, not from one shard).")
     input_path, out = Path(input_path), Path(out)
-    rows = count_rows(input_path, column, id_column=id_column)  # also checks every row before any work
+    # also checks every row before any work
+    rows = count_rows(input_path, column, id_column=id_column, encoding=encoding)
     by_name = isinstance(model, (str, os.PathLike))
     if by_name:
         from sentencekit import SentenceTransformer
+        from sentencekit.engines import load_on_backend
 
         model_name = os.fspath(model)
-        model = SentenceTransformer(model_name, **(model_kwargs or {}))
+        model_kwargs = dict(model_kwargs or {})
+        # backend "auto" (the CLI's default) is resolved once here; Ray actors then load the same backend
+        model, backend = load_on_backend(SentenceTransformer, model_name, model_kwargs.pop("backend", "torch"),
+                                         **model_kwargs)
+        model_kwargs["backend"] = backend
     else:
         model_name = str(getattr(model, "model_name_or_path", None) or type(model).__name__)
     recorded = {k: v for k, v in encode_kwargs.items() if k not in ("batch_size", "max_batch_tokens")}
     parts = parts_dir(out)
-    _check_manifest(parts, _manifest(input_path, rows, column, id_column, shard_size, model, model_name,
-                                     recorded))
+    manifest = _manifest(input_path, rows, column, id_column, shard_size, model, model_name, recorded)
     bounds = [(s, min(s + shard_size, rows)) for s in range(0, rows, shard_size)]
+    if not parts.exists() and _finished_output(out, manifest):
+        log(f"{out} is already the output of this job ({rows} rows); nothing to do.")
+        return EmbedCorpusResult(out, rows, int(_output_dimension(out)), [], list(range(len(bounds))),
+                                 time.perf_counter() - t0)
+    _check_manifest(parts, manifest)
     reused = sorted(_finished_shards(parts, bounds))
     todo = [k for k in range(len(bounds)) if k not in set(reused)]
     log(f"{input_path.name}: {rows} rows in {len(bounds)} shards; {len(reused)} already done, "
@@ -302,7 +358,8 @@ def embed_corpus(
         wanted = set(todo)
 
         def jobs() -> Iterator[ShardJob]:  # shards are read from the file as the engine asks for them
-            for k, batch in enumerate(iter_corpus(input_path, column, id_column=id_column, batch_rows=shard_size)):
+            for k, batch in enumerate(iter_corpus(input_path, column, id_column=id_column, batch_rows=shard_size,
+                                                  encoding=encoding)):
                 if k in wanted:
                     shard_ids[k] = batch.ids
                     yield k, batch.texts
@@ -312,7 +369,10 @@ def embed_corpus(
             _write_shard(parts, k, shard_ids.pop(k), embeddings, id_name)
             log(f"shard {k + 1}/{len(bounds)} (rows {start}..{end - 1}) written [{done}/{len(todo)} this run, "
                 f"{time.perf_counter() - t0:.1f}s]")
-    dim = _assemble(parts, len(bounds), out) if bounds else 0
+    dim = _assemble(parts, len(bounds), out, json.loads(json.dumps(manifest, default=str))) if bounds else 0
+    import shutil
+
+    shutil.rmtree(parts, ignore_errors=True)  # OUT holds every row now; the shards would be a second copy
     seconds = time.perf_counter() - t0
     log(f"Wrote {out}: {rows} rows x {dim} dims ({len(todo)} shards computed, {len(reused)} reused) "
         f"in {seconds:.1f}s")
@@ -322,13 +382,14 @@ def embed_corpus(
 # -- command line -----------------------------------------------------------------------------------
 def add_embed_corpus_parser(sub: Any) -> None:
     """Register ``sentencekit embed-corpus`` on the CLI's subparsers."""
-    from sentencekit.cli_options import add_model_args
+    from sentencekit.cli_options import add_encoding_arg, add_model_args
 
     p = sub.add_parser(
         "embed-corpus", help="embed a whole corpus file into Parquet, resumably (pool or Ray)",
         description="Embed COLUMN of INPUT (Parquet, JSON lines, CSV/TSV, text) into OUT (Parquet: the id column "
-                    "and 'embedding'). Shards are kept in OUT.parts/ as they finish; a rerun after a crash "
-                    "computes only the missing ones. --processes N uses N worker processes; --ray ADDRESS "
+                    "and 'embedding'). Shards are kept in OUT.parts/ as they finish (removed once OUT is "
+                    "assembled); a rerun after a crash computes only the missing ones. --processes N uses N "
+                    "worker processes; --ray ADDRESS "
                     "(local, auto, ray://head:10001) uses Ray actors.")
     p.add_argument("input", help="INPUT.parquet | .jsonl | .csv | .tsv | .txt")
     p.add_argument("--out", "-o", required=True, help="output Parquet file")
@@ -344,6 +405,7 @@ def add_embed_corpus_parser(sub: Any) -> None:
     p.add_argument("--prompt-name", default=None, help="a prompt of the model, e.g. document")
     p.add_argument("--truncate-dim", type=int, default=None, help="Matryoshka: keep the first N dimensions")
     add_model_args(p)
+    add_encoding_arg(p)
     p.set_defaults(func=cmd_embed_corpus)
 
 
@@ -357,15 +419,17 @@ def cmd_embed_corpus(args: argparse.Namespace) -> int:
         encode_kwargs["prompt_name"] = args.prompt_name
     if args.truncate_dim:
         encode_kwargs["truncate_dim"] = args.truncate_dim
-    model_kwargs: dict[str, Any] = {"local_files_only": args.local_files_only, "compute_dtype": args.compute_dtype}
-    if args.model_backend != "torch":
-        model_kwargs["backend"] = args.model_backend
+    model_kwargs: dict[str, Any] = {"local_files_only": args.local_files_only, "compute_dtype": args.compute_dtype,
+                                    "backend": args.model_backend}
     if args.device:
         model_kwargs["device"] = args.device
     if args.threads and args.processes is None and args.ray is None:
         model_kwargs["num_threads"] = args.threads
-    embed_corpus(args.input, args.out, args.model, column=args.column, id_column=args.id_column,
-                 shard_size=args.shard_size, processes=args.processes, ray_address=args.ray,
-                 ray_actors=args.ray_actors, threads=args.threads, chunk_size=args.chunk_size,
-                 model_kwargs=model_kwargs, **encode_kwargs)
+    from sentencekit.cli_notes import truncation_notes
+
+    with truncation_notes("texts"):
+        embed_corpus(args.input, args.out, args.model, column=args.column, id_column=args.id_column,
+                     shard_size=args.shard_size, processes=args.processes, ray_address=args.ray,
+                     ray_actors=args.ray_actors, threads=args.threads, chunk_size=args.chunk_size,
+                     model_kwargs=model_kwargs, encoding=args.encoding, **encode_kwargs)
     return 0

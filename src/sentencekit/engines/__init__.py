@@ -14,7 +14,10 @@ a backend name -> the function that builds its engine for a model family from a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentencekit.engines.protocol import Engine, EngineOptions
@@ -52,7 +55,8 @@ BACKENDS = {
 def choose_backend(requested: str, *, device: str | None = None, compute_dtype: str | None = None) -> str:
     """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
     (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
-    is installed, torch otherwise (GPUs, bf16). The server's ``--backend auto`` uses it.
+    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16).
+    ``--backend auto`` of the server and of every CLI command uses it (through :func:`load_on_backend`).
 
     >>> choose_backend("auto", device="cuda")
     'torch'
@@ -61,10 +65,36 @@ def choose_backend(requested: str, *, device: str | None = None, compute_dtype: 
         return check_backend(requested)
     import importlib.util
 
-    on_cpu = device in (None, "cpu")
+    # device=None means "best available" to torch: a CUDA GPU when there is one, which beats the CPU
+    on_cpu = device == "cpu" or (device is None and not cuda_gpu_visible())
     if on_cpu and compute_dtype in (None, "float32", "int8") and importlib.util.find_spec("onnxruntime"):
         return "onnx"
     return "torch"
+
+
+def cuda_gpu_visible() -> bool:
+    """Whether torch would find a CUDA GPU, answered without importing torch (a third of a second or more):
+    the NVIDIA driver is loaded and ``CUDA_VISIBLE_DEVICES`` does not hide every device."""
+    import os
+
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "unset").strip() in ("", "-1"):
+        return False
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
+def load_on_backend(cls: Any, name: str, requested: str, *, what: str = "model", **kwargs: Any) -> tuple[Any, str]:
+    """``cls(name, backend=..., **kwargs)`` on the backend :func:`choose_backend` picks for ``requested``;
+    returns ``(model, backend)``. With ``"auto"``, a model ONNX Runtime cannot run (a pipeline it cannot
+    export, e.g. Router or a custom module) is loaded on torch instead, with one warning. The one loader
+    the CLI commands and ``sentencekit serve`` share, so ``auto`` means the same everywhere."""
+    backend = choose_backend(requested, device=kwargs.get("device"), compute_dtype=kwargs.get("compute_dtype"))
+    if backend == "onnx" and requested == "auto":
+        try:
+            return cls(name, backend="onnx", **kwargs), "onnx"
+        except (ValueError, ImportError) as exc:
+            logger.warning("%s %s cannot run on ONNX Runtime (%s); using torch.", what, name, exc)
+            return cls(name, backend="torch", **kwargs), "torch"
+    return cls(name, backend=backend, **kwargs), backend
 
 
 def check_backend(backend: str) -> str:
@@ -78,4 +108,4 @@ def create_engine(backend: str, family: str, spec: ModelSpec, options: EngineOpt
     return BACKENDS[check_backend(backend)](spec, family, options)
 
 
-__all__ = ["BACKENDS", "create_engine", "check_backend", "choose_backend"]
+__all__ = ["BACKENDS", "create_engine", "check_backend", "choose_backend", "load_on_backend"]

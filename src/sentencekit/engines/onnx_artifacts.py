@@ -16,11 +16,13 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sentencekit.progress import model_label, step
 from sentencekit.spec.export_cache import find_export, find_transformer_onnx, folder_key, writable_export_dir
 
 logger = logging.getLogger(__name__)
@@ -65,7 +67,11 @@ def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: 
         if graph is None:
             target = writable_export_dir(folder) / f"sentencekit_{key}.onnx"
             logger.info("Exporting %s to ONNX at %s (once; later loads reuse it).", folder, target)
+            step("exporting %s to ONNX (one time, usually under a minute; later loads reuse it)...",
+                 model_label(folder))
+            started = time.perf_counter()
             graph = export(target)
+            step("exported %s to ONNX in %.0f s: %s", model_label(folder), time.perf_counter() - started, graph)
     if compute_dtype == "int8":
         source = graph
         name = f"sentencekit_{key}_int8.onnx" if source.name == f"sentencekit_{key}.onnx" else \
@@ -76,7 +82,11 @@ def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: 
                 raise ValueError("int8 is not available for this model.")
             target = writable_export_dir(folder) / name
             logger.info("Quantizing %s to int8 at %s (once; later loads reuse it).", source, target)
+            step("quantizing %s to int8 (one time, calibrated against float32; later loads reuse it)...",
+                 model_label(folder))
+            started = time.perf_counter()
             calibration(source, target)
+            step("quantized %s to int8 in %.0f s: %s", model_label(folder), time.perf_counter() - started, target)
             tokenizer = _tokenizer_beside(source, folder)
             if tokenizer.parent != folder:
                 copy_atomic(tokenizer, target.with_suffix(".tokenizer.json"))

@@ -129,11 +129,19 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
     sizes = _weight_sizes(model)
     total = max(1, sum(sizes.values()))
     share = {name: sum(sizes.get(n, 0) for n in nodes) / total for name, nodes in units.items()}
+    from sentencekit.progress import step as progress
+
     reference = runner.run(src, items)
+    # each trial quantizes the graph and runs the calibration set: one per unit, one all-int8, at most one
+    # per unit kept in float32
+    most_trials, done = 2 * len(units) + 1, [0]
     with tempfile.TemporaryDirectory(prefix=".int8-", dir=Path(dst).parent) as tmp:
         trial = Path(tmp) / "trial.onnx"
 
         def score(exclude: Sequence[str] = (), only: Sequence[str] | None = None, step: int = 1) -> tuple[float, float]:
+            done[0] += 1
+            progress("calibrating int8: trial %d (of at most %d) on %d items", done[0], most_trials,
+                     len(items[::step]))
             quantize_file(src, trial, exclude, only)
             cos = _cosine(runner.run(trial, items[::step]), reference[::step])
             return float(cos.mean()), float(cos.min())

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,10 +35,18 @@ class TruncationWarning(UserWarning):
     """Some inputs were longer than the model's max_seq_length and were cut."""
 
 
+#: ``fn(info, attribute)`` for every ``encode`` / ``predict`` call of this process, cut inputs or not
+#: (``attribute``: ``last_encode_info`` for embedders, ``last_predict_info`` for rerankers). The CLI counts
+#: cut inputs over a whole command with it (``sentencekit.cli_notes.truncation_notes``).
+TRUNCATION_OBSERVERS: list[Callable[[EncodeInfo, str], None]] = []
+
+
 def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | None, attribute: str,
                       stacklevel: int) -> EncodeInfo:
     """The :class:`EncodeInfo` of a call, warning (once per call) when inputs were cut."""
     info = EncodeInfo(n, len(truncated), tuple(sorted(int(i) for i in truncated)), max_seq_length)
+    for observe in list(TRUNCATION_OBSERVERS):
+        observe(info, attribute)
     if truncated:
         first = ", ".join(str(i) for i in info.truncated_indices[:5])
         more = " ..." if len(truncated) > 5 else ""

@@ -22,6 +22,8 @@ _LAZY = {
     "paraphrase_mining_embeddings": "sentencekit.search.retrieval",
     "community_detection": "sentencekit.search.community",
     "semantic_search_faiss": "sentencekit.search.faiss_search",
+    "reciprocal_rank_fusion": "sentencekit.search.fusion",
+    "weighted_score_fusion": "sentencekit.search.fusion",
     "chunk_texts": "sentencekit.search.chunking",
     "Chunk": "sentencekit.search.chunking",
 }

@@ -77,14 +77,15 @@ def corpus_format(path: str | os.PathLike) -> str:
 
 def iter_corpus(path: str | os.PathLike, column: str = "text", *, id_column: str | None = None,
                 id_required: bool = True, title_column: str | None = None,
-                batch_rows: int = 10_000) -> Iterator[CorpusBatch]:
+                batch_rows: int = 10_000, encoding: str = "utf-8") -> Iterator[CorpusBatch]:
     """The documents of a corpus file as :class:`CorpusBatch` es of at most ``batch_rows`` rows, read as a
     stream (see the module docstring for the formats and rules).
 
     ``column``: the text column. ``id_column``: where ids come from (``None``: the row numbers); with
     ``id_required=False`` a file without that column gets row numbers instead of an error.
-    ``title_column``: optional titles. Raises ``FileNotFoundError`` for a missing file and ``ValueError``
-    naming the file and line (or Parquet row) for a missing column, a bad row or an empty corpus.
+    ``title_column``: optional titles. ``encoding``: of text formats (not Parquet). Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError`` naming the file and line (or Parquet row)
+    for a missing column, a bad row, undecodable text or an empty corpus.
     """
     path = Path(path)
     if not path.is_file():
@@ -92,17 +93,18 @@ def iter_corpus(path: str | os.PathLike, column: str = "text", *, id_column: str
     if not isinstance(batch_rows, int) or batch_rows <= 0:
         raise ValueError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     fmt = corpus_format(path)
+    check_encoding(encoding)
     if fmt == "parquet":
         records = _parquet_records(path, column, id_column, id_required, title_column, batch_rows)
     elif fmt == "jsonl":
-        records = _jsonl_records(path, column)
+        records = _jsonl_records(path, column, encoding)
     elif fmt in ("csv", "tsv"):
-        records = _csv_records(path, column, id_column, id_required, fmt)
+        records = _csv_records(path, column, id_column, id_required, fmt, encoding)
     else:
         if id_column is not None and id_required:
             raise ValueError(f"{path}: a plain text file has no {id_column!r} column; write the corpus as JSON "
                              "lines, CSV or Parquet to keep ids, or leave the id column out to number the rows.")
-        records = _text_records(path, column)
+        records = _text_records(path, column, encoding)
 
     batch, rows, ids_from_file = CorpusBatch(), 0, None
     for where, record in records:
@@ -138,14 +140,15 @@ def iter_corpus(path: str | os.PathLike, column: str = "text", *, id_column: str
 
 
 def count_rows(path: str | os.PathLike, column: str = "text", *, id_column: str | None = None,
-               id_required: bool = True) -> int:
+               id_required: bool = True, encoding: str = "utf-8") -> int:
     """The number of documents of a corpus file: a full streaming pass that also checks every row, so a bad
     row is reported before any work starts. Same arguments and errors as :func:`iter_corpus`."""
-    return sum(len(batch) for batch in iter_corpus(path, column, id_column=id_column, id_required=id_required))
+    return sum(len(batch) for batch in iter_corpus(path, column, id_column=id_column, id_required=id_required,
+                                                   encoding=encoding))
 
 
 def load_corpus(path: str | os.PathLike, *, column: str = "text", id_column: str = "id",
-                title_column: str = "title") -> list[Document]:
+                title_column: str = "title", encoding: str = "utf-8") -> list[Document]:
     """Every document of a corpus file, in memory, or of a folder (each ``.txt``/``.md``/``.rst`` file below
     it is one document: its id the relative path, its title the file name without suffix).
 
@@ -157,9 +160,11 @@ def load_corpus(path: str | os.PathLike, *, column: str = "text", id_column: str
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES)
         if not files:
             raise ValueError(f"{path} has no {'/'.join(FOLDER_SUFFIXES)} files to read as documents.")
-        return [Document(str(p.relative_to(path)), _read_text_file(p), p.stem) for p in files]
+        check_encoding(encoding)
+        return [Document(str(p.relative_to(path)), _read_text_file(p, encoding), p.stem) for p in files]
     return [Document(str(row_id), text, title)
-            for batch in iter_corpus(path, column, id_column=id_column, id_required=False, title_column=title_column)
+            for batch in iter_corpus(path, column, id_column=id_column, id_required=False, title_column=title_column,
+                                     encoding=encoding)
             for row_id, text, title in zip(batch.ids, batch.texts, batch.titles)]
 
 
@@ -167,35 +172,65 @@ def load_corpus(path: str | os.PathLike, *, column: str = "text", id_column: str
 Record = tuple[str, dict[str, Any]]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a UTF-8 file, line endings kept and a byte-order mark dropped. Lines are
-    decoded one at a time (a text-mode file decodes whole blocks), so a bad byte is reported on its line."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line); "
-                                 "convert the file to UTF-8, e.g. with iconv.") from None
+def check_encoding(encoding: str) -> None:
+    """Raise ``ValueError`` for an encoding name Python does not know (before any file is read)."""
+    import codecs
 
-
-def _read_text_file(path: Path) -> str:
-    """A whole UTF-8 file (one document of a folder corpus)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {encoding!r}; use a Python codec name such as utf-8, latin-1 or "
+                         "cp1252.") from None
+
+
+def _is_utf8(encoding: str) -> bool:
+    return encoding.replace("_", "-").lower() in ("utf-8", "utf8")
+
+
+def _not_text(encoding: str, reason: str) -> str:
+    """``not UTF-8 text (REASON); WHAT TO DO``: the part of a decoding error after the file and line."""
+    if _is_utf8(encoding):
+        return (f"not UTF-8 text ({reason}); give its encoding (--encoding latin-1, cp1252, ...; encoding= in "
+                "Python) or convert it to UTF-8, e.g. with iconv")
+    return f"not {encoding} text ({reason}); check the encoding you gave"
+
+
+def decoded_lines(raw_lines: Iterator[bytes], encoding: str, where: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of byte lines, line endings kept and a UTF-8 byte-order mark dropped. Lines
+    are decoded one at a time (a text-mode file decodes whole blocks), so a bad byte is reported on its
+    line: ``where:LINE: not UTF-8 text ...`` with what to do (``--encoding``)."""
+    first = "utf-8-sig" if _is_utf8(encoding) else encoding
+    for lineno, raw in enumerate(raw_lines, 1):
+        try:
+            yield lineno, raw.decode(first if lineno == 1 else encoding)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{where}:{lineno}: "
+                             + _not_text(encoding, f"{exc.reason} at byte {exc.start} of the line") + ".") from None
+
+
+def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    with open(path, "rb") as f:
+        yield from decoded_lines(f, encoding, str(path))
+
+
+def _read_text_file(path: Path, encoding: str = "utf-8") -> str:
+    """A whole file (one document of a folder corpus)."""
+    try:
+        return path.read_bytes().decode("utf-8-sig" if _is_utf8(encoding) else encoding)
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); convert the file to UTF-8, "
-                         "e.g. with iconv, or move it out of the folder.") from None
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: " + _not_text(encoding, exc.reason) + ", or move the file out of the "
+                         "folder.") from None
 
 
-def _text_records(path: Path, column: str) -> Iterator[Record]:
-    for lineno, line in _lines(path):
+def _text_records(path: Path, column: str, encoding: str) -> Iterator[Record]:
+    for lineno, line in _lines(path, encoding):
         if line.strip():
             yield f"{path}:{lineno}", {column: line.rstrip("\r\n")}
 
 
-def _jsonl_records(path: Path, column: str) -> Iterator[Record]:
-    for lineno, line in _lines(path):
+def _jsonl_records(path: Path, column: str, encoding: str) -> Iterator[Record]:
+    for lineno, line in _lines(path, encoding):
         if not line.strip():
             continue
         try:
@@ -209,8 +244,9 @@ def _jsonl_records(path: Path, column: str) -> Iterator[Record]:
         yield f"{path}:{lineno}", row
 
 
-def _csv_records(path: Path, column: str, id_column: str | None, id_required: bool, fmt: str) -> Iterator[Record]:
-    lines = (line for _, line in _lines(path))
+def _csv_records(path: Path, column: str, id_column: str | None, id_required: bool, fmt: str,
+                 encoding: str) -> Iterator[Record]:
+    lines = (line for _, line in _lines(path, encoding))
     reader = csv.DictReader(lines, delimiter="\t" if fmt == "tsv" else ",")
     try:
         _check_columns(path, reader.fieldnames or [], column, id_column if id_required else None)

@@ -25,22 +25,32 @@ def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chu
 
 
 def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,
-                precision: str = "float32", backend: str = "exact", batch_size: int = 32) -> tuple[Any, int]:
+                precision: str = "float32", backend: str = "exact", batch_size: int = 32,
+                lexical: bool | None = None, encoding: str = "utf-8") -> tuple[Any, int]:
     """Create (or extend) the index at ``out`` with the documents of ``source`` (a corpus file or folder, see
-    :func:`~sentencekit.search.corpus.load_corpus`); returns (index, documents added)."""
+    :func:`~sentencekit.search.corpus.load_corpus`, read as ``encoding``); ``backend``: the index kind
+    (exact, hnsw, auto). Returns (index, documents added). ``lexical``: keep a BM25 side for lexical and
+    hybrid search (``None``: when bm25s is installed; ``False`` leaves an existing one in place)."""
     from sentencekit.search.index import EmbeddingIndex
+    from sentencekit.search.lexical import lexical_available
     from sentencekit.search.storage import manifest_path
 
-    docs = load_corpus(source, column=column)
+    docs = load_corpus(source, column=column, encoding=encoding)
     if manifest_path(Path(out)).exists():
         index = EmbeddingIndex.open(out, model)
+        # an index that keeps a lexical side already needs nothing here, and then bm25s (a tenth of a second
+        # to import) is not loaded: `sentencekit search` reopens its index on every run
+        has_lexical = isinstance(index.manifest.get("lexical"), dict)
+        if not has_lexical and (lexical_available() if lexical is None else lexical):
+            index.enable_lexical()
     else:
-        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend)
+        lexical = lexical_available() if lexical is None else lexical
+        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend, lexical=lexical)
     return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
 
 
 def managed_index(source: str | Path, model: Any, *, column: str = "text", cache_dir: str | Path | None = None,
-                  batch_size: int = 32) -> tuple[Any, int]:
+                  batch_size: int = 32, encoding: str = "utf-8") -> tuple[Any, int]:
     """The index of ``source`` for ``model`` kept under ``cache_dir`` (default
     ``$SENTENCEKIT_HOME/indexes``): built on first use, reused after. Returns (index, documents added)."""
     from sentencekit.fingerprint import model_fingerprint
@@ -48,10 +58,12 @@ def managed_index(source: str | Path, model: Any, *, column: str = "text", cache
     source = Path(source)
     # READER_RULES: a change in how files are read (e.g. which ids rows get) must not reuse old indexes
     digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0{READER_RULES}\0".encode())
+    if encoding != "utf-8":  # the same bytes read as another encoding are other documents
+        digest.update(f"encoding={encoding}\0".encode())
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     for file in files:
         digest.update(str(file.relative_to(source) if source.is_dir() else file.name).encode() + b"\0")
         digest.update(file.read_bytes())
     folder = Path(cache_dir) if cache_dir is not None else sentencekit_home() / "indexes"
     return build_index(source, folder / f"{source.stem}-{digest.hexdigest()[:16]}", model, column=column,
-                       batch_size=batch_size)
+                       batch_size=batch_size, encoding=encoding)

@@ -29,6 +29,7 @@ from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, refuse_existing
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
+from sentencekit.search.hybrid import candidate_depth, check_options, fuse
 from sentencekit.search.model_check import (
     check_bi_encoder,
     check_reranker,
@@ -92,6 +93,7 @@ class EmbeddingIndex:
         self._snap = self._load(manifest)
         self._stamp: tuple[int, int, int] | None = None
         self._graph: tuple[str, Any, np.ndarray] | None = None
+        self._lexical: tuple[str, Any] | None = None  # (entry name, LexicalIndex) of the loaded lexical side
 
     # -- creating and opening --------------------------------------------------------------------
     @classmethod
@@ -106,6 +108,7 @@ class EmbeddingIndex:
         truncate_dim: int | None = None,
         precision: Literal["float32", "int8", "ubinary"] = "float32",
         backend: Literal["exact", "hnsw", "auto"] = "exact",
+        lexical: bool = False,
         lock_timeout: float = 60.0,
     ) -> EmbeddingIndex:
         """Create an empty index in the new (or empty) folder ``path`` for ``model`` (a bi-encoder).
@@ -114,6 +117,10 @@ class EmbeddingIndex:
         ``prompt_name`` (default: the model's document prompt, as ``encode_document``), queries with
         ``query_prompt_name`` (default: its query prompt, as ``encode_query``); the prompt texts,
         ``truncate_dim`` and the resulting dimension are recorded in ``manifest.json``.
+
+        ``lexical=True`` also keeps a BM25 side (:mod:`sentencekit.search.lexical`, needs
+        ``sentencekit[hybrid]``), rebuilt in every commit, for ``search(retrieval="lexical" | "hybrid")``;
+        without it, the first such search builds it (:meth:`enable_lexical`).
 
         >>> index = EmbeddingIndex.create("docs-index", model, precision="ubinary")  # doctest: +SKIP
         """
@@ -124,6 +131,10 @@ class EmbeddingIndex:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "hnsw":
             ann.import_faiss()
+        if lexical:
+            from sentencekit.search.lexical import import_bm25s
+
+            import_bm25s()
         root = Path(path)
         if manifest_path(root).exists():
             raise FileExistsError(f"An embedding index already exists at {root}: open it with "
@@ -138,6 +149,10 @@ class EmbeddingIndex:
                     "created_with": f"sentencekit {__version__}", **settings,
                     "precision": precision, "backend": backend, "generation": 0, "next_id": 0,
                     "counts": Snapshot({}).counts(), "log": []}
+        if lexical:
+            from sentencekit.search.lexical import write_lexical
+
+            manifest["lexical"] = write_lexical(root, new_name("lex", 0), Snapshot({"log": []}))
         (root / SEGMENTS).mkdir(parents=True, exist_ok=True)
         with writer_lock(root, lock_timeout):
             if manifest_path(root).exists():
@@ -371,6 +386,21 @@ class EmbeddingIndex:
 
         self._commit(write)
 
+    def enable_lexical(self) -> None:
+        """Keep a lexical (BM25) side from now on: built from the stored texts of the live documents and
+        committed like the vectors, then rebuilt by every ``add``/``delete``/``compact``. Needs
+        ``sentencekit[hybrid]``. ``search(retrieval="lexical" | "hybrid")`` calls it on an index that has
+        none (e.g. one built before sentencekit kept lexical sides); does nothing if it has one.
+
+        >>> index.enable_lexical(); "lexical" in index.manifest  # doctest: +SKIP
+        True
+        """
+        self._require_model("build the lexical side")
+        from sentencekit.search.lexical import import_bm25s
+
+        import_bm25s()
+        self._commit(lambda manifest, snap: (manifest["log"], {} if manifest.get("lexical") else {"lexical": None}))
+
     # -- searching -------------------------------------------------------------------------------
     def search(
         self,
@@ -382,6 +412,11 @@ class EmbeddingIndex:
         batch_size: int = 32,
         rescore_multiplier: int = 4,
         ef_search: int | None = None,
+        retrieval: Literal["dense", "lexical", "hybrid"] = "dense",
+        fusion: Literal["rrf", "weighted"] = "rrf",
+        fusion_weights: Sequence[float] | None = None,
+        rrf_k: float = 60,
+        candidates: int | None = None,
     ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """The ``top_k`` most similar documents: for one query string a list of hits, for a list of
         queries one list per query. A hit is ``{"id", "score", "text", "metadata"}``, plus ``"chunk":
@@ -395,25 +430,81 @@ class EmbeddingIndex:
         For chunked documents the reranker reads the best chunk's text. ``rescore_multiplier`` sets how
         many candidates quantized searches rescore, ``ef_search`` the HNSW search breadth.
 
+        ``retrieval`` picks the first stage: ``"dense"`` (embeddings, the default), ``"lexical"`` (BM25 over
+        the stored texts, :mod:`sentencekit.search.lexical`; needs ``sentencekit[hybrid]``) or
+        ``"hybrid"``: each side retrieves ``candidates`` documents (default ``max(top_k, 100)``, or
+        ``max(rerank_top_n, 100)`` with a reranker) and ``fusion`` merges them: ``"rrf"``, reciprocal rank
+        fusion with constant ``rrf_k`` (:func:`~sentencekit.search.fusion.reciprocal_rank_fusion`), or
+        ``"weighted"``, a convex combination of min-max normalised scores
+        (:func:`~sentencekit.search.fusion.weighted_score_fusion`). ``fusion_weights`` are the
+        ``(dense, lexical)`` weights (default ``(1, 1)`` for rrf, ``(0.5, 0.5)`` for weighted). The
+        reranker, if any, re-scores the fused list. Lexical and hybrid hits carry ``"score"`` (BM25, or
+        the fused score) and ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that retrieved
+        the document. A chunked document found by BM25 alone reports its first chunk. An index without
+        a lexical side gets one built and committed on its first lexical or hybrid search.
+
         >>> index.search("refund time", top_k=1)[0]["id"]                    # doctest: +SKIP
         'refund'
         >>> index.search(["refund?", "ship?"], reranker=cross_encoder, top_k=1)  # doctest: +SKIP
         [[{'id': 'refund', 'score': 0.97, 'retrieval_score': 0.61, ...}], [...]]
+        >>> index.search("refund time", retrieval="hybrid", fusion="rrf")[0]["found_by"]  # doctest: +SKIP
+        {'dense': {'rank': 1, 'score': 0.61}, 'lexical': {'rank': 1, 'score': 2.3}}
         """
         model = self._require_model("search")
         if reranker is not None:
             check_reranker(reranker)
         if not isinstance(top_k, int) or top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        weights = check_options(retrieval, fusion, fusion_weights, rrf_k, candidates)
         queries, single = as_input_list(query, what="query")
         snap = self._refresh()
         first_k = max(top_k, int(rerank_top_n)) if reranker is not None else top_k
-        vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
-        found = self._retrieve(snap, vectors, first_k, rescore_multiplier, ef_search)
-        results = [[make_hit(snap, *h) for h in hits] for hits in found]
+        if retrieval == "dense":
+            vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
+            found = self._retrieve(snap, vectors, first_k, rescore_multiplier, ef_search)
+            results = [[make_hit(snap, *h) for h in hits] for hits in found]
+        else:
+            lexical, snap = self._lexical_side(snap)
+            depth = first_k if retrieval == "lexical" else candidate_depth(first_k, candidates)
+            sides: list[dict[str, list[tuple[int, float]]]] = [{} for _ in queries]
+            rows: list[dict[int, int]] = [{} for _ in queries]  # document -> its best chunk's row, by vectors
+            if retrieval == "hybrid":
+                vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
+                for q, hits in enumerate(self._retrieve(snap, vectors, depth, rescore_multiplier, ef_search)):
+                    sides[q]["dense"] = [(doc, score) for doc, _, score in hits]
+                    rows[q] = {doc: row for doc, row, _ in hits}
+            for q, hits in enumerate(lexical.top(queries, depth)):
+                sides[q]["lexical"] = [(snap.live[doc_id], score) for doc_id, score in hits if doc_id in snap.live]
+            results = []
+            for q_sides, q_rows in zip(sides, rows):
+                fused = fuse(q_sides, fusion, weights, rrf_k, first_k)
+                results.append([{**make_hit(snap, doc, q_rows.get(doc, snap.doc_first_row[doc]), score),
+                                 "found_by": found_by} for doc, score, found_by in fused])
         if reranker is not None:
             results = rerank(reranker, queries, results, top_k)
         return results[0] if single else results
+
+    def _lexical_side(self, snap: Snapshot) -> tuple[Any, Snapshot]:
+        """The loaded lexical side of ``snap`` (built and committed first if the index has none), and the
+        snapshot it belongs to: a newer one if a concurrent writer replaced its files meanwhile."""
+        from sentencekit.search.lexical import load_lexical
+
+        if not isinstance(snap.manifest.get("lexical"), dict):
+            self.enable_lexical()
+            snap = self._refresh()
+        for attempt in range(10):
+            entry = snap.manifest["lexical"]
+            if self._lexical is None or self._lexical[0] != entry["name"]:
+                try:
+                    self._lexical = (entry["name"], load_lexical(self.path, entry))
+                except FileNotFoundError as exc:  # a writer committed meanwhile and removed these files
+                    if attempt == 9:
+                        raise self._missing_file(exc) from exc
+                    time.sleep(0.05)
+                    snap = self._refresh()
+                    continue
+            return self._lexical[1], snap
+        raise AssertionError("unreachable")
 
     def _retrieve(self, snap: Snapshot, queries: np.ndarray, k: int, multiplier: int,
                   ef_search: int | None) -> list[list[tuple[int, int, float]]]:
@@ -490,13 +581,15 @@ class EmbeddingIndex:
                 return self._cache.snapshot(manifest)
             except FileNotFoundError as exc:
                 if attempt == 9:
-                    raise IndexFormatError(f"The embedding index at {self.path} is damaged: it lists a file that "
-                                           f"does not exist ({exc.filename}). Run `sentencekit index repair "
-                                           f"{self.path}` (EmbeddingIndex.repair) to drop what is lost, or "
-                                           "restore the folder from a backup.") from exc
+                    raise self._missing_file(exc) from exc
                 time.sleep(0.05)
                 manifest = read_manifest(self.path)
         raise AssertionError("unreachable")
+
+    def _missing_file(self, exc: FileNotFoundError) -> IndexFormatError:
+        return IndexFormatError(f"The embedding index at {self.path} is damaged: it lists a file that does not "
+                                f"exist ({exc.filename}). Run `sentencekit index repair {self.path}` "
+                                "(EmbeddingIndex.repair) to drop what is lost, or restore the folder from a backup.")
 
     def _refresh(self) -> Snapshot:
         """The latest committed state (cheap when the manifest is unchanged: one ``stat``)."""
@@ -519,11 +612,16 @@ class EmbeddingIndex:
             log, updates = write(manifest, snap)
             if log == manifest["log"] and not updates:
                 return
-            pause_before_commit()
             # entries of indexes written before checksums existed get them now (they just loaded cleanly)
             log = add_missing_checks(self.path, log)
             new = {**manifest, **updates, "generation": manifest["generation"] + 1, "log": log}
-            new["counts"] = self._cache.snapshot(new).counts()
+            new_snap = self._cache.snapshot(new)
+            new["counts"] = new_snap.counts()
+            if "lexical" in new:  # kept: BM25 statistics are corpus-wide, so rebuilt with every commit
+                from sentencekit.search.lexical import write_lexical
+
+                new["lexical"] = write_lexical(self.path, new_name("lex", new["generation"]), new_snap)
+            pause_before_commit()
             write_manifest(self.path, new)
             remove_uncommitted(self.path, new)  # files a compaction replaced
         self._refresh()

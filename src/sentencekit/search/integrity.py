@@ -11,7 +11,10 @@ and compares SHA-256 checksums too, so it also finds damage that keeps a file's 
 * a segment whose ``docs.jsonl`` is damaged is dropped: the ids of its readable lines are reported, and
   how many more documents were in it (their ids are unknown);
 * a damaged delete list is dropped: the documents it deleted are back in the index (their ids are not
-  known); the report says so.
+  known); the report says so;
+* the lexical (BM25) side, if the index keeps one, is rebuilt from the stored texts of the documents
+  that remain whenever anything was repaired (it needs no model), since it must match them; without
+  bm25s installed it is dropped instead, and the next lexical or hybrid search builds it again.
 
 The dropped files are moved to ``<index>/damaged/`` (never deleted), for salvage by hand. A damaged
 ``manifest.json`` cannot be repaired: it is the only record of the index's settings and log.
@@ -39,6 +42,7 @@ from sentencekit.search.segments import (
 )
 from sentencekit.search.storage import (
     SEGMENTS,
+    committed_entries,
     file_record,
     load_jsonl,
     new_name,
@@ -76,24 +80,41 @@ def _entry_problems(root: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
             found.append({"entry": entry.get("name"), "kind": entry.get("kind"), "file": name, "problem": problem})
     if not found:
         try:
-            load_segment(root, entry) if entry.get("kind") == "segment" else load_deletes(root, entry)
+            _load_entry(root, entry)
         except (IndexFormatError, KeyError, TypeError) as exc:
             found.append({"entry": entry.get("name"), "kind": entry.get("kind"), "file": None, "problem": str(exc)})
     return found
+
+
+def _load_entry(root: Path, entry: dict[str, Any]) -> None:
+    """Load one committed entry as the index would, so that damage a checksum cannot see raises."""
+    if entry.get("kind") == "lexical":
+        from sentencekit.search.lexical import import_bm25s, load_lexical
+
+        try:
+            import_bm25s()
+        except ImportError:
+            return  # its checksums were compared; reading it further needs bm25s
+        load_lexical(root, entry)
+    elif entry.get("kind") == "segment":
+        load_segment(root, entry)
+    else:
+        load_deletes(root, entry)
 
 
 def verify(root: str | os.PathLike) -> dict[str, Any]:
     """Check every committed file of the index at ``root`` against the sizes and SHA-256 checksums in
     its manifest (entries of old indexes without checksums are checked by loading them). Returns
     ``{"ok", "problems": [{"entry", "kind", "file", "problem"}], "unchecked": [entry names without
-    checksums]}``; a manifest that cannot be read raises :class:`IndexFormatError`.
+    checksums]}`` (``kind`` is ``"segment"``, ``"delete"`` or ``"lexical"``); a manifest that cannot
+    be read raises :class:`IndexFormatError`.
 
     >>> verify("faq-index")["ok"]   # doctest: +SKIP
     True
     """
     root = Path(root)
     manifest = read_manifest(root)
-    problems = [p for entry in manifest["log"] for p in _entry_problems(root, entry)]
+    problems = [p for entry in committed_entries(manifest) for p in _entry_problems(root, entry)]
     unchecked = [e.get("name") for e in manifest["log"] if "checks" not in e]
     return {"ok": not problems, "problems": problems, "unchecked": unchecked}
 
@@ -130,12 +151,25 @@ def _readable_ids(path: Path) -> list[str]:
     return ids
 
 
+def _rebuild_lexical(root: Path, new: dict[str, Any], snap: Any) -> str:
+    """Put a lexical side of ``snap``'s documents in ``new`` (``"rebuilt"``), or remove it from ``new``
+    when bm25s is not installed (``"dropped"``: the next lexical or hybrid search builds it)."""
+    from sentencekit.search.lexical import lexical_available, write_lexical
+
+    if not lexical_available():
+        new.pop("lexical", None)
+        return "dropped"
+    new["lexical"] = write_lexical(root, new_name("lex", new["generation"]), snap)
+    return "rebuilt"
+
+
 def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 60.0) -> dict[str, Any]:
     """Commit a manifest without the damaged entries of the index at ``root`` (see the module
     docstring for what happens to each kind). With ``model`` (the one the index was built with),
     segments whose texts survive are re-embedded instead of dropped. Returns ``{"repaired",
     "problems", "reembedded": [ids], "lost_ids": [ids to add again], "lost_unknown": n documents
-    whose ids are unreadable, "dropped_deletes": n ids that are deleted no more, "moved": [files]}``.
+    whose ids are unreadable, "dropped_deletes": n ids that are deleted no more, "moved": [files],
+    "lexical": None | "rebuilt" | "dropped"}``.
 
     >>> repair("faq-index", model)["lost_ids"]   # doctest: +SKIP
     []
@@ -144,7 +178,7 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
 
     root = Path(root)
     report: dict[str, Any] = {"repaired": False, "problems": [], "reembedded": [], "lost_ids": [],
-                              "lost_unknown": 0, "dropped_deletes": 0, "moved": []}
+                              "lost_unknown": 0, "dropped_deletes": 0, "moved": [], "lexical": None}
     with writer_lock(root, lock_timeout):
         manifest = read_manifest(root)
         if model is not None:
@@ -178,6 +212,11 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
                 ids = _readable_ids(folder / entry["roles"]["docs"])
                 report["lost_unknown"] += max(0, int(entry.get("docs", 0)) - len(ids))
             lost.append((position, ids))
+        lexical = manifest.get("lexical") if isinstance(manifest.get("lexical"), dict) else None
+        lexical_problems = _entry_problems(root, lexical) if lexical is not None else []
+        report["problems"].extend(lexical_problems)
+        if lexical_problems:
+            dropped.append(lexical)
         if not dropped:
             return report
         # a document deleted after its segment was written is not lost: nobody wants it back
@@ -187,12 +226,16 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
                        for i in load_deletes(root, e)}
             report["lost_ids"].extend(i for i in ids if i not in deleted)
         new = {**manifest, "generation": manifest["generation"] + 1, "log": add_missing_checks(root, log)}
-        new["counts"] = SegmentCache(root).snapshot(new).counts()
+        new_snap = SegmentCache(root).snapshot(new)
+        new["counts"] = new_snap.counts()
+        if lexical is not None:
+            report["lexical"] = _rebuild_lexical(root, new, new_snap)
         write_manifest(root, new)
         (root / DAMAGED).mkdir(exist_ok=True)
         for name in sorted({n for e in dropped for n in e.get("files", [])}):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(folder / name, root / DAMAGED / name)
                 report["moved"].append(f"{DAMAGED}/{name}")
+        remove_uncommitted(root, new)  # the replaced (undamaged) lexical files
         report["repaired"] = True
     return report

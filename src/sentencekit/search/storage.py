@@ -11,6 +11,7 @@
         seg-000002-1a2b3c4d.ubin.npy       packed sign bits (precision="ubinary")
         seg-000002-1a2b3c4d.docs.jsonl     {"id", "text", "metadata", "chunks"} per document
         del-000003-5e6f7a8b.json           ids deleted by one delete() call
+        lex-000003-9c0d1e2f.*              the lexical (BM25) side, if kept: see search/lexical.py
       ann/hnsw-<key>.faiss       cached HNSW graph (rebuilt when the committed log changes)
 
 Each log entry records the size and SHA-256 of its files (``"checks"``). Opening compares sizes (one
@@ -270,13 +271,23 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def committed_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's log entries, then its lexical entry (``"lexical"``, if the index keeps one).
+
+    >>> [e["name"] for e in committed_entries({"log": [{"name": "seg-1"}], "lexical": {"name": "lex-1"}})]
+    ['seg-1', 'lex-1']
+    """
+    lexical = manifest.get("lexical")
+    return list(manifest.get("log", [])) + ([lexical] if isinstance(lexical, dict) else [])
+
+
 def committed_files(manifest: dict[str, Any]) -> set[str]:
-    """Every file name under ``segments/`` that the manifest's log refers to.
+    """Every file name under ``segments/`` that the manifest refers to (its log and its lexical entry).
 
     >>> sorted(committed_files({"log": [{"kind": "delete", "files": ["del-1.json"]}]}))
     ['del-1.json']
     """
-    return {name for entry in manifest.get("log", []) for name in entry.get("files", [])}
+    return {name for entry in committed_entries(manifest) for name in entry.get("files", [])}
 
 
 def remove_uncommitted(root: str | os.PathLike, manifest: dict[str, Any]) -> list[str]:

@@ -94,7 +94,8 @@ OPTIONS: tuple[Option, ...] = (
            1000.0, "a request past --max-concurrent-requests waits up to this long for a slot before its 429 (0: "
            "answer 429 at once); keeps clients that retry at once from swamping the server with 429s"),
     Option("backend", "--backend", "SENTENCEKIT_BACKEND", str, "auto",
-           "auto (default: onnx on the CPU when onnxruntime is installed and the model exports, else torch), "
+           "auto (default: onnx on the CPU when onnxruntime is installed, the model exports and no CUDA GPU is in "
+           "use, else torch), "
            "torch, or onnx (ONNX Runtime, torch-free once the model's export exists)", ("auto", "torch", "onnx")),
     Option("served_model_name", "--served-model-name", "SENTENCEKIT_SERVED_MODEL_NAME", _optional_text, None,
            "model name reported in responses and /v1/models (default: the model's folder name)"),

@@ -8,7 +8,7 @@ batch functions the batcher runs on its inference thread.
 
 from __future__ import annotations
 
-import logging
+import functools
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +19,6 @@ import numpy as np
 from sentencekit.pipeline.batching import TruncationWarning
 from sentencekit.serve.config import ServeConfig
 from sentencekit.serve.tokens import TokenCounter
-
-logger = logging.getLogger(__name__)
 
 
 def _identity(scores: Any) -> Any:
@@ -42,7 +40,7 @@ class ServedModel:
     def max_length(self) -> int | None:
         return self.tokens.max_length
 
-    @property
+    @functools.cached_property  # the model does not change while served: decided once, not per request
     def takes_counted_ids(self) -> bool:
         """Whether the ids the token counter computes (with special tokens) are exactly the model's input,
         so requests run on them without being tokenized again: ONNX Runtime and torch transformer models
@@ -149,14 +147,9 @@ def preferred_backend(config: ServeConfig) -> str:
 def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what: str) -> tuple[Any, str]:
     """``cls(name)`` on the preferred backend; with ``--backend auto`` a model the ONNX backend cannot run
     (a pipeline it cannot export, e.g. Router or static embeddings) is served on torch instead."""
-    backend = preferred_backend(config)
-    if backend == "onnx" and config.backend == "auto":
-        try:
-            return cls(name, backend="onnx", **common), "onnx"
-        except (ValueError, ImportError) as exc:
-            logger.warning("%s %s cannot run on ONNX Runtime (%s); serving it with torch.", what, name, exc)
-            return cls(name, backend="torch", **common), "torch"
-    return cls(name, backend=backend, **common), backend
+    from sentencekit.engines import load_on_backend
+
+    return load_on_backend(cls, name, config.backend, what=what, **common)
 
 
 def load_models(config: ServeConfig) -> ServedModels:

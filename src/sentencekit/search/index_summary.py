@@ -1,0 +1,54 @@
+"""``sentencekit index info``: an index's manifest as a few readable lines (``--json`` prints it whole)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop returns
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
+    """The summary of the index at ``folder`` (an opened ``EmbeddingIndex``): documents and vectors, model,
+    vector format, index kind, prompts, storage. Keys a newer manifest adds are not shown here (see
+    ``--json``)."""
+    m: dict[str, Any] = index.manifest
+    counts = m.get("counts", {})
+    docs, vectors = len(index), counts.get("vectors", len(index))
+    model = m.get("model", {})
+    fingerprint = str(model.get("fingerprint", ""))[:8]
+    dims = m.get("dimension")
+    if m.get("truncate_dim"):
+        dims = f"{m['truncate_dim']} (truncated from {dims})"
+    shape = f"{dims} dims, {m.get('precision')}, {m.get('similarity_fn_name')}" + (
+        ", normalized" if m.get("normalize") else "")
+    chunked = f", {vectors / max(docs, 1):.1f} chunks per document" if vectors > docs else ""
+    prompts = ", ".join(f"{role}: {name!r}" for role, name in (("documents", m.get("prompt_name")),
+                                                              ("queries", m.get("query_prompt_name"))) if name)
+    rows = [
+        ("documents", f"{docs} ({vectors} vectors{chunked})"),
+        ("model", f"{model.get('name_or_path')} ({model.get('class')}, fingerprint {fingerprint})"),
+        ("vectors", shape),
+        ("index kind", str(m.get("backend"))),
+        ("retrieval", "dense and lexical (BM25; --retrieval lexical|hybrid)" if isinstance(m.get("lexical"), dict)
+         else "dense only"),
+        ("prompts", prompts or "none"),
+        ("storage", f"{counts.get('segments', 0)} segment(s), {counts.get('deleted_vectors', 0)} deleted vector(s), "
+                    f"{_size(_folder_bytes(Path(folder)))} on disk"),
+        ("created with", f"{m.get('created_with')} (format {m.get('format_version')}, generation "
+                         f"{m.get('generation')})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"Index {folder}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
