@@ -24,7 +24,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -242,10 +242,19 @@ def rerank_top_k(reranker: Any, data: InsuranceQA, questions: Sequence[Question]
 
 
 class PoolRetrievalEvaluator(SentenceEvaluator):
-    """Learning curve of an embedder: P@1 / MRR@10 (primary: P@1) of dense ranking inside each pool."""
+    """Learning curve of an embedder: P@1 / MRR@10 (primary: P@1) of dense ranking inside each pool.
 
-    def __init__(self, data: InsuranceQA, questions: Sequence[Question], name: str = "insuranceqa-valid") -> None:
+    ``negatives`` keeps only each pool's first negatives: a point then embeds fewer answers (an embedder
+    must embed every pool answer again at each point), so more questions fit the same time and the curve
+    is less noisy; its values are not comparable with full-pool figures, only with each other.
+    """
+
+    def __init__(self, data: InsuranceQA, questions: Sequence[Question], name: str = "insuranceqa-valid",
+                 negatives: int | None = None) -> None:
         super().__init__()
+        if negatives is not None:
+            questions = [replace(q, negatives=q.negatives[:negatives]) for q in questions]
+            name = f"{name}-pool{negatives + 1}"
         self.data, self.questions, self.name = data, list(questions), name
         self.primary_metric = "P@1"
 
