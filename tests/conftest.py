@@ -36,8 +36,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Indexes, ONNX exports and the default reranker live under $SENTENCEKIT_HOME: keep the user's out of
-    tests (and tests out of each other's)."""
+    tests (and tests out of each other's). CLI commands default to torch here: with the product's default
+    (auto) they would export ONNX beside the shared tiny model folders; tests of auto ask for it."""
     monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "sentencekit-home"))
+    monkeypatch.setenv("SENTENCEKIT_BACKEND", "torch")
 
 WORDS = (
     "the a an is are was be to of and in on for with how do i get my your what refund return policy "

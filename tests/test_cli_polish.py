@@ -28,6 +28,13 @@ def no_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the same for the subprocesses
 
 
+@pytest.fixture(autouse=True)
+def product_default_backend(monkeypatch):
+    """These tests check the CLI's own default (auto); conftest sets torch for the rest of the suite. Tests
+    here that load the shared tiny folders pass --backend torch, or use a private copy (st_copy)."""
+    monkeypatch.delenv("SENTENCEKIT_BACKEND", raising=False)
+
+
 @pytest.fixture()
 def st_copy(tiny_st_dir, tmp_path):
     """A private copy of the tiny model, so its ONNX export is made (and seen) by this test."""
