@@ -1,6 +1,7 @@
 """Train a real reranker: a CrossEncoder initialised from all-MiniLM-L6-v2 (a fresh one-score head),
 trained on STS Benchmark train with scores scaled to 0-1 and BinaryCrossEntropyLoss. Reports STS-B test
-Spearman, and with --install puts the model where `sentencekit search` finds its default reranker.
+Spearman, and with --install copies it to $SENTENCEKIT_HOME/models/minilm-stsb-reranker (for
+`--rerank PATH`: `--rerank auto` never picks it, see sentencekit.search.defaults).
 
     .venv/bin/python examples/train_stsb_reranker.py --install     # 3 epochs, lr 4e-5, batch 16
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,7 +25,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--output", default="out/minilm-stsb-reranker")
-    parser.add_argument("--install", action="store_true", help="copy the model to the default reranker folder")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the model to $SENTENCEKIT_HOME/models/minilm-stsb-reranker")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
@@ -36,7 +37,7 @@ def main() -> None:
     from sentencekit.datasets import load_stsb
     from sentencekit.evaluation import CrossEncoderCorrelationEvaluator
     from sentencekit.losses.cross_encoder import BinaryCrossEntropyLoss
-    from sentencekit.search.defaults import default_reranker_dir
+    from sentencekit.search.defaults import install_model
     from sentencekit.training import CrossEncoderTrainer, CrossEncoderTrainingArguments
 
     def split(name: str):
@@ -68,13 +69,9 @@ def main() -> None:
     spearman = test(model)[test.primary_metric]
     print(f"\nTraining took {minutes:.1f} min. STS-B test Spearman: {100 * spearman:.2f}")
     if args.install:
-        target = default_reranker_dir()
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(final, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        print(f"Installed as the default reranker: {target}")
+        target = install_model(final, "minilm-stsb-reranker")
+        print(f"Installed: {target} (use it with --rerank {target}; --rerank auto never picks an STS-B "
+              "reranker: it scores similarity, not answers)")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path, monkeypatch):
     """Indexes, ONNX exports and the default reranker live under $SENTENCEKIT_HOME: keep the user's out of
-    tests (and tests out of each other's)."""
+    tests (and tests out of each other's). CLI commands default to torch here: with the product's default
+    (auto) they would export ONNX beside the shared tiny model folders; tests of auto ask for it."""
     monkeypatch.setenv("SENTENCEKIT_HOME", str(tmp_path / "sentencekit-home"))
+    monkeypatch.setenv("SENTENCEKIT_BACKEND", "torch")
 
 WORDS = (
     "the a an is are was be to of and in on for with how do i get my your what refund return policy "
@@ -87,7 +90,7 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_st_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+def tiny_st_dir(tmp_path_factory, tiny_bert_dir) -> Iterator[Path]:
     """A sentence-transformers folder (Transformer + mean Pooling + Normalize) saved by sentencekit."""
     from sentencekit import SentenceTransformer
     from sentencekit.modules import Normalize, Pooling, Transformer
@@ -96,7 +99,10 @@ def tiny_st_dir(tmp_path_factory, tiny_bert_dir) -> Path:
     model = SentenceTransformer(modules=[transformer, Pooling(32, "mean"), Normalize()], device="cpu")
     out = tmp_path_factory.mktemp("tiny-st") / "model"
     model.save(out)
-    return out
+    yield out
+    # Tests share this folder: one that exports ONNX beside it changes what later tests load (run such
+    # tests on a private copy, or with backend="torch").
+    assert not (out / "onnx").exists(), f"a test wrote an ONNX export into the shared {out}"
 
 
 @pytest.fixture()

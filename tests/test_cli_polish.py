@@ -28,6 +28,13 @@ def no_gpu(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the same for the subprocesses
 
 
+@pytest.fixture(autouse=True)
+def product_default_backend(monkeypatch):
+    """These tests check the CLI's own default (auto); conftest sets torch for the rest of the suite. Tests
+    here that load the shared tiny folders pass --backend torch, or use a private copy (st_copy)."""
+    monkeypatch.delenv("SENTENCEKIT_BACKEND", raising=False)
+
+
 @pytest.fixture()
 def st_copy(tiny_st_dir, tmp_path):
     """A private copy of the tiny model, so its ONNX export is made (and seen) by this test."""
@@ -128,7 +135,8 @@ def test_truncation_is_one_plain_line_per_kind(tiny_st_dir, tmp_path, capsys):
 def test_encode_reports_truncation_once(tiny_st_dir, tmp_path, capsys):
     src = tmp_path / "texts.txt"
     src.write_text("hello world\n" + "word " * 200 + "\n", encoding="utf-8")
-    assert main(["encode", str(src), "-o", str(tmp_path / "e.npy"), "--model", str(tiny_st_dir), "-q"]) == 0
+    assert main(["encode", str(src), "-o", str(tmp_path / "e.npy"), "--model", str(tiny_st_dir), "-q",
+                 "--backend", "torch"]) == 0  # torch: the shared tiny folder must not get an ONNX export
     err = capsys.readouterr().err
     assert err.count("truncated") == 1 and "1 of 2 texts are longer" in err
 
