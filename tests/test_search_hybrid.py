@@ -102,8 +102,11 @@ def test_weighted_fusion_hand_computed():
     assert dict(fused) == pytest.approx({"a": 0.25, "b": 0.125, "c": 0.75, "d": 0.375})
     z = dict(weighted_score_fusion([{"a": 1.0, "b": 2.0, "c": 3.0}, {"a": 5.0}], weights=[1, 1],
                                    normalization="zscore"))
-    s = math.sqrt(2 / 3)  # population standard deviation of 1, 2, 3; list 2 is constant: it adds 0
-    assert z == pytest.approx({"a": 0.5 * -1 / s, "b": 0.0, "c": 0.5 * 1 / s})
+    s = math.sqrt(2 / 3)  # population standard deviation of 1, 2, 3; list 2 is one hit: a 1, the others 0
+    assert z == pytest.approx({"a": 0.5 * -1 / s + 0.5, "b": 0.0, "c": 0.5 * 1 / s})
+    # one lexical hit (a rare term) gets full credit from its list, not 0
+    assert dict(weighted_score_fusion([{"a": 0.9, "b": 0.5}, {"b": 3.0}], weights=[0.5, 0.5])) == {"a": 0.5, "b": 0.5}
+    assert weighted_score_fusion([{"a": 0.7}, {"a": 2.0}], weights=[0.5, 0.5]) == [("a", 1.0)]  # one-doc corpus
     raw = dict(weighted_score_fusion([{"a": 2.0}, {"b": 6.0, "a": 1.0}], weights=[1, 1], normalization="none"))
     assert raw == pytest.approx({"a": 0.5 * 2 + 0.5 * 1, "b": 0.5 * 2 + 0.5 * 6})  # missing: the list's minimum
 

@@ -87,13 +87,13 @@ def _normalize(scores: Mapping[Hashable, float], how: str) -> tuple[dict[Hashabl
     low, high = min(values), max(values)
     if how == "minmax":
         span = high - low
-        if span == 0:  # every score equal: the list ranks nothing above anything else, so it adds nothing
-            return dict.fromkeys(scores, 0.0), 0.0
+        if span == 0:  # one hit, or ties only: each retrieved key is as good as the list's best
+            return dict.fromkeys(scores, 1.0), 0.0
         return {key: (v - low) / span for key, v in zip(scores, values)}, 0.0
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-    if std == 0:
-        return dict.fromkeys(scores, 0.0), 0.0
+    if std == 0:  # as for minmax: retrieved keys get full credit, keys the list did not retrieve none
+        return dict.fromkeys(scores, 1.0), 0.0
     return {key: (v - mean) / std for key, v in zip(scores, values)}, (low - mean) / std
 
 
@@ -113,7 +113,8 @@ def weighted_score_fusion(
     the list's mean and divides by its standard deviation; ``"none"`` uses raw scores (only meaningful
     when they share a scale). A key missing from a list counts as that list's minimum (it was not
     retrieved, so it scores at most what the list's last candidate scored). A list whose scores are
-    all equal contributes 0 to every key. Returns ``[(key, fused score)]`` best first; ties keep the
+    all equal (one hit, e.g. the only document holding a rare term) gives its keys 1 and keys it did not
+    retrieve 0. Returns ``[(key, fused score)]`` best first; ties keep the
     order keys were first seen. Raises ``ValueError`` for bad weights, an unknown normalization, or
     non-finite scores.
 
@@ -121,6 +122,8 @@ def weighted_score_fusion(
     [('a', 0.5), ('c', 0.5), ('b', 0.25)]
     >>> weighted_score_fusion([{"a": 0.9, "b": 0.5, "c": 0.1}, {"c": 12.0, "a": 4.0}], weights=[3, 1])
     [('a', 0.75), ('b', 0.375), ('c', 0.25)]
+    >>> weighted_score_fusion([{"a": 0.9, "b": 0.5}, {"b": 3.0}], weights=[0.5, 0.5])  # b: the one lexical hit
+    [('a', 0.5), ('b', 0.5)]
     >>> weighted_score_fusion([{"a": 2.0, "b": 0.0}], weights=[1], normalization="zscore")
     [('a', 1.0), ('b', -1.0)]
     """
