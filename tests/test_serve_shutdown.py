@@ -134,3 +134,49 @@ def test_work_of_a_client_that_left_is_dropped(tmp_path, tiny_st_dir):
         assert inputs == ['sentencekit_inputs_total{model="embedder"} 2'], inputs  # "a busy model" + "served"
     finally:
         srv.stop()
+
+
+def test_sigterm_does_not_wait_for_a_model_call_past_the_timeout(tmp_path, tiny_st_dir):
+    """A model call that outlasts --graceful-timeout is abandoned: its request gets 503 (not uvicorn's
+    500) and the process exits in time."""
+    srv = slow_server(tmp_path, tiny_st_dir, 8.0, "--graceful-timeout", "2")
+    try:
+        box = {}
+        client = threading.Thread(target=lambda: box.setdefault("r", post_once(srv.port, ["a long call"])))
+        client.start()
+        wait_for_metric(srv, "sentencekit_requests_in_flight", 1)
+        time.sleep(0.3)  # the batch is running
+        sigterm_at = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        srv.proc.wait(15)
+        exited_after = time.monotonic() - sigterm_at
+        client.join(15)
+    finally:
+        srv.stop()
+    kind, status, headers, body = box["r"]
+    assert (kind, status) == ("answered", 503) and headers["retry-after"] == "1", box
+    assert "graceful timeout" in json.loads(body)["error"]
+    assert exited_after < 2 + 2.0, f"exited {exited_after:.1f} s after SIGTERM with a 2 s graceful timeout"
+    assert "Traceback" not in srv.log.read_text()
+
+
+def test_a_body_still_arriving_at_the_timeout_gets_503(tmp_path, tiny_st_dir):
+    srv = slow_server(tmp_path, tiny_st_dir, 0.0, "--graceful-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+            sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"inputs\": ")  # and the rest never comes
+            wait_for_metric(srv, "sentencekit_requests_in_flight", 1)
+            srv.proc.send_signal(signal.SIGTERM)
+            sock.settimeout(10)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+        srv.proc.wait(10)
+    finally:
+        srv.stop()
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    assert b"retry-after: 1" in answer.lower() and b"shutting down" in answer

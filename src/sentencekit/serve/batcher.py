@@ -121,17 +121,28 @@ class DynamicBatcher:
             self._wakeup.set()
 
     async def close(self) -> None:
-        """Stop taking work, run everything still queued (unless past a :meth:`drain` deadline), then stop
-        the worker."""
+        """Stop taking work, run everything still queued, then stop the worker. Past a :meth:`drain`
+        deadline nothing is waited for: queued work fails (503) and a model call still running is
+        abandoned (its requests were answered already), so that the process can exit in time."""
         self._closing = True
         if self._expiry is not None:
             self._expiry.cancel()
+        late = self._past_deadline()
+        if late:
+            self._fail_queued()
         if self._wakeup is not None:
             self._wakeup.set()
         if self._worker is not None:
-            await self._worker
+            if late and not self._worker.done():
+                self._worker.cancel()  # the thread finishes its call on its own; nobody waits for it
+            await asyncio.gather(self._worker, return_exceptions=True)
         if self._own_executor:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=not late, cancel_futures=late)
+
+    @property
+    def past_deadline(self) -> bool:
+        """Whether a :meth:`drain` deadline has passed."""
+        return self._past_deadline()
 
     @property
     def queued_items(self) -> int:

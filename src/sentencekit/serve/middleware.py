@@ -105,6 +105,14 @@ class ServeMiddleware:
                 await self._run_until_disconnect(scope, receive, send_wrapper, status)
             else:
                 await self.app(scope, receive, send_wrapper)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs past --graceful-timeout (a model call, or a body still
+            # arriving): answer 503 in the family's shape rather than uvicorn's plain-text 500
+            if status["started"]:
+                raise
+            error = Admission.shutting_down("the server is shutting down and its graceful timeout ended before "
+                                            "this request was answered; retry on another instance")
+            await self.errors.response(path, error)(scope, receive, send_wrapper)
         finally:
             if admitted:
                 self.admission.release()
@@ -116,21 +124,18 @@ class ServeMiddleware:
 
     async def _run_until_disconnect(self, scope: Scope, receive: Replay, send: Send, status: dict[str, Any]) -> None:
         """Run the app on an admitted request whose body has been read (``receive``: :meth:`_read_body`
-        with ``watched=True``), cancelling it if the client disconnects before the response starts; answer
-        503 rather than uvicorn's 500 if the server cancels it at the end of its graceful timeout."""
+        with ``watched=True``), cancelling it if the client disconnects before the response starts. If this
+        is cancelled itself (the end of the graceful timeout), the app is cancelled too, and the caller
+        answers 503."""
         app_task = asyncio.ensure_future(self.app(scope, receive, send))
         gone = asyncio.ensure_future(receive.gone.wait())
         try:
             try:
                 await asyncio.wait({app_task, gone}, return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:  # uvicorn cancels what still runs past --graceful-timeout
+            except asyncio.CancelledError:
                 app_task.cancel()
                 await asyncio.gather(app_task, return_exceptions=True)
-                if not status["started"]:
-                    error = Admission.shutting_down("the server is shutting down and its graceful timeout ended "
-                                                    "before this request was answered; retry on another instance")
-                    await self.errors.response(scope.get("path", ""), error)(scope, receive, send)
-                return  # answered: the cancellation ends here
+                raise
             if not app_task.done() and not status["started"]:  # the client left: drop its work
                 app_task.cancel()
                 await asyncio.gather(app_task, return_exceptions=True)

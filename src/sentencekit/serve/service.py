@@ -80,11 +80,13 @@ class Service:
             self.rerank_batcher.start()
 
     async def close(self) -> None:
-        """Run what is queued, then stop (the graceful part of shutdown)."""
+        """Run what is queued, then stop (the graceful part of shutdown); past the drain deadline, stop
+        without waiting for a model call still running (see :meth:`DynamicBatcher.close`)."""
         await self.embed_batcher.close()
         if self.rerank_batcher is not None:
             await self.rerank_batcher.close()
-        self._executor.shutdown(wait=True)
+        late = self.embed_batcher.past_deadline
+        self._executor.shutdown(wait=not late, cancel_futures=late)
 
     def drain(self, deadline: float | None) -> None:
         """Shutdown has begun (SIGTERM): new and waiting requests get 503; queued work runs while it can end

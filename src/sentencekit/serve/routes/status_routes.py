@@ -21,11 +21,7 @@ def status_router(service: Service) -> APIRouter:
 
     @router.get("/health", response_model=s.Health)
     async def health() -> Response:
-        """``{"status": "ok"}`` while the server runs; 503 ``{"status": "draining"}`` once it is shutting
-        down, so that a load balancer stops sending it requests."""
-        if service.admission.draining:
-            return Response('{"status":"draining"}', status_code=503, media_type="application/json",
-                            headers={"Retry-After": "1", "Connection": "close"})
+        """``{"status": "ok"}`` while the server runs (once it is shutting down it accepts no connections)."""
         return json_response({"status": "ok"})
 
     @router.get("/info")
