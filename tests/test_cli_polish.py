@@ -245,3 +245,28 @@ def test_pyproject_license_is_an_spdx_string():
     config = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert isinstance(config["project"]["license"], str)
     assert "setuptools>=77" in config["build-system"]["requires"]
+
+
+def test_search_refuses_an_empty_query_and_says_when_nothing_matches(tiny_st_dir, tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("refund policy\nshipping times\n", encoding="utf-8")
+    common = ["--model", str(tiny_st_dir), "--corpus", str(corpus), "--backend", "torch", "--rerank", "none"]
+    assert main(["search", "  ", *common]) == 1
+    assert "query 1 is empty" in capsys.readouterr().err
+    assert main(["search", "zzzq", *common, "--retrieval", "lexical"]) == 0
+    assert "no results (lexical retrieval: no document matches; try --retrieval dense)" in capsys.readouterr().out
+    assert main(["search", "refund", "--model", str(tiny_st_dir), "--corpus", str(tmp_path / "nope.jsonl"),
+                 "--backend", "torch"]) == 1
+    assert "Corpus file" in capsys.readouterr().err
+
+
+def test_an_embedding_model_as_reranker_is_one_error_line_before_any_export(tiny_st_dir, tmp_path, capsys):
+    folder = tmp_path / "embedder"
+    shutil.copytree(tiny_st_dir, folder, ignore=shutil.ignore_patterns("onnx"))
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("refund policy\nshipping times\n", encoding="utf-8")
+    assert main(["search", "refund", "--model", str(tiny_st_dir), "--corpus", str(corpus), "--backend", "torch",
+                 "--rerank", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "not a trained reranker" in err and "--rerank none" in err
+    assert not (folder / "onnx").exists()

@@ -47,6 +47,9 @@ def _read_texts(path: str, column: str, encoding: str = "utf-8") -> list[str]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    blank = [i for i, q in enumerate(args.query) if not q.strip()]
+    if blank:  # an empty query embeds to something and would return arbitrary documents
+        raise ValueError(f"query {blank[0] + 1} is empty; pass the text to search for (quoted, as one argument)")
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
@@ -80,6 +83,9 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"load {t1 - t0:.1f}s, index {t2 - t1:.2f}s, search {t3 - t2:.3f}s")
     for query, hits in zip(args.query, results):
         print(f"\nQuery: {shorten(query)}")
+        if not hits:  # lexical retrieval finds nothing when no query word occurs in the documents
+            print(f"    no results ({args.retrieval} retrieval: no document matches; try --retrieval dense)"
+                  if args.retrieval == "lexical" else "    no results")
         for rank, hit in enumerate(hits, 1):
             print(f"{rank:>2}. {hit['score']:.4f}  {_hit_line(hit)}")
     return 0
@@ -199,7 +205,16 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 def _load_reranker(model: str, args: argparse.Namespace):
     from sentencekit.engines import load_on_backend
     from sentencekit.families.reranker import CrossEncoder
+    from sentencekit.hub import resolve_model
+    from sentencekit.spec.model_spec import read_spec
 
+    # Refuse a folder without a trained head before loading (or exporting) anything: in Python the
+    # check comes at predict time with a Python fix; a CLI user needs the CLI's.
+    reason = read_spec(resolve_model(model, local_files_only=args.local_files_only).path).untrained_head
+    if reason:
+        raise ValueError(f"{reason}: it is not a trained reranker (its scores would be random). Pass a "
+                         "cross-encoder trained for reranking, e.g. the one examples/train_insuranceqa_reranker.py "
+                         "--install makes, or --rerank none")
     return load_on_backend(CrossEncoder, model, args.model_backend, what="reranker", **_model_options(args))[0]
 
 

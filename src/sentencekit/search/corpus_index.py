@@ -56,6 +56,8 @@ def managed_index(source: str | Path, model: Any, *, column: str = "text", cache
     from sentencekit.fingerprint import model_fingerprint
 
     source = Path(source)
+    if not source.exists():  # the corpus reader's message, before the fingerprint reads the file
+        raise FileNotFoundError(f"Corpus file {source} does not exist.")
     # READER_RULES: a change in how files are read (e.g. which ids rows get) must not reuse old indexes
     digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0{READER_RULES}\0".encode())
     if encoding != "utf-8":  # the same bytes read as another encoding are other documents

@@ -80,7 +80,8 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise IndexFormatError(f"No embedding index at {root} (no {MANIFEST}). Create one with "
-                               "EmbeddingIndex.create(path, model).") from None
+                               "EmbeddingIndex.create(path, model), or on the command line with "
+                               f"`sentencekit index build CORPUS_FILE --out {root}`.") from None
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise IndexFormatError(
             f"The embedding index at {root} is damaged: {MANIFEST} cannot be read ({type(exc).__name__}: {exc}). "
