@@ -443,3 +443,12 @@ def test_cli_no_lexical_then_hybrid_search_builds_it(tiny_st_dir, tmp_path, caps
     assert main(["search", "refund", "--corpus", str(corpus), "--model", str(tiny_st_dir), "--rerank", "none",
                  "--cache-dir", str(tmp_path / "cache"), "--retrieval", "lexical"]) == 1
     assert "sentencekit[hybrid]" in capsys.readouterr().err
+
+
+def test_a_chunked_document_found_by_bm25_alone_reports_the_matching_chunk(tmp_path, tiny_model):
+    index = EmbeddingIndex.create(tmp_path / "idx", tiny_model, lexical=True)
+    text = " ".join(["the weather in paris is mild today"] * 12 + ["your refund code is zebra42"])
+    index.add([text, "shipping takes five days"], ids=["manual", "ship"], chunk=True, chunk_size=16,
+              chunk_overlap=0)
+    hit = index.search("zebra42", top_k=1, retrieval="lexical")[0]
+    assert hit["id"] == "manual" and hit["chunk"]["index"] > 0 and "zebra42" in hit["chunk"]["text"]

@@ -38,7 +38,7 @@ from sentencekit.search.model_check import (
     mismatch_error,
     mismatches,
 )
-from sentencekit.search.results import best_per_doc, make_hit, rerank
+from sentencekit.search.results import best_per_doc, lexical_row, make_hit, rerank
 from sentencekit.search.segments import SegmentCache, Snapshot, add_missing_checks, write_deletes, write_segment
 from sentencekit.search.storage import (
     FORMAT,
@@ -440,8 +440,8 @@ class EmbeddingIndex:
         ``(dense, lexical)`` weights (default ``(1, 1)`` for rrf, ``(0.5, 0.5)`` for weighted). The
         reranker, if any, re-scores the fused list. Lexical and hybrid hits carry ``"score"`` (BM25, or
         the fused score) and ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that retrieved
-        the document. A chunked document found by BM25 alone reports its first chunk. An index without
-        a lexical side gets one built and committed on its first lexical or hybrid search.
+        the document. A chunked document found by BM25 alone reports the chunk holding most query terms. An
+        index without a lexical side gets one built and committed on its first lexical or hybrid search.
 
         >>> index.search("refund time", top_k=1)[0]["id"]                    # doctest: +SKIP
         'refund'
@@ -476,10 +476,10 @@ class EmbeddingIndex:
             for q, hits in enumerate(lexical.top(queries, depth)):
                 sides[q]["lexical"] = [(snap.live[doc_id], score) for doc_id, score in hits if doc_id in snap.live]
             results = []
-            for q_sides, q_rows in zip(sides, rows):
+            for query, q_sides, q_rows in zip(queries, sides, rows):
                 fused = fuse(q_sides, fusion, weights, rrf_k, first_k)
-                results.append([{**make_hit(snap, doc, q_rows.get(doc, snap.doc_first_row[doc]), score),
-                                 "found_by": found_by} for doc, score, found_by in fused])
+                results.append([{**make_hit(snap, doc, q_rows[doc] if doc in q_rows else lexical_row(snap, doc, query),
+                                            score), "found_by": found_by} for doc, score, found_by in fused])
         if reranker is not None:
             results = rerank(reranker, queries, results, top_k)
         return results[0] if single else results

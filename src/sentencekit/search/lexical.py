@@ -100,6 +100,19 @@ def tokenize(texts: list[str]) -> list[list[str]]:
                           return_ids=False, show_progress=False)
 
 
+def best_chunk(query: str, chunks: list[str]) -> int:
+    """Index of the chunk holding the most occurrences of the query's terms (the first on ties): where in
+    a chunked document BM25, which scores whole documents, found its match.
+
+    >>> best_chunk("refund code ZEBRA42", ["the weather is mild", "your refund code is ZEBRA42"])
+    1
+    """
+    terms, *tokenized = tokenize([query, *chunks])
+    wanted = set(terms)
+    counts = [sum(token in wanted for token in tokens) for tokens in tokenized]
+    return max(range(len(counts)), key=lambda i: (counts[i], -i)) if counts else 0
+
+
 class LexicalIndex:
     """BM25 over a fixed list of documents (string ids, in index order), queried by text.
 

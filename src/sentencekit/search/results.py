@@ -28,6 +28,18 @@ def make_hit(snap: Snapshot, number: int, row: int, score: float) -> dict[str, A
     return hit
 
 
+def lexical_row(snap: Snapshot, number: int, query: str) -> int:
+    """The row of global document ``number`` found by BM25 alone (which scores whole documents): its
+    only row, or for a chunked document the chunk holding most of ``query``'s terms."""
+    first, spans = int(snap.doc_first_row[number]), snap.docs[number].get("chunks")
+    if not spans:
+        return first
+    from sentencekit.search.lexical import best_chunk
+
+    text = snap.docs[number]["text"]
+    return first + best_chunk(query, [text[start:end] for start, end in spans])
+
+
 def best_per_doc(row_doc: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, int, float]]:
     """Walk rows best first, keeping each document's first (= best) row, until ``k`` documents.
 
