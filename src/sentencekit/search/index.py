@@ -455,6 +455,9 @@ class EmbeddingIndex:
             check_reranker(reranker)
         if not isinstance(top_k, int) or top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        if not isinstance(rerank_top_n, int) or rerank_top_n <= 0:
+            raise ValueError(f"rerank_top_n must be a positive integer (at least top_k documents are re-scored), "
+                             f"got {rerank_top_n!r}")
         weights = check_options(retrieval, fusion, fusion_weights, rrf_k, candidates)
         queries, single = as_input_list(query, what="query")
         snap = self._refresh()

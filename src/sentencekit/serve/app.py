@@ -93,7 +93,9 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
     # from the routers, not app.routes, which newer FastAPI versions fill with whole included routers.
     docs = (app.openapi_url, app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
     paths = [route.path for _, router in mounted for route in router.routes] + [p for p in docs if p]
-    posts = [route.path for _, router in mounted for route in router.routes if "POST" in route.methods]
+    # Admission limits the routes that run a model; /tokenize and /decode only tokenize, inline and cheap.
+    posts = [route.path for _, router in mounted for route in router.routes
+             if "POST" in route.methods and route.path not in ("/tokenize", "/decode")]
     app.add_middleware(ServeMiddleware, metrics=metrics, api_key=config.api_key, errors=errors,
                        payload_limit=config.payload_limit, routes=paths, admission=service.admission,
                        admitted_routes=posts)

@@ -3,7 +3,7 @@ key (401), admission (429 past ``--max-concurrent-requests``, 503 while shutting
 limit (413), and cancelling a request whose client went away; errors are answered in the route
 family's error shape.
 
-Admission applies to every ``POST`` route (the routes that tokenize or run a model) and comes before the
+Admission applies to every ``POST`` route that runs a model (not ``/tokenize``, ``/decode``) and comes before the
 body is parsed: past the limit a request costs the server the reading of its bytes and nothing more
 (no JSON parsing, no validation), which is what keeps it serving while it sheds load.
 
