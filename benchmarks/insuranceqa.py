@@ -3,7 +3,7 @@ table of P@1, MRR@10, nDCG@10 and Recall@100. Every system ranks each question's
 answers plus 200 negatives), the standard InsuranceQA protocol.
 
     SENTENCEKIT_HOME=/tmp/sk-home-qa PYTHONPATH=src:examples nice -n 10 .venv/bin/python benchmarks/insuranceqa.py \\
-        --limit 2000 --k 20
+        --limit 200 --k 10 --reranker out/insuranceqa-reranker/final
 
 - BM25: `sentencekit.search.lexical.LexicalIndex` over all 27,413 answers (corpus-wide statistics), each
   pool ordered by its BM25 scores (answers sharing no term with the question last, in pool order).
@@ -14,7 +14,8 @@ answers plus 200 negatives), the standard InsuranceQA protocol.
 - fine-tuned: the MNRL-fine-tuned embedder of `examples/train_insuranceqa_embedder.py`, alone and fused.
 
 Models: `$SENTENCEKIT_HOME/models/insuranceqa-reranker` and `.../insuranceqa-minilm` (the training
-scripts' `--install`), or --reranker / --embedder. The base model's answer embeddings are cached under
+scripts' `--install`; the reranker is installed only when it does not hurt the sample corpus), or
+--reranker / --embedder. The base model's answer embeddings are cached under
 `$SENTENCEKIT_HOME/datasets/insuranceqa/embeddings/` (the reranker's training made them); the fine-tuned
 model embeds the pools of the questions asked. bf16 compute where the CPU has it.
 
@@ -80,7 +81,7 @@ def fuse(*rankings_per_system: list[list[str]]) -> list[list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=2000, help="first N test questions (same for every row)")
-    parser.add_argument("--k", type=int, default=20, help="top-k of each first stage that the reranker rescores")
+    parser.add_argument("--k", type=int, default=10, help="top-k of each first stage that the reranker rescores")
     parser.add_argument("--reranker", default=None)
     parser.add_argument("--embedder", default=None)
     parser.add_argument("--split", default="test", choices=("valid", "test"))

@@ -6,8 +6,8 @@ retrieval, the two fused (reciprocal rank fusion, weighted score fusion), and ea
 Lexical and hybrid rows need ``pip install 'sentencekit[hybrid]'`` (bm25s, PyStemmer).
 
 Queries and their relevant documents: `src/sentencekit/data/sample_queries.jsonl` (30 customer-style
-questions over the bundled sample corpus). The reranker defaults to the one
-`examples/train_stsb_reranker.py --install` puts in place.
+questions over the bundled sample corpus). The reranker defaults to the one `sentencekit search --rerank
+auto` uses (`examples/train_insuranceqa_reranker.py --install` puts it in place).
 """
 
 from __future__ import annotations
@@ -23,6 +23,45 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 QUERIES = Path(__file__).resolve().parent.parent / "src" / "sentencekit" / "data" / "sample_queries.jsonl"
 
 
+RETRIEVALS = {"dense": {"retrieval": "dense"}, "lexical (BM25)": {"retrieval": "lexical"},
+              "hybrid rrf": {"retrieval": "hybrid", "fusion": "rrf"},
+              "hybrid weighted": {"retrieval": "hybrid", "fusion": "weighted"}}
+
+
+def labelled_queries() -> list[dict]:
+    """The 30 labelled queries: ``{"query", "relevant": [document ids]}``."""
+    return [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
+
+
+def sample_index(model):  # noqa: ANN001, ANN201
+    """The bundled sample corpus indexed with ``model`` in a temporary folder."""
+    from sentencekit.search.corpus import SAMPLE_CORPUS
+    from sentencekit.search.corpus_index import build_index
+
+    index, _ = build_index(SAMPLE_CORPUS, Path(tempfile.mkdtemp()) / "index", model)
+    return index
+
+
+def search_quality(index, options: dict, reranker=None, rerank_top_n: int = 20, k: int = 10  # noqa: ANN001
+                   ) -> dict[str, float]:
+    """Mean MRR@k, nDCG@k, Recall@5 and P@1 of the labelled queries searched with ``options``."""
+    import numpy as np
+
+    from sentencekit.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
+
+    labelled = labelled_queries()
+    results = index.search([q["query"] for q in labelled], top_k=k, reranker=reranker, rerank_top_n=rerank_top_n,
+                           **options)
+    rows = []
+    for q, hits in zip(labelled, results):
+        relevance = [1 if h["id"] in q["relevant"] else 0 for h in hits]
+        n = len(q["relevant"])
+        rows.append((mrr_at_k(relevance, k), ndcg_at_k(relevance, n, k), recall_at_k(relevance, n, 5),
+                     relevance[0] if relevance else 0))
+    mrr, ndcg, recall5, p1 = np.mean(rows, axis=0)
+    return {f"MRR@{k}": float(mrr), f"nDCG@{k}": float(ndcg), "Recall@5": float(recall5), "P@1": float(p1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
@@ -31,40 +70,22 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
 
-    import numpy as np
-
     from sentencekit import CrossEncoder, SentenceTransformer
-    from sentencekit.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
-    from sentencekit.search.corpus import SAMPLE_CORPUS
-    from sentencekit.search.corpus_index import build_index
     from sentencekit.search.defaults import installed_reranker
 
-    labelled = [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
-    model = SentenceTransformer(args.model)
-    index, _ = build_index(SAMPLE_CORPUS, Path(tempfile.mkdtemp()) / "index", model)
-    retrievals = {"dense": {"retrieval": "dense"}, "lexical (BM25)": {"retrieval": "lexical"},
-                  "hybrid rrf": {"retrieval": "hybrid", "fusion": "rrf"},
-                  "hybrid weighted": {"retrieval": "hybrid", "fusion": "weighted"}}
-    runs = [(name, options, None) for name, options in retrievals.items()]
+    index = sample_index(SentenceTransformer(args.model))
+    runs = [(name, options, None) for name, options in RETRIEVALS.items()]
     reranker_path = args.reranker or installed_reranker()
     if reranker_path:
         reranker = CrossEncoder(str(reranker_path))
         runs += [(f"{name} + reranker ({Path(reranker_path).name}, top {args.rerank_top_n})", options, reranker)
-                 for name, options in retrievals.items()]
+                 for name, options in RETRIEVALS.items()]
     else:
-        print("No reranker installed: run examples/train_stsb_reranker.py --install to compare.")
-    queries = [q["query"] for q in labelled]
-    print(f"{len(labelled)} labelled queries, {len(index)} documents, k={args.k}")
+        print("No reranker installed: run examples/train_insuranceqa_reranker.py --install to compare.")
+    print(f"{len(labelled_queries())} labelled queries, {len(index)} documents, k={args.k}")
     for name, options, reranker in runs:
-        results = index.search(queries, top_k=args.k, reranker=reranker, rerank_top_n=args.rerank_top_n, **options)
-        rows = []
-        for q, hits in zip(labelled, results):
-            relevance = [1 if h["id"] in q["relevant"] else 0 for h in hits]
-            n = len(q["relevant"])
-            rows.append((mrr_at_k(relevance, args.k), ndcg_at_k(relevance, n, args.k), recall_at_k(relevance, n, 5),
-                         relevance[0] if relevance else 0))
-        mrr, ndcg, recall5, p1 = np.mean(rows, axis=0)
-        print(f"{name:<55} MRR@{args.k} {mrr:.3f}  nDCG@{args.k} {ndcg:.3f}  Recall@5 {recall5:.3f}  P@1 {p1:.3f}")
+        m = search_quality(index, options, reranker, args.rerank_top_n, args.k)
+        print(f"{name:<55} " + "  ".join(f"{key} {value:.3f}" for key, value in m.items()))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -59,7 +58,6 @@ def main() -> None:
     from insuranceqa_data import PoolRetrievalEvaluator, TimeBudget, compute_dtype, load_embedder, load_insuranceqa
 
     from sentencekit.losses import MultipleNegativesRankingLoss
-    from sentencekit.spec.home import sentencekit_home
     from sentencekit.training import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
     torch.manual_seed(args.seed)
@@ -97,14 +95,9 @@ def main() -> None:
     curve = [(0, round(base, 4))] + [(h["step"], round(h[key], 4)) for h in trainer.state.log_history if key in h]
     print(f"Learning curve (step, valid P@1): {curve}")
     if args.install:
-        target = sentencekit_home() / "models" / "insuranceqa-minilm"
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(final, tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        print(f"Installed: {target}")
+        from sentencekit.search.defaults import install_model
 
+        print(f"Installed: {install_model(final, 'insuranceqa-minilm')}")
 
 if __name__ == "__main__":
     main()
