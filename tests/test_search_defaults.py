@@ -38,3 +38,11 @@ def test_install_replaces_the_previous_model_whole(tiny_st_dir, tiny_ce_dir, tmp
     assert sorted(p.name for p in installed_model_dir("m").parent.iterdir()) == ["m"]  # no .tmp / .old left
     with pytest.raises(FileNotFoundError, match="not a saved model folder"):
         install_model(tmp_path, "m")
+
+
+def test_index_commands_on_a_file_say_it_is_not_an_index(tmp_path, capsys):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text('{"id": "a", "text": "b"}\n', encoding="utf-8")
+    assert main(["index", "info", str(corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "is a file, not an embedding index folder" in err and "damaged" not in err

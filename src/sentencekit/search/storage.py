@@ -76,6 +76,9 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     sentencekit.search.errors.IndexFormatError: No embedding index at /no/such/index (no manifest.json). ...
     """
     path = manifest_path(root)
+    if Path(root).is_file():
+        raise IndexFormatError(f"{root} is a file, not an embedding index folder; pass the folder an index was "
+                               f"built into (`sentencekit index build {root} --out FOLDER` builds one from it)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
