@@ -296,3 +296,33 @@ def test_drain_deadline():
     from sentencekit.serve.draining_server import drain_deadline
 
     assert drain_deadline(10.0, 30.0) == 39.0 and drain_deadline(10.0, 0.0) is None
+
+
+@pytest.mark.parametrize("admitted", [True, False])
+def test_a_client_that_leaves_mid_body_is_counted_499_and_nothing_runs(admitted):
+    metrics = ServerMetrics()
+    ran = []
+
+    async def app(scope, receive, send):
+        ran.append(True)
+
+    async def receive_parts():
+        yield {"type": "http.request", "body": b'{"inputs": ', "more_body": True}
+        yield {"type": "http.disconnect"}
+
+    async def main():
+        admission = Admission(limit=1, wait_s=0.0)
+        if not admitted:
+            await admission.acquire()  # full: this request is shed (429) but leaves while its body is read
+        parts = receive_parts()
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        await middleware(app, admission, metrics)(dict(SCOPE), parts.__anext__, send)
+        return sent, admission.in_flight
+
+    sent, in_flight = run(main())
+    assert ran == [] and sent == [] and in_flight == (0 if admitted else 1)
+    assert metrics.requests.get(route="/embed", status="499") == 1

@@ -99,7 +99,9 @@ class ServeMiddleware:
                 # read (and drop) the body of a shed request too, so that its keep-alive connection goes on
                 receive, body_error = await self._read_body(scope, receive, watched=admitted)
                 error = error or body_error
-            if error is not None:
+            if isinstance(receive, Replay) and receive.left_during_body:
+                status["code"] = CLIENT_CLOSED  # nobody to answer, nothing to run
+            elif error is not None:
                 await self.errors.response(path, error)(scope, receive, send_wrapper)
             elif isinstance(receive, Replay) and receive.watched:
                 await self._run_until_disconnect(scope, receive, send_wrapper, status)
@@ -197,6 +199,8 @@ class Replay:
         if disconnected:
             self.gone.set()
         self.watched = watched
+        #: the client disconnected before its body was complete
+        self.left_during_body = disconnected
         self._watch = asyncio.ensure_future(self._watch_disconnect()) if watched and not disconnected else None
 
     def stop_watching(self) -> None:
