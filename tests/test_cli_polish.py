@@ -270,3 +270,18 @@ def test_an_embedding_model_as_reranker_is_one_error_line_before_any_export(tiny
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not a trained reranker" in err and "--rerank none" in err
     assert not (folder / "onnx").exists()
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl", ".csv"])
+def test_utf16_corpora_read_with_encoding_and_are_named_without(suffix, tmp_path):
+    from sentencekit.search.corpus import load_corpus
+
+    body = {".txt": "refund policy\nna\u00efve caf\u00e9\n",
+            ".jsonl": '{"id": "a", "text": "refund policy"}\n{"id": "b", "text": "na\u00efve caf\u00e9"}\n',
+            ".csv": "id,text\na,refund policy\nb,na\u00efve caf\u00e9\n"}[suffix]
+    path = tmp_path / f"c{suffix}"
+    path.write_bytes(body.encode("utf-16"))  # with a byte-order mark, as PowerShell writes
+    docs = load_corpus(path, encoding="utf-16")
+    assert [d.text for d in docs] == ["refund policy", "na\u00efve caf\u00e9"]
+    with pytest.raises(ValueError, match="UTF-16 byte-order mark.*--encoding utf-16"):
+        load_corpus(path)

@@ -36,10 +36,10 @@ def _load_model(args: argparse.Namespace):
 
 def _read_texts(path: str, column: str, encoding: str = "utf-8") -> list[str]:
     if path == "-":
-        from sentencekit.search.corpus import check_encoding, decoded_lines
+        from sentencekit.search.corpus import check_encoding, text_lines
 
         check_encoding(encoding)
-        return [line.rstrip("\r\n") for _, line in decoded_lines(sys.stdin.buffer, encoding, "<stdin>")
+        return [line.rstrip("\r\n") for _, line in text_lines(sys.stdin.buffer, encoding, "<stdin>")
                 if line.strip()]
     from sentencekit.search.corpus import load_corpus
 

@@ -26,12 +26,13 @@ Files are read as a stream in batches (:func:`iter_corpus`), so a corpus never h
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "data" / "sample_corpus.jsonl"
 # Bumped when the rules above change what documents or ids a file gives, so that indexes kept for a corpus
@@ -204,13 +205,33 @@ def decoded_lines(raw_lines: Iterator[bytes], encoding: str, where: str) -> Iter
         try:
             yield lineno, raw.decode(first if lineno == 1 else encoding)
         except UnicodeDecodeError as exc:
+            if lineno == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # a UTF-16 byte-order mark
+                raise ValueError(f"{where}: the file starts with a UTF-16 byte-order mark: it is UTF-16 text "
+                                 "(e.g. written by PowerShell); give --encoding utf-16 (encoding='utf-16')") from None
             raise ValueError(f"{where}:{lineno}: "
                              + _not_text(encoding, f"{exc.reason} at byte {exc.start} of the line") + ".") from None
 
 
+def text_lines(binary: BinaryIO, encoding: str, where: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a binary stream in ``encoding``: split on the byte ``\n`` and decoded
+    line by line (:func:`decoded_lines`) where the encoding writes newline as that byte (UTF-8, Latin-1,
+    cp1252, ...); decoded as a stream for UTF-16 / UTF-32, whose newline is several bytes."""
+    if "\n".encode(encoding) == b"\n":
+        yield from decoded_lines(binary, encoding, where)
+        return
+    lineno, text = 0, io.TextIOWrapper(binary, encoding=encoding, newline="")
+    try:
+        for lineno, line in enumerate(text, 1):
+            yield lineno, line
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}:{lineno + 1}: " + _not_text(encoding, exc.reason) + ".") from None
+    finally:
+        text.detach()  # the caller owns the binary stream (a file it closes, or stdin)
+
+
 def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     with open(path, "rb") as f:
-        yield from decoded_lines(f, encoding, str(path))
+        yield from text_lines(f, encoding, str(path))
 
 
 def _read_text_file(path: Path, encoding: str = "utf-8") -> str:
