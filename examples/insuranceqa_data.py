@@ -324,3 +324,14 @@ if __name__ == "__main__":
     print(f"{len(qa.answers)} answers; " + ", ".join(f"{s}: {len(qa.splits[s])} questions" for s in SPLITS))
     first = qa.splits["test"][0]
     print(f"test[0]: {first.text!r}, {len(first.positives)} positives, pool of {len(first.pool)}")
+
+
+
+def save_and_curve(trainer: Any, model: Any, evaluator: Any, output: str, name: str) -> tuple[Path, list]:
+    """Save the trained ``model`` to ``output/final`` (as ``name``) and return that folder with the learning
+    curve ``[(step, primary metric)]`` the ``evaluator`` logged during ``trainer.train()``. Shared by both
+    training scripts."""
+    final = Path(output) / "final"
+    model.save(str(final), model_name=name)
+    key = f"eval_{evaluator.primary_metric}"
+    return final, [(h["step"], round(h[key], 4)) for h in trainer.state.log_history if key in h]

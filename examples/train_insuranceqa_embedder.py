@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -55,7 +54,14 @@ def main() -> None:
 
     import torch
     from datasets import Dataset
-    from insuranceqa_data import PoolRetrievalEvaluator, TimeBudget, compute_dtype, load_embedder, load_insuranceqa
+    from insuranceqa_data import (
+        PoolRetrievalEvaluator,
+        TimeBudget,
+        compute_dtype,
+        load_embedder,
+        load_insuranceqa,
+        save_and_curve,
+    )
 
     from sentencekit.losses import MultipleNegativesRankingLoss
     from sentencekit.training import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -86,13 +92,11 @@ def main() -> None:
     start = time.perf_counter()
     trainer.train()
     minutes = (time.perf_counter() - start) / 60
-    final = Path(args.output) / "final"
-    model.save(str(final), model_name="insuranceqa-minilm")
+    final, curve = save_and_curve(trainer, model, evaluator, args.output, "insuranceqa-minilm")
     steps = trainer.state.global_step
     print(f"\nTraining took {minutes:.1f} min: {steps} steps of {args.batch_size} pairs "
           f"({steps * args.batch_size / len(pairs):.2f} epochs of {len(pairs)} pairs). Saved to {final}")
-    key = f"eval_{evaluator.primary_metric}"
-    curve = [(0, round(base, 4))] + [(h["step"], round(h[key], 4)) for h in trainer.state.log_history if key in h]
+    curve = [(0, round(base, 4)), *curve]
     print(f"Learning curve (step, valid P@1): {curve}")
     if args.install:
         from sentencekit.search.defaults import install_model

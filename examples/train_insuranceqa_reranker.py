@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -90,6 +89,7 @@ def main() -> None:
         dense_pool_rankings,
         load_embedder,
         load_insuranceqa,
+        save_and_curve,
     )
 
     from sentencekit import CrossEncoder
@@ -137,13 +137,10 @@ def main() -> None:
     start = time.perf_counter()
     trainer.train()
     minutes = (time.perf_counter() - start) / 60
-    final = Path(args.output) / "final"
-    model.save(str(final), model_name="insuranceqa-reranker")
+    final, curve = save_and_curve(trainer, model, evaluator, args.output, "insuranceqa-reranker")
     steps = trainer.state.global_step
     print(f"\nTraining took {minutes:.1f} min: {steps} steps, {steps * args.batch_size} questions "
           f"({steps * args.batch_size / len(mined):.2f} epochs of {len(mined)} rows). Saved to {final}")
-    curve = [(h["step"], h[f"eval_{evaluator.primary_metric}"]) for h in trainer.state.log_history
-             if f"eval_{evaluator.primary_metric}" in h]
     print(f"Learning curve (step, valid P@1 rerank@{args.rerank_k}): {curve}")
     if args.install:
         # `sentencekit search --rerank auto` picks up whatever is installed: install only a reranker that
