@@ -285,3 +285,35 @@ def test_utf16_corpora_read_with_encoding_and_are_named_without(suffix, tmp_path
     assert [d.text for d in docs] == ["refund policy", "na\u00efve caf\u00e9"]
     with pytest.raises(ValueError, match="UTF-16 byte-order mark.*--encoding utf-16"):
         load_corpus(path)
+
+
+def test_outputs_get_the_usual_file_mode_not_mkstemps_0600(tiny_st_dir, tmp_path):
+    """``encode -o`` (and every file written atomically: saved models, index files) gets the mode a plain
+    ``open()`` gives (0666 less the umask), and a file it replaces keeps its own mode."""
+    import os
+    import stat
+
+    from sentencekit.files import atomic_write_bytes
+
+    src = tmp_path / "texts.txt"
+    src.write_text("hello world\n", encoding="utf-8")
+    old = os.umask(0o027)
+    try:
+        out = tmp_path / "e.npy"
+        assert main(["encode", str(src), "-o", str(out), "--model", str(tiny_st_dir), "-q", "--backend", "torch"]) == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o640
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"x")
+        kept.chmod(0o604)
+        atomic_write_bytes(kept, b"y")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o604 and kept.read_bytes() == b"y"
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("retrieval", ["dense", "lexical"])
+def test_fusion_outside_hybrid_retrieval_is_refused(retrieval, tiny_st_dir, capsys):
+    assert main(["search", "q", "--model", str(tiny_st_dir), "--backend", "torch", "--retrieval", retrieval,
+                 "--fusion", "weighted"]) != 0
+    err = capsys.readouterr().err
+    assert "--fusion" in err and "--retrieval hybrid" in err

@@ -50,6 +50,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     blank = [i for i, q in enumerate(args.query) if not q.strip()]
     if blank:  # an empty query embeds to something and would return arbitrary documents
         raise ValueError(f"query {blank[0] + 1} is empty; pass the text to search for (quoted, as one argument)")
+    if args.fusion is not None and args.retrieval != "hybrid":  # it would change nothing, silently
+        raise ValueError(f"--fusion merges the two rankings of --retrieval hybrid; with --retrieval "
+                         f"{args.retrieval} there is one ranking. Drop --fusion or add --retrieval hybrid")
     t0 = time.perf_counter()
     model = _load_model(args)
     t1 = time.perf_counter()
@@ -71,7 +74,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     reranker, reranker_name = _search_reranker(args)
     with truncation_notes("queries"):
         results = index.search(list(args.query), top_k=args.top_k, reranker=reranker,
-                               rerank_top_n=args.rerank_top_n, retrieval=args.retrieval, fusion=args.fusion)
+                               rerank_top_n=args.rerank_top_n, retrieval=args.retrieval, fusion=args.fusion or "rrf")
     t3 = time.perf_counter()
     if args.json:
         print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,
@@ -276,9 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrieval", default="dense", choices=["dense", "lexical", "hybrid"],
                    help="first stage: embeddings, BM25 over the texts, or both fused (lexical and hybrid need "
                         "sentencekit[hybrid]; default: %(default)s)")
-    p.add_argument("--fusion", default="rrf", choices=["rrf", "weighted"],
+    p.add_argument("--fusion", default=None, choices=["rrf", "weighted"],
                    help="how --retrieval hybrid merges the two rankings: reciprocal rank fusion or a weighted "
-                        "sum of min-max normalised scores (default: %(default)s)")
+                        "sum of min-max normalised scores (default: rrf)")
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -215,6 +216,18 @@ def atomic_directory(
     _clean_leftovers(target, keep, spare=tmp)
 
 
+def _file_mode(path: Path) -> int:
+    """The permission bits of ``path`` if it exists, else those ``open(path, "w")`` would give: 0666 less
+    the process umask (read from ``/proc`` on Linux: ``os.umask`` can only be read by setting it, which
+    races with other threads; 022 where it cannot be read)."""
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = 0o022
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as f:
+        umask = next((int(line.split()[1], 8) for line in f if line.startswith("Umask:")), umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     """Write a file through a temporary file, fsync and a rename, so readers never see half of it.
     ``write`` receives the open binary file (it may stream: nothing is held in memory here)."""
@@ -222,6 +235,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; the file we stand for gets the mode a plain open() would give it
+        # (or keeps the one it had), so other users and tools can read saved models, indexes and outputs
+        os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
