@@ -317,3 +317,15 @@ def test_fusion_outside_hybrid_retrieval_is_refused(retrieval, tiny_st_dir, caps
                  "--fusion", "weighted"]) != 0
     err = capsys.readouterr().err
     assert "--fusion" in err and "--retrieval hybrid" in err
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_status_130(tiny_st_dir, monkeypatch, capsys):
+    import sentencekit.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_load_model", interrupted)
+    assert main(["search", "q", "--model", str(tiny_st_dir)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "sentencekit search: interrupted" and "Traceback" not in err

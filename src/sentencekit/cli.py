@@ -407,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C is a user's choice, not a crash: no traceback; 130 as shells report it
+        print(f"\nsentencekit {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
