@@ -125,6 +125,34 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
     return [transformer], {}
 
 
+def load_sparse_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
+    """The modules of a sparse-encoder folder (sentence-transformers 6.2's rules, section "SparseEncoder"):
+    a saved sparse encoder's ``modules.json`` (v6 and v5 type strings, ``MLMTransformer`` included); a plain
+    Hugging Face ``*ForMaskedLM`` folder -> ``[Transformer(fill-mask), SpladePooling("max")]`` (SPLADE).
+    Raises ``ModelFormatError`` for what needs modules sentencekit does not have yet (a dense model turned
+    into a CSR sparse encoder needs ``SparseAutoEncoder``) and for other model types."""
+    from sentencekit.format import load_modules
+    from sentencekit.modules import SpladePooling
+
+    kwargs = {**options.torch_kwargs("sparse"), "transformer_task": "fill-mask",
+              "accept_tasks": ("fill-mask", "feature-extraction")}
+    if spec.layout == "sentence-transformers" and spec.is_sparse:
+        return load_modules(spec.modules, **kwargs)
+    if spec.layout == "transformers" and spec.is_masked_lm:
+        transformer = Transformer.load(spec.folder, **kwargs)
+        return [transformer, SpladePooling("max", embedding_dimension=transformer.get_word_embedding_dimension())], {}
+    if spec.model_type == "CrossEncoder":
+        raise ModelFormatError(f"{spec.folder} is a CrossEncoder (reranker), not a sparse encoder.")
+    what = "a SentenceTransformer (dense) model" if spec.layout == "sentence-transformers" else \
+        "a transformer without a masked-language-model head"
+    raise ModelFormatError(f"{spec.folder} is {what}. Turning it into a sparse encoder needs a SparseAutoEncoder "
+                           "(CSR) module, which sentencekit does not implement yet; SPLADE models (a "
+                           "*ForMaskedLM folder, or a saved SparseEncoder) load.")
+
+
+_LOADERS = {"embedder": load_embedder_modules, "reranker": load_reranker_modules, "sparse": load_sparse_modules}
+
+
 class TorchEngine(Engine):
     """The ``nn.Sequential`` of a model on a device (see the module docstring)."""
 
@@ -147,8 +175,7 @@ class TorchEngine(Engine):
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, family: str, options: EngineOptions) -> TorchEngine:
-        load = load_embedder_modules if family == "embedder" else load_reranker_modules
-        modules, module_kwargs = load(spec, options)
+        modules, module_kwargs = _LOADERS[family](spec, options)
         return cls(ModuleSequence(modules, module_kwargs), options, family)
 
     # -- the pipeline's two steps ----------------------------------------------------------------------------
@@ -328,4 +355,4 @@ class TorchEngine(Engine):
         return f"torch device={self.device}"
 
 
-__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules"]
+__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules", "load_sparse_modules"]
