@@ -37,7 +37,8 @@ def as_tensor(x: Any) -> Tensor:
     elif hasattr(x, "tocoo"):  # scipy.sparse
         coo = x.tocoo()
         indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-        t = torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data.astype(np.float32)), coo.shape)
+        t = torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data.astype(np.float32)), coo.shape,
+                                    check_invariants=True)
     else:
         t = torch.as_tensor(np.asarray(x, dtype=np.float32))
     if t.layout not in (torch.strided, torch.sparse_coo):
@@ -45,6 +46,11 @@ def as_tensor(x: Any) -> Tensor:
     if t.dtype in (torch.float16, torch.bfloat16) or not t.is_floating_point():
         t = t.float()
     return t.coalesce() if t.is_sparse else t
+
+
+def _coo(indices: Tensor, values: Tensor, shape: Any) -> Tensor:
+    """A coalesced sparse COO tensor from the (already valid, sorted) indices of another one."""
+    return torch.sparse_coo_tensor(indices, values, shape, is_coalesced=True, check_invariants=False)
 
 
 def _rows(x: Any) -> Tensor:
@@ -81,7 +87,7 @@ def _unit_rows(t: Tensor) -> Tensor:
     t = t.coalesce()
     norms = _row_sums(t * t).sqrt().clamp(min=1e-12)
     values = t.values() / norms[t.indices()[0]]
-    return torch.sparse_coo_tensor(t.indices(), values, t.shape).coalesce()
+    return _coo(t.indices(), values, t.shape)
 
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
@@ -140,7 +146,7 @@ def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
 def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
     a, b = _same_rows(a, b)
     diff = (a - b).coalesce()
-    return -_row_sums(torch.sparse_coo_tensor(diff.indices(), diff.values().abs(), diff.shape))
+    return -_row_sums(_coo(diff.indices(), diff.values().abs(), diff.shape))
 
 
 def sparsity(embeddings: Any) -> dict[str, float]:
@@ -174,7 +180,7 @@ def intersection(embeddings_1: Any, embeddings_2: Any) -> Tensor:
     d2 = e2.to_dense() if e2.is_sparse else e2
     product = (d1 * d2.to(d1.device)).to_sparse().coalesce()
     keep = product.values() > 0
-    return torch.sparse_coo_tensor(product.indices()[:, keep], product.values()[keep], product.shape).coalesce()
+    return _coo(product.indices()[:, keep], product.values()[keep], product.shape)
 
 
 def top_weights(row: Tensor, top_k: int | None) -> tuple[list[int], list[float]]:
