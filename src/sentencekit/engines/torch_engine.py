@@ -141,7 +141,8 @@ def load_sparse_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[n
     if spec.layout == "transformers" and spec.is_masked_lm:
         transformer = Transformer.load(spec.folder, **kwargs)
         return [transformer, SpladePooling("max", embedding_dimension=transformer.get_word_embedding_dimension())], {}
-    if spec.model_type == "CrossEncoder":
+    archs = spec.hf_config.get("architectures") or []
+    if spec.model_type == "CrossEncoder" or any(str(a).endswith("ForSequenceClassification") for a in archs):
         raise ModelFormatError(f"{spec.folder} is a CrossEncoder (reranker), not a sparse encoder.")
     what = "a SentenceTransformer (dense) model" if spec.layout == "sentence-transformers" else \
         "a transformer without a masked-language-model head"
