@@ -179,13 +179,46 @@ def test_modules_built_by_hand(tiny_mlm_dir):
                                atol=1e-5, rtol=1e-5)
 
 
-def test_folders_that_are_no_sparse_encoder(tiny_st_dir, tiny_bert_dir, tiny_ce_dir):
-    with pytest.raises(ModelFormatError, match="SparseAutoEncoder"):
-        SparseEncoder(str(tiny_st_dir))
-    with pytest.raises(ModelFormatError, match="masked-language"):
-        SparseEncoder(str(tiny_bert_dir))
+def test_a_reranker_is_no_sparse_encoder(tiny_ce_dir):
     with pytest.raises(ModelFormatError, match="CrossEncoder"):
         SparseEncoder(str(tiny_ce_dir))
+
+
+def test_a_sentence_transformer_becomes_csr_with_an_untrained_autoencoder(tiny_st_dir, tmp_path):
+    with pytest.warns(UserWarning, match="untrained SparseAutoEncoder"):
+        model = SparseEncoder(str(tiny_st_dir), device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Normalize", "SparseAutoEncoder"]
+    sae = model[3]
+    assert (sae.input_dim, sae.hidden_dim, sae.k, sae.k_aux) == (32, 128, 8, 16)
+    assert model.max_active_dims == 8 and model.get_embedding_dimension() == 128
+    emb = model.encode(TEXTS).to_dense()
+    assert emb.shape == (len(TEXTS), 128) and ((emb != 0).sum(dim=1) <= 8).all() and (emb >= 0).all()
+    dense = SentenceTransformer(str(tiny_st_dir), device="cpu").encode(TEXTS, convert_to_tensor=True)
+    with torch.no_grad():
+        z = sae.encoder(dense - sae.pre_bias) + sae.latent_bias
+    top = torch.topk(z, 8, dim=1)
+    expected = torch.zeros_like(z).scatter(1, top.indices, torch.relu(top.values))
+    torch.testing.assert_close(emb, expected, atol=1e-5, rtol=1e-5)
+    assert int((model.encode(TEXTS[:1], max_active_dims=3).to_dense() != 0).sum()) <= 3  # forwarded as k too
+
+    model.save(tmp_path / "csr")
+    from safetensors.torch import load_file
+
+    keys = set(load_file(str(tmp_path / "csr" / "3_SparseAutoEncoder" / "model.safetensors")))
+    assert keys == {"pre_bias", "latent_bias", "stats_last_nonzero", "decoder.linear.weight"}
+    assert json.loads((tmp_path / "csr" / "3_SparseAutoEncoder" / "config.json").read_text()) == {
+        "input_dim": 32, "hidden_dim": 128, "k": 8, "k_aux": 16, "normalize": False, "dead_threshold": 30}
+    loaded = SparseEncoder(str(tmp_path / "csr"), device="cpu")
+    assert loaded.max_active_dims == 8
+    assert torch.equal(loaded.encode(TEXTS).to_dense(), emb)
+
+
+def test_a_plain_transformer_becomes_csr_with_mean_pooling(tiny_bert_dir):
+    with pytest.warns(UserWarning, match="untrained SparseAutoEncoder"):
+        model = SparseEncoder(str(tiny_bert_dir), device="cpu")
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "SparseAutoEncoder"]
+    assert model[0].transformer_task == "feature-extraction" and model[2].k == 256
+    assert model.encode(TEXTS[:2]).shape == (2, 128)
 
 
 # -- the post-step without torch (what a torch-free engine will use) -----------------------------------------

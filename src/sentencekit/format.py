@@ -30,7 +30,7 @@ def _classes() -> dict[str, type]:
     return {"Transformer": m.Transformer, "Pooling": m.Pooling, "Dense": m.Dense, "Normalize": m.Normalize,
             "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym,
             "SpladePooling": m.SpladePooling, "SparseStaticEmbedding": m.SparseStaticEmbedding,
-            "MLMTransformer": m.Transformer}
+            "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer}
 
 
 #: legacy class names that load as another class with a default: name -> ``load`` keyword arguments.

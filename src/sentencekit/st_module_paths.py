@@ -47,6 +47,7 @@ _CE_TRAINING_ARGS = {
 _SPARSE_MODULES = {
     "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling",
     "SparseStaticEmbedding": "sentencekit.modules.sparse_static_embedding:SparseStaticEmbedding",
+    "SparseAutoEncoder": "sentencekit.modules.sparse_autoencoder:SparseAutoEncoder",
     "Router": "sentencekit.modules.router:Router",
     # 5.x's MLMTransformer is a Transformer with transformer_task="fill-mask" (pass it)
     "Transformer": "sentencekit.modules.transformer:Transformer",

@@ -126,29 +126,43 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
 
 
 def load_sparse_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
-    """The modules of a sparse-encoder folder (sentence-transformers 6.2's rules, section "SparseEncoder"):
-    a saved sparse encoder's ``modules.json`` (v6 and v5 type strings, ``MLMTransformer`` included); a plain
-    Hugging Face ``*ForMaskedLM`` folder -> ``[Transformer(fill-mask), SpladePooling("max")]`` (SPLADE).
-    Raises ``ModelFormatError`` for what needs modules sentencekit does not have yet (a dense model turned
-    into a CSR sparse encoder needs ``SparseAutoEncoder``) and for other model types."""
-    from sentencekit.format import load_modules
-    from sentencekit.modules import SpladePooling
+    """The modules of a sparse-encoder folder, by sentence-transformers 6.2's rules:
 
-    kwargs = {**options.torch_kwargs("sparse"), "transformer_task": "fill-mask",
-              "accept_tasks": ("fill-mask", "feature-extraction")}
+    - a saved sparse encoder: its ``modules.json`` (v6 and v5 type strings, ``MLMTransformer`` included);
+    - a plain Hugging Face ``*ForMaskedLM`` folder: ``[Transformer(fill-mask), SpladePooling("max")]`` (SPLADE);
+    - a saved SentenceTransformer: its modules + ``SparseAutoEncoder(d, 4d, k=d//4, k_aux=d//2)``;
+    - any other plain transformer: ``[Transformer, Pooling(mean), SparseAutoEncoder(d, 4d, k=256, k_aux=512)]``.
+
+    The last two add an untrained (random) autoencoder, to be trained: a warning says so. Raises
+    ``ModelFormatError`` for a cross-encoder."""
+    from sentencekit.format import load_modules
+    from sentencekit.modules import SparseAutoEncoder, SpladePooling
+
+    # a saved Transformer is what its config says (fill-mask is always written; 5.x's MLMTransformer implies it)
+    kwargs = {**options.torch_kwargs("sparse"), "accept_tasks": ("fill-mask", "feature-extraction")}
     if spec.layout == "sentence-transformers" and spec.is_sparse:
         return load_modules(spec.modules, **kwargs)
     if spec.layout == "transformers" and spec.is_masked_lm:
-        transformer = Transformer.load(spec.folder, **kwargs)
+        transformer = Transformer.load(spec.folder, **kwargs, transformer_task="fill-mask")
         return [transformer, SpladePooling("max", embedding_dimension=transformer.get_word_embedding_dimension())], {}
     archs = spec.hf_config.get("architectures") or []
     if spec.model_type == "CrossEncoder" or any(str(a).endswith("ForSequenceClassification") for a in archs):
         raise ModelFormatError(f"{spec.folder} is a CrossEncoder (reranker), not a sparse encoder.")
-    what = "a SentenceTransformer (dense) model" if spec.layout == "sentence-transformers" else \
-        "a transformer without a masked-language-model head"
-    raise ModelFormatError(f"{spec.folder} is {what}. Turning it into a sparse encoder needs a SparseAutoEncoder "
-                           "(CSR) module, which sentencekit does not implement yet; SPLADE models (a "
-                           "*ForMaskedLM folder, or a saved SparseEncoder) load.")
+    if spec.layout == "sentence-transformers":
+        modules, module_kwargs = load_embedder_modules(spec, options)
+        dim = int(TorchEngine.modules_dimension(modules))
+        sae = SparseAutoEncoder(dim, 4 * dim, k=max(1, dim // 4), k_aux=max(1, dim // 2))
+        what = f"a {spec.model_type} model"
+    else:
+        transformer = Transformer.load(spec.folder, **options.torch_kwargs("embedder"))
+        dim = transformer.get_word_embedding_dimension()
+        modules, module_kwargs = [transformer, Pooling(dim, pooling_mode="mean")], {}
+        sae = SparseAutoEncoder(dim, 4 * dim, k=256, k_aux=512)
+        what = "a transformer without a masked-language-model head"
+    warnings.warn(f"{spec.folder} is {what}: creating a CSR SparseEncoder from it with a new, untrained "
+                  f"SparseAutoEncoder({dim} -> {4 * dim}, k={sae.k}); train it before use.",
+                  stacklevel=external_stacklevel())
+    return [*modules, sae], module_kwargs
 
 
 _LOADERS = {"embedder": load_embedder_modules, "reranker": load_reranker_modules, "sparse": load_sparse_modules}
@@ -308,7 +322,12 @@ class TorchEngine(Engine):
         self._batch_tokens_per_text = value
 
     def dimension(self) -> int | None:
-        for module in reversed(list(self.network)):
+        return self.modules_dimension(list(self.network))
+
+    @staticmethod
+    def modules_dimension(modules: list[nn.Module]) -> int | None:
+        """Width of what a list of modules outputs: the last module that knows its width."""
+        for module in reversed(modules):
             for name in ("get_sentence_embedding_dimension", "get_word_embedding_dimension"):
                 method = getattr(module, name, None)
                 if method is not None:

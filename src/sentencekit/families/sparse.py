@@ -40,14 +40,16 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     tensor([[21.3]])
 
     Loads a folder saved by sentence-transformers (6.2 ``Transformer(transformer_task="fill-mask")`` +
-    ``SpladePooling``, or 5.x ``MLMTransformer`` + ``SpladePooling``) or a plain Hugging Face
-    ``*ForMaskedLM`` folder (as SPLADE: fill-mask Transformer + max ``SpladePooling``). ``modules=[...]``
-    builds one from modules. Every argument after the first is keyword-only (as in sentence-transformers
-    6.2); ``tokenizer_kwargs`` is the old name of ``processor_kwargs``. ``max_active_dims`` (a positive int)
-    keeps each embedding's largest weights only (default: the saved value, else all). ``similarity_fn_name``
+    ``SpladePooling``, or 5.x ``MLMTransformer`` + ``SpladePooling``; inference-free ``Router`` models with a
+    ``SparseStaticEmbedding`` query route; CSR models ending in ``SparseAutoEncoder``) or a plain Hugging
+    Face ``*ForMaskedLM`` folder (as SPLADE: fill-mask Transformer + max ``SpladePooling``). A dense model
+    (a SentenceTransformer save or another transformer) gets a new, untrained ``SparseAutoEncoder``, with a
+    warning, as sentence-transformers does. ``modules=[...]`` builds one from modules. Every argument after
+    the first is keyword-only (as in sentence-transformers 6.2); ``tokenizer_kwargs`` is the old name of
+    ``processor_kwargs``. ``max_active_dims`` (a positive int) keeps each embedding's largest weights only
+    (default: the saved value, else a ``SparseAutoEncoder``'s ``k``, else all). ``similarity_fn_name``
     defaults to ``"dot"``. Torch backend only for now (``backend="onnx"`` raises ``ValueError``).
-    Raises ``ModelFormatError`` for folders that are no sparse encoder (a dense embedding model, which would
-    need the not yet implemented ``SparseAutoEncoder``; a reranker) and ``ValueError`` for bad settings.
+    Raises ``ModelFormatError`` for a folder that is no model or a reranker, ``ValueError`` for bad settings.
     """
 
     family = "sparse"
@@ -84,7 +86,9 @@ class SparseEncoder(QueryDocumentEncoding, Model):
                                 config_kwargs=config_kwargs, num_threads=num_threads, compute_dtype=compute_dtype)
         self._build(model_name_or_path, modules, backend=backend, options=options, cache_folder=cache_folder,
                     revision=revision, local_files_only=local_files_only, token=token)
-        saved = self.spec.model_config if self.spec is not None and self.spec.model_type == "SparseEncoder" else {}
+        # a converted SentenceTransformer keeps its prompts and similarity, as in sentence-transformers
+        saved = self.spec.model_config if self.spec is not None and self.spec.model_type in (
+            "SparseEncoder", "SentenceTransformer") else {}
         self.model_card_data = model_card_data
         self.prompts = {"query": "", "document": "",
                         **{k: v for k, v in (saved.get("prompts") or {}).items() if v is not None}, **(prompts or {})}
@@ -96,7 +100,13 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         fn_name = similarity_fn_name or saved.get("similarity_fn_name")
         if fn_name:
             self.similarity_fn_name = fn_name
-        self.max_active_dims = max_active_dims if max_active_dims is not None else saved.get("max_active_dims")
+        if max_active_dims is None:
+            max_active_dims = saved.get("max_active_dims")
+        if max_active_dims is None and self.engine.backend == "torch":  # a CSR model: its autoencoder's k
+            from sentencekit.modules import SparseAutoEncoder
+
+            max_active_dims = next((m.k for m in self.network.modules() if isinstance(m, SparseAutoEncoder)), None)
+        self.max_active_dims = max_active_dims
 
     # -- settings -------------------------------------------------------------------------------------------------
     @property
