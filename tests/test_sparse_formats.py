@@ -239,3 +239,11 @@ def test_sparse_post_step_on_numpy_rows_matches_torch():
     np.testing.assert_array_equal(stacked.toarray(), np_top[inverse])
     listed = gather_sparse_rows(parts, inverse, convert_to_tensor=False, convert_to_sparse_tensor=True, device=None)
     assert len(listed) == 5 and np.array_equal(listed[0].toarray()[0], np_top[4])
+    dense_step = sparse_batch_step(max_active_dims=None, convert_to_sparse_tensor=False, save_to_cpu=True)
+    dense_parts = [dense_step({"sentence_embedding": rows[:3]})["sentence_embedding"], rows[3:]]
+    dense = gather_sparse_rows(dense_parts, inverse, convert_to_tensor=True, convert_to_sparse_tensor=False,
+                               device=None, torch_output=False)
+    np.testing.assert_array_equal(dense, rows[inverse])
+    empty = gather_sparse_rows([], inverse[:0], convert_to_tensor=True, convert_to_sparse_tensor=True, device=None,
+                               torch_output=False)
+    assert isinstance(empty, np.ndarray) and empty.shape == (0,)

@@ -219,7 +219,8 @@ class SparseEncoder(QueryDocumentEncoding, Model):
                            outputs=_EMBEDDING, kwargs=kwargs, batch_step=step)
         result = gather_sparse_rows(run.parts.get("sentence_embedding", []), run.inverse,
                                     convert_to_tensor=convert_to_tensor or run.single,
-                                    convert_to_sparse_tensor=convert_to_sparse_tensor, device=self.device)
+                                    convert_to_sparse_tensor=convert_to_sparse_tensor, device=self.device,
+                                    torch_output=self.engine.backend == "torch")
         return result[0] if run.single else result
 
     def _module_kwargs(self) -> set[str]:

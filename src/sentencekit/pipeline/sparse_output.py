@@ -72,13 +72,16 @@ def sparse_batch_step(*, max_active_dims: int | None, convert_to_sparse_tensor: 
 
 
 def gather_sparse_rows(parts: list[Any], inverse: np.ndarray, *, convert_to_tensor: bool,
-                       convert_to_sparse_tensor: bool, device: Any) -> Any:
+                       convert_to_sparse_tensor: bool, device: Any, torch_output: bool = True) -> Any:
     """The batches' rows (from :func:`sparse_batch_step`) in input order: one ``[N, dim]`` tensor / matrix
     (``convert_to_tensor``) or a list of 1-D rows. No rows: ``torch.tensor([])`` (sparse when asked, on
-    ``device``) or ``[]``, as sentence-transformers returns."""
+    ``device``) or ``[]``, as sentence-transformers returns; ``torch_output=False`` (a torch-free engine):
+    an empty float32 NumPy array instead of the tensor."""
     if not parts:
         if not convert_to_tensor:
             return []
+        if not torch_output:
+            return np.zeros((0,), dtype=np.float32)
         import torch
 
         empty = torch.tensor([], device=device)
