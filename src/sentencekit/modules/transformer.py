@@ -21,10 +21,9 @@ from sentencekit.spec.model_spec import read_transformer_config
 TASKS = ("feature-extraction", "sequence-classification", "fill-mask")
 #: sentence-transformers 6.2's type string of its one Transformer class; written for tasks v5 cannot run
 ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
-#: what each task's forward call outputs, as sentence-transformers 6.2 records it (``sentence_bert_config.json``)
-_ST6_OUTPUTS = {"feature-extraction": ("last_hidden_state", "token_embeddings"),
-                "fill-mask": ("logits", "token_embeddings"),
-                "sequence-classification": ("logits", "scores")}
+#: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
+#: (``sentence_bert_config.json``), for the tasks saved in 6.2's layout
+_ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings")}
 
 TextInput = str | tuple[str, str] | list[str]
 
