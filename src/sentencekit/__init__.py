@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "SentenceTransformer": "sentencekit.families.embedder:SentenceTransformer",
     "CrossEncoder": "sentencekit.families.reranker:CrossEncoder",
+    "SparseEncoder": "sentencekit.families.sparse:SparseEncoder",
     "EncodeInfo": "sentencekit.pipeline.batching:EncodeInfo",
     "EmbeddingIndex": "sentencekit.search.index:EmbeddingIndex",
     "SentenceTransformerTrainer": "sentencekit.training.trainer:SentenceTransformerTrainer",
@@ -45,12 +46,13 @@ _LAZY = {
     "trainer": "sentencekit.trainer",
     "sentence_transformer": "sentencekit.sentence_transformer",
     "cross_encoder": "sentencekit.cross_encoder",
+    "sparse_encoder": "sentencekit.sparse_encoder",
 }
 
 # sentence-transformers 6.2 top-level names sentencekit does not implement: say so instead of a bare
 # AttributeError, so a ported script fails with the reason.
 _NOT_IMPLEMENTED = (
-    "SparseEncoder", "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "SparseEncoderModelCardData",
+    "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "SparseEncoderModelCardData",
     "MultiVectorEncoder", "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments",
     "MultiVectorEncoderModelCardData", "SentenceTransformerModelCardData", "CrossEncoderModelCardData",
     "SentencesDataset", "ParallelSentencesDataset", "MultiDatasetDefaultBatchSampler",
@@ -64,12 +66,14 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         losses,
         models,
         sentence_transformer,
+        sparse_encoder,
         trainer,
         training_args,
         util,
     )
     from sentencekit.families.embedder import SentenceTransformer
     from sentencekit.families.reranker import CrossEncoder
+    from sentencekit.families.sparse import SparseEncoder
     from sentencekit.input_example import InputExample
     from sentencekit.logging_handler import LoggingHandler
     from sentencekit.pipeline.batching import EncodeInfo
@@ -108,9 +112,10 @@ def __dir__() -> list[str]:
 # The same names as _LAZY (a test checks), spelled out for type checkers and `from sentencekit import *`.
 __all__ = [
     "__version__",
-    "SentenceTransformer", "CrossEncoder", "EncodeInfo", "EmbeddingIndex",
+    "SentenceTransformer", "CrossEncoder", "SparseEncoder", "EncodeInfo", "EmbeddingIndex",
     "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments", "CrossEncoderTrainer",
     "CrossEncoderTrainingArguments", "DefaultBatchSampler", "InputExample", "LoggingHandler",
     "mine_hard_negatives", "SimilarityFunction", "quantize_embeddings",
     "util", "losses", "evaluation", "models", "training_args", "trainer", "sentence_transformer", "cross_encoder",
+    "sparse_encoder",
 ]

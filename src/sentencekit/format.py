@@ -3,7 +3,8 @@
 
 Type strings of both generations resolve here: v5 (``sentence_transformers.models.Pooling``) and v6
 (``sentence_transformers.sentence_transformer.modules.pooling.Pooling``, ``...base.modules.transformer.
-Transformer``). We write the v5 strings and v5 config keys, which sentence-transformers v5 *and* v6 load.
+Transformer``). We write the v5 strings and v5 config keys, which sentence-transformers v5 *and* v6 load,
+except for what only v6 has (a fill-mask ``Transformer``, ``SpladePooling``): 6.2's strings and keys.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ def _classes() -> dict[str, type]:
     from sentencekit import modules as m
 
     return {"Transformer": m.Transformer, "Pooling": m.Pooling, "Dense": m.Dense, "Normalize": m.Normalize,
-            "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym}
+            "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym,
+            "SpladePooling": m.SpladePooling, "SparseStaticEmbedding": m.SparseStaticEmbedding,
+            "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer}
+
+
+#: legacy class names that load as another class with a default: name -> ``load`` keyword arguments.
+#: ``MLMTransformer`` (sentence-transformers 5.x sparse encoders) is a ``Transformer`` whose task is
+#: fill-mask when its config does not say; it is saved again under 6.2's ``Transformer`` string.
+_LEGACY_LOAD_KWARGS = {"MLMTransformer": {"saved_task": "fill-mask"}}
 
 
 def resolve_type(type_str: str, *, folder: Path | None = None, trust_remote_code: bool = False) -> type:
@@ -72,8 +81,8 @@ def _import_custom(type_str: str, folder: Path | None) -> type:
 
 def type_string(module: nn.Module) -> str:
     """The type string written to modules.json: sentence-transformers' own string for our classes."""
-    st_type = getattr(type(module), "st_type", "")
-    if st_type:
+    st_type = getattr(module, "st_type", "")  # an instance may choose (a fill-mask Transformer: 6.2's string)
+    if isinstance(st_type, str) and st_type:
         return st_type
     return f"{type(module).__module__}.{type(module).__qualname__}"
 
@@ -83,7 +92,8 @@ def load_module(type_str: str, folder: Path, *, trust_remote_code: bool = False,
     from sentencekit.modules.base import Module
 
     if issubclass(cls, Module):
-        return cls.load(folder, trust_remote_code=trust_remote_code, **kwargs)
+        legacy = _LEGACY_LOAD_KWARGS.get(type_str.rsplit(".", 1)[-1], {})
+        return cls.load(folder, trust_remote_code=trust_remote_code, **legacy, **kwargs)
     return cls.load(str(folder))  # a custom module following sentence-transformers' contract
 
 

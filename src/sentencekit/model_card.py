@@ -15,17 +15,21 @@ def write_model_card(model: Any, folder: Path, *, model_name: str | None = None,
     name = model_name or "sentencekit-model"
     record = getattr(model, "training_record", None) or {}
     reranker = type(model).__name__ == "CrossEncoder"
+    sparse = getattr(model, "family", "") == "sparse"
     tags = ["sentence-transformers", "sentencekit"] + (
-        ["cross-encoder", "reranker"] if reranker else ["sentence-similarity", "feature-extraction"])
+        ["cross-encoder", "reranker"] if reranker else ["sparse-encoder", "sparse", "splade"] if sparse
+        else ["sentence-similarity", "feature-extraction"])
+    pipeline_tag = "text-ranking" if reranker else "feature-extraction" if sparse else "sentence-similarity"
     front = ["---", "library_name: sentence-transformers", "tags:", *(f"- {t}" for t in tags),
-             f"pipeline_tag: {'text-ranking' if reranker else 'sentence-similarity'}"]
+             f"pipeline_tag: {pipeline_tag}"]
     base = record.get("base_model")
     if base and not Path(str(base)).is_absolute() and "/" in str(base):
         front.append(f"base_model: {base}")
     front.append("---")
     modules = "\n".join(f"  ({i}): {type(m).__name__}" for i, m in enumerate(model))
-    parts = ["\n".join(front), f"# {name}", _summary(model, reranker),
-             f"## Architecture\n\n```\n{type(model).__name__}(\n{modules}\n)\n```", _usage(name, reranker)]
+    parts = ["\n".join(front), f"# {name}", _sparse_summary(model) if sparse else _summary(model, reranker),
+             f"## Architecture\n\n```\n{type(model).__name__}(\n{modules}\n)\n```",
+             _sparse_usage(name) if sparse else _usage(name, reranker)]
     if record:
         parts.append(_training_section(record))
     elif train_datasets:
@@ -41,6 +45,23 @@ def _summary(model: Any, reranker: bool) -> str:
     return (f"A sentence embedding model saved by sentencekit {__version__} in the sentence-transformers format. "
             f"It maps text to a {model.get_sentence_embedding_dimension()}-dimensional vector (max sequence length "
             f"{model.max_seq_length}, similarity function `{model.similarity_fn_name}`).")
+
+
+def _sparse_summary(model: Any) -> str:
+    cap = f", at most {model.max_active_dims} active dimensions" if model.max_active_dims else ""
+    return (f"A sparse encoder (SPLADE) saved by sentencekit {__version__} in the sentence-transformers format. It "
+            f"maps text to a sparse {model.get_embedding_dimension()}-dimensional vector over the vocabulary (max "
+            f"sequence length {model.max_seq_length}{cap}, similarity function "
+            f"`{model._similarity_fn_name or 'dot'}`).")
+
+
+def _sparse_usage(name: str) -> str:
+    code = (f'from sentencekit import SparseEncoder  # or: from sentence_transformers import SparseEncoder\n\n'
+            f'model = SparseEncoder("{name}")\n'
+            'embeddings = model.encode(["How do I get a refund?", "What is your return policy?"])\n'
+            'print(model.decode(embeddings[0], top_k=10))\n'
+            'print(model.similarity(embeddings, embeddings))')
+    return f"## Usage\n\n```python\n{code}\n```"
 
 
 def _usage(name: str, reranker: bool) -> str:

@@ -2,10 +2,12 @@
 means more similar), each as an all-pairs ``[n, m]`` form and a pairwise ``[n]`` form.
 
 Inputs may be lists, NumPy arrays or torch tensors, 1-D (one vector) or 2-D; half precision is scored in
-float32. Results are torch tensors, as in sentence-transformers. One vector against one vector follows
-sentence-transformers: the all-pairs forms (``cos_sim`` ...) treat a 1-D input as one row and return
-``[1, 1]``; the pairwise forms return one 0-d score (``[]``) when both inputs are 1-D. The ``np_*``
-versions take and return NumPy arrays and never import torch (the ONNX backend uses them).
+float32. Sparse torch tensors (``SparseEncoder`` embeddings) are scored sparse by
+:mod:`sentencekit.sparse_tensors` (results dense). Results are torch tensors, as in sentence-transformers.
+One vector against one vector follows sentence-transformers: the all-pairs forms (``cos_sim`` ...) treat
+a 1-D input as one row and return ``[1, 1]``; the pairwise forms return one 0-d score (``[]``) when both
+inputs are 1-D. The ``np_*`` versions take and return NumPy arrays and never import torch (the ONNX
+backend uses them).
 
 >>> cos_sim([[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]])
 tensor([[1., 0.]])
@@ -69,6 +71,29 @@ def is_vector(x: Any) -> bool:
     return False
 
 
+def _has_sparse(x: Any) -> bool:
+    """Whether ``x`` is (or is a list of) sparse torch tensors, answered without importing torch."""
+    if isinstance(x, (list, tuple)) and x:
+        x = x[0]
+    return type(x).__module__.startswith("torch") and str(getattr(x, "layout", "torch.strided")) != "torch.strided"
+
+
+def _sparse_aware(fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``fn`` for dense inputs; its namesake in :mod:`sentencekit.sparse_tensors` when an input is a sparse
+    tensor (sparse embeddings, e.g. ``SparseEncoder.encode``; a dense other side is made sparse)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(a: Any, b: Any) -> Any:
+        if _has_sparse(a) or _has_sparse(b):
+            from sentencekit import sparse_tensors
+
+            return getattr(sparse_tensors, fn.__name__)(a, b)
+        return fn(a, b)
+
+    return wrapper
+
+
 def _one_score_for_vectors(pairwise: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """A pairwise function ``[n]`` that returns a 0-d score when both inputs are single vectors ``[dim]``
     (sentence-transformers' ``(a * b).sum(dim=-1)`` on 1-D inputs), instead of a ``[1]`` array."""
@@ -94,6 +119,7 @@ def _pair(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     return a, b.to(a.device)
 
 
+@_sparse_aware
 def cos_sim(a: Any, b: Any) -> Tensor:
     """All-pairs cosine similarity: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
     A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
@@ -104,6 +130,7 @@ def cos_sim(a: Any, b: Any) -> Tensor:
     return F.normalize(a, p=2, dim=1) @ F.normalize(b, p=2, dim=1).T
 
 
+@_sparse_aware
 def dot_score(a: Any, b: Any) -> Tensor:
     """All-pairs dot product: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
     A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
@@ -112,6 +139,7 @@ def dot_score(a: Any, b: Any) -> Tensor:
     return a @ b.T
 
 
+@_sparse_aware
 def euclidean_sim(a: Any, b: Any) -> Tensor:
     """All-pairs negated euclidean distance: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
     A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
@@ -122,6 +150,7 @@ def euclidean_sim(a: Any, b: Any) -> Tensor:
     return -torch.cdist(a, b, p=2.0)
 
 
+@_sparse_aware
 def manhattan_sim(a: Any, b: Any) -> Tensor:
     """All-pairs negated manhattan distance: ``a`` ``[n, dim]``, ``b`` ``[m, dim]`` -> float tensor ``[n, m]``.
     A 1-D input is one row, so two vectors give ``[1, 1]`` (as sentence-transformers does). Raises
@@ -140,6 +169,7 @@ def _same_rows(a: Any, b: Any) -> tuple[Tensor, Tensor]:
 
 
 @_one_score_for_vectors
+@_sparse_aware
 def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
     """Row-by-row cosine similarity: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
     ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
@@ -150,6 +180,7 @@ def pairwise_cos_sim(a: Any, b: Any) -> Tensor:
 
 
 @_one_score_for_vectors
+@_sparse_aware
 def pairwise_dot_score(a: Any, b: Any) -> Tensor:
     """Row-by-row dot product: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
     ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
@@ -158,6 +189,7 @@ def pairwise_dot_score(a: Any, b: Any) -> Tensor:
 
 
 @_one_score_for_vectors
+@_sparse_aware
 def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
     """Row-by-row negated euclidean distance: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
     ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""
@@ -168,6 +200,7 @@ def pairwise_euclidean_sim(a: Any, b: Any) -> Tensor:
 
 
 @_one_score_for_vectors
+@_sparse_aware
 def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
     """Row-by-row negated manhattan distance: ``a`` and ``b`` ``[n, dim]`` -> float tensor ``[n]``; two 1-D vectors
     ``[dim]`` -> a 0-d tensor. Raises ``ValueError`` when the dimensions or row counts differ."""

@@ -44,6 +44,15 @@ _CE_TRAINING_ARGS = {
     "MultiDatasetBatchSamplers": "sentencekit.training.samplers:MultiDatasetBatchSamplers",
 }
 
+_SPARSE_MODULES = {
+    "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling",
+    "SparseStaticEmbedding": "sentencekit.modules.sparse_static_embedding:SparseStaticEmbedding",
+    "SparseAutoEncoder": "sentencekit.modules.sparse_autoencoder:SparseAutoEncoder",
+    "Router": "sentencekit.modules.router:Router",
+    # 5.x's MLMTransformer is a Transformer with transformer_task="fill-mask" (pass it)
+    "Transformer": "sentencekit.modules.transformer:Transformer",
+}
+
 ALIASES: dict[str, AliasTarget] = {
     # --- v5 paths (sentence_transformers.<x>) -------------------------------------------------------
     "sentencekit.models": "sentencekit.modules",
@@ -85,6 +94,13 @@ ALIASES: dict[str, AliasTarget] = {
     },
     "sentencekit.cross_encoder.trainer": {"CrossEncoderTrainer": "sentencekit.training.trainer:CrossEncoderTrainer"},
     "sentencekit.cross_encoder.training_args": _CE_TRAINING_ARGS,
+    # --- sparse encoders (sentence_transformers.sparse_encoder.<x>; v5 "models", v6 "modules") ------------
+    "sentencekit.sparse_encoder": {"SparseEncoder": "sentencekit:SparseEncoder"},
+    "sentencekit.sparse_encoder.model": {"SparseEncoder": "sentencekit:SparseEncoder"},
+    "sentencekit.sparse_encoder.models": _SPARSE_MODULES,
+    "sentencekit.sparse_encoder.modules": _SPARSE_MODULES,
+    "sentencekit.sparse_encoder.modules.splade_pooling": {
+        "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling"},
 }
 
 

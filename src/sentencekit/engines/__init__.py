@@ -31,6 +31,11 @@ def _torch_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engin
 
 
 def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    if family == "sparse":
+        # The sparse post-step (sentencekit.pipeline.sparse_output) already takes NumPy rows; what is missing is
+        # an engine that outputs SpladePooling's ``sentence_embedding`` without torch.
+        raise ValueError("SparseEncoder runs on backend='torch' only (an ONNX Runtime engine for sparse encoders "
+                         "is not written yet).")
     if family == "embedder" and spec.router is not None:
         from sentencekit.engines.router_engine import RouterEngine
 
@@ -104,7 +109,7 @@ def check_backend(backend: str) -> str:
 
 
 def create_engine(backend: str, family: str, spec: ModelSpec, options: EngineOptions) -> Engine:
-    """The engine of ``backend`` for a model of ``family`` (``"embedder"`` or ``"reranker"``)."""
+    """The engine of ``backend`` for a model of ``family`` (``"embedder"``, ``"reranker"`` or ``"sparse"``)."""
     return BACKENDS[check_backend(backend)](spec, family, options)
 
 

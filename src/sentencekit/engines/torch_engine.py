@@ -125,6 +125,49 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
     return [transformer], {}
 
 
+def load_sparse_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
+    """The modules of a sparse-encoder folder, by sentence-transformers 6.2's rules:
+
+    - a saved sparse encoder: its ``modules.json`` (v6 and v5 type strings, ``MLMTransformer`` included);
+    - a plain Hugging Face ``*ForMaskedLM`` folder: ``[Transformer(fill-mask), SpladePooling("max")]`` (SPLADE);
+    - a saved SentenceTransformer: its modules + ``SparseAutoEncoder(d, 4d, k=d//4, k_aux=d//2)``;
+    - any other plain transformer: ``[Transformer, Pooling(mean), SparseAutoEncoder(d, 4d, k=256, k_aux=512)]``.
+
+    The last two add an untrained (random) autoencoder, to be trained: a warning says so. Raises
+    ``ModelFormatError`` for a cross-encoder."""
+    from sentencekit.format import load_modules
+    from sentencekit.modules import SparseAutoEncoder, SpladePooling
+
+    # a saved Transformer is what its config says (fill-mask is always written; 5.x's MLMTransformer implies it)
+    kwargs = {**options.torch_kwargs("sparse"), "accept_tasks": ("fill-mask", "feature-extraction")}
+    if spec.layout == "sentence-transformers" and spec.is_sparse:
+        return load_modules(spec.modules, **kwargs)
+    if spec.layout == "transformers" and spec.is_masked_lm:
+        transformer = Transformer.load(spec.folder, **kwargs, transformer_task="fill-mask")
+        return [transformer, SpladePooling("max", embedding_dimension=transformer.get_word_embedding_dimension())], {}
+    archs = spec.hf_config.get("architectures") or []
+    if spec.model_type == "CrossEncoder" or any(str(a).endswith("ForSequenceClassification") for a in archs):
+        raise ModelFormatError(f"{spec.folder} is a CrossEncoder (reranker), not a sparse encoder.")
+    if spec.layout == "sentence-transformers":
+        modules, module_kwargs = load_embedder_modules(spec, options)
+        dim = int(TorchEngine.modules_dimension(modules))
+        sae = SparseAutoEncoder(dim, 4 * dim, k=max(1, dim // 4), k_aux=max(1, dim // 2))
+        what = f"a {spec.model_type} model"
+    else:
+        transformer = Transformer.load(spec.folder, **options.torch_kwargs("embedder"))
+        dim = transformer.get_word_embedding_dimension()
+        modules, module_kwargs = [transformer, Pooling(dim, pooling_mode="mean")], {}
+        sae = SparseAutoEncoder(dim, 4 * dim, k=256, k_aux=512)
+        what = "a transformer without a masked-language-model head"
+    warnings.warn(f"{spec.folder} is {what}: creating a CSR SparseEncoder from it with a new, untrained "
+                  f"SparseAutoEncoder({dim} -> {4 * dim}, k={sae.k}); train it before use.",
+                  stacklevel=external_stacklevel())
+    return [*modules, sae], module_kwargs
+
+
+_LOADERS = {"embedder": load_embedder_modules, "reranker": load_reranker_modules, "sparse": load_sparse_modules}
+
+
 class TorchEngine(Engine):
     """The ``nn.Sequential`` of a model on a device (see the module docstring)."""
 
@@ -147,8 +190,7 @@ class TorchEngine(Engine):
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, family: str, options: EngineOptions) -> TorchEngine:
-        load = load_embedder_modules if family == "embedder" else load_reranker_modules
-        modules, module_kwargs = load(spec, options)
+        modules, module_kwargs = _LOADERS[family](spec, options)
         return cls(ModuleSequence(modules, module_kwargs), options, family)
 
     # -- the pipeline's two steps ----------------------------------------------------------------------------
@@ -280,7 +322,12 @@ class TorchEngine(Engine):
         self._batch_tokens_per_text = value
 
     def dimension(self) -> int | None:
-        for module in reversed(list(self.network)):
+        return self.modules_dimension(list(self.network))
+
+    @staticmethod
+    def modules_dimension(modules: list[nn.Module]) -> int | None:
+        """Width of what a list of modules outputs: the last module that knows its width."""
+        for module in reversed(modules):
             for name in ("get_sentence_embedding_dimension", "get_word_embedding_dimension"):
                 method = getattr(module, name, None)
                 if method is not None:
@@ -328,4 +375,4 @@ class TorchEngine(Engine):
         return f"torch device={self.device}"
 
 
-__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules"]
+__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules", "load_sparse_modules"]

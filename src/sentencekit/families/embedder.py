@@ -13,7 +13,7 @@ import numpy as np
 
 from sentencekit import __version__
 from sentencekit.engines.protocol import EngineOptions
-from sentencekit.families.model_base import Model, pool_aware
+from sentencekit.families.model_base import Model, QueryDocumentEncoding, pool_aware
 from sentencekit.pipeline.batching import EncodeInfo, TruncationWarning
 from sentencekit.pipeline.encode import encode as run_encode
 from sentencekit.pipeline.postprocess import check_truncate_dim
@@ -23,7 +23,7 @@ from sentencekit.similarity import check_similarity_fn_name
 OutputValue = Literal["sentence_embedding", "token_embeddings"] | None
 
 
-class SentenceTransformer(Model):
+class SentenceTransformer(QueryDocumentEncoding, Model):
     """Load a sentence-transformers model and turn texts into embeddings.
 
     >>> from sentencekit import SentenceTransformer
@@ -159,26 +159,6 @@ class SentenceTransformer(Model):
                           convert_to_numpy=convert_to_numpy, convert_to_tensor=convert_to_tensor, device=device,
                           normalize_embeddings=normalize_embeddings, truncate_dim=truncate_dim,
                           max_batch_tokens=max_batch_tokens, kwargs=kwargs)
-
-    def encode_query(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` for search queries: the ``query`` prompt (if the model has one) and the ``query`` route
-        of Router models."""
-        if prompt_name is None and kwargs.get("prompt") is None and "query" in self.prompts:
-            prompt_name = "query"
-        self._set_task(kwargs, "query")
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
-
-    def encode_document(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
-        """``encode`` for documents: the first of the ``document`` / ``passage`` / ``corpus`` prompts the model
-        has, and the ``document`` route of Router models."""
-        if prompt_name is None and kwargs.get("prompt") is None:
-            prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if n in self.prompts), None)
-        self._set_task(kwargs, "document")
-        return self.encode(sentences, prompt_name=prompt_name, **kwargs)
-
-    def _set_task(self, kwargs: dict[str, Any], task: str) -> None:
-        if "task" not in kwargs and task in self.engine.routes:
-            kwargs["task"] = task
 
     # -- similarity -----------------------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:

@@ -384,4 +384,35 @@ class Model:
         return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
 
-__all__ = ["Model", "pool_aware", "wants_pool"]
+class QueryDocumentEncoding:
+    """``encode_query`` / ``encode_document`` of the families that embed texts (``SentenceTransformer``,
+    ``SparseEncoder``): the model's query / document prompt, and the matching route of Router models.
+    The class needs ``prompts``, ``engine`` and ``encode(inputs, prompt_name=..., **kwargs)``."""
+
+    prompts: dict[str, str]
+    engine: Engine
+
+    def encode_query(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` for search queries: the ``query`` prompt (if the model has one) and the ``query`` route
+        of Router models."""
+        if prompt_name is None and kwargs.get("prompt") is None and "query" in self.prompts:
+            prompt_name = "query"
+        self._set_task(kwargs, "query")
+        return self.encode(sentences, prompt_name=prompt_name, **kwargs)  # type: ignore[attr-defined]
+
+    def encode_document(self, sentences: Any, prompt_name: str | None = None, **kwargs: Any) -> Any:
+        """``encode`` for documents: the first of the ``document`` / ``passage`` / ``corpus`` prompts the model
+        has, and the ``document`` route of Router models."""
+        from sentencekit.pipeline.prompts import DOCUMENT_PROMPT_NAMES
+
+        if prompt_name is None and kwargs.get("prompt") is None:
+            prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if n in self.prompts), None)
+        self._set_task(kwargs, "document")
+        return self.encode(sentences, prompt_name=prompt_name, **kwargs)  # type: ignore[attr-defined]
+
+    def _set_task(self, kwargs: dict[str, Any], task: str) -> None:
+        if "task" not in kwargs and task in self.engine.routes:
+            kwargs["task"] = task
+
+
+__all__ = ["Model", "QueryDocumentEncoding", "pool_aware", "wants_pool"]

@@ -6,7 +6,11 @@ from sentencekit.modules.dense import Dense
 from sentencekit.modules.normalize import Normalize
 from sentencekit.modules.pooling import Pooling
 from sentencekit.modules.router import Asym, Router
+from sentencekit.modules.sparse_autoencoder import SparseAutoEncoder
+from sentencekit.modules.sparse_static_embedding import SparseStaticEmbedding
+from sentencekit.modules.splade_pooling import SpladePooling
 from sentencekit.modules.static import StaticEmbedding
 from sentencekit.modules.transformer import Transformer
 
-__all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "StaticEmbedding", "Router", "Asym"]
+__all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "StaticEmbedding", "Router", "Asym",
+           "SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder"]

@@ -94,8 +94,9 @@ class Router(Module):
         route = self.sub_modules[self.default_route or next(iter(self.sub_modules))]
         for module in reversed(list(route)):
             for name in ("get_sentence_embedding_dimension", "get_word_embedding_dimension"):
-                if hasattr(module, name):
-                    return getattr(module, name)()
+                dim = getattr(module, name)() if hasattr(module, name) else None
+                if dim is not None:  # e.g. SpladePooling knows its width only after a forward
+                    return dim
         return None
 
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:

@@ -4,7 +4,7 @@ import inspect
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,8 +16,14 @@ from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
 from sentencekit.spec.model_spec import read_transformer_config
 
-# What the wrapped transformer computes: token embeddings (embedders) or class logits (rerankers).
-TASKS = ("feature-extraction", "sequence-classification")
+# What the wrapped transformer computes: token embeddings (embedders), class logits (rerankers) or
+# masked-language-model logits over the vocabulary (SPLADE sparse encoders).
+TASKS = ("feature-extraction", "sequence-classification", "fill-mask")
+#: sentence-transformers 6.2's type string of its one Transformer class; written for tasks v5 cannot run
+ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
+#: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
+#: (``sentence_bert_config.json``), for the tasks saved in 6.2's layout
+_ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings")}
 
 TextInput = str | tuple[str, str] | list[str]
 
@@ -42,8 +48,11 @@ def _normalize_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 class Transformer(Module):
     """A Hugging Face transformer and its tokenizer. With ``transformer_task="feature-extraction"``
-    (embedders) it adds ``token_embeddings`` to the features; with ``"sequence-classification"``
-    (cross-encoders) it adds the classifier's logits as ``scores``.
+    (embedders) it adds ``token_embeddings`` ``[b, tokens, hidden]`` to the features; with
+    ``"sequence-classification"`` (cross-encoders) the classifier's logits as ``scores``; with
+    ``"fill-mask"`` (SPLADE sparse encoders, ``AutoModelForMaskedLM``) the masked-LM logits
+    ``[b, tokens, vocab]`` as ``token_embeddings`` (what ``SpladePooling`` pools), as sentence-transformers
+    6.2 does. A fill-mask Transformer is saved with 6.2's type string and config keys (v5 has no such task).
 
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
@@ -51,7 +60,7 @@ class Transformer(Module):
     torch.Size([1, 4, 384])
     """
 
-    st_type = "sentence_transformers.models.Transformer"
+    st_type_v5: ClassVar[str] = "sentence_transformers.models.Transformer"
     config_file_name = "sentence_bert_config.json"
     config_keys = ["max_seq_length", "do_lower_case"]
     save_in_root = True
@@ -77,6 +86,7 @@ class Transformer(Module):
         from transformers import (
             AutoConfig,
             AutoModel,
+            AutoModelForMaskedLM,
             AutoModelForSequenceClassification,
             AutoTokenizer,
             MT5EncoderModel,
@@ -93,6 +103,8 @@ class Transformer(Module):
         config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_args or {}))
         if transformer_task == "sequence-classification":
             model_cls = AutoModelForSequenceClassification
+        elif transformer_task == "fill-mask":
+            model_cls = AutoModelForMaskedLM
         else:
             model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
         with quiet_transformers():
@@ -197,19 +209,35 @@ class Transformer(Module):
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
         if self.transformer_task == "sequence-classification":
             return {**features, "scores": outputs.logits}
+        if self.transformer_task == "fill-mask":
+            return {**features, "token_embeddings": outputs.logits}
         features = {**features, "token_embeddings": outputs[0]}
         if getattr(outputs, "hidden_states", None) is not None:  # config or output_hidden_states=True
             features["all_layer_embeddings"] = outputs.hidden_states
         return features
 
     def get_word_embedding_dimension(self) -> int:
+        """Width of ``token_embeddings``: the hidden size, or the vocabulary size for ``fill-mask`` (whose
+        token embeddings are MLM logits; sentence-transformers reports the hidden size there until the first
+        forward)."""
+        if self.transformer_task == "fill-mask":
+            return int(self.auto_model.config.vocab_size)
         return int(self.auto_model.config.hidden_size)
+
+    @property
+    def st_type(self) -> str:  # type: ignore[override]
+        """The ``modules.json`` type string: v5's for the tasks v5 runs, else 6.2's."""
+        return ST6_TYPE if self.transformer_task == "fill-mask" else type(self).st_type_v5
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self.transformer_task != "feature-extraction":  # v5 readers reject unknown keys: only when needed
             config["transformer_task"] = self.transformer_task
+        if self.transformer_task == "fill-mask":  # a 6.2-only save: 6.2's keys (it reads the two above too)
+            method_output, module_output = _ST6_OUTPUTS[self.transformer_task]
+            config["modality_config"] = {"text": {"method": "forward", "method_output_name": method_output}}
+            config["module_output_name"] = module_output
         return config
 
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
@@ -238,17 +266,25 @@ class Transformer(Module):
         config_kwargs: dict[str, Any] | None = None,
         trust_remote_code: bool = False,
         transformer_task: str = "feature-extraction",
+        accept_tasks: tuple[str, ...] | None = None,
+        saved_task: str | None = None,
         **hub_kwargs: Any,
     ) -> Transformer:
+        """Load a saved Transformer. Its task is the saved ``transformer_task``, else ``saved_task`` (what a
+        legacy type string implies, e.g. ``MLMTransformer`` -> ``fill-mask``), else ``transformer_task``; it
+        must be one of ``accept_tasks`` (default: ``transformer_task`` only), or ``ModelFormatError`` says
+        which model class loads it."""
         path = Path(path)
         if not (path / "config.json").is_file():
             raise ModelFormatError(f"Missing transformer config file: {path / 'config.json'}")
         config = cls.read_module_config(path)
-        task = config.get("transformer_task") or transformer_task
-        if task != transformer_task:
-            wanted = "an embedding model" if transformer_task == "feature-extraction" else "a reranker"
+        task = config.get("transformer_task") or saved_task or transformer_task
+        if task not in (accept_tasks or (transformer_task,)):
+            wanted = {"feature-extraction": "an embedding model", "sequence-classification": "a reranker",
+                      "fill-mask": "a sparse encoder"}.get(transformer_task, transformer_task)
             kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
-                    "sequence-classification": "a reranker (load it with CrossEncoder)"}.get(
+                    "sequence-classification": "a reranker (load it with CrossEncoder)",
+                    "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)"}.get(
                 task, f"a {task!r} model, which sentencekit does not support")
             raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 

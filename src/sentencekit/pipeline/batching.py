@@ -234,6 +234,7 @@ def run_batches(
     prompt_length: int = 0,
     task: str | None = None,
     kwargs: dict[str, Any] | None = None,
+    batch_step: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, list[Any]], np.ndarray, list[int]]:
     """Run ``engine`` over ``tokenized`` (a :class:`~sentencekit.engines.protocol.Tokenized`) in batches
     sorted by token length and cut by :func:`resolve_batching`.
@@ -241,7 +242,8 @@ def run_batches(
     Returns ``(per-output lists of batch arrays, order, truncated)``: concatenating a list gives the rows in
     ``order`` (``order[k]`` is the input index of row ``k``; :func:`restore_order` puts them back), and
     ``truncated`` are the input indices the engine reported cut while running (engines that tokenize per
-    batch)."""
+    batch). ``batch_step`` (a model family's per-batch step, e.g. the sparse family's top-k and compaction)
+    maps each batch's named arrays before they are kept, so a family can shrink its outputs as they come."""
     if show_progress_bar is None:
         show_progress_bar = logging.getLogger("sentencekit").getEffectiveLevel() <= logging.INFO
     tokens_per_text = engine.batch_tokens_per_text if not tokenized.is_deferred else None
@@ -259,6 +261,8 @@ def run_batches(
         cut = out.pop("truncated", None)
         if cut is not None:
             truncated.extend(int(idx[i]) for i in np.flatnonzero(np.asarray(cut, dtype=bool)))
+        if batch_step is not None:
+            out = batch_step(out)
         for name, value in out.items():
             parts.setdefault(name, []).append(value)
         order.append(idx)

@@ -1,14 +1,19 @@
 """The one ``encode`` of every embedder and engine:
 
 validate -> prompt -> tokenize once -> plan length-sorted batches -> engine -> restore order ->
-truncation report -> ``truncate_dim`` / normalize / precision / convert.
+truncation report -> family post-step.
 
-``SentenceTransformer.encode`` (every backend), the pool workers, the server and the index all come
-through :func:`encode`.
+:func:`run_pipeline` is the part every family shares (up to the truncation report); a family adds only
+its last step: :func:`encode` (``truncate_dim`` / normalize / precision / convert) for
+``SentenceTransformer``, :func:`sentencekit.pipeline.sparse_output.encode_sparse` (top-k, sparse
+tensors) for ``SparseEncoder``. ``SentenceTransformer.encode`` (every backend), the pool workers, the
+server and the index all come through :func:`encode`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +26,86 @@ from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
 from sentencekit.quantization import check_precision
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
+
+
+@dataclass
+class EncodeInputs:
+    """Checked inputs of an encode call: the texts (``None`` placeholders for token-id input), whether the
+    caller passed one text, and the token ids when they came as :class:`Tokenized`."""
+
+    texts: list[Any]
+    single: bool
+    tokenized: Tokenized | None = None
+
+
+@dataclass
+class EncodeRun:
+    """What the shared part of the pipeline produced: per-output lists of batch arrays in batch order, the
+    permutation that restores input order, and whether the caller passed one text."""
+
+    parts: dict[str, list[Any]]
+    inverse: np.ndarray
+    single: bool
+
+    def ordered(self, name: str) -> Any | None:
+        """All rows of output ``name`` in input order (NumPy array or tensor; ``None`` for no input)."""
+        if not self.parts:
+            return None
+        return take(concat(self.parts[name]), self.inverse)
+
+
+def read_inputs(engine: Any, sentences: Any) -> EncodeInputs:
+    """Validate ``sentences`` (texts, or :class:`Tokenized` ids, whose rows must fit ``max_seq_length``).
+    Raises ``TypeError`` naming a bad input's index, ``ValueError`` for a too-long id row."""
+    if isinstance(sentences, Tokenized):
+        limit = engine.max_seq_length
+        too_long = np.flatnonzero(sentences.lengths > limit) if limit else []
+        if len(too_long):
+            raise ValueError(f"Token-id input {int(too_long[0])} has {int(sentences.lengths[too_long[0]])} ids, more "
+                             f"than max_seq_length={limit}: truncate it with the tokenizer (keeping its special "
+                             "tokens), or pass the text.")
+        return EncodeInputs([None] * len(sentences.lengths), False, sentences)
+    texts, single = as_input_list(sentences)
+    return EncodeInputs(texts, single)
+
+
+def run_pipeline(
+    model: Any,
+    inputs: EncodeInputs,
+    *,
+    prompt_name: str | None,
+    prompt: str | None,
+    batch_size: int,
+    show_progress_bar: bool | None,
+    device: Any,
+    max_batch_tokens: int | None,
+    outputs: frozenset[str],
+    kwargs: dict[str, Any] | None,
+    batch_step: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> EncodeRun:
+    """The part of ``encode`` every family shares: check the call's kwargs (and move to ``device``), resolve
+    the prompt, tokenize once, run length-sorted batches (each through ``batch_step``, the family's
+    per-batch step), and report truncation in ``model.<_info_attribute>`` (one ``TruncationWarning``,
+    pointing at the first frame outside sentencekit, when inputs were cut). ``model`` supplies ``engine``,
+    ``prompts`` and ``default_prompt_name``. Does not modify ``kwargs``."""
+    kwargs = dict(kwargs or {})
+    engine = model.engine
+    engine.prepare(device, kwargs)
+    task = kwargs.pop("task", None)
+    prompt_text = resolve_prompt(model.prompts, prompt_name, prompt, model.default_prompt_name)
+    # token-id input already starts with its prompt; the prompt's length still matters to models whose
+    # pooling leaves the prompt out
+    prompt_length = engine.prompt_length(prompt_text, task) if prompt_text and not engine.include_prompt else 0
+    tokenized = inputs.tokenized
+    if tokenized is None:
+        tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in inputs.texts], task)
+    parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                                    show_progress_bar=show_progress_bar, outputs=outputs,
+                                    prompt_length=prompt_length, task=task, kwargs=kwargs, batch_step=batch_step)
+    cut_at = np.flatnonzero(tokenized.truncated).tolist() + cut
+    model._set_info(report_truncation(len(inputs.texts), cut_at, engine.max_seq_length_for(task),
+                                      model._info_attribute, external_stacklevel() + 1))
+    return EncodeRun(parts, restore_order(order), inputs.single)
 
 
 def encode(
@@ -48,20 +133,8 @@ def encode(
     which skips prompting and tokenization (the ids must already start with the prompt ``prompt`` /
     ``prompt_name`` name: it is not added again). The truncation report lands in ``model.last_encode_info``
     and, when inputs were cut, in one ``TruncationWarning`` (pointing at the caller's line)."""
-    kwargs = dict(kwargs or {})
     engine = model.engine
-    tokenized = sentences if isinstance(sentences, Tokenized) else None
-    if tokenized is not None:
-        limit = engine.max_seq_length
-        too_long = np.flatnonzero(tokenized.lengths > limit) if limit else []
-        if len(too_long):
-            raise ValueError(f"Token-id input {int(too_long[0])} has {int(tokenized.lengths[too_long[0]])} ids, more "
-                             f"than max_seq_length={limit}: truncate it with the tokenizer (keeping its special "
-                             "tokens), or pass the text.")
-    if tokenized is None:
-        texts, single = as_input_list(sentences)
-    else:
-        texts, single = [None] * len(tokenized.lengths), False
+    inputs = read_inputs(engine, sentences)
     check_precision(precision)
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}")
@@ -70,37 +143,22 @@ def encode(
     truncate_dim = truncate_dim if truncate_dim is not None else model.truncate_dim
     full_dim = engine.dimension()
     check_truncate_dim(truncate_dim, full_dim)
-    engine.prepare(device, kwargs)
-    task = kwargs.pop("task", None)
-
-    prompt_text = resolve_prompt(model.prompts, prompt_name, prompt, model.default_prompt_name)
-    # token-id input already starts with its prompt; the prompt's length still matters to models whose
-    # pooling leaves the prompt out
-    prompt_length = engine.prompt_length(prompt_text, task) if prompt_text and not engine.include_prompt else 0
-    if tokenized is None:
-        tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in texts], task)
     outputs = frozenset({"sentence_embedding"} if output_value == "sentence_embedding" else
                         {"sentence_embedding", "token_embeddings"} if output_value == "token_embeddings" else {"*"})
-    parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-                                    show_progress_bar=show_progress_bar, outputs=outputs,
-                                    prompt_length=prompt_length, task=task, kwargs=kwargs)
-    cut_at = np.flatnonzero(tokenized.truncated).tolist() + cut
-    model._set_info(report_truncation(len(texts), cut_at, engine.max_seq_length_for(task), model._info_attribute,
-                                      external_stacklevel() + 1))
-
-    inverse = restore_order(order)
+    run = run_pipeline(model, inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                       show_progress_bar=show_progress_bar, device=device, max_batch_tokens=max_batch_tokens,
+                       outputs=outputs, kwargs=kwargs)
     if output_value != "sentence_embedding":
-        rows = _rows(parts, inverse, output_value, truncate_dim, normalize_embeddings)
-        return rows[0] if single else rows
-    if parts:
-        embeddings = take(concat(parts["sentence_embedding"]), inverse)
-    else:
+        rows = _rows(run.parts, run.inverse, output_value, truncate_dim, normalize_embeddings)
+        return rows[0] if run.single else rows
+    embeddings = run.ordered("sentence_embedding")
+    if embeddings is None:
         width = min(full_dim or 0, truncate_dim or full_dim or 0)
         embeddings = np.zeros((0, width), dtype=np.float32)
     result = finish_embeddings(embeddings, truncate_dim=truncate_dim, normalize=normalize_embeddings,
                                precision=precision, convert_to_numpy=convert_to_numpy,
                                convert_to_tensor=convert_to_tensor)
-    return result[0] if single else result
+    return result[0] if run.single else result
 
 
 def _rows(parts: dict[str, list[Any]], inverse: np.ndarray, output_value: str | None, truncate_dim: int | None,
@@ -127,4 +185,4 @@ def _rows(parts: dict[str, list[Any]], inverse: np.ndarray, output_value: str | 
     return [rows[i] for i in inverse]
 
 
-__all__ = ["encode", "OUTPUT_VALUES"]
+__all__ = ["encode", "run_pipeline", "read_inputs", "EncodeInputs", "EncodeRun", "OUTPUT_VALUES"]

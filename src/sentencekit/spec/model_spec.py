@@ -33,6 +33,11 @@ TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_confi
                             "sentence_distilbert_config.json", "sentence_xlm-roberta_config.json")
 #: what a Dense config without ``activation_function`` means (sentence-transformers' default: Tanh)
 DEFAULT_DENSE_ACTIVATION = "torch.nn.modules.activation.Tanh"
+#: legacy class names that are another kind (sentence-transformers 5.x's ``MLMTransformer`` is a fill-mask
+#: ``Transformer``; its folder is read like any Transformer's)
+_KIND_ALIASES = {"MLMTransformer": "Transformer"}
+#: module kinds only sparse encoders have (a folder holding one is a ``SparseEncoder``)
+SPARSE_KINDS = frozenset({"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder"})
 #: module kinds that have no folder of their own to read (``Normalize`` may be saved without one)
 _FOLDERLESS = {"Normalize"}
 
@@ -53,7 +58,9 @@ def module_kind(type_str: str) -> str | None:
     ('Pooling', None)
     """
     parts = str(type_str).split(".")
-    return parts[-1] if parts[0] in ("sentence_transformers", "sentencekit") else None
+    if parts[0] not in ("sentence_transformers", "sentencekit"):
+        return None
+    return _KIND_ALIASES.get(parts[-1], parts[-1])
 
 
 def parse_pooling_modes(config: dict[str, Any]) -> tuple[str, ...]:
@@ -255,6 +262,22 @@ class ModelSpec:
         return config if isinstance(config, dict) else {}
 
     @property
+    def is_masked_lm(self) -> bool:
+        """Whether the transformer is a masked language model (an ``architectures`` entry ends in
+        ``ForMaskedLM``): a plain folder of one loads as SPLADE (fill-mask Transformer + max SpladePooling)."""
+        return any(str(a).endswith("ForMaskedLM") for a in self.hf_config.get("architectures") or [])
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether the folder is a sparse encoder: saved as one (``model_type: SparseEncoder``) or holding a
+        module only sparse encoders have (also inside a Router)."""
+        if self.model_type == "SparseEncoder":
+            return True
+        entries = list(self.modules) + [e for route in (self.router.routes.values() if self.router else ())
+                                        for e in route]
+        return any(e.kind in SPARSE_KINDS for e in entries)
+
+    @property
     def untrained_head(self) -> str | None:
         """Why a CrossEncoder over this folder would score with a classification head that was never trained
         (the folder has no sequence-classification head: an embedding model or a plain transformer; or a
@@ -378,4 +401,4 @@ def read_spec(folder: str | os.PathLike) -> ModelSpec:
 
 __all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "read_model_config",
            "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
-           "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION"]
+           "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS"]

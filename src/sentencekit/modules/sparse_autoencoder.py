@@ -1,0 +1,97 @@
+"""``SparseAutoEncoder``: a dense embedding -> a k-sparse code (CSR, Contrastive Sparse Representation).
+
+Wen et al., "Beyond Matryoshka: Revisiting Sparse Coding for Adaptive Representation" (ICML 2025,
+arXiv:2503.01776), after the top-k sparse autoencoders of Gao et al. (arXiv:2406.04093); behaviour and
+on-disk format as sentence-transformers 6.2
+(``sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder``). Inference only:
+the training outputs (reconstructions, auxiliary dead-latent codes) are not computed here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from sentencekit.files import ModelFormatError, load_state_dict, save_state_dict, write_json
+from sentencekit.modules.base import Module
+
+
+class SparseAutoEncoder(Module):
+    """Top-k sparse code of ``features["sentence_embedding"]`` ``[b, input_dim]`` -> ``[b, hidden_dim]``:
+    ``x`` (standardised per row if ``normalize``), ``z = (x - pre_bias) @ W_enc.T + latent_bias``, keep
+    each row's ``k`` largest values (``k``: the ``max_active_dims`` forward argument, else ``self.k``), zero
+    the rest, ReLU. The decoder is tied to the encoder (its transpose), so the matrix is saved once, as
+    ``decoder.linear.weight`` ``[hidden_dim, input_dim]`` (``encoder.weight`` is read too), next to
+    ``pre_bias``, ``latent_bias`` and the int64 ``stats_last_nonzero``. Raises ``ValueError`` for
+    dimensions or ``k`` that are not positive.
+
+    >>> import torch
+    >>> sae = SparseAutoEncoder(input_dim=4, hidden_dim=16, k=3)
+    >>> out = sae({"sentence_embedding": torch.randn(2, 4)})["sentence_embedding"]
+    >>> out.shape, bool(((out != 0).sum(dim=1) <= 3).all())
+    (torch.Size([2, 16]), True)
+    """
+
+    st_type: ClassVar[str] = "sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder"
+    config_keys: ClassVar[list[str]] = ["input_dim", "hidden_dim", "k", "k_aux", "normalize", "dead_threshold"]
+    forward_kwargs: ClassVar[set[str]] = {"max_active_dims"}
+    has_weights = True
+
+    def __init__(self, input_dim: int, hidden_dim: int = 512, k: int = 8, k_aux: int = 512, normalize: bool = False,
+                 dead_threshold: int = 30) -> None:
+        super().__init__()
+        for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim), ("k", k), ("k_aux", k_aux)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SparseAutoEncoder {name} must be a positive integer, got {value!r}")
+        self.input_dim, self.hidden_dim, self.k, self.k_aux = input_dim, hidden_dim, k, k_aux
+        self.normalize = bool(normalize)
+        self.dead_threshold = int(dead_threshold)
+        self.pre_bias = nn.Parameter(torch.zeros(input_dim))
+        self.encoder = nn.Linear(input_dim, hidden_dim, bias=False)
+        self.latent_bias = nn.Parameter(torch.zeros(hidden_dim))
+        self.register_buffer("stats_last_nonzero", torch.zeros(hidden_dim, dtype=torch.long))
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.hidden_dim
+
+    def forward(self, features: dict[str, Any], max_active_dims: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        x: Tensor = features["sentence_embedding"]
+        if self.normalize:
+            x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
+        z = self.encoder(x - self.pre_bias) + self.latent_bias
+        k = min(int(max_active_dims or self.k), z.shape[-1])
+        top = torch.topk(z, k, dim=-1)
+        code = torch.zeros_like(z).scatter(-1, top.indices, torch.relu(top.values))
+        return {**features, "sentence_embedding_backbone": features["sentence_embedding"],
+                "sentence_embedding": code}
+
+    def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
+        Path(output_path).mkdir(parents=True, exist_ok=True)
+        write_json(Path(output_path) / self.config_file_name, self.get_config_dict(), indent=4)
+        state = {k: v.detach() for k, v in self.state_dict().items()}
+        state["decoder.linear.weight"] = state.pop("encoder.weight")  # the tied matrix, as ST names it
+        save_state_dict(state, output_path, safe_serialization=safe_serialization)
+
+    def load_weights(self, path: str | os.PathLike) -> None:
+        state = dict(load_state_dict(path))
+        if "decoder.linear.weight" in state:
+            state["encoder.weight"] = state.pop("decoder.linear.weight")
+        missing = {"pre_bias", "latent_bias", "encoder.weight"} - set(state)
+        if missing:
+            raise ModelFormatError(f"{path}: SparseAutoEncoder weights lack {sorted(missing)}.")
+        state.setdefault("stats_last_nonzero", self.stats_last_nonzero)
+        nn.Module.load_state_dict(self, state, strict=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, **kwargs: Any) -> SparseAutoEncoder:
+        config = cls.load_config(path)
+        module = cls(**{key: config[key] for key in cls.config_keys if key in config})
+        module.load_weights(path)
+        return module
+
+
+__all__ = ["SparseAutoEncoder"]
