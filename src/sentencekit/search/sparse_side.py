@@ -128,10 +128,10 @@ def to_csr(output: Any, n: int | None = None) -> Any:
 def check_sparse_encoder(model: Any) -> None:
     """Refuse an object that cannot encode documents and queries as sparse vectors.
 
-    >>> check_sparse_encoder(object())
+    >>> check_sparse_encoder(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    TypeError: sparse_model must be a sparse encoder with encode_document(texts) and encode_query(texts) (e.g. SPLADE); got object.
+    TypeError: sparse_model must be a sparse encoder with encode_document(texts) and ...; got object.
     """
     if not all(callable(getattr(model, m, None)) for m in ("encode_document", "encode_query")):
         raise TypeError("sparse_model must be a sparse encoder with encode_document(texts) and encode_query(texts) "
@@ -337,7 +337,8 @@ def alignment_problem(entry: dict[str, Any], log: list[dict[str, Any]]) -> str |
     """Why the parts of a ``"sparse"`` entry do not follow the log's segments one for one, rows for rows
     (``None``: they do).
 
-    >>> alignment_problem({"parts": [{"segment": "seg-1", "rows": 2}]}, [{"kind": "segment", "name": "seg-1", "rows": 3}])
+    >>> log = [{"kind": "segment", "name": "seg-1", "rows": 3}]
+    >>> alignment_problem({"parts": [{"segment": "seg-1", "rows": 2}]}, log)
     'the sparse part of seg-1 has 2 rows, the segment 3'
     """
     segments = [e for e in log if e.get("kind") == "segment"]
@@ -347,25 +348,40 @@ def alignment_problem(entry: dict[str, Any], log: list[dict[str, Any]]) -> str |
                 f"{[s['name'] for s in segments]}")
     for part, segment in zip(parts, segments):
         if part.get("rows") != segment.get("rows"):
-            return f"the sparse part of {segment['name']} has {part.get('rows')} rows, the segment {segment.get('rows')}"
+            return (f"the sparse part of {segment['name']} has {part.get('rows')} rows, the segment "
+                    f"{segment.get('rows')}")
     return None
 
 
-def next_entry(root: str | os.PathLike, entry: dict[str, Any], log: list[dict[str, Any]],
-               provide: Callable[[dict[str, Any]], Any], make_name: Callable[[], str]) -> dict[str, Any]:
-    """The ``"sparse"`` entry for a new ``log``: the parts of segments still in it are kept as they are,
-    segments without a part get one from ``provide(segment entry) -> CSR rows`` (written under
-    ``make_name()``), parts of segments that left the log are dropped. Sizes and SHA-256 of new files are
-    recorded; kept files keep their records.
+def encode_segment(root: str | os.PathLike, model: Any, entry: dict[str, Any], segment: dict[str, Any]) -> Any:
+    """Sparse rows of a committed segment, encoded from its stored texts (each chunk's span, if chunked).
 
-    >>> next_entry(folder, manifest["sparse"], new_log, provide, lambda: new_name("spr", 5))  # doctest: +SKIP
+    >>> encode_segment(folder, splade, manifest["sparse"], manifest["log"][0]).shape  # doctest: +SKIP
+    (7, 30522)
+    """
+    from sentencekit.search.segments import load_segment, row_texts
+
+    return encode(model, entry, row_texts(load_segment(root, segment).docs), query=False)
+
+
+def next_entry(root: str | os.PathLike, entry: dict[str, Any], log: list[dict[str, Any]],
+               provide: Callable[[dict[str, Any]], Any] | None, make_name: Callable[[], str],
+               model: Callable[[], Any]) -> dict[str, Any]:
+    """The ``"sparse"`` entry for a new ``log``: the parts of segments still in it are kept as they are,
+    segments without a part get one (written under ``make_name()``) from ``provide(segment entry) -> CSR
+    rows``, or when that is ``None`` encoded from the segment's stored texts by ``model()``; parts of
+    segments that left the log are dropped. Sizes and SHA-256 of new files are recorded; kept files keep
+    their records.
+
+    >>> next_entry(folder, manifest["sparse"], log, None, lambda: new_name("spr", 5), lambda: splade)  # doctest: +SKIP
     """
     by_segment = {p["segment"]: p for p in entry.get("parts", [])}
     parts = []
     for segment in (e for e in log if e.get("kind") == "segment"):
         part = by_segment.get(segment["name"])
         if part is None:
-            rows = to_csr(provide(segment))
+            rows = provide(segment) if provide is not None else None
+            rows = to_csr(rows if rows is not None else encode_segment(root, model(), entry, segment))
             if rows.shape[0] != segment["rows"] or (rows.shape[0] and rows.shape[1] != entry["vocab"]):
                 raise ValueError(f"Got sparse rows of shape {rows.shape} for segment {segment['name']} of "
                                  f"{segment['rows']} rows over {entry['vocab']} terms.")
@@ -424,4 +440,5 @@ class PartCache:
 
 
 __all__ = ["SparseIndex", "SparseSide", "sparse_rows", "to_csr", "top_rows", "write_part", "load_part",
-           "next_entry", "alignment_problem", "check_sparse_encoder", "new_entry", "mismatches", "encode"]
+           "next_entry", "encode_segment", "alignment_problem", "check_sparse_encoder", "new_entry", "mismatches",
+           "encode"]
