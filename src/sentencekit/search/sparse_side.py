@@ -213,8 +213,10 @@ class SparseIndex:
     [[(0, 1.0), (1, 1.0)], []]
     """
 
-    def __init__(self, docs: Any) -> None:
-        self.docs = to_csr(docs)
+    def __init__(self, docs: Any, *, canonical: bool = False) -> None:
+        """``canonical``: ``docs`` is already a CSR float32 matrix with sorted, unique terms per row (e.g.
+        memory-mapped stored rows, which :func:`to_csr` could not sort in place), used as it is."""
+        self.docs = docs if canonical else to_csr(docs)
         self.rows, self.vocab = self.docs.shape
         postings = self.docs.T.tocsr()  # [vocab, rows]
         self._indptr, self._indices, self._data = postings.indptr, postings.indices, postings.data
@@ -328,9 +330,14 @@ def load_part(root: str | os.PathLike, part: dict[str, Any], vocab: int, checks:
                                                 f"{part['nnz']} entries")
     if len(indices) and (int(indices.min()) < 0 or int(indices.max()) >= vocab):
         raise damaged(folder / roles["indices"], f"refers to terms outside 0..{vocab - 1}")
+    starts = np.zeros(len(indices), bool)
+    starts[np.asarray(indptr[:-1])[np.diff(indptr) > 0]] = True
+    if len(indices) > 1 and ((np.diff(indices.astype(np.int64)) <= 0) & ~starts[1:]).any():
+        # a term twice in a row would be counted once by the posting lists: the file is not what was written
+        raise damaged(folder / roles["indices"], "a row's terms are not strictly increasing")
     if not np.isfinite(data).all():
         raise damaged(folder / roles["data"], "holds NaN or infinite weights")
-    return SparseIndex(sparse.csr_matrix((data, indices, indptr), shape=(part["rows"], vocab)))
+    return SparseIndex(sparse.csr_matrix((data, indices, indptr), shape=(part["rows"], vocab)), canonical=True)
 
 
 def alignment_problem(entry: dict[str, Any], log: list[dict[str, Any]]) -> str | None:
