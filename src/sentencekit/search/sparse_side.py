@@ -228,13 +228,17 @@ class SparseIndex:
 
     def add_scores(self, terms: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
         """Add one query's dot products to ``out`` (``[rows]`` float32): ``terms`` / ``weights`` are its
-        active terms and their weights (terms unique, so each posting list is read once)."""
-        for term, weight in zip(terms.tolist(), weights.tolist()):
-            if term >= self.vocab:
-                continue
-            lo, hi = self._indptr[term], self._indptr[term + 1]
-            if hi > lo:
-                out[self._indices[lo:hi]] += np.float32(weight) * self._data[lo:hi]  # rows unique within a list
+        active terms (unique, below ``vocab``) and their weights."""
+        starts = self._indptr[terms]
+        lengths = self._indptr[terms + 1] - starts
+        total = int(lengths.sum())
+        if total:
+            # all the query's posting lists in one gather and one bincount (float64 sums): a handful of NumPy
+            # calls per query and part instead of a few per term, which is what many small segments cost
+            ends = np.cumsum(lengths)
+            positions = np.arange(total) + np.repeat(starts - ends + lengths, lengths)
+            values = self._data[positions] * np.repeat(weights.astype(np.float32), lengths)
+            out += np.bincount(self._indices[positions], weights=values, minlength=self.rows).astype(np.float32)
 
     def top(self, queries: Any, k: int) -> list[list[tuple[int, float]]]:
         """Per query (``[n_queries, vocab]`` sparse rows), up to ``k`` ``(row, score)`` best first; equal
@@ -255,6 +259,9 @@ def top_rows(parts: Sequence[SparseIndex], queries: Any, k: int, *, alive: np.nd
     [[(0, 1, 3.0), (1, 2, 1.0)]]
     """
     queries = to_csr(queries)
+    vocab = min((p.vocab for p in parts), default=0)
+    if queries.nnz and queries.shape[1] > vocab:
+        queries = queries[:, :vocab]  # terms past the documents' vocabulary are in no document
     total = sum(p.rows for p in parts)
     dead = np.flatnonzero(~alive) if alive is not None else None
     out = []
@@ -272,18 +279,24 @@ def top_rows(parts: Sequence[SparseIndex], queries: Any, k: int, *, alive: np.nd
 
 
 def _best(scores: np.ndarray, k: int, row_doc: np.ndarray | None) -> list[tuple[int, int, float]]:
+    """The ``k`` best non-zero rows of one query's ``scores`` (one per document with ``row_doc``)."""
     rows = np.flatnonzero(scores)
     values = scores[rows]
-    if row_doc is None and len(rows) > k:
-        # everything at least the k-th best score: the ties at the boundary are then ordered by row
-        kth = np.partition(values, len(values) - k)[len(values) - k]
-        keep = values >= kth
-        rows, values = rows[keep], values[keep]
-    order = np.lexsort((rows, -values))
-    if row_doc is not None:
-        _, first = np.unique(row_doc[rows[order]], return_index=True)  # a document's best row comes first
-        order = order[np.sort(first)]
-    order = order[:k]
+    # first only the rows scoring at least the m-th best (ties at the boundary included, then ordered by
+    # row); with several rows per document, m = 4k rows may hold fewer than k documents: then all rows
+    for m in ([k] if row_doc is None else [4 * k, len(rows)]):
+        top_rows, top_values = rows, values
+        if len(rows) > m:
+            kth = np.partition(values, len(values) - m)[len(values) - m]
+            keep = values >= kth
+            top_rows, top_values = rows[keep], values[keep]
+        order = np.lexsort((top_rows, -top_values))
+        if row_doc is not None:
+            _, first = np.unique(row_doc[top_rows[order]], return_index=True)  # a document's best row is first
+            order = order[np.sort(first)]
+        if len(order) >= k or len(top_rows) == len(rows):
+            break
+    rows, values, order = top_rows, top_values, order[:k]
     docs = row_doc[rows[order]] if row_doc is not None else rows[order]
     return list(zip(docs.tolist(), rows[order].tolist(), values[order].tolist()))
 
@@ -413,7 +426,7 @@ class SparseSide:
 
     def top(self, queries: Any, k: int, snap: Any) -> list[list[tuple[int, int, float]]]:
         """Per query up to ``k`` ``(document, row, score)`` over the live documents of ``snap``, best first."""
-        return top_rows(self.parts, queries, k, alive=snap.alive, row_doc=snap.row_doc)
+        return top_rows(self.parts, queries, k, alive=snap.alive, row_doc=snap.row_doc if snap.has_chunks else None)
 
     def rows(self, rows: np.ndarray) -> Any:
         """The stored sparse vectors of global ``rows`` (CSR), e.g. to carry them into a compacted segment."""
