@@ -352,6 +352,7 @@ class EmbeddingIndex:
                         show_progress_bar=show_progress_bar)
         sparse = self._encode_sparse(settings, row_texts, query=False, action="add documents")
         final_ids: list[str] = []
+        written: list[str] = []  # the new segment's name: the sparse rows are its rows
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
             final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
@@ -360,10 +361,11 @@ class EmbeddingIndex:
                 doc["id"] = doc_id
             entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
                                   manifest["precision"])
+            written[:] = [entry["name"]]
             updates = {} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1}
             return manifest["log"] + [entry], updates
 
-        self._commit(write, sparse_rows=None if sparse is None else lambda segment: sparse)
+        self._commit(write, sparse_rows=lambda segment: sparse if segment["name"] in written else None)
         return list(final_ids)
 
     def delete(self, ids: str | Sequence[str], *, missing_ok: bool = False) -> int:
