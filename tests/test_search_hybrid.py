@@ -220,7 +220,9 @@ def test_hybrid_fuses_both_sides_and_reports_who_found_what(model, tmp_path):
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"retrieval": "sparse"}, "retrieval must be one of"),
+    ({"retrieval": "semantic"}, "retrieval must be one of"),
+    ({"retrieval": "sparse"}, "keeps no sparse side"),  # valid, but this index has no sparse side
+    ({"retrieval": "hybrid", "fusion_weights": {"dense": 1, "bm25": 1}}, "unknown sides"),
     ({"retrieval": "hybrid", "fusion": "max"}, "fusion must be one of"),
     ({"retrieval": "hybrid", "fusion_weights": (1.0,)}, "fusion_weights"),
     ({"retrieval": "hybrid", "candidates": 0}, "candidates"),

@@ -1,38 +1,45 @@
-"""Hybrid retrieval options of :meth:`EmbeddingIndex.search <sentencekit.search.index.EmbeddingIndex.search>`:
-checking them, and fusing each side's candidates (dense vectors, BM25) into one ranking per query.
+"""Retrieval other than plain dense search in :meth:`EmbeddingIndex.search
+<sentencekit.search.index.EmbeddingIndex.search>`: checking the options, choosing the sides to fuse (dense
+vectors, learned-sparse vectors, BM25) and fusing each side's candidates into one ranking per query.
 
 Each side retrieves ``candidates`` documents (default ``max(k, 100)``), then the lists are fused by
 :mod:`sentencekit.search.fusion`; every fused document records which side(s) found it, at which rank
 and with which score (``"found_by"``), which is what one reads to see why a hit is there.
 
->>> fuse({"dense": [(7, 0.9), (3, 0.8)], "lexical": [(3, 11.0)]}, "rrf", (1.0, 1.0), 60, k=2)  # doctest: +ELLIPSIS
+>>> fuse({"dense": [(7, 0.9), (3, 0.8)], "lexical": [(3, 11.0)]}, "rrf", {"dense": 1.0, "lexical": 1.0}, 60, k=2)
+... # doctest: +ELLIPSIS
 [(3, 0.0325..., {'dense': {'rank': 2, 'score': 0.8}, 'lexical': {'rank': 1, 'score': 11.0}}), (7, 0.0163..., ...)]
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sentencekit.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
+from sentencekit.search.results import lexical_row, make_hit
 
-RETRIEVALS = ("dense", "lexical", "hybrid")
+RETRIEVALS = ("dense", "lexical", "sparse", "hybrid")
 FUSIONS = ("rrf", "weighted")
+SIDES = ("dense", "sparse", "lexical")  # fusion order; a hit's chunk is the first of these sides' best row
 DEFAULT_CANDIDATES = 100  # per side, before fusion: deep enough that a document one side ranks low still counts
-DEFAULT_WEIGHTS = {"rrf": (1.0, 1.0), "weighted": (0.5, 0.5)}  # (dense, lexical)
+
+Weights = tuple[float, ...] | dict[str, float] | None
 
 
-def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] | None, rrf_k: float,
-                  candidates: int | None) -> tuple[float, float]:
-    """Validate the hybrid options of ``search``; returns the ``(dense, lexical)`` weights to use.
+def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] | Mapping[str, float] | None,
+                  rrf_k: float, candidates: int | None) -> Weights:
+    """Validate the retrieval options of ``search``; returns ``fusion_weights`` as a tuple of floats (one per
+    fused side, in the order dense, sparse, lexical of the sides used), a dict ``{side: weight}`` (only
+    those sides are fused) or ``None`` (equal weights); :func:`hybrid_sides` matches them to the sides.
 
-    >>> check_options("hybrid", "weighted", None, 60, None)
-    (0.5, 0.5)
-    >>> check_options("sparse", "rrf", None, 60, None)
+    >>> check_options("hybrid", "weighted", (1, 3), 60, None)
+    (1.0, 3.0)
+    >>> check_options("semantic", "rrf", None, 60, None)
     Traceback (most recent call last):
     ...
-    ValueError: retrieval must be one of dense, lexical, hybrid, got 'sparse'
+    ValueError: retrieval must be one of dense, lexical, sparse, hybrid, got 'semantic'
     """
     if retrieval not in RETRIEVALS:
         raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
@@ -43,11 +50,42 @@ def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] |
         raise ValueError(f"rrf_k must be a non-negative number (60 in Cormack et al.), got {rrf_k!r}")
     if candidates is not None and (not isinstance(candidates, int) or candidates <= 0):
         raise ValueError(f"candidates must be a positive integer (documents each side retrieves), got {candidates!r}")
-    weights = DEFAULT_WEIGHTS[fusion] if fusion_weights is None else tuple(float(w) for w in fusion_weights)
-    if len(weights) != 2 or any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"fusion_weights must be two non-negative numbers (dense, lexical), not both 0; "
+    if fusion_weights is None:
+        return None
+    named = isinstance(fusion_weights, Mapping)
+    if named and any(side not in SIDES for side in fusion_weights):
+        raise ValueError(f"fusion_weights names unknown sides {sorted(set(fusion_weights) - set(SIDES))}; the sides "
+                         f"are {', '.join(SIDES)}")
+    values = [float(w) for w in (fusion_weights.values() if named else fusion_weights)]
+    if not values or any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
+        raise ValueError("fusion_weights must be non-negative numbers, one per fused side (dense, then sparse and "
+                         "lexical as the index keeps them) or a dict {side: weight}, not all 0; "
                          f"got {fusion_weights!r}")
-    return weights[0], weights[1]
+    return dict(zip(fusion_weights, values)) if named else tuple(values)
+
+
+def hybrid_sides(retrieval: str, weights: Weights, *, has_sparse: bool, has_lexical: bool) -> dict[str, float]:
+    """The sides ``retrieval`` fuses and their weights. ``"lexical"`` / ``"sparse"``: that side alone.
+    ``"hybrid"``: the sides a dict of weights names; otherwise dense, plus the sparse side if the index keeps
+    one, plus the lexical side if it keeps one or has no sparse side (then the lexical side is built). A
+    tuple of weights needs one weight per side; default 1 each (``weighted`` fusion rescales them to sum 1).
+
+    >>> hybrid_sides("hybrid", None, has_sparse=True, has_lexical=False)
+    {'dense': 1.0, 'sparse': 1.0}
+    >>> hybrid_sides("hybrid", (0.3, 0.7), has_sparse=False, has_lexical=False)
+    {'dense': 0.3, 'lexical': 0.7}
+    """
+    if retrieval != "hybrid":
+        return {retrieval: 1.0}
+    if isinstance(weights, dict):
+        return {side: weights[side] for side in SIDES if side in weights}
+    sides = ["dense"] + (["sparse"] if has_sparse else []) + (["lexical"] if has_lexical or not has_sparse else [])
+    if weights is None:
+        return dict.fromkeys(sides, 1.0)
+    if len(weights) != len(sides):
+        raise ValueError(f"fusion_weights: got {len(weights)} weights for the {len(sides)} sides this index fuses "
+                         f"({', '.join(sides)}); pass one per side, or a dict {{side: weight}}")
+    return dict(zip(sides, weights))
 
 
 def candidate_depth(k: int, candidates: int | None) -> int:
@@ -60,13 +98,13 @@ def candidate_depth(k: int, candidates: int | None) -> int:
     return candidates if candidates is not None else max(k, DEFAULT_CANDIDATES)
 
 
-def fuse(sides: dict[str, list[tuple[int, float]]], fusion: str, weights: tuple[float, float], rrf_k: float,
+def fuse(sides: dict[str, list[tuple[int, float]]], fusion: str, weights: dict[str, float], rrf_k: float,
          k: int) -> list[tuple[int, float, dict[str, dict[str, Any]]]]:
-    """Fuse one query's candidate lists ``{side: [(document, score)] best first}`` (``"dense"`` and/or
-    ``"lexical"``) into the ``k`` best ``(document, fused score, found_by)``. One side alone keeps its
+    """Fuse one query's candidate lists ``{side: [(document, score)] best first}`` into the ``k`` best
+    ``(document, fused score, found_by)``, each side weighted by ``weights[side]``. One side alone keeps its
     own scores. ``found_by`` maps each side that retrieved the document to ``{"rank", "score"}``.
 
-    >>> fuse({"lexical": [(4, 2.5)]}, "rrf", (1.0, 1.0), 60, k=5)
+    >>> fuse({"lexical": [(4, 2.5)]}, "rrf", {"lexical": 1.0}, 60, k=5)
     [(4, 2.5, {'lexical': {'rank': 1, 'score': 2.5}})]
     """
     found_by: dict[int, dict[str, dict[str, Any]]] = {}
@@ -77,7 +115,7 @@ def fuse(sides: dict[str, list[tuple[int, float]]], fusion: str, weights: tuple[
     if len(lists) == 1:
         fused = [(doc, float(score)) for doc, score in lists[0]]
     else:
-        side_weights = [dict(zip(("dense", "lexical"), weights))[side] for side in sides]
+        side_weights = [weights[side] for side in sides]
         if fusion == "rrf":
             fused = reciprocal_rank_fusion([[doc for doc, _ in hits] for hits in lists], k=rrf_k, weights=side_weights)
         else:
@@ -85,4 +123,25 @@ def fuse(sides: dict[str, list[tuple[int, float]]], fusion: str, weights: tuple[
     return [(doc, score, found_by[doc]) for doc, score in fused[:k]]
 
 
-__all__ = ["RETRIEVALS", "FUSIONS", "DEFAULT_CANDIDATES", "check_options", "candidate_depth", "fuse"]
+def fused_results(snap: Any, queries: list[str], found: dict[str, list[list[tuple[int, int | None, float]]]],
+                  fusion: str, weights: dict[str, float], rrf_k: float, k: int) -> list[list[dict[str, Any]]]:
+    """Per query the ``k`` best hits of the fused sides, each with ``"found_by"``. ``found``: per side, per
+    query ``[(document, row or None, score)]`` best first (``None``: the side scores whole documents, BM25).
+    A chunked document reports the chunk the first side (in ``found``'s order) found, else the chunk holding
+    most query terms."""
+    results = []
+    for q, query in enumerate(queries):
+        rows: dict[int, int] = {}
+        for hits in found.values():
+            for doc, row, _ in hits[q]:
+                if row is not None:
+                    rows.setdefault(doc, row)
+        fused = fuse({side: [(doc, score) for doc, _, score in hits[q]] for side, hits in found.items()},
+                     fusion, weights, rrf_k, k)
+        results.append([{**make_hit(snap, doc, rows[doc] if doc in rows else lexical_row(snap, doc, query), score),
+                         "found_by": found_by} for doc, score, found_by in fused])
+    return results
+
+
+__all__ = ["RETRIEVALS", "FUSIONS", "SIDES", "DEFAULT_CANDIDATES", "check_options", "hybrid_sides",
+           "candidate_depth", "fuse", "fused_results"]

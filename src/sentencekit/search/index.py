@@ -29,7 +29,7 @@ from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, refuse_existing
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
-from sentencekit.search.hybrid import candidate_depth, check_options, fuse
+from sentencekit.search.hybrid import candidate_depth, check_options, fused_results, hybrid_sides
 from sentencekit.search.model_check import (
     check_bi_encoder,
     check_reranker,
@@ -38,7 +38,7 @@ from sentencekit.search.model_check import (
     mismatch_error,
     mismatches,
 )
-from sentencekit.search.results import best_per_doc, lexical_row, make_hit, rerank
+from sentencekit.search.results import best_per_doc, make_hit, rerank
 from sentencekit.search.segments import SegmentCache, Snapshot, add_missing_checks, write_deletes, write_segment
 from sentencekit.search.storage import (
     FORMAT,
@@ -84,11 +84,14 @@ class EmbeddingIndex:
     (2, 'Refunds take 5 days.')
     """
 
-    def __init__(self, path: Path, model: Any, manifest: dict[str, Any], lock_timeout: float) -> None:
+    def __init__(self, path: Path, model: Any, manifest: dict[str, Any], lock_timeout: float,
+                 sparse_model: Any = None) -> None:
         """Use :meth:`create` or :meth:`open`."""
         self.path = Path(path)
         self.lock_timeout = float(lock_timeout)
         self._model = model
+        self._sparse_model = sparse_model
+        self._sparse: Any = None  # sparse_side.PartCache of the loaded sparse parts
         self._cache = SegmentCache(self.path)
         self._snap = self._load(manifest)
         self._stamp: tuple[int, int, int] | None = None
@@ -109,6 +112,7 @@ class EmbeddingIndex:
         precision: Literal["float32", "int8", "ubinary"] = "float32",
         backend: Literal["exact", "hnsw", "auto"] = "exact",
         lexical: bool = False,
+        sparse_model: Any = None,
         lock_timeout: float = 60.0,
     ) -> EmbeddingIndex:
         """Create an empty index in the new (or empty) folder ``path`` for ``model`` (a bi-encoder).
@@ -122,7 +126,13 @@ class EmbeddingIndex:
         ``sentencekit[hybrid]``), rebuilt in every commit, for ``search(retrieval="lexical" | "hybrid")``;
         without it, the first such search builds it (:meth:`enable_lexical`).
 
+        ``sparse_model`` (a sparse encoder, e.g. SPLADE: ``encode_document`` / ``encode_query`` -> ``[n, vocab]``
+        sparse vectors; needs scipy) also keeps a learned-sparse side (:mod:`sentencekit.search.sparse_side`)
+        for ``search(retrieval="sparse" | "hybrid")``: every added document is encoded by both models, and
+        the sparse model's fingerprint is recorded like the dense model's.
+
         >>> index = EmbeddingIndex.create("docs-index", model, precision="ubinary")  # doctest: +SKIP
+        >>> index = EmbeddingIndex.create("hybrid-index", model, sparse_model=splade)  # doctest: +SKIP
         """
         check_bi_encoder(model)
         if precision not in PRECISIONS:
@@ -153,12 +163,17 @@ class EmbeddingIndex:
             from sentencekit.search.lexical import write_lexical
 
             manifest["lexical"] = write_lexical(root, new_name("lex", 0), Snapshot({"log": []}))
+        if sparse_model is not None:
+            from sentencekit.search.sparse_side import import_scipy_sparse, new_entry
+
+            import_scipy_sparse()
+            manifest["sparse"] = new_entry(sparse_model)
         (root / SEGMENTS).mkdir(parents=True, exist_ok=True)
         with writer_lock(root, lock_timeout):
             if manifest_path(root).exists():
                 raise FileExistsError(f"Another process created an embedding index at {root} meanwhile.")
             write_manifest(root, manifest)
-        return cls(root, model, read_manifest(root), lock_timeout)
+        return cls(root, model, read_manifest(root), lock_timeout, sparse_model)
 
     @classmethod
     def open(
@@ -168,12 +183,16 @@ class EmbeddingIndex:
         *,
         normalize: bool | None = None,
         truncate_dim: int | None = None,
+        sparse_model: Any = None,
         lock_timeout: float = 60.0,
     ) -> EmbeddingIndex:
         """Open an existing index. ``model`` must be the model it was built with (same fingerprint and
-        output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones.
+        output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones, and so
+        must ``sparse_model`` (its fingerprint) on an index that keeps a sparse side.
         Anything else raises :class:`~sentencekit.search.errors.IndexMismatchError` listing recorded vs
-        given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``).
+        given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``). An index
+        with a sparse side opened without ``sparse_model`` searches, deletes and compacts, but cannot add
+        documents (they would have no sparse vectors) or search the sparse side.
 
         >>> index = EmbeddingIndex.open("docs-index", model)  # doctest: +SKIP
         >>> EmbeddingIndex.open("docs-index").manifest["dimension"]  # doctest: +SKIP
@@ -184,9 +203,14 @@ class EmbeddingIndex:
         if model is not None:
             check_bi_encoder(model)
         problems = mismatches(manifest, model, normalize=normalize, truncate_dim=truncate_dim)
+        if sparse_model is not None:
+            from sentencekit.search import sparse_side
+
+            sparse_side.check_sparse_encoder(sparse_model)
+            problems += sparse_side.mismatches(manifest, sparse_model)
         if problems:
             raise mismatch_error(root, problems)
-        return cls(root, model, manifest, lock_timeout)
+        return cls(root, model, manifest, lock_timeout, sparse_model)
 
     # -- damage ----------------------------------------------------------------------------------
     @classmethod
@@ -204,19 +228,21 @@ class EmbeddingIndex:
         return verify(path)
 
     @classmethod
-    def repair(cls, path: str | os.PathLike, model: Any = None, *, lock_timeout: float = 60.0) -> dict[str, Any]:
+    def repair(cls, path: str | os.PathLike, model: Any = None, *, sparse_model: Any = None,
+               lock_timeout: float = 60.0) -> dict[str, Any]:
         """Make a damaged index at ``path`` usable again: damaged entries are dropped from the manifest
         (their files moved to ``damaged/``); with ``model``, segments whose stored texts survive are
-        re-embedded instead. The report lists ``lost_ids`` (documents to add again), ``lost_unknown``
-        (documents whose ids were unreadable too) and ``reembedded`` ids. A damaged ``manifest.json``
-        cannot be repaired. See :mod:`sentencekit.search.integrity`.
+        re-embedded instead (and their sparse rows re-encoded with ``sparse_model``, else the sparse side
+        is dropped when any of its files is damaged). The report lists ``lost_ids`` (documents to add again),
+        ``lost_unknown`` (documents whose ids were unreadable too) and ``reembedded`` ids. A damaged
+        ``manifest.json`` cannot be repaired. See :mod:`sentencekit.search.integrity`.
 
         >>> EmbeddingIndex.repair("docs-index", model)["lost_ids"]  # doctest: +SKIP
         []
         """
         from sentencekit.search.integrity import repair
 
-        return repair(path, model, lock_timeout=lock_timeout)
+        return repair(path, model, sparse_model=sparse_model, lock_timeout=lock_timeout)
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -324,7 +350,9 @@ class EmbeddingIndex:
             row_texts = [c.text for doc_chunks in spans for c in doc_chunks]
         vectors = embed(model, settings, row_texts, query=False, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
+        sparse = self._encode_sparse(settings, row_texts, query=False, action="add documents")
         final_ids: list[str] = []
+        written: list[str] = []  # the new segment's name: the sparse rows are its rows
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
             final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
@@ -333,10 +361,11 @@ class EmbeddingIndex:
                 doc["id"] = doc_id
             entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
                                   manifest["precision"])
+            written[:] = [entry["name"]]
             updates = {} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1}
             return manifest["log"] + [entry], updates
 
-        self._commit(write)
+        self._commit(write, sparse_rows=lambda segment: sparse if segment["name"] in written else None)
         return list(final_ids)
 
     def delete(self, ids: str | Sequence[str], *, missing_ok: bool = False) -> int:
@@ -372,19 +401,21 @@ class EmbeddingIndex:
         >>> index.compact()  # doctest: +SKIP
         """
         self._require_model("compact the index")
+        carried: list[Any] = []  # (old manifest, live rows): the new segment's sparse rows are these rows' ones
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
             numbers = list(snap.live.values())
             if not numbers:
                 return [], {}
             rows = np.concatenate([np.arange(snap.doc_first_row[g], snap.doc_first_row[g + 1]) for g in numbers])
+            carried[:] = [manifest, rows]
             vectors = scoring.gather(snap.blocks, snap.offsets, rows)
             docs = [snap.docs[g] for g in numbers]
             entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
                                   manifest["precision"])
             return [entry], {}
 
-        self._commit(write)
+        self._commit(write, sparse_rows=lambda segment: self._parts().side(carried[0]).rows(carried[1]))
 
     def enable_lexical(self) -> None:
         """Keep a lexical (BM25) side from now on: built from the stored texts of the live documents and
@@ -401,6 +432,41 @@ class EmbeddingIndex:
         import_bm25s()
         self._commit(lambda manifest, snap: (manifest["log"], {} if manifest.get("lexical") else {"lexical": None}))
 
+    def enable_sparse(self, sparse_model: Any = None) -> None:
+        """Keep a learned-sparse side from now on, for ``sparse_model`` (default: the one the index was opened
+        with): every stored document (each chunk) is encoded with it and committed, then every ``add`` encodes
+        its documents too. Encoding happens before the writer lock is taken (documents added meanwhile are
+        encoded under it). On an index that has a sparse side, only checks that ``sparse_model`` is its model.
+
+        >>> index.enable_sparse(splade); index.manifest["sparse"]["vocab"]  # doctest: +SKIP
+        30522
+        """
+        from sentencekit.search import sparse_side
+
+        self._require_model("build the sparse side")
+        sparse_model = sparse_model if sparse_model is not None else self._require_sparse_model("build the sparse side")
+        sparse_side.check_sparse_encoder(sparse_model)
+        snap = self._refresh()
+        if isinstance(snap.manifest.get("sparse"), dict):
+            if sparse_side.mismatches(snap.manifest, sparse_model):
+                raise mismatch_error(self.path, sparse_side.mismatches(snap.manifest, sparse_model))
+            self._sparse_model = sparse_model
+            return
+        sparse_side.import_scipy_sparse()
+        entry = sparse_side.new_entry(sparse_model)
+        encoded = {seg["name"]: sparse_side.encode_segment(self.path, sparse_model, entry, seg)
+                   for seg in snap.manifest["log"] if seg["kind"] == "segment"}
+        self._sparse_model = sparse_model
+
+        def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
+            if not isinstance(manifest.get("sparse"), dict):
+                return manifest["log"], {"sparse": entry}
+            if sparse_side.mismatches(manifest, sparse_model):  # another process enabled it meanwhile
+                raise mismatch_error(self.path, sparse_side.mismatches(manifest, sparse_model))
+            return manifest["log"], {}
+
+        self._commit(write, sparse_rows=lambda seg: encoded.get(seg["name"]))
+
     # -- searching -------------------------------------------------------------------------------
     def search(
         self,
@@ -412,9 +478,9 @@ class EmbeddingIndex:
         batch_size: int = 32,
         rescore_multiplier: int = 4,
         ef_search: int | None = None,
-        retrieval: Literal["dense", "lexical", "hybrid"] = "dense",
+        retrieval: Literal["dense", "lexical", "sparse", "hybrid"] = "dense",
         fusion: Literal["rrf", "weighted"] = "rrf",
-        fusion_weights: Sequence[float] | None = None,
+        fusion_weights: Sequence[float] | dict[str, float] | None = None,
         rrf_k: float = 60,
         candidates: int | None = None,
     ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
@@ -431,16 +497,20 @@ class EmbeddingIndex:
         many candidates quantized searches rescore, ``ef_search`` the HNSW search breadth.
 
         ``retrieval`` picks the first stage: ``"dense"`` (embeddings, the default), ``"lexical"`` (BM25 over
-        the stored texts, :mod:`sentencekit.search.lexical`; needs ``sentencekit[hybrid]``) or
-        ``"hybrid"``: each side retrieves ``candidates`` documents (default ``max(top_k, 100)``, or
-        ``max(rerank_top_n, 100)`` with a reranker) and ``fusion`` merges them: ``"rrf"``, reciprocal rank
-        fusion with constant ``rrf_k`` (:func:`~sentencekit.search.fusion.reciprocal_rank_fusion`), or
-        ``"weighted"``, a convex combination of min-max normalised scores
-        (:func:`~sentencekit.search.fusion.weighted_score_fusion`). ``fusion_weights`` are the
-        ``(dense, lexical)`` weights (default ``(1, 1)`` for rrf, ``(0.5, 0.5)`` for weighted). The
-        reranker, if any, re-scores the fused list. Lexical and hybrid hits carry ``"score"`` (BM25, or
-        the fused score) and ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that retrieved
-        the document. A chunked document found by BM25 alone reports the chunk holding most query terms. An
+        the stored texts, :mod:`sentencekit.search.lexical`; needs ``sentencekit[hybrid]``), ``"sparse"``
+        (exact dot product of learned-sparse vectors, :mod:`sentencekit.search.sparse_side`; the index must
+        keep a sparse side and be opened with its ``sparse_model``) or ``"hybrid"``: dense, plus the sparse
+        side if the index keeps one, plus the lexical side if it keeps one or has no sparse side (a dict
+        ``fusion_weights`` picks the sides instead). Each side retrieves ``candidates`` documents (default
+        ``max(top_k, 100)``, or ``max(rerank_top_n, 100)`` with a reranker) and ``fusion`` merges them:
+        ``"rrf"``, reciprocal rank fusion with constant ``rrf_k``
+        (:func:`~sentencekit.search.fusion.reciprocal_rank_fusion`), or ``"weighted"``, a convex combination
+        of min-max normalised scores (:func:`~sentencekit.search.fusion.weighted_score_fusion`).
+        ``fusion_weights``: one weight per fused side in the order dense, sparse, lexical (e.g. ``(dense,
+        lexical)``), or ``{side: weight}``; default equal weights. The reranker, if any, re-scores the fused
+        list. Lexical, sparse and hybrid hits carry ``"score"`` (BM25, dot product, or the fused score) and
+        ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that retrieved the document.
+        A chunked document found by BM25 alone reports the chunk holding most query terms. An
         index without a lexical side gets one built and committed on its first lexical or hybrid search.
 
         >>> index.search("refund time", top_k=1)[0]["id"]                    # doctest: +SKIP
@@ -467,22 +537,25 @@ class EmbeddingIndex:
             found = self._retrieve(snap, vectors, first_k, rescore_multiplier, ef_search)
             results = [[make_hit(snap, *h) for h in hits] for hits in found]
         else:
-            lexical, snap = self._lexical_side(snap)
-            depth = first_k if retrieval == "lexical" else candidate_depth(first_k, candidates)
-            sides: list[dict[str, list[tuple[int, float]]]] = [{} for _ in queries]
-            rows: list[dict[int, int]] = [{} for _ in queries]  # document -> its best chunk's row, by vectors
-            if retrieval == "hybrid":
-                vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
-                for q, hits in enumerate(self._retrieve(snap, vectors, depth, rescore_multiplier, ef_search)):
-                    sides[q]["dense"] = [(doc, score) for doc, _, score in hits]
-                    rows[q] = {doc: row for doc, row, _ in hits}
-            for q, hits in enumerate(lexical.top(queries, depth)):
-                sides[q]["lexical"] = [(snap.live[doc_id], score) for doc_id, score in hits if doc_id in snap.live]
-            results = []
-            for query, q_sides, q_rows in zip(queries, sides, rows):
-                fused = fuse(q_sides, fusion, weights, rrf_k, first_k)
-                results.append([{**make_hit(snap, doc, q_rows[doc] if doc in q_rows else lexical_row(snap, doc, query),
-                                            score), "found_by": found_by} for doc, score, found_by in fused])
+            sides = hybrid_sides(retrieval, weights, has_sparse=isinstance(snap.manifest.get("sparse"), dict),
+                                 has_lexical=isinstance(snap.manifest.get("lexical"), dict))
+            lexical = sparse = None
+            if "lexical" in sides:
+                lexical, snap = self._lexical_side(snap)
+            if "sparse" in sides:  # last: its rows must be numbered as the snapshot the hits are made from
+                sparse, snap = self._sparse_side(snap)
+            depth = first_k if retrieval != "hybrid" else candidate_depth(first_k, candidates)
+            found: dict[str, list[list[tuple[int, int | None, float]]]] = {}
+            for side in sides:
+                if side == "dense":
+                    vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
+                    found[side] = self._retrieve(snap, vectors, depth, rescore_multiplier, ef_search)
+                elif side == "sparse":
+                    found[side] = sparse.top(self._encode_sparse(snap.manifest, queries, query=True), depth, snap)
+                else:
+                    found[side] = [[(snap.live[i], None, score) for i, score in hits if i in snap.live]
+                                   for hits in lexical.top(queries, depth)]
+            results = fused_results(snap, queries, found, fusion, sides, rrf_k, first_k)
         if reranker is not None:
             results = rerank(reranker, queries, results, top_k)
         return results[0] if single else results
@@ -508,6 +581,41 @@ class EmbeddingIndex:
                     continue
             return self._lexical[1], snap
         raise AssertionError("unreachable")
+
+    def _sparse_side(self, snap: Snapshot) -> tuple[Any, Snapshot]:
+        """The loaded sparse side of ``snap`` (parts of new segments are loaded, the others kept), and the
+        snapshot it belongs to: a newer one if a concurrent writer removed its files meanwhile."""
+        if not isinstance(snap.manifest.get("sparse"), dict):
+            raise ValueError(f"The index at {self.path} keeps no sparse side, so retrieval='sparse' has nothing to "
+                             "search. Create the index with EmbeddingIndex.create(path, model, sparse_model=...), or "
+                             f"add one with index.enable_sparse(sparse_model) (encodes the {len(snap.live)} stored "
+                             "documents).")
+        self._require_sparse_model("search the sparse side")
+        for attempt in range(10):
+            try:
+                return self._parts().side(snap.manifest), snap
+            except FileNotFoundError as exc:  # a writer committed meanwhile and removed these files
+                if attempt == 9:
+                    raise self._missing_file(exc) from exc
+                time.sleep(0.05)
+                snap = self._refresh()
+        raise AssertionError("unreachable")
+
+    def _parts(self) -> Any:
+        from sentencekit.search.sparse_side import PartCache
+
+        if self._sparse is None:
+            self._sparse = PartCache(self.path)
+        return self._sparse
+
+    def _encode_sparse(self, manifest: dict[str, Any], texts: list[str], *, query: bool,
+                       action: str = "search the sparse side") -> Any:
+        """Sparse rows of ``texts`` (CSR), or ``None`` when the index keeps no sparse side."""
+        if not isinstance(manifest.get("sparse"), dict):
+            return None
+        from sentencekit.search.sparse_side import encode
+
+        return encode(self._require_sparse_model(action), manifest["sparse"], texts, query=query)
 
     def _retrieve(self, snap: Snapshot, queries: np.ndarray, k: int, multiplier: int,
                   ef_search: int | None) -> list[list[tuple[int, int, float]]]:
@@ -577,6 +685,16 @@ class EmbeddingIndex:
                                      "the model it was built with.")
         return self._model
 
+    def _require_sparse_model(self, action: str) -> Any:
+        if self._sparse_model is None:
+            recorded = self._snap.manifest.get("sparse") or {}
+            info = recorded.get("model", {})
+            raise IndexReadOnlyError(f"Cannot {action}: the index at {self.path} keeps a sparse side (sparse model "
+                                     f"{info.get('name_or_path')!r}, fingerprint {info.get('fingerprint')}) but was "
+                                     "opened without a sparse model. Open it with EmbeddingIndex.open(path, model, "
+                                     "sparse_model=...), using the sparse model it was built with.")
+        return self._sparse_model
+
     def _load(self, manifest: dict[str, Any]) -> Snapshot:
         """Snapshot of ``manifest``; re-reads the manifest if a concurrent compaction removed a file."""
         for attempt in range(10):
@@ -605,9 +723,12 @@ class EmbeddingIndex:
             self._snap, self._stamp = self._load(read_manifest(self.path)), stamp
         return self._snap
 
-    def _commit(self, write: Callable[[dict[str, Any], Snapshot], tuple[list[dict], dict]]) -> None:
+    def _commit(self, write: Callable[[dict[str, Any], Snapshot], tuple[list[dict], dict]],
+                sparse_rows: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """Run ``write(manifest, snapshot) -> (new log, manifest updates)`` under the writer lock on the
-        latest committed state, then commit the new manifest (the commit point)."""
+        latest committed state, then commit the new manifest (the commit point). On an index with a sparse
+        side, a new segment's sparse rows come from ``sparse_rows(segment entry)`` (``None``: encoded now
+        from its stored texts)."""
         with writer_lock(self.path, self.lock_timeout):
             manifest = read_manifest(self.path)
             remove_uncommitted(self.path, manifest)  # leftovers of writers that died before committing
@@ -624,6 +745,12 @@ class EmbeddingIndex:
                 from sentencekit.search.lexical import write_lexical
 
                 new["lexical"] = write_lexical(self.path, new_name("lex", new["generation"]), new_snap)
+            if isinstance(new.get("sparse"), dict):  # parts follow the segments; only new segments get files
+                from sentencekit.search.sparse_side import next_entry
+
+                new["sparse"] = next_entry(self.path, new["sparse"], new["log"], sparse_rows,
+                                           lambda: new_name("spr", new["generation"]),
+                                           lambda: self._require_sparse_model("add documents"))
             pause_before_commit()
             write_manifest(self.path, new)
             remove_uncommitted(self.path, new)  # files a compaction replaced

@@ -20,6 +20,17 @@ def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def _retrieval(m: dict[str, Any]) -> str:
+    """Which first stages the index keeps sides for."""
+    lexical, sparse = isinstance(m.get("lexical"), dict), isinstance(m.get("sparse"), dict)
+    line = "dense and lexical (BM25; --retrieval lexical|hybrid)" if lexical else "dense only"
+    if sparse:  # no CLI flag yet: the Python API searches it (search(retrieval="sparse" | "hybrid"))
+        info = m["sparse"].get("model", {})
+        line = (("dense, lexical (BM25)" if lexical else "dense") + f" and learned-sparse (sparse model "
+                f"{info.get('name_or_path')}, fingerprint {str(info.get('fingerprint'))[:8]})")
+    return line
+
+
 def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
     """The summary of the index at ``folder`` (an opened ``EmbeddingIndex``): documents and vectors, model,
     vector format, index kind, prompts, storage. Keys a newer manifest adds are not shown here (see
@@ -42,8 +53,7 @@ def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
         ("model", f"{model.get('name_or_path')} ({model.get('class')}, fingerprint {fingerprint})"),
         ("vectors", shape),
         ("index kind", str(m.get("backend"))),
-        ("retrieval", "dense and lexical (BM25; --retrieval lexical|hybrid)" if isinstance(m.get("lexical"), dict)
-         else "dense only"),
+        ("retrieval", _retrieval(m)),
         ("prompts", prompts or "none"),
         ("storage", f"{counts.get('segments', 0)} segment(s), {counts.get('deleted_vectors', 0)} deleted vector(s), "
                     f"{_size(_folder_bytes(Path(folder)))} on disk"),

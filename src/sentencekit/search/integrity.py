@@ -14,7 +14,11 @@ and compares SHA-256 checksums too, so it also finds damage that keeps a file's 
   known); the report says so;
 * the lexical (BM25) side, if the index keeps one, is rebuilt from the stored texts of the documents
   that remain whenever anything was repaired (it needs no model), since it must match them; without
-  bm25s installed it is dropped instead, and the next lexical or hybrid search builds it again.
+  bm25s installed it is dropped instead, and the next lexical or hybrid search builds it again;
+* the learned-sparse side, if the index keeps one, follows the segments: parts of dropped segments are
+  dropped, re-embedded segments keep their (intact) part; a damaged part is re-encoded from its segment's
+  stored texts when the sparse model is given, else the whole side is dropped (``enable_sparse`` builds it
+  again), since a side missing some rows would silently never find those documents.
 
 The dropped files are moved to ``<index>/damaged/`` (never deleted), for salvage by hand. A damaged
 ``manifest.json`` cannot be repaired: it is the only record of the index's settings and log.
@@ -38,6 +42,7 @@ from sentencekit.search.segments import (
     add_missing_checks,
     load_deletes,
     load_segment,
+    row_texts,
     write_segment,
 )
 from sentencekit.search.storage import (
@@ -88,7 +93,16 @@ def _entry_problems(root: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _load_entry(root: Path, entry: dict[str, Any]) -> None:
     """Load one committed entry as the index would, so that damage a checksum cannot see raises."""
-    if entry.get("kind") == "lexical":
+    if entry.get("kind") == "sparse":
+        from sentencekit.search.sparse_side import import_scipy_sparse, load_part
+
+        try:
+            import_scipy_sparse()
+        except ImportError:
+            return  # its checksums were compared; reading it further needs scipy
+        for part in entry["parts"]:
+            load_part(root, part, entry["vocab"], entry.get("checks", {}))
+    elif entry.get("kind") == "lexical":
         from sentencekit.search.lexical import import_bm25s, load_lexical
 
         try:
@@ -106,8 +120,8 @@ def verify(root: str | os.PathLike) -> dict[str, Any]:
     """Check every committed file of the index at ``root`` against the sizes and SHA-256 checksums in
     its manifest (entries of old indexes without checksums are checked by loading them). Returns
     ``{"ok", "problems": [{"entry", "kind", "file", "problem"}], "unchecked": [entry names without
-    checksums]}`` (``kind`` is ``"segment"``, ``"delete"`` or ``"lexical"``); a manifest that cannot
-    be read raises :class:`IndexFormatError`.
+    checksums]}`` (``kind`` is ``"segment"``, ``"delete"``, ``"lexical"`` or ``"sparse"``); a manifest that
+    cannot be read raises :class:`IndexFormatError`.
 
     >>> verify("faq-index")["ok"]   # doctest: +SKIP
     True
@@ -115,14 +129,56 @@ def verify(root: str | os.PathLike) -> dict[str, Any]:
     root = Path(root)
     manifest = read_manifest(root)
     problems = [p for entry in committed_entries(manifest) for p in _entry_problems(root, entry)]
+    problems += _alignment_problems(manifest)
     unchecked = [e.get("name") for e in manifest["log"] if "checks" not in e]
     return {"ok": not problems, "problems": problems, "unchecked": unchecked}
 
 
-def _row_texts(docs: list[dict[str, Any]]) -> list[str]:
-    """The texts a segment's vectors were embedded from: the text, or each chunk's span of it."""
-    return [piece for doc in docs
-            for piece in ([doc["text"][s:e] for s, e in doc["chunks"]] if doc.get("chunks") else [doc["text"]])]
+def _alignment_problems(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sparse side whose parts do not follow the log's segments (a manifest edited by hand)."""
+    from sentencekit.search.sparse_side import alignment_problem
+
+    entry = manifest.get("sparse")
+    problem = alignment_problem(entry, manifest["log"]) if isinstance(entry, dict) else None
+    return [{"entry": entry.get("name"), "kind": "sparse", "file": None, "problem": problem}] if problem else []
+
+
+def _damaged_parts(root: Path, entry: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The problems of a sparse side and its damaged parts (by checksum, then by loading each part)."""
+    from sentencekit.search.sparse_side import import_scipy_sparse, load_part
+
+    folder, checks, problems, parts = root / SEGMENTS, entry.get("checks", {}), [], []
+    for part in entry.get("parts", []):
+        found = [{"entry": entry.get("name"), "kind": "sparse", "file": name, "problem": problem}
+                 for name in part["roles"].values() if (problem := _file_problem(folder, name, checks.get(name)))]
+        if not found:
+            try:
+                import_scipy_sparse()
+                load_part(root, part, entry["vocab"], checks)
+            except ImportError:
+                pass
+            except (IndexFormatError, KeyError, TypeError) as exc:
+                found = [{"entry": entry.get("name"), "kind": "sparse", "file": None, "problem": str(exc)}]
+        problems += found
+        parts += [part] if found else []
+    return problems, parts
+
+
+def _realign_sparse(root: Path, new: dict[str, Any], entry: dict[str, Any], damaged: list[dict[str, Any]],
+                    renamed: dict[str, str], sparse_model: Any) -> str:
+    """Put in ``new`` a sparse side following its log (see the module docstring); returns what was done."""
+    from sentencekit.search.sparse_side import next_entry
+
+    bad = {p["name"] for p in damaged}
+    kept = [{**p, "segment": renamed.get(p["segment"], p["segment"])} for p in entry["parts"] if p["name"] not in bad]
+    segments = {e["name"] for e in new["log"] if e.get("kind") == "segment"}
+    missing = segments - {p["segment"] for p in kept}
+    if missing and sparse_model is None:
+        new.pop("sparse", None)
+        return "dropped"
+    new["sparse"] = next_entry(root, {**entry, "parts": kept}, new["log"], None,
+                               lambda: new_name("spr", new["generation"]), lambda: sparse_model)
+    return "rebuilt" if missing else "realigned"
 
 
 def _intact_docs(root: Path, entry: dict[str, Any], problems: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -163,13 +219,15 @@ def _rebuild_lexical(root: Path, new: dict[str, Any], snap: Any) -> str:
     return "rebuilt"
 
 
-def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 60.0) -> dict[str, Any]:
+def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = None,
+           lock_timeout: float = 60.0) -> dict[str, Any]:
     """Commit a manifest without the damaged entries of the index at ``root`` (see the module
     docstring for what happens to each kind). With ``model`` (the one the index was built with),
-    segments whose texts survive are re-embedded instead of dropped. Returns ``{"repaired",
-    "problems", "reembedded": [ids], "lost_ids": [ids to add again], "lost_unknown": n documents
-    whose ids are unreadable, "dropped_deletes": n ids that are deleted no more, "moved": [files],
-    "lexical": None | "rebuilt" | "dropped"}``.
+    segments whose texts survive are re-embedded instead of dropped; with ``sparse_model``, damaged sparse
+    parts are re-encoded. Returns ``{"repaired", "problems", "reembedded": [ids], "lost_ids": [ids to add
+    again], "lost_unknown": n documents whose ids are unreadable, "dropped_deletes": n ids that are deleted
+    no more, "moved": [files], "lexical": None | "rebuilt" | "dropped", "sparse": None | "realigned" |
+    "rebuilt" | "dropped"}``.
 
     >>> repair("faq-index", model)["lost_ids"]   # doctest: +SKIP
     []
@@ -178,7 +236,8 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
 
     root = Path(root)
     report: dict[str, Any] = {"repaired": False, "problems": [], "reembedded": [], "lost_ids": [],
-                              "lost_unknown": 0, "dropped_deletes": 0, "moved": [], "lexical": None}
+                              "lost_unknown": 0, "dropped_deletes": 0, "moved": [], "lexical": None,
+                              "sparse": None}
     with writer_lock(root, lock_timeout):
         manifest = read_manifest(root)
         if model is not None:
@@ -186,9 +245,16 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
             problems = mismatches(manifest, model)
             if problems:
                 raise mismatch_error(root, problems)
+        if sparse_model is not None:
+            from sentencekit.search import sparse_side
+
+            sparse_side.check_sparse_encoder(sparse_model)
+            if sparse_side.mismatches(manifest, sparse_model):
+                raise mismatch_error(root, sparse_side.mismatches(manifest, sparse_model))
         remove_uncommitted(root, manifest)
         folder, log, dropped = root / SEGMENTS, [], []
         lost: list[tuple[int, list[str]]] = []  # (log position, ids) of dropped segments
+        renamed: dict[str, str] = {}  # re-embedded segment -> its new name (same documents, same rows)
         for position, entry in enumerate(manifest["log"]):
             problems = _entry_problems(root, entry)
             report["problems"].extend(problems)
@@ -202,9 +268,10 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
             docs = _intact_docs(root, entry, problems)
             if docs is not None:
                 if model is not None:
-                    vectors = embed(model, manifest, _row_texts(docs), query=False)
+                    vectors = embed(model, manifest, row_texts(docs), query=False)
                     log.append(write_segment(root, new_name("seg", manifest["generation"] + 1), vectors, docs,
                                              manifest["precision"]))
+                    renamed[entry["name"]] = log[-1]["name"]
                     report["reembedded"].extend(d["id"] for d in docs)
                     continue
                 ids = [d["id"] for d in docs]
@@ -217,7 +284,11 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
         report["problems"].extend(lexical_problems)
         if lexical_problems:
             dropped.append(lexical)
-        if not dropped:
+        sparse = manifest.get("sparse") if isinstance(manifest.get("sparse"), dict) else None
+        sparse_problems, damaged_parts = _damaged_parts(root, sparse) if sparse is not None else ([], [])
+        report["problems"].extend(sparse_problems + (_alignment_problems(manifest) if sparse is not None else []))
+        dropped.extend({"files": list(p["roles"].values())} for p in damaged_parts)
+        if not dropped and not _alignment_problems(manifest):
             return report
         # a document deleted after its segment was written is not lost: nobody wants it back
         kept = {id(e) for e in log}
@@ -230,6 +301,8 @@ def repair(root: str | os.PathLike, model: Any = None, *, lock_timeout: float = 
         new["counts"] = new_snap.counts()
         if lexical is not None:
             report["lexical"] = _rebuild_lexical(root, new, new_snap)
+        if sparse is not None:
+            report["sparse"] = _realign_sparse(root, new, sparse, damaged_parts, renamed, sparse_model)
         write_manifest(root, new)
         (root / DAMAGED).mkdir(exist_ok=True)
         for name in sorted({n for e in dropped for n in e.get("files", [])}):

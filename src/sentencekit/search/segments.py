@@ -38,6 +38,16 @@ def rows_per_doc(docs: list[dict[str, Any]]) -> np.ndarray:
     return np.array([len(d["chunks"]) if d.get("chunks") else 1 for d in docs], dtype=np.int64)
 
 
+def row_texts(docs: list[dict[str, Any]]) -> list[str]:
+    """The texts a segment's rows were embedded from: each document's text, or each chunk's span of it.
+
+    >>> row_texts([{"text": "abcdef", "chunks": [[0, 3], [3, 6]]}, {"text": "xy", "chunks": None}])
+    ['abc', 'def', 'xy']
+    """
+    return [piece for doc in docs
+            for piece in ([doc["text"][s:e] for s, e in doc["chunks"]] if doc.get("chunks") else [doc["text"]])]
+
+
 def write_segment(root: str | os.PathLike, name: str, vectors: np.ndarray, docs: list[dict[str, Any]],
                   precision: str) -> dict[str, Any]:
     """Write a segment's files (each through a temporary file and ``os.replace``) and return its log
