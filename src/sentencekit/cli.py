@@ -19,6 +19,7 @@ from pathlib import Path
 # stdlib-only: keeps start-up fast
 from sentencekit.cli_notes import shorten, truncation_notes
 from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args
+from sentencekit.cli_sparse import add_fusion_weights_arg, add_sparse_arg
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -50,31 +51,50 @@ def cmd_search(args: argparse.Namespace) -> int:
     blank = [i for i, q in enumerate(args.query) if not q.strip()]
     if blank:  # an empty query embeds to something and would return arbitrary documents
         raise ValueError(f"query {blank[0] + 1} is empty; pass the text to search for (quoted, as one argument)")
-    if args.fusion is not None and args.retrieval != "hybrid":  # it would change nothing, silently
-        raise ValueError(f"--fusion merges the two rankings of --retrieval hybrid; with --retrieval "
-                         f"{args.retrieval} there is one ranking. Drop --fusion or add --retrieval hybrid")
+    retrieval = args.retrieval or ("sparse" if args.sparse else "dense")
+    for flag, value in (("--fusion", args.fusion), ("--fusion-weights", args.fusion_weights)):
+        if value is not None and retrieval != "hybrid":  # it would change nothing, silently
+            raise ValueError(f"{flag} merges the rankings of --retrieval hybrid; with --retrieval {retrieval} "
+                             f"there is one ranking. Drop {flag} or add --retrieval hybrid")
+    if retrieval == "sparse" and not args.sparse and not args.index:
+        raise ValueError("--retrieval sparse needs a sparse model: pass --sparse MODEL (a SparseEncoder, e.g. a "
+                         "SPLADE folder), or --index INDEX of an index built with one")
     t0 = time.perf_counter()
     model = _load_model(args)
-    t1 = time.perf_counter()
+    sparse = None
     with truncation_notes("documents") as notes:
         if args.index:
+            from sentencekit.cli_sparse import has_sparse_side, no_sparse_side, sparse_for_index
             from sentencekit.search.index import EmbeddingIndex
+            from sentencekit.search.storage import read_manifest
 
-            index, added, source = EmbeddingIndex.open(args.index, model), 0, Path(args.index).name
+            manifest = read_manifest(Path(args.index))
+            if (retrieval == "sparse" or args.sparse) and not has_sparse_side(manifest):
+                raise no_sparse_side(args.index, manifest.get("counts", {}).get("documents", 0))
+            sparse = sparse_for_index(args, args.index, manifest, required=retrieval in ("sparse", "hybrid"),
+                                      what="search it")
+            t1 = time.perf_counter()
+            index, added, source = EmbeddingIndex.open(args.index, model, sparse_model=sparse), 0, Path(args.index).name
         else:
             from sentencekit.search.corpus import SAMPLE_CORPUS
             from sentencekit.search.corpus_index import managed_index
 
+            if args.sparse:
+                from sentencekit.cli_sparse import load_sparse
+
+                sparse = load_sparse(args.sparse, args)
+            t1 = time.perf_counter()
             corpus = Path(args.corpus) if args.corpus else SAMPLE_CORPUS
             index, added = managed_index(corpus, model, column=args.column, cache_dir=args.cache_dir,
-                                         batch_size=args.batch_size, encoding=args.encoding)
+                                         batch_size=args.batch_size, encoding=args.encoding, sparse_model=sparse)
             source = corpus.name
         notes.set_total("documents", added)
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
     with truncation_notes("queries"):
         results = index.search(list(args.query), top_k=args.top_k, reranker=reranker,
-                               rerank_top_n=args.rerank_top_n, retrieval=args.retrieval, fusion=args.fusion or "rrf")
+                               rerank_top_n=args.rerank_top_n, retrieval=retrieval, fusion=args.fusion or "rrf",
+                               fusion_weights=args.fusion_weights)
     t3 = time.perf_counter()
     if args.json:
         print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,
@@ -82,13 +102,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     state = f"{added} embedded now" if added else "embeddings reused"
     rerank_note = f" | reranked by {reranker_name} (top {args.rerank_top_n})" if reranker else ""
-    print(f"Model {args.model} | {source}: {len(index)} documents ({state}){rerank_note} | "
+    sparse_note = f" + sparse {Path(str(sparse.model_name_or_path)).name}" if sparse is not None else ""
+    print(f"Model {args.model}{sparse_note} | {source}: {len(index)} documents ({state}){rerank_note} | "
           f"load {t1 - t0:.1f}s, index {t2 - t1:.2f}s, search {t3 - t2:.3f}s")
     for query, hits in zip(args.query, results):
         print(f"\nQuery: {shorten(query)}")
-        if not hits:  # lexical retrieval finds nothing when no query word occurs in the documents
-            print(f"    no results ({args.retrieval} retrieval: no document matches; try --retrieval dense)"
-                  if args.retrieval == "lexical" else "    no results")
+        if not hits:  # lexical / sparse retrieval find nothing when no query term occurs in the documents
+            print(f"    no results ({retrieval} retrieval: no document matches; try --retrieval dense)"
+                  if retrieval in ("lexical", "sparse") else "    no results")
         for rank, hit in enumerate(hits, 1):
             print(f"{rank:>2}. {hit['score']:.4f}  {_hit_line(hit)}")
     return 0
@@ -120,15 +141,23 @@ def _search_reranker(args: argparse.Namespace):
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
+    from sentencekit.cli_sparse import has_sparse_side, load_sparse, sparse_for_index
     from sentencekit.search.corpus_index import build_index
+    from sentencekit.search.storage import manifest_path, read_manifest
 
     model = _load_model(args)
+    if manifest_path(Path(args.out)).exists():  # adding to an index with a sparse side needs its sparse model
+        sparse = sparse_for_index(args, args.out, read_manifest(Path(args.out)), required=True, what="add documents")
+    else:
+        sparse = load_sparse(args.sparse, args) if args.sparse else None
     with truncation_notes("documents") as notes:
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
                                    precision=args.precision, backend=args.index_kind, batch_size=args.batch_size,
-                                   lexical=False if args.no_lexical else None, encoding=args.encoding)
+                                   lexical=False if args.no_lexical else None, encoding=args.encoding,
+                                   sparse_model=sparse)
         notes.set_total("documents", added)
-    print(f"{args.out}: {len(index)} documents ({added} added now)")
+    side = " and learned-sparse vectors" if has_sparse_side(index.manifest) else ""
+    print(f"{args.out}: {len(index)} documents{side} ({added} added now)")
     return 0
 
 
@@ -157,11 +186,21 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_index_repair(args: argparse.Namespace) -> int:
+    from sentencekit.cli_sparse import sparse_for_index
     from sentencekit.search.integrity import repair
+    from sentencekit.search.storage import read_manifest
 
+    sparse = None
+    if args.sparse is not None:
+        sparse = sparse_for_index(args, args.index, read_manifest(Path(args.index)), required=True,
+                                  what="re-encode its damaged sparse parts")
     with truncation_notes("documents"):
-        report = repair(args.index, _load_model(args) if args.reembed else None)
+        report = repair(args.index, _load_model(args) if args.reembed else None, sparse_model=sparse)
     print(json.dumps(report, indent=2))
+    if report.get("sparse") == "dropped":
+        print("The learned-sparse side had damaged parts and was dropped (no --sparse model to re-encode them); "
+              f"add it again with `sentencekit index build CORPUS --out {args.index} --sparse MODEL`.",
+              file=sys.stderr)
     if report["lost_ids"] or report["lost_unknown"]:
         print(f"{len(report['lost_ids'])} document(s) must be added again (ids under \"lost_ids\")"
               + (f", plus {report['lost_unknown']} whose ids were unreadable" if report["lost_unknown"] else "")
@@ -173,6 +212,12 @@ def cmd_index_repair(args: argparse.Namespace) -> int:
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
+    if args.sparse:
+        from sentencekit.cli_sparse import cmd_encode_sparse
+
+        return cmd_encode_sparse(args, lambda a: _read_texts(a.input, a.column, a.encoding))
+    if args.max_active_dims is not None:
+        raise ValueError("--max-active-dims keeps a sparse encoding's largest weights; add --sparse MODEL")
     import numpy as np
 
     texts = _read_texts(args.input, args.column, args.encoding)
@@ -276,12 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
                    help="cross-encoder for re-scoring; auto: the installed default reranker if present")
     p.add_argument("--rerank-top-n", type=int, default=20, help="candidates the reranker re-scores")
-    p.add_argument("--retrieval", default="dense", choices=["dense", "lexical", "hybrid"],
-                   help="first stage: embeddings, BM25 over the texts, or both fused (lexical and hybrid need "
-                        "sentencekit[hybrid]; default: %(default)s)")
+    p.add_argument("--retrieval", default=None, choices=["dense", "lexical", "sparse", "hybrid"],
+                   help="first stage: embeddings, BM25 over the texts, learned-sparse vectors (--sparse, or an "
+                        "index built with one), or hybrid: dense fused with the sparse side if there is one and "
+                        "BM25 if the index keeps it or has no sparse side (lexical needs sentencekit[hybrid]) "
+                        "(default: sparse with --sparse, else dense)")
     p.add_argument("--fusion", default=None, choices=["rrf", "weighted"],
-                   help="how --retrieval hybrid merges the two rankings: reciprocal rank fusion or a weighted "
+                   help="how --retrieval hybrid merges the rankings: reciprocal rank fusion or a weighted "
                         "sum of min-max normalised scores (default: rrf)")
+    add_fusion_weights_arg(p)
+    add_sparse_arg(p, "a sparse encoder (SPLADE folder or Hugging Face id) for --retrieval sparse|hybrid: the "
+                      "corpus gets a learned-sparse side too. With --index, the index's own sparse model is "
+                      "used when this is not given (it must be available locally)")
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -310,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lexical", action="store_true",
                    help="do not keep a BM25 side for `search --retrieval lexical|hybrid` (kept by default when "
                         "bm25s is installed: pip install 'sentencekit[hybrid]')")
+    add_sparse_arg(p, "also keep a learned-sparse side encoded by this sparse encoder (SPLADE), for `search "
+                      "--retrieval sparse|hybrid`; on an existing index without one, its stored documents are "
+                      "encoded too (needs scipy: pip install 'sentencekit[sparse]')")
     add_model_args(p, legacy_index_kind=True, model_backend_alias=True)
     add_encoding_arg(p)
     p.set_defaults(func=cmd_index_build)
@@ -332,19 +386,30 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--model (the model the index was built with) instead of dropped.")
     p.add_argument("index")
     p.add_argument("--reembed", action="store_true", help="re-embed surviving texts with --model")
+    add_sparse_arg(p, "re-encode damaged learned-sparse parts from the stored texts with this sparse encoder (the "
+                      "one the index was built with); without it a damaged sparse side is dropped")
     add_model_args(p, model_backend_alias=True)
     p.set_defaults(func=cmd_index_repair)
 
-    p = sub.add_parser("encode", help="embed texts from a file into a .npy array",
+    p = sub.add_parser("encode", help="embed texts from a file into a .npy array (sparse: .npz or .jsonl)",
                        description="Embed each text of INPUT (text file, one per line; Parquet; JSON lines; CSV; '-' "
-                                   "for stdin) and save the [N, dim] array to OUTPUT (.npy).")
+                                   "for stdin) and save the [N, dim] array to OUTPUT (.npy). With --sparse MODEL, "
+                                   "encode with that sparse encoder (SPLADE) instead and write OUTPUT as .npz: a "
+                                   "SciPy CSR matrix [N, vocab] float32 (scipy.sparse.save_npz; read it with "
+                                   "scipy.sparse.load_npz, no pickle), or .jsonl: one line per text, in input "
+                                   "order, [{\"index\": term, \"value\": weight}, ...] with terms ascending "
+                                   "(TEI's /embed_sparse shape).")
     p.add_argument("input", help="input file, or - for stdin")
-    p.add_argument("-o", "--output", required=True, help="output .npy file")
+    p.add_argument("-o", "--output", required=True, help="output .npy file (with --sparse: .npz or .jsonl)")
     p.add_argument("--column", default="text", help="text column of Parquet / JSON lines / CSV (default: %(default)s)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise the embeddings")
     p.add_argument("--prompt-name", default=None, help="a prompt of the model, e.g. query or document")
     p.add_argument("--truncate-dim", type=int, default=None, help="Matryoshka: keep the first N dimensions")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    add_sparse_arg(p, "encode with this sparse encoder (SPLADE folder or Hugging Face id) instead of --model; "
+                      "OUTPUT is .npz or .jsonl (see above)")
+    p.add_argument("--max-active-dims", type=int, default=None, metavar="N",
+                   help="with --sparse: keep each text's N largest weights (default: the model's setting)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_model_args(p)
     add_encoding_arg(p)
@@ -405,6 +470,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
+        print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # an index opened without the model an action needs: a message, not a traceback
+        from sentencekit.search.errors import IndexReadOnlyError
+
+        if not isinstance(exc, IndexReadOnlyError):
+            raise
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C is a user's choice, not a crash: no traceback; 130 as shells report it

@@ -21,14 +21,25 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def _retrieval(m: dict[str, Any]) -> str:
-    """Which first stages the index keeps sides for."""
+    """Which first stages the index keeps sides for, and the ``--retrieval`` values that use them."""
     lexical, sparse = isinstance(m.get("lexical"), dict), isinstance(m.get("sparse"), dict)
-    line = "dense and lexical (BM25; --retrieval lexical|hybrid)" if lexical else "dense only"
-    if sparse:  # no CLI flag yet: the Python API searches it (search(retrieval="sparse" | "hybrid"))
-        info = m["sparse"].get("model", {})
-        line = (("dense, lexical (BM25)" if lexical else "dense") + f" and learned-sparse (sparse model "
-                f"{info.get('name_or_path')}, fingerprint {str(info.get('fingerprint'))[:8]})")
-    return line
+    sides = ["dense"] + (["lexical (BM25)"] if lexical else []) + (["learned-sparse"] if sparse else [])
+    choices = ["dense"] + (["lexical"] if lexical else []) + (["sparse"] if sparse else []) + (
+        ["hybrid"] if lexical or sparse else [])
+    return f"{', '.join(sides)} (--retrieval {'|'.join(choices)})"
+
+
+def _sparse(m: dict[str, Any]) -> str | None:
+    """The learned-sparse side: its model, vocabulary and stored weights (``None``: the index has none)."""
+    entry = m.get("sparse")
+    if not isinstance(entry, dict):
+        return None
+    info = entry.get("model") or {}
+    parts = entry.get("parts") or []
+    rows, nnz = sum(int(p.get("rows", 0)) for p in parts), sum(int(p.get("nnz", 0)) for p in parts)
+    active = f", {nnz / rows:.1f} active terms per vector" if rows else ""
+    return (f"{info.get('name_or_path')} ({info.get('class')}, fingerprint {str(info.get('fingerprint'))[:8]}), "
+            f"{entry.get('vocab')} terms{active}")
 
 
 def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
@@ -54,6 +65,7 @@ def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
         ("vectors", shape),
         ("index kind", str(m.get("backend"))),
         ("retrieval", _retrieval(m)),
+        *([("sparse model", _sparse(m))] if _sparse(m) else []),
         ("prompts", prompts or "none"),
         ("storage", f"{counts.get('segments', 0)} segment(s), {counts.get('deleted_vectors', 0)} deleted vector(s), "
                     f"{_size(_folder_bytes(Path(folder)))} on disk"),

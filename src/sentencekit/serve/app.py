@@ -3,8 +3,9 @@ mounted over one :class:`~sentencekit.serve.service.Service`, the server-wide ex
 the middleware (metrics, API key, body limit).
 
 Statuses: 401 (API key), 413 (too many inputs, body too large, input too long with ``truncate=false``),
-422 (malformed JSON, wrong types, unknown prompt, bad token ids), 424 (rerank without a reranker), 429
-(``--max-concurrent-requests`` reached and no slot freed within ``--admission-wait-ms``, with
+422 (malformed JSON, wrong types, unknown prompt, bad token ids), 424 (a route whose model the server does
+not serve: rerank without a reranker, /embed_sparse without a sparse encoder, dense routes on a sparse-only
+server), 429 (``--max-concurrent-requests`` reached and no slot freed within ``--admission-wait-ms``, with
 ``Retry-After``), 499 in metrics only (the client left before its answer; its work was dropped), 503
 (shutting down, with ``Retry-After``). Each answers in the error shape of the family whose path it is on.
 
@@ -56,7 +57,8 @@ def create_app(models: ServedModels, config: Any, metrics: ServerMetrics | None 
             await service.close()
 
     app = FastAPI(title="sentencekit serve", version=__version__, lifespan=lifespan,
-                  description="Embeddings and reranking over the OpenAI, Hugging Face TEI and Cohere/Jina APIs.")
+                  description="Embeddings, sparse embeddings and reranking over the OpenAI, Hugging Face TEI and "
+                              "Cohere/Jina APIs.")
     app.state.service = service
 
     mounted = [(family, family.router(service)) for family in FAMILIES]

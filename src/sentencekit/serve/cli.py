@@ -19,9 +19,10 @@ from typing import Any
 from sentencekit.serve.config import ServeConfig, add_serve_arguments, env_table
 
 DESCRIPTION = (
-    "Serve the embedding model (and optionally a cross-encoder) over HTTP, speaking the OpenAI "
-    "(/v1/embeddings), Hugging Face TEI (/embed, /rerank, /similarity, /tokenize) and Cohere/Jina "
-    "(/v1/rerank) wire formats, plus /health, /info, /metrics (Prometheus) and /docs. Concurrent requests "
+    "Serve the embedding model (and optionally a cross-encoder and a sparse encoder) over HTTP, speaking the "
+    "OpenAI (/v1/embeddings), Hugging Face TEI (/embed, /embed_sparse, /rerank, /similarity, /tokenize) and "
+    "Cohere/Jina (/v1/rerank) wire formats, plus /health, /info, /metrics (Prometheus) and /docs. A --model "
+    "saved as a SparseEncoder (SPLADE) is served alone on /embed_sparse. Concurrent requests "
     "are packed into shared batches by a token budget. Needs the serve extra: pip install sentencekit[serve]."
 )
 

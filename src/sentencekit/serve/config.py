@@ -76,9 +76,13 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("model", "--model", "SENTENCEKIT_MODEL", str, DEFAULT_MODEL,
-           "embedding model: folder or Hugging Face id"),
+           "embedding model: folder or Hugging Face id; a saved SparseEncoder (SPLADE) here is served alone, on "
+           "/embed_sparse"),
     Option("reranker", "--reranker", "SENTENCEKIT_RERANKER", _optional_text, None,
            "cross-encoder for /rerank and /v1/rerank (without one, those routes answer 424)"),
+    Option("sparse_model", "--sparse-model", "SENTENCEKIT_SPARSE_MODEL", _optional_text, None,
+           "sparse encoder (SPLADE; any *ForMaskedLM folder loads as one) for TEI's /embed_sparse, beside --model "
+           "(without one, /embed_sparse answers 424)"),
     Option("host", "--host", "SENTENCEKIT_HOST", str, "127.0.0.1",
            "address to listen on; 0.0.0.0 exposes the server to the network"),
     Option("port", "--port", "SENTENCEKIT_PORT", _port, 8080, "port to listen on"),
@@ -134,6 +138,7 @@ class ServeConfig:
 
     model: str = DEFAULT_MODEL
     reranker: str | None = None
+    sparse_model: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str | None = None
@@ -188,8 +193,8 @@ def _env_default(option: Option, environ: dict[str, str]) -> Any:
     return value
 
 
-_METAVARS = {"model": "NAME_OR_PATH", "reranker": "NAME_OR_PATH", "api_key": "KEY", "host": "HOST",
-             "served_model_name": "NAME", "batch_wait_ms": "MS",
+_METAVARS = {"model": "NAME_OR_PATH", "reranker": "NAME_OR_PATH", "sparse_model": "NAME_OR_PATH", "api_key": "KEY",
+             "host": "HOST", "served_model_name": "NAME", "batch_wait_ms": "MS",
              "admission_wait_ms": "MS", "graceful_timeout": "SECONDS", "device": "DEVICE"}
 
 

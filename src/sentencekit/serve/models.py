@@ -1,5 +1,9 @@
-"""The served models: loading (torch or ONNX backend), what ``/info`` reports about them, and the two
-batch functions the batcher runs on its inference thread.
+"""The served models: loading (torch or ONNX backend), what ``/info`` reports about them, and the batch
+functions the batchers run on their inference thread (embed, rerank, sparse embed).
+
+A server has a dense embedder (``--model``), a sparse encoder (``--sparse-model``, TEI's ``/embed_sparse``), or
+both, and optionally a reranker. A ``--model`` folder saved as a ``SparseEncoder`` is served as the sparse
+encoder alone (the dense routes then answer 424, as TEI answers a route its model type does not serve).
 
 >>> models = load_models(ServeConfig(model="sentence-transformers/all-MiniLM-L6-v2"))   # doctest: +SKIP
 >>> models.embedder.dimension, models.embedder.max_length                              # doctest: +SKIP
@@ -34,7 +38,7 @@ class ServedModel:
     source: str
     backend: str
     tokens: TokenCounter
-    kind: str  # "embedder" or "reranker"
+    kind: str  # "embedder", "reranker" or "sparse"
 
     @property
     def max_length(self) -> int | None:
@@ -58,7 +62,8 @@ class ServedModel:
 
     @property
     def dimension(self) -> int | None:
-        dim = self.model.get_sentence_embedding_dimension() if self.kind == "embedder" else None
+        # a sparse encoder's dimension is its vocabulary size: the range of /embed_sparse's "index"
+        dim = self.model.get_sentence_embedding_dimension() if self.kind in ("embedder", "sparse") else None
         return int(dim) if dim is not None else None
 
     @property
@@ -70,10 +75,12 @@ class ServedModel:
                                "max_input_length": self.max_length,
                                "compute_dtype": getattr(self.model, "compute_dtype", None),
                                "device": str(getattr(self.model, "device", "cpu"))}
-        if self.kind == "embedder":
+        if self.kind in ("embedder", "sparse"):
             out.update(dimension=self.dimension, similarity_fn_name=self.model.similarity_fn_name,
                        prompts=sorted(k for k, v in self.model.prompts.items() if v),
                        default_prompt_name=self.model.default_prompt_name)
+        if self.kind == "sparse":
+            out.update(max_active_dims=self.model.max_active_dims, route="/embed_sparse")
         return out
 
     def _batch_kwargs(self, n: int, max_batch_tokens: int) -> dict[str, Any]:
@@ -109,6 +116,18 @@ class ServedModel:
             items = Tokenized.from_ids(items)
         return self._call("encode", items, max_batch_tokens, prompt=prompt)
 
+    def run_sparse(self, prompt: str, texts: list[str], max_batch_tokens: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Sparse embeddings of ``texts`` with ``prompt`` (inference thread): per text its non-zero ``(indices
+        ascending, values)`` (:func:`sentencekit.sparse_vectors.row_entries`, whatever form the engine returns).
+        The ``TruncationWarning`` is ignored around this call alone, as in :meth:`_call`."""
+        from sentencekit.sparse_vectors import row_entries
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)
+            out = self.model.encode(list(texts), prompt=prompt, show_progress_bar=False, save_to_cpu=True,
+                                    **self._batch_kwargs(len(texts), max_batch_tokens))
+        return row_entries(out, len(texts))
+
     def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
         """Scores ``[n]`` of ``(query, document)`` pairs (inference thread)."""
         scores = self._call("predict", pairs, max_batch_tokens, activation_fn=_identity if raw_scores else None)
@@ -117,14 +136,30 @@ class ServedModel:
 
 @dataclass
 class ServedModels:
-    embedder: ServedModel
+    """What one server serves: an embedder and / or a sparse encoder (at least one), and maybe a reranker."""
+
+    embedder: ServedModel | None
     reranker: ServedModel | None
+    sparse: ServedModel | None = None
+
+    @property
+    def primary(self) -> ServedModel:
+        """The model ``/info`` names first and whose tokenizer ``/tokenize`` and ``/decode`` use: the embedder,
+        else the sparse encoder."""
+        primary = self.embedder or self.sparse
+        if primary is None:  # load_models never builds this
+            raise ValueError("a server needs an embedding model or a sparse encoder")
+        return primary
 
     def describe(self) -> str:
-        text = f"{self.embedder.name} ({self.embedder.backend}, {self.embedder.dimension} dims)"
+        parts = []
+        if self.embedder is not None:
+            parts.append(f"{self.embedder.name} ({self.embedder.backend}, {self.embedder.dimension} dims)")
+        if self.sparse is not None:
+            parts.append(f"sparse encoder {self.sparse.name} ({self.sparse.backend}, {self.sparse.dimension} terms)")
         if self.reranker is not None:
-            text += f" + reranker {self.reranker.name}"
-        return text
+            parts.append(f"reranker {self.reranker.name}")
+        return " + ".join(parts)
 
 
 def _served_name(source: str) -> str:
@@ -152,17 +187,46 @@ def _load(cls: Any, name: str, config: ServeConfig, common: dict[str, Any], what
     return load_on_backend(cls, name, config.backend, what=what, **common)
 
 
+def is_sparse_encoder(name: str, *, local_files_only: bool = False) -> bool:
+    """Whether ``name`` resolves to a folder saved as a ``SparseEncoder`` (``config_sentence_transformers.json``
+    ``model_type``, or a module only sparse encoders have). A plain ``*ForMaskedLM`` folder is not: it may as
+    well be served as a dense embedder (``--sparse-model`` serves it as SPLADE). ``False`` when it does not
+    resolve (the loader then says why)."""
+    from sentencekit.hub import resolve_model
+    from sentencekit.spec.model_spec import read_spec
+
+    try:
+        return read_spec(resolve_model(name, local_files_only=local_files_only).path).is_sparse
+    except (OSError, ValueError):
+        return False
+
+
 def load_models(config: ServeConfig) -> ServedModels:
-    """Load the embedder (and reranker) that ``config`` names; raises ``OSError`` / ``ValueError`` with the
-    loader's message when one cannot be loaded."""
+    """Load the embedder, sparse encoder and reranker that ``config`` names (``--model`` saved as a
+    SparseEncoder: that sparse encoder alone); raises ``OSError`` / ``ValueError`` with the loader's message
+    when one cannot be loaded."""
     from sentencekit.families.embedder import SentenceTransformer
     from sentencekit.families.reranker import CrossEncoder
+    from sentencekit.families.sparse import SparseEncoder
 
     common = {"device": config.device, "local_files_only": config.local_files_only,
               "num_threads": config.threads, "compute_dtype": config.compute_dtype}
-    model, backend = _load(SentenceTransformer, config.model, config, common, "model")
-    embedder = ServedModel(model, config.served_model_name or _served_name(config.model), config.model,
-                           backend, TokenCounter.for_model(model), "embedder")
+    dense_name, sparse_name = config.model, config.sparse_model
+    if is_sparse_encoder(config.model, local_files_only=config.local_files_only):
+        if config.sparse_model:
+            raise ValueError(f"--model {config.model} is a sparse encoder, and --sparse-model names another; serve "
+                             "a dense embedding model as --model beside --sparse-model, or the sparse encoder alone "
+                             "as --model")
+        dense_name, sparse_name = None, config.model
+    embedder = sparse = None
+    if dense_name is not None:
+        model, backend = _load(SentenceTransformer, dense_name, config, common, "model")
+        embedder = ServedModel(model, config.served_model_name or _served_name(dense_name), dense_name,
+                               backend, TokenCounter.for_model(model), "embedder")
+    if sparse_name is not None:
+        model, backend = _load(SparseEncoder, sparse_name, config, common, "sparse model")
+        name = config.served_model_name if embedder is None and config.served_model_name else _served_name(sparse_name)
+        sparse = ServedModel(model, name, sparse_name, backend, TokenCounter.for_model(model), "sparse")
     reranker = None
     if config.reranker:
         ce, ce_backend = _load(CrossEncoder, config.reranker, config, common, "reranker")
@@ -175,4 +239,4 @@ def load_models(config: ServeConfig) -> ServedModels:
                              "with CrossEncoderTrainer).")
         reranker = ServedModel(ce, _served_name(config.reranker), config.reranker, ce_backend,
                                TokenCounter.for_model(ce), "reranker")
-    return ServedModels(embedder, reranker)
+    return ServedModels(embedder, reranker, sparse)

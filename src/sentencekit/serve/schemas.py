@@ -94,6 +94,22 @@ class TEISimilarityRequest(_Request):
     prompt_name: StrictStr | None = None
 
 
+class TEIEmbedSparseRequest(_Request):
+    """``POST /embed_sparse`` (TEI, SPLADE models): texts only (token ids answer 422)."""
+
+    inputs: TextInputs
+    truncate: StrictBool | None = Field(None, description="cut inputs over the max length (default: --auto-truncate)")
+    truncation_direction: Direction = "right"
+    prompt_name: StrictStr | None = None
+
+
+class SparseValue(BaseModel):
+    """One active term of a sparse embedding: its vocabulary id and weight."""
+
+    index: int
+    value: float
+
+
 class TEIRerankRequest(_Request):
     """``POST /rerank`` (TEI)."""
 

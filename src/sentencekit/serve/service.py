@@ -55,11 +55,19 @@ class Service:
         # One inference thread for every model: a model and its tokenizer are used by one thread at a time.
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sentencekit-infer")
         wait = config.batch_wait_ms / 1000.0
-        embedder = models.embedder
-        self.embed_batcher = DynamicBatcher(
-            lambda key, texts: embedder.run_embed(key, texts, config.max_batch_tokens),
-            max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor, metrics=metrics,
-            name="embedder")
+        embedder, sparse = models.embedder, models.sparse
+        self.embed_batcher = None
+        if embedder is not None:
+            self.embed_batcher = DynamicBatcher(
+                lambda key, texts: embedder.run_embed(key, texts, config.max_batch_tokens),
+                max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor,
+                metrics=metrics, name="embedder")
+        self.sparse_batcher = None
+        if sparse is not None:  # the same batching, admission and inference thread as the other models
+            self.sparse_batcher = DynamicBatcher(
+                lambda key, texts: sparse.run_sparse(key, texts, config.max_batch_tokens),
+                max_batch_tokens=config.max_batch_tokens, max_wait_s=wait, executor=self._executor,
+                metrics=metrics, name="sparse")
         self.rerank_batcher = None
         if models.reranker is not None:
             reranker = models.reranker
@@ -73,28 +81,30 @@ class Service:
         self._prompt_ids_cache: dict[str, list[int] | None] = {}
 
     # -- life cycle -----------------------------------------------------------------------------------
+    @property
+    def batchers(self) -> list[DynamicBatcher]:
+        """The batchers of the models served (embedder, reranker, sparse encoder)."""
+        return [b for b in (self.embed_batcher, self.rerank_batcher, self.sparse_batcher) if b is not None]
+
     def start(self) -> None:
         """Start the batchers (from the running event loop: the app's lifespan)."""
-        self.embed_batcher.start()
-        if self.rerank_batcher is not None:
-            self.rerank_batcher.start()
+        for batcher in self.batchers:
+            batcher.start()
 
     async def close(self) -> None:
         """Run what is queued, then stop (the graceful part of shutdown); past the drain deadline, stop
         without waiting for a model call still running (see :meth:`DynamicBatcher.close`)."""
-        await self.embed_batcher.close()
-        if self.rerank_batcher is not None:
-            await self.rerank_batcher.close()
-        late = self.embed_batcher.past_deadline
+        for batcher in self.batchers:
+            await batcher.close()
+        late = any(b.past_deadline for b in self.batchers)
         self._executor.shutdown(wait=not late, cancel_futures=late)
 
     def drain(self, deadline: float | None) -> None:
         """Shutdown has begun (SIGTERM): new and waiting requests get 503; queued work runs while it can end
         by ``deadline`` (``time.monotonic()`` seconds, ``None``: no limit), the rest gets 503."""
         self.admission.drain()
-        for batcher in (self.embed_batcher, self.rerank_batcher):
-            if batcher is not None:
-                batcher.drain(deadline)
+        for batcher in self.batchers:
+            batcher.drain(deadline)
 
     # -- limits ---------------------------------------------------------------------------------------
     def check_count(self, n: int, param: str) -> None:
@@ -113,11 +123,29 @@ class Service:
                                 "(a cross-encoder) to use the rerank routes", "Backend", code="model_not_loaded")
         return self.models.reranker
 
+    def require_embedder(self) -> ServedModel:
+        """The dense embedder, or 424 on a server that serves a sparse encoder alone (TEI's answer to a route
+        its model type does not serve)."""
+        if self.models.embedder is None or self.embed_batcher is None:
+            sparse = self.models.sparse.name if self.models.sparse is not None else "a sparse encoder"
+            raise ApiError(424, f"this server serves the sparse encoder {sparse} only, on POST /embed_sparse; dense "
+                                "embeddings need a dense model: start the server with --model EMBEDDER "
+                                "--sparse-model SPARSE to serve both", "Backend", code="model_not_loaded")
+        return self.models.embedder
+
+    def require_sparse(self) -> ServedModel:
+        """The sparse encoder, or 424 on a server started without one."""
+        if self.models.sparse is None or self.sparse_batcher is None:
+            raise ApiError(424, "this server has no sparse encoder; start it with --sparse-model NAME_OR_PATH (a "
+                                "SparseEncoder / SPLADE model) to use /embed_sparse", "Backend",
+                           code="model_not_loaded")
+        return self.models.sparse
+
     def check_dimensions(self, dimensions: int | None, param: str = "dimensions") -> None:
         """422 unless ``dimensions`` is ``None`` or between 1 and the model's dimension."""
         if dimensions is None:
             return
-        full = self.models.embedder.dimension
+        full = self.require_embedder().dimension
         if dimensions <= 0 or (full is not None and dimensions > full):
             raise ApiError(422, f"dimensions={dimensions} is not between 1 and the model's {full} dimensions",
                            "Validation", param=param)
@@ -151,13 +179,14 @@ class Service:
         return isinstance(inputs, list) and bool(inputs) and not isinstance(inputs[0], str)
 
     def token_ids(self, ids: Sequence[int] | Sequence[Sequence[int]], param: str, hint: str = "") -> list[list[int]]:
-        """One (``[int]``) or several (``[[int]]``) id sequences of the embedding model's tokenizer, as a
-        batch; 413 / 422 for too many sequences or an id outside the vocabulary (named by its position;
-        ``hint`` ends that message). Any int JSON can carry (negative, past 2**64) is refused here."""
+        """One (``[int]``) or several (``[[int]]``) id sequences of the embedding model's tokenizer (the sparse
+        encoder's on a server without one), as a batch; 413 / 422 for too many sequences or an id outside the
+        vocabulary (named by its position; ``hint`` ends that message). Any int JSON can carry (negative, past
+        2**64) is refused here."""
         flat = bool(ids) and isinstance(ids[0], int)
         batch = [list(ids)] if flat else [list(x) for x in ids]
         self.check_count(len(batch), param)
-        counter = self.models.embedder.tokens
+        counter = self.models.primary.tokens
         for i, sequence in enumerate(batch):
             k = counter.check_ids(sequence)
             if k is not None:
@@ -170,7 +199,7 @@ class Service:
     def decode(self, ids: Sequence[int] | Sequence[Sequence[int]], param: str, skip_special_tokens: bool = True,
                hint: str = "") -> list[str]:
         """Text of each id sequence (see :meth:`token_ids`) with the embedding model's tokenizer."""
-        return self.models.embedder.tokens.decode(self.token_ids(ids, param, hint), skip_special_tokens)
+        return self.models.primary.tokens.decode(self.token_ids(ids, param, hint), skip_special_tokens)
 
     def texts_from(self, inputs: Any, param: str) -> list[str]:
         """Texts of a string / list of strings input, checked (:meth:`check_texts`)."""
@@ -203,7 +232,7 @@ class Service:
         text the client tokenized. A row over the model's limit answers 413 with ``truncate=false``;
         with ``truncate=true`` its own ids are cut (from the end, or from the start for
         ``direction="left"``) so that the whole row fits, special tokens and prompt kept."""
-        model = self.models.embedder
+        model = self.require_embedder()
         if not model.takes_counted_ids:
             raise ApiError(422, f"`{param}`: this model (a static-embedding or Router model, or one without a "
                                 "fast tokenizer) cannot run token ids as they are; send text instead",
@@ -230,14 +259,15 @@ class Service:
             out.append(counter.with_specials(body, prompt_ids))
         return out
 
-    def prompt(self, prompt_name: str | None) -> str:
-        """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``).
+    def prompt(self, prompt_name: str | None, served: ServedModel | None = None) -> str:
+        """The prompt ``encode`` prepends for ``prompt_name`` (the model's default prompt when ``None``) with
+        ``served`` (default: the embedder, else the sparse encoder).
 
         The model's own resolution decides (``sentencekit.pipeline.prompts.resolve_prompt`` over the model's
         ``prompts`` and ``default_prompt_name``): this is the server's only call into it, so it is the one
         line to re-point when the models resolve prompts elsewhere. An unknown name answers 422.
         """
-        model = self.models.embedder.model
+        model = (served or self.models.primary).model
         try:
             return resolve_prompt(model.prompts, prompt_name, None, model.default_prompt_name) or ""
         except ValueError:  # an unknown prompt_name; the library's message speaks to Python users, not clients
@@ -251,7 +281,7 @@ class Service:
         texts = self.texts_from(inputs, "inputs")
         prompt = self.prompt(prompt_name)
         texts = [prompt + t for t in texts]
-        return list(zip(texts, self.models.embedder.tokens.encode(texts, add_special_tokens)))
+        return list(zip(texts, self.models.primary.tokens.encode(texts, add_special_tokens)))
 
     async def _encode(self, model: ServedModel, items: Sequence[Any]) -> list[Any]:
         chars = sum(len(x) if isinstance(x, str) else len(x[0]) + len(x[1]) for x in items)
@@ -291,9 +321,9 @@ class Service:
         ``truncate=None`` follows ``--auto-truncate``. ``direction="left"`` (any case, as TEI accepts)
         keeps the end of texts over the limit instead of their start (the prompt stays).
         """
+        model = self.require_embedder()
         self.check_dimensions(dimensions)
-        prompt = self.prompt(prompt_name)
-        model = self.models.embedder
+        prompt = self.prompt(prompt_name, model)
         truncate = self._truncate(truncate)
         if self.is_token_ids(inputs):
             items: list[Any] = self.id_inputs(inputs, param=param, prompt=prompt, truncate=truncate,
@@ -312,6 +342,27 @@ class Service:
                 key, items = (prompt, False), texts
         result = await self._submit(self.embed_batcher, key, items, tokens)
         return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), tokens, result)
+
+    async def embed_sparse(self, inputs: Any, *, param: str, prompt_name: str | None = None,
+                           truncate: bool | None = None, direction: str = "right") -> Outcome:
+        """Sparse embeddings of ``inputs`` (texts) as the sparse encoder's ``encode`` gives them with the
+        resolved prompt: ``Outcome.values`` is per text its non-zero ``(indices ascending, values)``. The same
+        checks, token counting, truncation and batching as :meth:`embed`; token-id inputs answer 422 (send
+        text). 424 on a server without a sparse encoder."""
+        model = self.require_sparse()
+        prompt = self.prompt(prompt_name, model)
+        truncate = self._truncate(truncate)
+        if self.is_token_ids(inputs):
+            raise ApiError(422, f"`{param}`: /embed_sparse takes text (a string or a list of strings), not token "
+                                "ids; send the texts", "Validation", param=param)
+        texts = self.texts_from(inputs, param)
+        encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
+        tokens = sum(await self._count(model, texts, truncate, param, encodings))
+        if truncate and direction.lower() == "left" and model.max_length is not None:
+            budget = model.max_length - model.tokens.specials() - model.tokens.count(prompt)
+            texts = await asyncio.to_thread(self._cut_left, model, texts, budget)
+        result = await self._submit(self.sparse_batcher, prompt, texts, tokens)
+        return Outcome(result.values, tokens, result)
 
     async def rerank(self, query: str, documents: list[str], *, param: str, raw_scores: bool = False,
                      truncate: bool | None = None, direction: str = "right") -> Outcome:

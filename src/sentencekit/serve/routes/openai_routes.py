@@ -77,10 +77,10 @@ def openai_router(service: Service) -> APIRouter:
 
     @router.get("/v1/models", response_model=s.ModelList)
     async def openai_models() -> Response:
-        """The served models (the embedder, and the reranker when there is one)."""
+        """The served models (the embedder, sparse encoder and reranker that the server has)."""
         created = int(time.time())
         cards = [{"id": m.name, "object": "model", "created": created, "owned_by": "sentencekit"}
-                 for m in (models.embedder, models.reranker) if m is not None]
+                 for m in (models.embedder, models.sparse, models.reranker) if m is not None]
         return json_response({"object": "list", "data": cards})
 
     return router

@@ -74,7 +74,7 @@ _ERROR_TEXTS = {
     401: "missing or wrong API key",
     413: "too many inputs, body too large, or input too long",
     422: "malformed JSON or wrong types",
-    424: "the server has no reranker",
+    424: "the server does not serve the model this route needs (reranker, dense embedder or sparse encoder)",
     429: "too many requests in flight (see Retry-After)",
 }
 

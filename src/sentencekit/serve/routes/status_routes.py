@@ -27,11 +27,16 @@ def status_router(service: Service) -> APIRouter:
     @router.get("/info")
     async def info() -> Response:
         """The served models and the server's limits."""
-        embedder = models.embedder
+        primary = models.primary  # the embedder, else the sparse encoder
+        model_type = ({"embedding": models.embedder.info()} if models.embedder is not None
+                      else {"sparse_embedding": models.sparse.info()})
         return json_response({
-            "model_id": embedder.name, "model_type": {"embedding": embedder.info()},
+            "model_id": primary.name, "model_type": model_type,
             "reranker": models.reranker.info() if models.reranker is not None else None,
-            "backend": embedder.backend, "dimension": embedder.dimension, "max_input_length": embedder.max_length,
+            "sparse_model": models.sparse.info() if models.sparse is not None else None,
+            "routes": {"embed": models.embedder is not None, "embed_sparse": models.sparse is not None,
+                       "rerank": models.reranker is not None},
+            "backend": primary.backend, "dimension": primary.dimension, "max_input_length": primary.max_length,
             "max_batch_tokens": config.max_batch_tokens, "max_client_batch_size": config.max_client_batch_size,
             "max_concurrent_requests": config.max_concurrent_requests, "payload_limit": config.payload_limit,
             "auto_truncate": config.auto_truncate, "batch_wait_ms": config.batch_wait_ms,

@@ -1,4 +1,5 @@
-"""Hugging Face TEI's API: ``POST /embed``, ``/similarity``, ``/tokenize``, ``/decode`` and ``/rerank``.
+"""Hugging Face TEI's API: ``POST /embed``, ``/embed_sparse``, ``/similarity``, ``/tokenize``, ``/decode`` and
+``/rerank``.
 
 Errors are TEI's ``{"error": "...", "error_type": "Validation|Empty|Tokenizer|Overloaded|..."}``, the
 server's native shape: the status routes and unknown paths answer in it too.
@@ -22,7 +23,7 @@ from sentencekit.serve.routes.route_family import RouteFamily, answer, documente
 from sentencekit.serve.service import Outcome, Service
 
 #: the OpenAPI ``responses`` of a TEI-shaped route (and of a rerank route)
-ERRORS = documented_errors(s.ErrorTEI, 401, 413, 422, 429)
+ERRORS = documented_errors(s.ErrorTEI, 401, 413, 422, 424, 429)
 RERANK_ERRORS = documented_errors(s.ErrorTEI, 401, 413, 422, 424, 429)
 
 
@@ -50,6 +51,16 @@ def tei_router(service: Service) -> APIRouter:
             body.inputs, param="inputs", prompt_name=body.prompt_name, truncate=body.truncate,
             direction=body.truncation_direction, dimensions=body.dimensions, normalize=body.normalize),
             lambda out: out.values.tolist())
+
+    @router.post("/embed_sparse", response_model=list[list[s.SparseValue]], responses=ERRORS)
+    async def tei_embed_sparse(body: s.TEIEmbedSparseRequest) -> Response:
+        """TEI sparse embeddings (SPLADE): per input its active terms ``[{"index", "value"}, ...]``, ascending
+        by index. 424 on a server without a sparse encoder."""
+        from sentencekit.sparse_vectors import as_tei
+
+        return await answer(lambda: service.embed_sparse(
+            body.inputs, param="inputs", prompt_name=body.prompt_name, truncate=body.truncate,
+            direction=body.truncation_direction), lambda out: as_tei(out.values))
 
     @router.post("/similarity", response_model=list[float], responses=ERRORS)
     async def tei_similarity(body: s.TEISimilarityRequest) -> Response:
