@@ -112,6 +112,22 @@ def tiny_mlm_dir(tmp_path_factory) -> Path:
     return build_tiny_mlm(tmp_path_factory.mktemp("tiny-mlm"))
 
 
+def build_tiny_splade(folder: Path, mlm_dir: Path, max_active_dims: int = 12) -> Path:
+    """``mlm_dir`` (a random BertForMaskedLM) saved as a SparseEncoder (fill-mask Transformer + max
+    SpladePooling, ``model_type: SparseEncoder``) in ``folder``, keeping ``max_active_dims`` terms per text: an
+    untrained MLM head gives nearly every term a weight, which an index would refuse as a dense vector."""
+    from sentencekit import SparseEncoder
+
+    SparseEncoder(str(mlm_dir), device="cpu", max_active_dims=max_active_dims).save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_splade_dir(tmp_path_factory, tiny_mlm_dir) -> Path:
+    """A tiny random SPLADE model saved as a SparseEncoder by sentencekit (what `serve --model` detects)."""
+    return build_tiny_splade(tmp_path_factory.mktemp("tiny-splade") / "model", tiny_mlm_dir)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A plain Hugging Face BERT folder (no modules.json)."""
