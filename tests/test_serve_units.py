@@ -223,7 +223,7 @@ def test_prometheus_text_format():
 ROUTES = {
     ("POST", "/v1/embeddings"): "OpenAI", ("POST", "/embeddings"): None, ("GET", "/v1/models"): "OpenAI",
     ("POST", "/embed"): "TEI", ("POST", "/similarity"): "TEI", ("POST", "/tokenize"): "TEI",
-    ("POST", "/decode"): "TEI", ("POST", "/rerank"): "TEI",
+    ("POST", "/decode"): "TEI", ("POST", "/rerank"): "TEI", ("POST", "/embed_sparse"): "TEI",
     ("POST", "/v1/rerank"): "Cohere / Jina", ("POST", "/v2/rerank"): None,
     ("GET", "/health"): "status", ("GET", "/info"): "status", ("GET", "/metrics"): "status",
 }
