@@ -127,7 +127,8 @@ def test_index_build_info_search_and_repair_with_a_sparse_side(tiny_st_dir, tiny
     assert all(set(h["found_by"]) <= {"dense", "sparse"} for h in hits) and hits
     sides = 3 if "lexical" in manifest else 2
     assert main(["search", "refund", *base, "--retrieval", "hybrid", "--fusion-weights", "1"]) == 1
-    assert f"{sides} sides" in one_error_line(capsys)
+    err = one_error_line(capsys)
+    assert f"--fusion-weights: got 1 number(s) for the {sides} sides" in err and "dense=1,sparse=1" in err
 
     # the wrong sparse model: one line naming both, for search and for build
     for argv in (["search", "refund", *base, "--retrieval", "sparse"],

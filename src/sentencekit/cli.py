@@ -91,10 +91,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         notes.set_total("documents", added)
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
+    from sentencekit.cli_sparse import check_fusion_weights
+
+    weights = check_fusion_weights(args.fusion_weights, index.manifest)
     with truncation_notes("queries"):
         results = index.search(list(args.query), top_k=args.top_k, reranker=reranker,
                                rerank_top_n=args.rerank_top_n, retrieval=retrieval, fusion=args.fusion or "rrf",
-                               fusion_weights=args.fusion_weights)
+                               fusion_weights=weights)
     t3 = time.perf_counter()
     if args.json:
         print(json.dumps([{"query": q, "results": hits} for q, hits in zip(args.query, results)], indent=2,

@@ -55,6 +55,23 @@ def add_fusion_weights_arg(p: argparse.ArgumentParser) -> None:
                         "(e.g. dense=0.3,sparse=0.7: only those sides are fused) (default: equal weights)")
 
 
+def check_fusion_weights(weights: tuple[float, ...] | dict[str, float] | None,
+                         manifest: dict[str, Any]) -> tuple[float, ...] | dict[str, float] | None:
+    """``--fusion-weights`` checked against the sides the index's hybrid search fuses (one-line ``ValueError``
+    in the option's own words when the count differs); side=number pairs pass as they are."""
+    if not isinstance(weights, tuple):
+        return weights
+    from sentencekit.search.hybrid import hybrid_sides
+
+    sides = list(hybrid_sides("hybrid", None, has_sparse=has_sparse_side(manifest),
+                              has_lexical=isinstance(manifest.get("lexical"), dict)))
+    if len(weights) != len(sides):
+        raise ValueError(f"--fusion-weights: got {len(weights)} number(s) for the {len(sides)} sides this index fuses "
+                         f"({', '.join(sides)}); pass one per side in that order, or side=number pairs (e.g. "
+                         f"{','.join(f'{side}=1' for side in sides)})")
+    return weights
+
+
 # -- loading ----------------------------------------------------------------------------------------------
 def load_sparse(name: str, args: argparse.Namespace) -> Any:
     """The ``SparseEncoder`` ``name`` on ``--backend`` (as the dense model is loaded). A local folder is loaded by
@@ -160,5 +177,6 @@ def cmd_encode_sparse(args: argparse.Namespace, texts_of: Any) -> int:
     return 0
 
 
-__all__ = ["add_sparse_arg", "add_fusion_weights_arg", "parse_fusion_weights", "load_sparse", "sparse_for_index",
-           "check_sparse_match", "recorded_sparse_name", "has_sparse_side", "no_sparse_side", "cmd_encode_sparse"]
+__all__ = ["add_sparse_arg", "add_fusion_weights_arg", "parse_fusion_weights", "check_fusion_weights",
+           "load_sparse", "sparse_for_index", "check_sparse_match", "recorded_sparse_name", "has_sparse_side",
+           "no_sparse_side", "cmd_encode_sparse"]
