@@ -224,6 +224,8 @@ def test_decode_sparsity_and_intersection_on_scipy_equal_torch(mlm_copy):
     assert stats["sparsity_ratio"] == pytest.approx(torch_stats["sparsity_ratio"])
     assert SparseEncoder.sparsity(emb.toarray()[0]) == SparseEncoder.sparsity(emb[0])
     assert SparseEncoder.sparsity(np.zeros((0, 5))) == {"active_dims": 0.0, "sparsity_ratio": 1.0}
+    listed = model.encode(TEXTS[:3], convert_to_tensor=False)  # a list of [1, vocab] rows reads as the matrix
+    assert SparseEncoder.sparsity(listed) == stats and model.decode(listed, top_k=5) == model.decode(emb, top_k=5)
     shared = SparseEncoder.intersection(emb[0], emb)
     assert isinstance(shared, sp.csr_matrix) and shared.shape == emb.shape
     np.testing.assert_allclose(shared.toarray(), dense(SparseEncoder.intersection(torch_emb[0], torch_emb)),

@@ -43,6 +43,10 @@ def _is_scipy(x: Any) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
 
+def _is_scipy_rows(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and bool(x) and _is_scipy(x[0])
+
+
 def as_csr(x: Any) -> Any:
     """``x`` as a new 2-D ``scipy.sparse.csr_matrix`` float32 with sorted terms and no stored zeros (a
     ``[dim]`` input is one row; a list of rows is stacked; the caller's matrix is never modified). Raises
@@ -53,7 +57,7 @@ def as_csr(x: Any) -> Any:
         from sentencekit.search.sparse_side import to_csr  # the one torch -> CSR converter
 
         return to_csr(x)
-    if isinstance(x, (list, tuple)) and x and _is_scipy(x[0]):
+    if _is_scipy_rows(x):
         return sparse.vstack([as_csr(row) for row in x], format="csr")
     if _is_scipy(x):
         m = sparse.csr_matrix(x, dtype=np.float32, copy=True)
@@ -186,6 +190,8 @@ PAIRWISE: dict[str, Callable[[Any, Any], Any]] = {
 def sparsity(embeddings: Any) -> dict[str, float]:
     """``{"active_dims": mean non-zero entries per row, "sparsity_ratio": 1 - active_dims / dim}`` of a 1-D
     or 2-D array / sparse matrix; no rows: ``{0.0, 1.0}``. Raises ``ValueError`` for other shapes."""
+    if _is_scipy_rows(embeddings):  # encode(..., convert_to_tensor=False): a list of [1, dim] rows
+        embeddings = as_csr(embeddings)
     ndim = getattr(embeddings, "ndim", None)
     if ndim is None:
         embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -223,7 +229,7 @@ def intersection(embeddings_1: Any, embeddings_2: Any) -> Any:
 def rows(embeddings: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(ids, weights)`` of each row's non-zero entries (ids ascending): one row for a ``[dim]`` array.
     Raises ``ValueError`` for an input that is not 1-D / 2-D."""
-    if _is_scipy(embeddings):
+    if _is_scipy(embeddings) or _is_scipy_rows(embeddings):
         m = as_csr(embeddings)
         for i in range(m.shape[0]):
             lo, hi = m.indptr[i], m.indptr[i + 1]
