@@ -68,3 +68,31 @@ print(json.dumps({{"shape": [len(hits)], "loaded": sorted(m for m in ("torch", "
 """
     run_fresh(CHECK.format(cls="SentenceTransformer", path=str(folder), call="encode(['x'])"), tmp_path / "home")
     assert run_fresh(code, tmp_path / "home") == {"shape": [2], "loaded": []}
+
+
+def test_sparse_encoder_and_its_helpers_without_torch(tiny_mlm_dir, tmp_path):
+    """SPLADE on ONNX Runtime: import, encode (SciPy CSR), decode, sparsity, intersection and every similarity
+    function run without torch once the graph is exported."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_mlm_dir, folder)
+    code = f"""
+import json, sys
+from sentencekit import SparseEncoder
+model = SparseEncoder({str(folder)!r}, backend="onnx")
+emb = model.encode(["how do i get a refund", "the cat sat on the mat", "hello"])
+terms = model.decode(emb, top_k=3)
+stats = model.sparsity(emb)
+shared = model.intersection(emb[0], emb)
+scores = {{}}
+for name in ("dot", "cosine", "euclidean", "manhattan"):
+    model.similarity_fn_name = name
+    scores[name] = [list(model.similarity(emb, emb).shape), list(model.similarity_pairwise(emb, emb).shape)]
+print(json.dumps({{"shape": [type(emb).__name__, *emb.shape], "terms": [len(t) for t in terms],
+                   "scores": scores, "shared": type(shared).__name__,
+                   "loaded": sorted(m for m in ("torch", "transformers") if m in sys.modules)}}))
+"""
+    first = run_fresh(code, tmp_path / "home")  # exports: torch is allowed here
+    second = run_fresh(code, tmp_path / "home")
+    assert second == {**first, "loaded": []}
+    assert second["shape"][0] == "csr_matrix" and second["terms"] == [3, 3, 3] and second["shared"] == "csr_matrix"
+    assert all(v == [[3, 3], [3]] for v in second["scores"].values())

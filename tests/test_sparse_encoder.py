@@ -216,8 +216,6 @@ def test_bad_arguments_raise(model, tiny_mlm_dir):
         SparseEncoder(str(tiny_mlm_dir), max_active_dims=-3)
     with pytest.raises(ValueError, match="not both"):
         SparseEncoder(str(tiny_mlm_dir), processor_kwargs={}, tokenizer_kwargs={})
-    with pytest.raises(ValueError, match="torch"):
-        SparseEncoder(str(tiny_mlm_dir), backend="onnx")
     with pytest.raises(TypeError):
         SparseEncoder(str(tiny_mlm_dir), None)  # keyword-only after the first, as in sentence-transformers 6.2
     with pytest.raises(ValueError, match="default_prompt_name"):

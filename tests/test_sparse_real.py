@@ -43,3 +43,22 @@ def test_save_and_load_back(splade, tmp_path):
     splade.save(tmp_path / "splade")
     again = SparseEncoder(str(tmp_path / "splade"), device="cpu")
     assert torch.equal(again.encode(["capital of france"]).to_dense(), splade.encode(["capital of france"]).to_dense())
+
+
+def test_onnx_backend_equals_torch_and_decodes_the_same_terms(splade, splade_tiny_dir, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    folder = tmp_path / "splade-tiny"
+    shutil.copytree(splade_tiny_dir, folder)  # the export is written beside the model: never into the shared one
+    onnx = SparseEncoder(str(folder), backend="onnx")
+    texts = ["capital of france", "how do i get a refund?", "Paris is the capital and largest city of France.",
+             "Refunds are paid within five days.", "The cat sat on the mat."]
+    emb = onnx.encode(texts, batch_size=2)
+    assert emb.shape == (5, 30522) and onnx.engine.meta["kind"] == "sparse"
+    np.testing.assert_allclose(emb.toarray(), splade.encode(texts).to_dense().numpy(), atol=1e-4, rtol=1e-4)
+    terms = [token for token, _ in onnx.decode(emb[0])[0]]
+    assert set(terms[:2]) == {"capital", "france"} and {"french", "paris"} <= set(terms)
+    scores = onnx.similarity(onnx.encode_query(texts[:2]), onnx.encode_document(texts[2:]))
+    assert isinstance(scores, np.ndarray) and scores.argmax(axis=1).tolist() == [0, 1]

@@ -5,7 +5,8 @@ a backend name -> the function that builds its engine for a model family from a
 :class:`~sentencekit.spec.model_spec.ModelSpec`. A new backend is one engine module plus one line here.
 
 - ``torch``: the ``nn.Sequential`` of modules (training, GPUs, any module type);
-- ``onnx``: torch-free: ONNX Runtime for transformer pipelines, a NumPy table lookup for static models,
+- ``onnx``: torch-free: ONNX Runtime for transformer pipelines (SPLADE sparse encoders with their pooling
+  inside the graph), a NumPy table lookup for static models (and ``SparseStaticEmbedding`` query routes),
   one engine per route for Router models.
 
 >>> sorted(BACKENDS)
@@ -31,12 +32,7 @@ def _torch_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engin
 
 
 def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
-    if family == "sparse":
-        # The sparse post-step (sentencekit.pipeline.sparse_output) already takes NumPy rows; what is missing is
-        # an engine that outputs SpladePooling's ``sentence_embedding`` without torch.
-        raise ValueError("SparseEncoder runs on backend='torch' only (an ONNX Runtime engine for sparse encoders "
-                         "is not written yet).")
-    if family == "embedder" and spec.router is not None:
+    if family in ("embedder", "sparse") and spec.router is not None:
         from sentencekit.engines.router_engine import RouterEngine
 
         return RouterEngine(spec, {route: _torch_free_engine(spec.route(route), family, options)
@@ -45,6 +41,10 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
         from sentencekit.engines.static_engine import StaticEngine
 
         return StaticEngine(spec, options)
+    if family == "sparse" and spec.modules and spec.modules[0].kind == "SparseStaticEmbedding":
+        from sentencekit.engines.sparse_static_engine import SparseStaticEngine
+
+        return SparseStaticEngine(spec, options)
     from sentencekit.engines.onnx_engine import OnnxEngine
 
     return OnnxEngine(spec, family, options)

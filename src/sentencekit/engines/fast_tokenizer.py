@@ -33,12 +33,15 @@ def _token_content(value: Any) -> str | None:
 
 class FastTokenizer:
     """``tokenizers.Tokenizer`` with fixed truncation and NumPy padding (thread-safe: its settings are
-    never changed after construction)."""
+    never changed after construction). ``add_special_tokens=False``: texts without [CLS] / [SEP] (as
+    ``SparseStaticEmbedding`` tokenizes them)."""
 
     def __init__(self, tokenizer: Any, *, max_length: int | None, do_lower_case: bool = False,
-                 pad_id: int = 0, pad_type_id: int = 0, padding_side: str = "right") -> None:
+                 pad_id: int = 0, pad_type_id: int = 0, padding_side: str = "right",
+                 add_special_tokens: bool = True) -> None:
         self._tok = tokenizer
         self._tok.no_padding()
+        self.add_special_tokens = add_special_tokens
         self.do_lower_case = do_lower_case
         self.pad_id = int(pad_id)
         self.pad_type_id = int(pad_type_id)
@@ -49,7 +52,7 @@ class FastTokenizer:
 
     @classmethod
     def from_file(cls, tokenizer_json: Path, config_folder: Path | None = None, *, max_length: int | None,
-                  do_lower_case: bool = False) -> FastTokenizer:
+                  do_lower_case: bool = False, add_special_tokens: bool = True) -> FastTokenizer:
         """Load ``tokenizer_json``; the pad token and padding side come from ``tokenizer_config.json`` /
         ``special_tokens_map.json`` in ``config_folder`` (default: the json's folder)."""
         from tokenizers import Tokenizer
@@ -71,7 +74,8 @@ class FastTokenizer:
             pad_id = padding.get("pad_id", 0)
         side = tconf.get("padding_side") or padding.get("direction", "Right")
         return cls(tok, max_length=max_length, do_lower_case=do_lower_case, pad_id=pad_id,
-                   pad_type_id=padding.get("pad_type_id", 0), padding_side=str(side).lower())
+                   pad_type_id=padding.get("pad_type_id", 0), padding_side=str(side).lower(),
+                   add_special_tokens=add_special_tokens)
 
     def set_max_length(self, max_length: int | None) -> None:
         with self._lock:
@@ -108,6 +112,11 @@ class FastTokenizer:
         added = self._tok.get_added_tokens_decoder()
         return {int(i) for i, t in added.items() if getattr(t, "special", False)}
 
+    def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
+        """The vocabulary strings of token ids (``"##s"`` for a WordPiece continuation), as a Hugging Face
+        tokenizer's ``convert_ids_to_tokens`` gives them (``SparseEncoder.decode`` lists these)."""
+        return [self._tok.id_to_token(int(i)) for i in ids]
+
     def _prepare(self, items: Sequence[Any]) -> list[Any]:
         out = []
         for item in items:
@@ -124,7 +133,7 @@ class FastTokenizer:
     def encode(self, items: Sequence[Any]) -> Tokenized:
         """Tokenize texts (or ``(a, b)`` pairs) once, without padding."""
         with self._lock:
-            encodings = self._tok.encode_batch(self._prepare(items), add_special_tokens=True)
+            encodings = self._tok.encode_batch(self._prepare(items), add_special_tokens=self.add_special_tokens)
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))

@@ -57,6 +57,18 @@ def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: tuple[
     return np.concatenate(out, axis=1)
 
 
+def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str, activation_function: str) -> np.ndarray:
+    """``SpladePooling`` of MLM logits ``[n, seq, vocab]`` -> ``[n, vocab]`` float32 (padding counts as 0),
+    for a transformer-only fill-mask graph; a sentencekit sparse export does this inside the graph."""
+    x = logits.astype(np.float32, copy=False) * attention_mask[..., None].astype(np.float32)
+    if strategy == "max":
+        x = x.max(axis=1)  # relu and log1p are non-decreasing: pooling first gives the same numbers
+    x = np.log1p(np.maximum(x, 0.0))
+    if activation_function == "log1p_relu":
+        x = np.log1p(x)
+    return x if strategy == "max" else x.sum(axis=1)
+
+
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """``torch.nn.functional.normalize(x, p=2, dim=-1)``."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

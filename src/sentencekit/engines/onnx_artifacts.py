@@ -3,7 +3,9 @@
 1. ``model_kwargs={"file_name": ...}``: that file (a sentencekit export, or a transformer-only graph);
 2. sentencekit's cached full-pipeline export (``onnx/sentencekit_<key>.onnx`` beside the model, or in
    ``$SENTENCEKIT_HOME/onnx``), keyed by the model folder's content;
-3. a transformer-only ``onnx/model.onnx`` as sentence-transformers / optimum export it;
+3. a transformer-only ``onnx/model.onnx`` as sentence-transformers / optimum export it (not for sparse
+   encoders: their own export pools inside the graph, so ONNX Runtime never returns ``[b, tokens, vocab]``
+   logits; a transformer-only graph still runs when ``file_name`` names it);
 4. a new export (this imports torch, once), written atomically where it can be written.
 
 ``int8`` is derived from the float32 graph by calibrated dynamic quantization, and cached the same way.
@@ -53,16 +55,18 @@ def export_variant(kind: str, torch_kwargs: dict[str, Any]) -> str:
 
 
 def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: str,
-           export: Callable[[Path], Path], calibration: Callable[[Path, Path], dict[str, Any]] | None) -> Artifact:
+           export: Callable[[Path], Path], calibration: Callable[[Path, Path], dict[str, Any]] | None,
+           transformer_only: bool = True) -> Artifact:
     """The artifact for ``folder`` (``variant`` names what else decides the export, e.g. the model
     family); ``export(target)`` writes a new float32 export, ``calibration(src, dst)`` writes the int8
-    version of ``src`` (both only called when nothing cached fits)."""
+    version of ``src`` (both only called when nothing cached fits). ``transformer_only=False``: do not
+    fall back to a transformer-only ``onnx/model.onnx`` (step 3)."""
     key = folder_key(folder, variant)
     if file_name:
         graph = find_transformer_onnx(folder, file_name)
     else:
         graph = find_export(folder, f"sentencekit_{key}.onnx")
-        if graph is None and compute_dtype != "int8":
+        if graph is None and compute_dtype != "int8" and transformer_only:
             graph = find_transformer_onnx(folder)
         if graph is None:
             target = writable_export_dir(folder) / f"sentencekit_{key}.onnx"

@@ -1,10 +1,11 @@
 """The ONNX Runtime engine: a model's exported graph, run on the CPU without torch.
 
 The first load exports the whole embedder pipeline (Transformer -> Pooling -> Dense -> Normalize) to one
-graph, or a cross-encoder's sequence-classification transformer (output ``logits``), cached beside the
-model or under ``$SENTENCEKIT_HOME/onnx`` (see :mod:`sentencekit.engines.onnx_artifacts`); later loads need
-only ``tokenizers``, ``onnxruntime`` and NumPy. A transformer-only graph (as sentence-transformers /
-optimum export it) also runs: pooling, Dense and Normalize then run in NumPy.
+graph, a cross-encoder's sequence-classification transformer (output ``logits``), or a SPLADE sparse
+encoder with its pooling (output ``sentence_embedding`` ``[b, vocab]``), cached beside the model or under
+``$SENTENCEKIT_HOME/onnx`` (see :mod:`sentencekit.engines.onnx_artifacts`); later loads need only
+``tokenizers``, ``onnxruntime`` and NumPy. A transformer-only graph (as sentence-transformers / optimum
+export it) also runs: pooling, Dense and Normalize (or SPLADE pooling) then run in NumPy.
 
 ``compute_dtype``: ``"float32"`` (outputs as the torch engine's) or ``"int8"`` (calibrated dynamic
 quantization). bf16 has no fast ONNX Runtime kernels on x86 CPUs.
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
-from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool
+from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
 from sentencekit.engines.onnx_artifacts import export_variant, locate
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
@@ -51,8 +52,9 @@ def cpu_compute_dtype(value: str | None, what: str) -> str:
 
 
 class OnnxEngine(Engine):
-    """An exported graph on ONNX Runtime, for an embedder (``family="embedder"``) or a cross-encoder
-    (``family="reranker"``). Pickles as the paths it runs from (a worker reopens its own session)."""
+    """An exported graph on ONNX Runtime, for an embedder (``family="embedder"``), a cross-encoder
+    (``family="reranker"``) or a SPLADE sparse encoder (``family="sparse"``). Pickles as the paths it runs
+    from (a worker reopens its own session)."""
 
     backend = "onnx"
 
@@ -60,6 +62,12 @@ class OnnxEngine(Engine):
         if options.device is not None and str(options.device) != "cpu":
             raise ValueError(f"The ONNX backend runs on the CPU; got device={options.device!r}. Use backend='torch' "
                              "for GPUs.")
+        if family == "sparse" and not spec.is_splade:  # refused before anything is exported or loaded
+            raise ValueError(f"The ONNX backend runs SPLADE sparse encoders (Transformer(fill-mask) -> SpladePooling, "
+                             f"also as a Router's document route, with a SparseStaticEmbedding query route); "
+                             f"{spec.folder} is {spec.module_kinds}"
+                             f"{'' if spec.layout != 'transformers' else ' (not a masked language model)'}: CSR "
+                             "(SparseAutoEncoder) and other sparse pipelines run on backend='torch'.")
         self.spec = spec
         self.family = family
         self.compute_dtype = cpu_compute_dtype(options.compute_dtype, "ONNX Runtime")
@@ -71,10 +79,11 @@ class OnnxEngine(Engine):
         # padded tokens per input of ``batch_size``: 32 for embedders, 16 for pairs. Both come from ad-hoc sweeps
         # on 2 CPU cores that are not in benchmarks/ (pairs: 384-768 tokens per batch ran fastest over 300
         # sample pairs of ~59 tokens, by a few percent); compare_peers.py measures the result, not the choice
-        self.batch_tokens_per_text = 32 if family == "embedder" else 16
+        self.batch_tokens_per_text = 16 if family == "reranker" else 32
         artifact = locate(spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                           compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
-                          calibration=lambda src, dst: self._calibrate(src, dst, options.calibration))
+                          calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
+                          transformer_only=family != "sparse")
         self.graph, self.tokenizer_json = artifact.graph, artifact.tokenizer_json
         self._num_threads = options.num_threads
         self._open()
@@ -90,6 +99,7 @@ class OnnxEngine(Engine):
         if self.family == "embedder" and not self.spec.runs_without_torch:  # refuse before torch loads it
             raise ValueError(f"The ONNX backend exports Transformer -> Pooling -> Dense -> Normalize pipelines; "
                              f"{self.spec.folder} is {self.spec.module_kinds}. Use backend='torch'.")
+
         from sentencekit.engines.onnx_export import export_spec
 
         return export_spec(self.spec, self.family, target, options)
@@ -101,8 +111,8 @@ class OnnxEngine(Engine):
         if not tokenizer_json.is_file():
             tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
         runner = GraphRunner(self._make_tokenizer(tokenizer_json, {}),
-                             "sentence_embedding" if self.family == "embedder" else "logits")
-        if self.family == "embedder":
+                             "logits" if self.family == "reranker" else "sentence_embedding")
+        if self.family != "reranker":  # sparse rows calibrate like dense ones: cosine to the float32 rows
             return quantize_embedder(src, dst, runner, items)
         return quantize_reranker(src, dst, runner, items)
 
@@ -128,7 +138,11 @@ class OnnxEngine(Engine):
         if self.family == "reranker":
             self._logits = "logits" if "logits" in outputs else outputs[0]
             return
-        self.full_pipeline = self.meta.get("kind") == "embedder"
+        self.full_pipeline = self.meta.get("kind") == self.family
+        if self.family == "sparse":
+            if not self.full_pipeline:  # a transformer-only fill-mask graph named by file_name: pool in NumPy
+                self._token_output = "logits" if "logits" in outputs else outputs[0]
+            return
         if not self.full_pipeline:
             if not self.spec.runs_without_torch:
                 raise ValueError(f"{self.graph} holds only the transformer, and this model's modules "
@@ -157,6 +171,8 @@ class OnnxEngine(Engine):
         features = {k: v for k, v in self._tokenizer.pad(tokenized, indices).items() if k in self._inputs}
         if self.family == "reranker":
             return {"scores": self._session.run([self._logits], features)[0]}
+        if self.family == "sparse":
+            return {"sentence_embedding": self._sparse_rows(features, outputs)}
         want_tokens = outputs != {"sentence_embedding"}
         if self.full_pipeline:
             if "prompt_length" in self._inputs:
@@ -177,6 +193,17 @@ class OnnxEngine(Engine):
         elif "*" not in outputs:  # token_embeddings mode trims each row by its mask
             out["attention_mask"] = features["attention_mask"]
         return out
+
+    def _sparse_rows(self, features: dict[str, np.ndarray], outputs: frozenset[str]) -> np.ndarray:
+        """SPLADE rows ``[b, vocab]`` float32 of a padded batch."""
+        if outputs != {"sentence_embedding"}:
+            raise ValueError("A sparse encoder outputs sentence embeddings only.")
+        if self.full_pipeline:
+            return self._session.run(["sentence_embedding"], features)[0]
+        logits = self._session.run([self._token_output], features)[0]
+        settings = self.spec.splade_pooling
+        return splade_pool(logits, features["attention_mask"], settings["pooling_strategy"],
+                           settings["activation_function"])
 
     # -- what the model reports -------------------------------------------------------------------------------
     @property
@@ -230,10 +257,13 @@ class OnnxEngine(Engine):
         return self._prompt_lengths[prompt]
 
     def dimension(self) -> int | None:
-        if self.family != "embedder":
+        if self.family == "reranker":
             return None
         if self.meta.get("dim"):
             return int(self.meta["dim"])
+        if self.family == "sparse":
+            vocab = self.spec.hf_config.get("vocab_size")
+            return int(vocab) if vocab else None
         dense = self.spec.dense
         if dense:
             return dense[-1].out_features

@@ -2,7 +2,9 @@
 
 Embedders: Transformer -> Pooling (every mode; ``include_prompt=False`` through a ``prompt_length``
 input) -> Dense -> Normalize, outputs ``sentence_embedding`` and ``token_embeddings``. Rerankers: the
-sequence-classification transformer, output ``logits`` (the activation runs in NumPy).
+sequence-classification transformer, output ``logits`` (the activation runs in NumPy). Sparse encoders
+(SPLADE): the fill-mask transformer -> ``SpladePooling`` inside the graph, output ``sentence_embedding``
+``[b, vocab]`` (the ``[b, tokens, vocab]`` logits never leave ONNX Runtime).
 
 Files are written to a temporary name and renamed into place, so a reader never sees half a file; the
 graph carries its settings (input names, max_seq_length, ...) as ONNX metadata under ``sentencekit``.
@@ -124,6 +126,41 @@ class ClassifierGraph(nn.Module):
                                 **kwargs).logits
 
 
+class SpladeGraph(nn.Module):
+    """A fill-mask transformer and its ``SpladePooling`` as one traceable module: token ids in,
+    ``sentence_embedding`` ``[b, vocab]`` out (``SpladePooling``'s math: ``x = logits * mask``, then
+    ``log1p(relu(x))`` (twice ``log1p`` for ``log1p_relu``), max or sum over tokens; padding gives 0)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        from sentencekit.modules import SpladePooling, Transformer
+
+        modules = list(model)
+        if len(modules) != 2 or not isinstance(modules[0], Transformer) or \
+                modules[0].transformer_task != "fill-mask" or not isinstance(modules[1], SpladePooling):
+            raise UnsupportedModelError(
+                f"The ONNX backend exports sparse encoders made of Transformer(fill-mask) -> SpladePooling (SPLADE; "
+                f"also as the document route of a Router); this model is {[type(m).__name__ for m in modules]}. "
+                "Use backend='torch'.")
+        self.transformer = modules[0].auto_model
+        self.strategy = modules[1].pooling_strategy
+        self.twice = modules[1].activation_function == "log1p_relu"
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        logits = self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                  **kwargs).logits
+        x = logits * attention_mask.unsqueeze(-1).to(logits.dtype)
+        if self.strategy == "max":
+            # relu and log1p are non-decreasing, so they commute with max: pooling first applies them to
+            # [b, vocab] instead of [b, tokens, vocab] (same numbers, a third of the elementwise work)
+            x = x.amax(dim=1)
+        x = torch.log1p(torch.relu(x))
+        if self.twice:
+            x = torch.log1p(x)
+        return x if self.strategy == "max" else x.sum(dim=1)
+
+
 def _input_names(transformer_module: Any) -> list[str]:
     names = ["input_ids", "attention_mask"]
     model_inputs = getattr(transformer_module.tokenizer, "model_input_names", ["token_type_ids"])
@@ -193,6 +230,24 @@ def export_reranker(model: Any, target: Path, meta: dict[str, Any]) -> Path:
             "max_seq_length": transformer.max_seq_length, "do_lower_case": transformer.do_lower_case,
             "max_position_embeddings": getattr(config, "max_position_embeddings", None)}
     return _write(ClassifierGraph(transformer.auto_model), args, target, names, ["logits"], axes, meta, transformer)
+
+
+def export_sparse(model: Any, target: Path, meta: dict[str, Any]) -> Path:
+    """Export a torch SPLADE ``SparseEncoder`` (Transformer(fill-mask) -> SpladePooling) to ``target``
+    (atomically) and return it. Raises :class:`UnsupportedModelError` for other sparse pipelines."""
+    graph = SpladeGraph(model)
+    transformer = model[0]
+    names = _input_names(transformer)
+    args = _sample_inputs(transformer, names, pairs=False)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes["sentence_embedding"] = {0: "batch"}
+    config = transformer.auto_model.config
+    meta = {**meta, "kind": "sparse", "inputs": names, "outputs": ["sentence_embedding"],
+            "dim": int(config.vocab_size), "pooling_strategy": graph.strategy,
+            "activation_function": model[1].activation_function,
+            "max_seq_length": transformer.max_seq_length, "do_lower_case": transformer.do_lower_case,
+            "max_position_embeddings": getattr(config, "max_position_embeddings", None)}
+    return _write(graph, args, target, names, ["sentence_embedding"], axes, meta, transformer)
 
 
 def _write(graph: nn.Module, args: tuple, target: Path, names: list[str], outputs: list[str],
@@ -274,7 +329,8 @@ def _export_kwargs(torch_kwargs: dict[str, Any]) -> dict[str, Any]:
 def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptions) -> Path:
     """Load the model ``spec`` describes on the torch engine (float32, CPU) and export it to ``target``:
     the whole pipeline of an embedder (one route of it, for a Router model's route spec), or a
-    cross-encoder's classifier. The graph records the torch model's fingerprint."""
+    cross-encoder's classifier, or a SPLADE sparse encoder with its pooling. The graph records the torch
+    model's fingerprint."""
     kwargs = _export_kwargs(options.torch_kwargs(family))
     build = EngineOptions(device="cpu", compute_dtype="float32",
                           trust_remote_code=kwargs.get("trust_remote_code", False),
@@ -286,16 +342,23 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
 
         modules, _ = load_embedder_modules(spec, build)
         model: Any = SentenceTransformer(modules=modules, device="cpu")
+    elif family == "sparse":
+        from sentencekit.engines.torch_engine import load_sparse_modules
+        from sentencekit.families.sparse import SparseEncoder
+
+        modules, _ = load_sparse_modules(spec, build)
+        model = SparseEncoder(modules=modules, device="cpu")
     else:
         from sentencekit.families.reranker import CrossEncoder
 
         model = CrossEncoder(str(spec.folder), device="cpu", **kwargs)
     model.eval()
     meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
-    if family != "embedder":
+    if family == "reranker":
         meta["activation_fn"] = _activation_path(model.activation_fn)
-    with eager_attention(getattr(model[0], "auto_model", None)):  # None: EmbeddingGraph refuses it clearly
-        return export_embedder(model, target, meta) if family == "embedder" else export_reranker(model, target, meta)
+    exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
+    with eager_attention(getattr(model[0], "auto_model", None)):  # None: the graph class refuses it clearly
+        return exporter(model, target, meta)
 
 
 def _activation_path(fn: Any) -> str:

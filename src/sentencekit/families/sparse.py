@@ -7,6 +7,13 @@ SPLADE: Formal et al., "SPLADE: Sparse Lexical and Expansion Model for First Sta
 (``sentence_transformers.sparse_encoder.SparseEncoder``). Encoding runs the one pipeline
 (:func:`sentencekit.pipeline.encode.run_pipeline`) with the sparse last step
 (:mod:`sentencekit.pipeline.sparse_output`).
+
+Two backends. ``backend="torch"`` (default) returns torch tensors, as sentence-transformers does.
+``backend="onnx"`` runs SPLADE (and inference-free SPLADE Routers) without torch: ONNX Runtime with the
+SPLADE pooling inside the exported graph (exported once, with torch, then cached), NumPy for a
+``SparseStaticEmbedding`` query route; results are SciPy / NumPy (see :meth:`SparseEncoder.encode`) and the
+helpers (``decode``, ``sparsity``, ``intersection``, ``similarity``) read them with
+:mod:`sentencekit.sparse_arrays`. CSR models (``SparseAutoEncoder``) run on torch only.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     the first is keyword-only (as in sentence-transformers 6.2); ``tokenizer_kwargs`` is the old name of
     ``processor_kwargs``. ``max_active_dims`` (a positive int) keeps each embedding's largest weights only
     (default: the saved value, else a ``SparseAutoEncoder``'s ``k``, else all). ``similarity_fn_name``
-    defaults to ``"dot"``. Torch backend only for now (``backend="onnx"`` raises ``ValueError``).
+    defaults to ``"dot"``. ``backend="onnx"`` runs SPLADE folders (and inference-free SPLADE Routers) on ONNX
+    Runtime without importing torch, returning SciPy / NumPy (see :meth:`encode`); ``compute_dtype="int8"``
+    quantizes the exported graph (calibrated). CSR (``SparseAutoEncoder``) folders raise ``ValueError`` there.
     Raises ``ModelFormatError`` for a folder that is no model or a reranker, ``ValueError`` for bad settings.
     """
 
@@ -102,7 +111,7 @@ class SparseEncoder(QueryDocumentEncoding, Model):
             self.similarity_fn_name = fn_name
         if max_active_dims is None:
             max_active_dims = saved.get("max_active_dims")
-        if max_active_dims is None and self.engine.backend == "torch":  # a CSR model: its autoencoder's k
+        if max_active_dims is None and self.engine.backend == "torch":  # a CSR model (torch only): its autoencoder's k
             from sentencekit.modules import SparseAutoEncoder
 
             max_active_dims = next((m.k for m in self.network.modules() if isinstance(m, SparseAutoEncoder)), None)
@@ -148,7 +157,10 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     def splade_pooling_chunk_size(self) -> int | None:
         """``chunk_size`` of the ``SpladePooling`` module (tokens pooled at a time; ``None``: all): smaller
         chunks, less peak memory, same embeddings. Setting it on a model without ``SpladePooling`` raises
-        ``ValueError``."""
+        ``ValueError``; on the torch-free backend (pooling inside the ONNX graph) it is ``None`` and setting it
+        raises ``TypeError``."""
+        if self.engine.backend != "torch":
+            return None
         pools = self._splade_pools()
         return pools[0].chunk_size if pools else None
 
@@ -187,6 +199,15 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         model's device (not coalesced), a single string a 1-D tensor ``[dim]``; ``convert_to_sparse_tensor
         =False`` gives dense tensors, ``convert_to_tensor=False`` a list of 1-D tensors; an empty list gives
         ``torch.tensor([])`` (sparse: shape ``(0,)``); ``save_to_cpu`` moves each batch to the CPU.
+
+        On the torch-free backend (``backend="onnx"``) torch is never loaded and the same arguments give
+        SciPy / NumPy: a list gives a ``scipy.sparse.csr_matrix`` ``[N, dim]`` float32 (sorted terms, no stored
+        zeros); a single string a ``csr_matrix`` ``[1, dim]`` (SciPy matrices are 2-D: ``decode`` of it is a
+        list with one list of terms); ``convert_to_sparse_tensor=False`` dense float32 NumPy (``[N, dim]``, a
+        single string ``[dim]``); ``convert_to_tensor=False`` a list of ``[1, dim]`` CSR rows (or ``[dim]``
+        NumPy rows); an empty list an empty NumPy array ``(0,)`` (``[]`` with ``convert_to_tensor=False``).
+        ``save_to_cpu`` changes nothing there. ``scipy.sparse`` is needed (``pip install sentencekit[sparse]``)
+        unless ``convert_to_sparse_tensor=False``.
         ``max_active_dims`` (default ``model.max_active_dims``) keeps each row's largest-magnitude weights.
         ``sentences=`` is accepted for ``inputs``.
 
@@ -232,15 +253,23 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         """The vocabulary terms of sparse embeddings with their weights, largest first, non-zero only: a 1-D
         embedding gives ``[(token, weight), ...]``, a 2-D one a list of those per row (tokens as the
         tokenizer's ``convert_ids_to_tokens`` spells them, e.g. ``"##s"``). ``top_k`` keeps the first
-        ``top_k`` per row. Raises ``ValueError`` for ``top_k <= 0`` or an input that is not 1-D / 2-D.
+        ``top_k`` per row. Torch tensors are read with torch; SciPy matrices and NumPy arrays without it (a
+        SciPy matrix is 2-D, so ``[1, dim]`` gives a list with one list). Raises ``ValueError`` for
+        ``top_k <= 0`` or an input that is not 1-D / 2-D.
 
         >>> model.decode(model.encode("capital of france"), top_k=2)   # doctest: +SKIP
         [('france', 2.05), ('capital', 1.93)]
         """
-        from sentencekit.sparse_tensors import as_tensor, top_weights
+        from sentencekit import sparse_arrays
 
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if not sparse_arrays.is_torch(embeddings):
+            decoded = [list(zip(self.tokenizer.convert_ids_to_tokens(ids), weights))
+                       for ids, weights in sparse_arrays.top_weights(embeddings, top_k)]
+            return decoded[0] if sparse_arrays.is_vector(embeddings) else decoded
+        from sentencekit.sparse_tensors import as_tensor, top_weights
+
         tensor = as_tensor(embeddings)
         if tensor.dim() not in (1, 2):
             raise ValueError(f"decode() takes a 1-D or 2-D embedding tensor, got shape {tuple(tensor.shape)}")
@@ -254,7 +283,12 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     @staticmethod
     def sparsity(embeddings: Any) -> dict[str, float]:
         """``{"active_dims": mean non-zero weights per row, "sparsity_ratio": 1 - active_dims / dim}`` for a
-        1-D or 2-D embedding tensor (sparse or dense); no rows: ``{0.0, 1.0}``."""
+        1-D or 2-D embedding (torch tensor, sparse or dense; SciPy matrix or NumPy array, read without torch);
+        no rows: ``{0.0, 1.0}``."""
+        from sentencekit import sparse_arrays
+
+        if not sparse_arrays.is_torch(embeddings):
+            return sparse_arrays.sparsity(embeddings)
         from sentencekit.sparse_tensors import sparsity
 
         return sparsity(embeddings)
@@ -263,24 +297,39 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     def intersection(embeddings_1: Any, embeddings_2: Any) -> Any:
         """Shared terms: the element-wise product of a 1-D embedding with a 1-D embedding or each row of a
         2-D one, as a sparse COO tensor holding the entries > 0 (products, as sentence-transformers returns;
-        ``decode`` lists them). Raises ``ValueError`` for a 2-D ``embeddings_1`` or mismatched widths."""
+        ``decode`` lists them). SciPy / NumPy inputs (the torch-free backend's) give a ``csr_matrix``
+        ``[n, dim]`` without torch, and ``embeddings_1`` may there be a one-row matrix ``[1, dim]``. Raises
+        ``ValueError`` for a 2-D ``embeddings_1`` (more than one row) or mismatched widths."""
+        from sentencekit import sparse_arrays
+
+        if not (sparse_arrays.is_torch(embeddings_1) or sparse_arrays.is_torch(embeddings_2)):
+            return sparse_arrays.intersection(embeddings_1, embeddings_2)
         from sentencekit.sparse_tensors import intersection
 
         return intersection(embeddings_1, embeddings_2)
 
     # -- similarity -----------------------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """All-pairs scores ``[n, m]`` (dense float tensor) with the model's similarity function (dot by
-        default); sparse, dense and mixed inputs are accepted."""
-        from sentencekit.similarity import similarity_fn
-
-        return similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
+        """All-pairs scores ``[n, m]`` with the model's similarity function (dot by default); sparse, dense
+        and mixed inputs are accepted. A dense float tensor on the torch backend; a dense float32 NumPy array
+        on the torch-free one (SciPy / NumPy inputs, scored sparse without torch), as the dense embedder's
+        ``similarity`` does."""
+        return self._similarity_fns()[0](embeddings1, embeddings2)
 
     def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Row-by-row scores ``[n]`` with the model's similarity function."""
-        from sentencekit.similarity import pairwise_similarity_fn
+        """Row-by-row scores ``[n]`` with the model's similarity function (tensor or NumPy, as
+        :meth:`similarity`)."""
+        return self._similarity_fns()[1](embeddings1, embeddings2)
 
-        return pairwise_similarity_fn(self.similarity_fn_name)(embeddings1, embeddings2)
+    def _similarity_fns(self) -> tuple[Any, Any]:
+        name = self.similarity_fn_name
+        if self.engine.backend == "torch":
+            from sentencekit.similarity import pairwise_similarity_fn, similarity_fn
+
+            return similarity_fn(name), pairwise_similarity_fn(name)
+        from sentencekit import sparse_arrays
+
+        return sparse_arrays.ALL_PAIRS[name], sparse_arrays.PAIRWISE[name]
 
     # -- saving ---------------------------------------------------------------------------------------------------
     def _save_to(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:

@@ -6,8 +6,8 @@ stack (or list) them, as sentence-transformers 6.2's ``SparseEncoder.encode`` re
 
 Engine-neutral by construction: a batch's ``sentence_embedding`` may be a torch tensor (torch engine:
 results are torch tensors, sparse COO by default) or a NumPy array (a torch-free engine: results are
-``scipy.sparse.csr_matrix`` or NumPy arrays, and torch is never imported). A future ONNX sparse engine only
-has to output the pooled ``sentence_embedding`` rows.
+``scipy.sparse.csr_matrix`` or NumPy arrays, and torch is never imported): the ONNX Runtime SPLADE engine
+and the NumPy ``SparseStaticEmbedding`` engine output the pooled ``sentence_embedding`` rows.
 
 >>> import numpy as np
 >>> select_max_active_dims(np.array([[0.5, -3.0, 1.0, 0.0]], dtype=np.float32), 2).tolist()

@@ -238,6 +238,24 @@ class ModelSpec:
         return bool(kinds) and kinds[0] == "Transformer" and all(k in ("Pooling", "Dense", "Normalize")
                                                                  for k in kinds[1:])
 
+    @property
+    def is_splade(self) -> bool:
+        """Whether the pipeline is SPLADE: ``Transformer`` (fill-mask) -> ``SpladePooling`` (a saved sparse
+        encoder or one route of it), or a plain ``*ForMaskedLM`` folder (which loads as that). The ONNX
+        backend exports these with the pooling inside the graph."""
+        if self.layout == "transformers":
+            return self.is_masked_lm
+        return [e.kind for e in self.modules] == ["Transformer", "SpladePooling"]
+
+    @property
+    def splade_pooling(self) -> dict[str, Any]:
+        """``SpladePooling``'s ``pooling_strategy`` and ``activation_function`` (its defaults, max / relu, for
+        a plain ``*ForMaskedLM`` folder)."""
+        entry = self.first("SpladePooling")
+        saved = entry.config if entry is not None else {}
+        return {"pooling_strategy": saved.get("pooling_strategy") or "max",
+                "activation_function": saved.get("activation_function") or "relu"}
+
     # -- model-level settings ------------------------------------------------------------------------------
     @property
     def prompts(self) -> dict[str, str]:
@@ -317,6 +335,12 @@ def _module_config(kind: str | None, path: Path) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise ModelFormatError(f"{path / 'config.json'}: expected a JSON object.")
         return config
+    if kind in ("SpladePooling", "SparseAutoEncoder", "SparseStaticEmbedding"):
+        # what the torch-free sparse engines need; a missing file is the torch loader's to report
+        config = read_json_if_exists(path / "config.json", what=f"{kind} config")
+        if config is not None and not isinstance(config, dict):
+            raise ModelFormatError(f"{path / 'config.json'}: expected a JSON object.")
+        return config or {}
     return {}
 
 
