@@ -152,9 +152,9 @@ def no_sparse_side(index: str, n: int) -> ValueError:
 # -- encode --sparse ----------------------------------------------------------------------------------------
 def cmd_encode_sparse(args: argparse.Namespace, texts_of: Any) -> int:
     """``sentencekit encode INPUT -o OUT.npz|OUT.jsonl --sparse MODEL``: encode each text with the sparse model
-    and write the sparse vectors (format: :mod:`sentencekit.sparse_vectors`). ``texts_of(args)`` reads INPUT."""
+    and write the sparse vectors (format: :mod:`sentencekit.sparse_formats`). ``texts_of(args)`` reads INPUT."""
     from sentencekit.cli_notes import truncation_notes
-    from sentencekit.sparse_vectors import check_sparse_output, row_entries, write_sparse
+    from sentencekit.sparse_formats import check_sparse_output, row_entries, write_sparse
 
     check_sparse_output(args.output)  # before loading anything
     dense_only = [flag for flag, used in (("--normalize", args.normalize), ("--truncate-dim", args.truncate_dim),

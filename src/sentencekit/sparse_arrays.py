@@ -1,8 +1,14 @@
 """Sparse embeddings as SciPy / NumPy arrays, without torch: what ``SparseEncoder`` on the torch-free backend
 returns (``scipy.sparse.csr_matrix`` ``[n, dim]`` float32, or dense NumPy rows) and the helpers that read
 them: the similarity functions (all-pairs ``[n, m]`` and pairwise ``[n]``, dense NumPy results),
-:func:`sparsity`, :func:`intersection` and :func:`top_weights` (what ``decode`` lists). The torch twin is
-:mod:`sentencekit.sparse_tensors`; the math and conventions are the same (sentence-transformers 6.2).
+:func:`sparsity` and :func:`top_weights` (what ``decode`` lists) for any input, :func:`intersection`.
+
+The one conversion of any sparse-embedding output (torch sparse / dense tensors, lists of rows, SciPy
+matrices, NumPy arrays) to canonical CSR lives here: :func:`csr_arrays` (NumPy arrays; SciPy is imported
+only for a SciPy input), :func:`as_csr` (a SciPy matrix), :func:`encoder_output` (a model's output,
+checked), :func:`rows` (per row). The torch-returning helpers (similarities and ``intersection`` on torch
+inputs, as sentence-transformers 6.2 returns tensors there) are :mod:`sentencekit.sparse_tensors`; the math
+and conventions are the same.
 
 Inputs may be ``scipy.sparse`` matrices / arrays, NumPy arrays (``[dim]`` or ``[n, dim]``), lists of
 those, or torch tensors (converted; torch is then loaded already). SciPy matrices are always 2-D, so one
@@ -22,7 +28,7 @@ treat a ``[dim]`` input as one row, the pairwise ones give one 0-d score for two
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,32 +49,132 @@ def _is_scipy(x: Any) -> bool:
     return type(x).__module__.startswith("scipy.sparse")
 
 
-def _is_scipy_rows(x: Any) -> bool:
-    return isinstance(x, (list, tuple)) and bool(x) and _is_scipy(x[0])
+def _is_row_list(x: Any) -> bool:
+    """A list of rows (tensors, SciPy matrices or arrays, each converted on its own) rather than nested numbers."""
+    return isinstance(x, (list, tuple)) and bool(x) and getattr(x[0], "ndim", 0) >= 1
+
+
+class CsrArrays(NamedTuple):
+    """Sparse embeddings in canonical CSR form, as NumPy arrays: ``data`` float32 (no stored zeros),
+    ``indices`` (terms ascending and unique within each row), ``indptr`` int64 ``[n + 1]``, ``shape``
+    ``(n, dim)``. What :func:`csr_arrays` returns; :func:`as_csr` wraps it in a SciPy matrix."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    shape: tuple[int, int]
+
+
+def csr_arrays(x: Any) -> CsrArrays:
+    """Any sparse-embedding output in canonical CSR form (:class:`CsrArrays`), new arrays (the caller's input
+    is never modified): a torch tensor (sparse COO, uncoalesced included, with repeated terms summed; sparse
+    CSR; dense; any float dtype, on any device), a SciPy sparse matrix, a NumPy array, nested lists of
+    numbers, or a list of such rows (stacked). A ``[dim]`` input is one row. Torch and SciPy are imported
+    only for their own inputs. Raises ``ValueError`` for an input that is not 1-D / 2-D, or rows of
+    different widths.
+
+    >>> arrays = csr_arrays([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])
+    >>> arrays.data.tolist(), arrays.indices.tolist(), arrays.indptr.tolist(), arrays.shape
+    ([2.0, 1.0], [1, 0], [0, 1, 2], (2, 3))
+    """
+    if isinstance(x, CsrArrays):
+        return x
+    if _is_row_list(x):
+        return _stack([csr_arrays(row) for row in x])
+    if _is_scipy(x):
+        from scipy import sparse
+
+        m = sparse.csr_matrix(x, dtype=np.float32, copy=True)
+        m.sum_duplicates()  # sorts each row's terms, adds repeated ones
+        m.eliminate_zeros()
+        return CsrArrays(m.data, m.indices, m.indptr.astype(np.int64, copy=False), (int(m.shape[0]), int(m.shape[1])))
+    if is_torch(x):
+        return _from_torch(x)
+    return _from_dense(np.asarray(x, dtype=np.float32))
+
+
+def _check_ndim(shape: tuple[int, ...]) -> None:
+    if len(shape) not in (1, 2):
+        raise ValueError(f"Expected embeddings of shape [n, dim] (or [dim]), got shape {tuple(shape)}")
+
+
+def _from_dense(array: np.ndarray) -> CsrArrays:
+    _check_ndim(array.shape)
+    array = np.atleast_2d(array)
+    row_ids, cols = np.nonzero(array)
+    return _from_coordinates(row_ids, cols, array[row_ids, cols], array.shape)
+
+
+def _from_torch(tensor: Any) -> CsrArrays:
+    import torch  # already loaded: the input is a tensor
+
+    _check_ndim(tuple(tensor.shape))
+    tensor = tensor.detach()
+    if tensor.layout == torch.strided:
+        return _from_dense(tensor.float().cpu().numpy())
+    coo = (tensor if tensor.layout == torch.sparse_coo else tensor.to_sparse_coo()).float().coalesce()
+    indices, values = coo.indices().cpu().numpy(), coo.values().cpu().numpy()
+    if tensor.dim() == 1:
+        return _from_coordinates(np.zeros_like(indices[0]), indices[0], values, (1, tensor.shape[0]))
+    return _from_coordinates(indices[0], indices[1], values, tuple(tensor.shape))
+
+
+def _from_coordinates(row_ids: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: Any) -> CsrArrays:
+    """From unique ``(row, col)`` coordinates sorted by row, then column (``np.nonzero``, a coalesced tensor)."""
+    n, dim = int(shape[0]), int(shape[1])
+    keep = values != 0
+    indptr = np.searchsorted(row_ids[keep], np.arange(n + 1)).astype(np.int64)
+    return CsrArrays(values[keep].astype(np.float32), cols[keep].astype(_index_dtype(dim)), indptr, (n, dim))
+
+
+def _index_dtype(dim: int) -> type:
+    return np.int32 if dim <= np.iinfo(np.int32).max else np.int64
+
+
+def _stack(parts: list[CsrArrays]) -> CsrArrays:
+    dims = {p.shape[1] for p in parts}
+    if len(dims) > 1:
+        raise ValueError(f"Cannot stack sparse rows of different dimensions {sorted(dims)}")
+    dim = dims.pop() if dims else 0
+    indptr = np.zeros(sum(p.shape[0] for p in parts) + 1, dtype=np.int64)
+    if parts:
+        np.cumsum(np.concatenate([np.diff(p.indptr) for p in parts]), out=indptr[1:])
+    data = np.concatenate([p.data for p in parts]) if parts else np.zeros(0, np.float32)
+    indices = np.concatenate([p.indices for p in parts]) if parts else np.zeros(0, _index_dtype(dim))
+    return CsrArrays(data, indices, indptr, (len(indptr) - 1, dim))
+
+
+def encoder_output(output: Any, n: int | None = None) -> CsrArrays:
+    """What a sparse encoder's ``encode`` returned (any form :func:`csr_arrays` reads), checked: the empty
+    result of ``encode([])`` (``[]``, or a shape-``(0,)`` tensor / array) is no rows; ``n``: the number of rows
+    expected (``ValueError`` otherwise); NaN or infinite weights raise ``ValueError``.
+
+    >>> encoder_output([]).shape
+    (0, 0)
+    >>> encoder_output(np.ones((2, 3)), 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: The sparse model returned 2 rows for 3 texts; ...
+    """
+    empty = (isinstance(output, (list, tuple)) and not output) or (
+        getattr(output, "ndim", None) == 1 and output.shape[0] == 0 and not _is_scipy(output))
+    arrays = _stack([]) if empty else csr_arrays(output)
+    if n is not None and arrays.shape[0] != n:
+        raise ValueError(f"The sparse model returned {arrays.shape[0]} rows for {n} texts; it must return one "
+                         "sparse vector per text, shaped [n, vocab].")
+    if not np.isfinite(arrays.data).all():
+        raise ValueError("The sparse model returned NaN or infinite weights.")
+    return arrays
 
 
 def as_csr(x: Any) -> Any:
-    """``x`` as a new 2-D ``scipy.sparse.csr_matrix`` float32 with sorted terms and no stored zeros (a
-    ``[dim]`` input is one row; a list of rows is stacked; the caller's matrix is never modified). Raises
-    ``ValueError`` for an input of another shape."""
+    """``x`` (any input of :func:`csr_arrays`, or its result) as a new 2-D ``scipy.sparse.csr_matrix`` float32
+    with sorted terms and no stored zeros (a ``[dim]`` input is one row; a list of rows is stacked; the
+    caller's matrix is never modified). Raises ``ValueError`` for an input of another shape."""
     from scipy import sparse
 
-    if is_torch(x):
-        from sentencekit.search.sparse_side import to_csr  # the one torch -> CSR converter
-
-        return to_csr(x)
-    if _is_scipy_rows(x):
-        return sparse.vstack([as_csr(row) for row in x], format="csr")
-    if _is_scipy(x):
-        m = sparse.csr_matrix(x, dtype=np.float32, copy=True)
-    else:
-        array = np.asarray(x, dtype=np.float32)
-        if array.ndim not in (1, 2):
-            raise ValueError(f"Expected embeddings of shape [n, dim] (or [dim]), got shape {tuple(array.shape)}")
-        m = sparse.csr_matrix(np.atleast_2d(array))
-    m.sum_duplicates()
-    m.eliminate_zeros()
-    return m
+    data, indices, indptr, shape = csr_arrays(x)
+    return sparse.csr_matrix((data, indices, indptr), shape=shape)
 
 
 def _pair(a: Any, b: Any) -> tuple[Any, Any]:
@@ -189,24 +295,13 @@ PAIRWISE: dict[str, Callable[[Any, Any], Any]] = {
 # -- reading embeddings ------------------------------------------------------------------------------------------
 def sparsity(embeddings: Any) -> dict[str, float]:
     """``{"active_dims": mean non-zero entries per row, "sparsity_ratio": 1 - active_dims / dim}`` of a 1-D
-    or 2-D array / sparse matrix; no rows: ``{0.0, 1.0}``. Raises ``ValueError`` for other shapes."""
-    if _is_scipy_rows(embeddings):  # encode(..., convert_to_tensor=False): a list of [1, dim] rows
-        embeddings = as_csr(embeddings)
-    ndim = getattr(embeddings, "ndim", None)
-    if ndim is None:
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        ndim = embeddings.ndim
-    if ndim not in (1, 2):
-        raise ValueError(f"sparsity() takes a 1-D or 2-D array, got shape {tuple(embeddings.shape)}")
-    shape = (1, embeddings.shape[0]) if ndim == 1 else tuple(embeddings.shape)
-    if shape[0] == 0 or shape[1] == 0:
+    or 2-D embedding (any input of :func:`csr_arrays`: torch tensors too, the result is the same dict); no
+    rows: ``{0.0, 1.0}``. Raises ``ValueError`` for other shapes."""
+    _, _, indptr, (n, dim) = csr_arrays(embeddings)
+    if n == 0 or dim == 0:
         return {"active_dims": 0.0, "sparsity_ratio": 1.0}
-    if _is_scipy(embeddings):
-        nonzero = int(np.count_nonzero(embeddings.tocsr().data))
-    else:
-        nonzero = int(np.count_nonzero(np.asarray(embeddings)))
-    active = nonzero / shape[0]
-    return {"active_dims": float(active), "sparsity_ratio": float(1.0 - active / shape[1])}
+    active = int(indptr[-1]) / n
+    return {"active_dims": float(active), "sparsity_ratio": float(1.0 - active / dim)}
 
 
 def intersection(embeddings_1: Any, embeddings_2: Any) -> Any:
@@ -227,25 +322,17 @@ def intersection(embeddings_1: Any, embeddings_2: Any) -> Any:
 
 
 def rows(embeddings: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """``(ids, weights)`` of each row's non-zero entries (ids ascending): one row for a ``[dim]`` array.
-    Raises ``ValueError`` for an input that is not 1-D / 2-D."""
-    if _is_scipy(embeddings) or _is_scipy_rows(embeddings):
-        m = as_csr(embeddings)
-        for i in range(m.shape[0]):
-            lo, hi = m.indptr[i], m.indptr[i + 1]
-            yield m.indices[lo:hi].astype(np.int64), m.data[lo:hi]
-        return
-    array = np.asarray(embeddings, dtype=np.float32)
-    if array.ndim not in (1, 2):
-        raise ValueError(f"decode() takes a 1-D or 2-D embedding, got shape {tuple(array.shape)}")
-    for row in np.atleast_2d(array):
-        ids = np.flatnonzero(row)
-        yield ids, row[ids]
+    """``(ids int64, weights float32)`` of each row's non-zero entries, ids ascending (any input of
+    :func:`csr_arrays`, or its result): one row for a ``[dim]`` input. Raises ``ValueError`` for an input
+    that is not 1-D / 2-D."""
+    data, indices, indptr, _ = csr_arrays(embeddings)
+    for lo, hi in zip(indptr[:-1].tolist(), indptr[1:].tolist()):
+        yield indices[lo:hi].astype(np.int64), data[lo:hi]
 
 
 def top_weights(embeddings: Any, top_k: int | None) -> list[tuple[list[int], list[float]]]:
-    """Per row (one for a ``[dim]`` array): ``(ids, weights)`` of the non-zero entries, largest weight
-    first (ties: lower id first, as the torch twin), at most ``top_k``."""
+    """Per row (one for a ``[dim]`` input; torch tensors too, the result is the same lists): ``(ids,
+    weights)`` of the non-zero entries, largest weight first (ties: lower id first), at most ``top_k``."""
     out = []
     for ids, weights in rows(embeddings):
         order = np.argsort(-weights, kind="stable")[:top_k]
@@ -253,6 +340,6 @@ def top_weights(embeddings: Any, top_k: int | None) -> list[tuple[list[int], lis
     return out
 
 
-__all__ = ["is_torch", "is_vector", "as_csr", "sparsity", "intersection", "rows", "top_weights", "dot_score",
-           "cos_sim", "euclidean_sim", "manhattan_sim", "pairwise_dot_score", "pairwise_cos_sim",
-           "pairwise_euclidean_sim", "pairwise_manhattan_sim", "ALL_PAIRS", "PAIRWISE"]
+__all__ = ["is_torch", "is_vector", "CsrArrays", "csr_arrays", "encoder_output", "as_csr", "sparsity", "intersection",
+           "rows", "top_weights", "dot_score", "cos_sim", "euclidean_sim", "manhattan_sim", "pairwise_dot_score",
+           "pairwise_cos_sim", "pairwise_euclidean_sim", "pairwise_manhattan_sim", "ALL_PAIRS", "PAIRWISE"]

@@ -1,15 +1,16 @@
-"""Helpers for sparse embeddings as torch tensors (sparse COO or dense, ``[dim]`` or ``[n, dim]``): the
-similarity functions on sparse inputs (``sentencekit.similarity`` dispatches here when an input is sparse),
-:func:`sparsity`, :func:`intersection` and :func:`top_weights` (what ``SparseEncoder.decode`` lists).
-Behaviour as sentence-transformers 6.2 (``SparseEncoder.sparsity`` / ``intersection`` / ``decode``,
-``util`` similarity functions on sparse tensors). Importing this module imports torch.
+"""Helpers for sparse embeddings as torch tensors (sparse COO or dense, ``[dim]`` or ``[n, dim]``) whose
+results are torch tensors, as sentence-transformers 6.2 returns them: the similarity functions on sparse
+inputs (``sentencekit.similarity`` dispatches here when an input is sparse) and :func:`intersection`
+(``SparseEncoder.intersection``). What returns plain Python / NumPy values for any input (``sparsity``,
+``decode``'s :func:`~sentencekit.sparse_arrays.top_weights`) and the conversion of any sparse output to CSR
+live in :mod:`sentencekit.sparse_arrays`. Importing this module imports torch.
 
 >>> import torch
 >>> a = torch.tensor([[0.0, 2.0, 0.0, 1.0]]).to_sparse()
->>> sparsity(a)
-{'active_dims': 2.0, 'sparsity_ratio': 0.5}
 >>> dot_score(a, torch.tensor([[1.0, 1.0, 1.0, 1.0]]))
 tensor([[3.]])
+>>> intersection(a[0], torch.tensor([1.0, 1.0, 1.0, 0.0])).to_dense()
+tensor([0., 2., 0., 0.])
 """
 
 from __future__ import annotations
@@ -149,21 +150,6 @@ def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
     return -_row_sums(_coo(diff.indices(), diff.values().abs(), diff.shape))
 
 
-def sparsity(embeddings: Any) -> dict[str, float]:
-    """``{"active_dims": mean non-zero entries per row, "sparsity_ratio": 1 - active_dims / dim}`` of a 1-D
-    or 2-D tensor (sparse or dense); no rows: ``{0.0, 1.0}``. Raises ``ValueError`` for other shapes."""
-    t = as_tensor(embeddings)
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.dim() != 2:
-        raise ValueError(f"sparsity() takes a 1-D or 2-D tensor, got shape {tuple(t.shape)}")
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        return {"active_dims": 0.0, "sparsity_ratio": 1.0}
-    nonzero = int((t.coalesce().values() != 0).sum()) if t.is_sparse else int((t != 0).sum())
-    active = nonzero / t.shape[0]
-    return {"active_dims": float(active), "sparsity_ratio": float(1.0 - active / t.shape[1])}
-
-
 def intersection(embeddings_1: Any, embeddings_2: Any) -> Tensor:
     """The element-wise product of one embedding ``[dim]`` with one ``[dim]`` or each row of ``[n, dim]``,
     as a sparse COO tensor of ``embeddings_2``'s shape keeping only the entries > 0 (the terms both share,
@@ -183,17 +169,6 @@ def intersection(embeddings_1: Any, embeddings_2: Any) -> Tensor:
     return _coo(product.indices()[:, keep], product.values()[keep], product.shape)
 
 
-def top_weights(row: Tensor, top_k: int | None) -> tuple[list[int], list[float]]:
-    """``(ids, weights)`` of a 1-D row's non-zero entries, largest weight first, at most ``top_k``."""
-    dense = row.to_dense() if row.is_sparse else row
-    ids = torch.nonzero(dense, as_tuple=True)[0]
-    weights = dense[ids].float()
-    order = torch.argsort(weights, descending=True, stable=True)
-    if top_k is not None:
-        order = order[:top_k]
-    return ids[order].tolist(), weights[order].tolist()
-
-
-__all__ = ["is_sparse", "as_tensor", "sparsity", "intersection", "top_weights", "dot_score", "cos_sim",
+__all__ = ["is_sparse", "as_tensor", "intersection", "dot_score", "cos_sim",
            "euclidean_sim", "manhattan_sim", "pairwise_dot_score", "pairwise_cos_sim", "pairwise_euclidean_sim",
            "pairwise_manhattan_sim"]

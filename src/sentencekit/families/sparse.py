@@ -253,9 +253,10 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         """The vocabulary terms of sparse embeddings with their weights, largest first, non-zero only: a 1-D
         embedding gives ``[(token, weight), ...]``, a 2-D one a list of those per row (tokens as the
         tokenizer's ``convert_ids_to_tokens`` spells them, e.g. ``"##s"``). ``top_k`` keeps the first
-        ``top_k`` per row. Torch tensors are read with torch; SciPy matrices and NumPy arrays without it (a
-        SciPy matrix is 2-D, so ``[1, dim]`` gives a list with one list). Raises ``ValueError`` for
-        ``top_k <= 0`` or an input that is not 1-D / 2-D.
+        ``top_k`` per row. Torch tensors, SciPy matrices and NumPy arrays are read alike
+        (:func:`sentencekit.sparse_arrays.top_weights`; torch only for a tensor; a SciPy matrix is 2-D, so
+        ``[1, dim]`` gives a list with one list). Raises ``ValueError`` for ``top_k <= 0`` or an input that is
+        not 1-D / 2-D.
 
         >>> model.decode(model.encode("capital of france"), top_k=2)   # doctest: +SKIP
         [('france', 2.05), ('capital', 1.93)]
@@ -264,32 +265,16 @@ class SparseEncoder(QueryDocumentEncoding, Model):
 
         if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-        if not sparse_arrays.is_torch(embeddings):
-            decoded = [list(zip(self.tokenizer.convert_ids_to_tokens(ids), weights))
-                       for ids, weights in sparse_arrays.top_weights(embeddings, top_k)]
-            return decoded[0] if sparse_arrays.is_vector(embeddings) else decoded
-        from sentencekit.sparse_tensors import as_tensor, top_weights
-
-        tensor = as_tensor(embeddings)
-        if tensor.dim() not in (1, 2):
-            raise ValueError(f"decode() takes a 1-D or 2-D embedding tensor, got shape {tuple(tensor.shape)}")
-        rows = [tensor] if tensor.dim() == 1 else list(tensor.unbind(0))
-        decoded = []
-        for row in rows:
-            ids, weights = top_weights(row, top_k)
-            decoded.append(list(zip(self.tokenizer.convert_ids_to_tokens(ids), weights)))
-        return decoded[0] if tensor.dim() == 1 else decoded
+        decoded = [list(zip(self.tokenizer.convert_ids_to_tokens(ids), weights))
+                   for ids, weights in sparse_arrays.top_weights(embeddings, top_k)]
+        return decoded[0] if sparse_arrays.is_vector(embeddings) else decoded
 
     @staticmethod
     def sparsity(embeddings: Any) -> dict[str, float]:
         """``{"active_dims": mean non-zero weights per row, "sparsity_ratio": 1 - active_dims / dim}`` for a
-        1-D or 2-D embedding (torch tensor, sparse or dense; SciPy matrix or NumPy array, read without torch);
-        no rows: ``{0.0, 1.0}``."""
-        from sentencekit import sparse_arrays
-
-        if not sparse_arrays.is_torch(embeddings):
-            return sparse_arrays.sparsity(embeddings)
-        from sentencekit.sparse_tensors import sparsity
+        1-D or 2-D embedding (torch tensor, sparse or dense; SciPy matrix or NumPy array, read without torch;
+        :func:`sentencekit.sparse_arrays.sparsity`); no rows: ``{0.0, 1.0}``."""
+        from sentencekit.sparse_arrays import sparsity
 
         return sparsity(embeddings)
 

@@ -58,6 +58,7 @@ import numpy as np
 
 from sentencekit.search.errors import IndexMismatchError
 from sentencekit.search.storage import MANIFEST, SEGMENTS, check_size, damaged, file_record, load_npy, save_npy
+from sentencekit.sparse_arrays import as_csr, encoder_output
 
 ROLES = {"data": "spdata.npy", "indices": "spindices.npy", "indptr": "spindptr.npy"}
 INSTALL_HINT = "pip install 'sentencekit[sparse]' (scipy)"
@@ -97,47 +98,19 @@ def sparse_rows(model: Any, texts: Sequence[str], *, query: bool) -> Any:
     return to_csr(method(texts), len(texts))
 
 
-def _torch_to_csr(tensor: Any, sparse: Any) -> Any:
-    import torch  # only reached when the model returned torch tensors
-
-    if tensor.layout != torch.strided:
-        coo = (tensor if tensor.layout == torch.sparse_coo else tensor.to_sparse_coo()).coalesce()
-        indices, values = coo.indices().cpu().numpy(), coo.values().detach().float().cpu().numpy()
-        if tensor.dim() == 1:
-            return sparse.csr_matrix((values, (np.zeros_like(indices[0]), indices[0])), shape=(1, tensor.shape[0]))
-        return sparse.csr_matrix((values, (indices[0], indices[1])), shape=tuple(tensor.shape))
-    return sparse.csr_matrix(np.atleast_2d(tensor.detach().float().cpu().numpy()))
-
-
 def to_csr(output: Any, n: int | None = None) -> Any:
-    """Sparse vectors as a canonical CSR float32 matrix: from a torch tensor (sparse COO or CSR, or dense;
-    ``[n, vocab]``, or ``[vocab]`` for one row), a list of such rows, a SciPy sparse matrix or a NumPy array.
-    ``n``: the number of rows expected (``ValueError`` otherwise); non-finite weights raise ``ValueError``.
+    """Sparse vectors as the index keeps them, a canonical CSR float32 matrix: any form a sparse encoder
+    returns (:func:`sentencekit.sparse_arrays.encoder_output`, the one conversion: ``n`` rows expected,
+    non-finite weights refused, both ``ValueError``), with this module's ``ImportError`` when SciPy is
+    missing.
 
     >>> to_csr(np.array([[0.0, 2.0, 0.0]])).toarray().tolist()
     [[0.0, 2.0, 0.0]]
     >>> to_csr([np.array([1.0, 0.0]), np.array([0.0, 3.0])]).indices.tolist()
     [0, 1]
     """
-    sparse = import_scipy_sparse()
-    if isinstance(output, (list, tuple)):
-        rows = [to_csr(row) for row in output]
-        matrix = sparse.vstack(rows, format="csr") if rows else sparse.csr_matrix((0, 0), dtype=np.float32)
-    elif sparse.issparse(output):
-        matrix = sparse.csr_matrix(output)
-    elif type(output).__module__.startswith("torch"):
-        matrix = _torch_to_csr(output, sparse)
-    else:
-        matrix = sparse.csr_matrix(np.atleast_2d(np.asarray(output, dtype=np.float32)))
-    matrix = matrix.astype(np.float32, copy=False)
-    matrix.sum_duplicates()  # sorts each row's terms, adds repeated ones
-    matrix.eliminate_zeros()
-    if n is not None and matrix.shape[0] != n:
-        raise ValueError(f"The sparse model returned {matrix.shape[0]} rows for {n} texts; it must return one "
-                         "sparse vector per text, shaped [n, vocab].")
-    if not np.isfinite(matrix.data).all():
-        raise ValueError("The sparse model returned NaN or infinite weights.")
-    return matrix
+    import_scipy_sparse()
+    return as_csr(encoder_output(output, n))
 
 
 # -- what the index records about the sparse model -------------------------------------------------------
@@ -231,7 +204,7 @@ class SparseIndex:
 
     def __init__(self, docs: Any, *, canonical: bool = False) -> None:
         """``canonical``: ``docs`` is already a CSR float32 matrix with sorted, unique terms per row (e.g.
-        memory-mapped stored rows, which :func:`to_csr` could not sort in place), used as it is."""
+        memory-mapped stored rows, which :func:`to_csr` would copy), used as it is."""
         self.docs = docs if canonical else to_csr(docs)
         self.rows, self.vocab = self.docs.shape
         postings = self.docs.T.tocsr()  # [vocab, rows]

@@ -118,9 +118,9 @@ class ServedModel:
 
     def run_sparse(self, prompt: str, texts: list[str], max_batch_tokens: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Sparse embeddings of ``texts`` with ``prompt`` (inference thread): per text its non-zero ``(indices
-        ascending, values)`` (:func:`sentencekit.sparse_vectors.row_entries`, whatever form the engine returns).
+        ascending, values)`` (:func:`sentencekit.sparse_formats.row_entries`, whatever form the engine returns).
         The ``TruncationWarning`` is ignored around this call alone, as in :meth:`_call`."""
-        from sentencekit.sparse_vectors import row_entries
+        from sentencekit.sparse_formats import row_entries
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)

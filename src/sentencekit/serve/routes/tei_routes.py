@@ -56,7 +56,7 @@ def tei_router(service: Service) -> APIRouter:
     async def tei_embed_sparse(body: s.TEIEmbedSparseRequest) -> Response:
         """TEI sparse embeddings (SPLADE): per input its active terms ``[{"index", "value"}, ...]``, ascending
         by index. 424 on a server without a sparse encoder."""
-        from sentencekit.sparse_vectors import as_tei
+        from sentencekit.sparse_formats import as_tei
 
         return await answer(lambda: service.embed_sparse(
             body.inputs, param="inputs", prompt_name=body.prompt_name, truncate=body.truncate,

@@ -1,10 +1,11 @@
-"""Sparse embeddings (what ``SparseEncoder.encode`` returns) as plain ``(indices, values)`` per row, and the two
-formats they leave sentencekit in: TEI's ``/embed_sparse`` JSON (``[{"index", "value"}, ...]`` per text) and the
-files ``sentencekit encode --sparse`` writes.
+"""The formats sparse embeddings (what ``SparseEncoder.encode`` returns) leave sentencekit in: per row
+``(indices, values)`` (:func:`row_entries`), TEI's ``/embed_sparse`` JSON (``[{"index", "value"}, ...]`` per
+text, :func:`as_tei`) and the files ``sentencekit encode --sparse`` writes (:func:`write_sparse`).
 
-Engine-neutral: the input may be a torch tensor (sparse COO or dense, ``[n, dim]`` or ``[dim]``), a list of
-1-D rows, a SciPy sparse matrix (a torch-free engine's output) or a NumPy array; torch and SciPy are imported
-only when the input is theirs (or an ``.npz`` file is written).
+Engine-neutral: the input may be any form :func:`sentencekit.sparse_arrays.encoder_output` reads (a torch
+tensor, sparse COO or dense, ``[n, dim]`` or ``[dim]``; a list of 1-D rows; a SciPy sparse matrix, a
+torch-free engine's output; a NumPy array); torch and SciPy are imported only when the input is theirs (or
+an ``.npz`` file is written).
 
 File formats of ``sentencekit encode --sparse`` (chosen by the output's suffix; never pickles):
 
@@ -38,66 +39,14 @@ SPARSE_SUFFIXES = (".npz", ".jsonl")
 Entries = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _from_dense(array: np.ndarray) -> Entries:
-    array = np.atleast_2d(np.asarray(array, dtype=np.float32))
-    out = []
-    for row in array:
-        nz = np.flatnonzero(row)
-        out.append((nz.astype(np.int64), row[nz].astype(np.float32)))
-    return out
-
-
-def _from_torch(tensor: Any) -> Entries:
-    import torch  # only reached when the model returned torch tensors
-
-    if tensor.layout == torch.strided:
-        return _from_dense(tensor.detach().float().cpu().numpy())
-    coo = (tensor if tensor.layout == torch.sparse_coo else tensor.to_sparse_coo()).coalesce()
-    indices, values = coo.indices().cpu().numpy(), coo.values().detach().float().cpu().numpy()
-    if tensor.dim() == 1:
-        keep = values != 0
-        return [(indices[0][keep].astype(np.int64), values[keep].astype(np.float32))]
-    rows, cols = indices[0], indices[1]  # coalesced: sorted by row, then column
-    bounds = np.searchsorted(rows, np.arange(tensor.shape[0] + 1))
-    out = []
-    for r in range(tensor.shape[0]):
-        c, v = cols[bounds[r]:bounds[r + 1]], values[bounds[r]:bounds[r + 1]]
-        keep = v != 0
-        out.append((c[keep].astype(np.int64), v[keep].astype(np.float32)))
-    return out
-
-
-def _from_scipy(matrix: Any) -> Entries:
-    csr = matrix.tocsr().astype(np.float32)
-    csr.sum_duplicates()  # sorts each row's terms
-    out = []
-    for r in range(csr.shape[0]):
-        lo, hi = csr.indptr[r], csr.indptr[r + 1]
-        c, v = csr.indices[lo:hi], csr.data[lo:hi]
-        keep = v != 0
-        out.append((c[keep].astype(np.int64), v[keep].astype(np.float32)))
-    return out
-
-
 def row_entries(output: Any, n: int | None = None) -> Entries:
-    """Each row's non-zero ``(indices int64 ascending, values float32)`` of sparse embeddings ``output`` (see the
-    module docstring for the accepted forms; a 1-D input is one row; an empty result, e.g. ``encode([])``'s
-    shape-``(0,)`` tensor, is no rows). ``n``: the number of rows expected (``ValueError`` otherwise); a
-    non-finite weight raises ``ValueError``."""
-    if isinstance(output, (list, tuple)):
-        entries = [e for row in output for e in row_entries(row)]
-    elif hasattr(output, "tocsr"):  # scipy.sparse
-        entries = _from_scipy(output)
-    elif type(output).__module__.startswith("torch"):
-        entries = [] if output.dim() == 1 and output.shape[0] == 0 else _from_torch(output)
-    else:
-        array = np.asarray(output, dtype=np.float32)
-        entries = [] if array.ndim == 1 and array.shape[0] == 0 else _from_dense(array)
-    if n is not None and len(entries) != n:
-        raise ValueError(f"the sparse model returned {len(entries)} rows for {n} texts")
-    if any(not np.isfinite(v).all() for _, v in entries):
-        raise ValueError("the sparse model returned NaN or infinite weights")
-    return entries
+    """Each row's non-zero ``(indices int64 ascending, values float32)`` of sparse embeddings ``output``
+    (:func:`sentencekit.sparse_arrays.encoder_output`: a 1-D input is one row; an empty result, e.g.
+    ``encode([])``'s shape-``(0,)`` tensor, is no rows; ``n``: the number of rows expected, ``ValueError``
+    otherwise; a non-finite weight raises ``ValueError``)."""
+    from sentencekit.sparse_arrays import encoder_output, rows
+
+    return list(rows(encoder_output(output, n)))
 
 
 def as_tei(entries: Entries) -> list[list[dict[str, Any]]]:
@@ -128,8 +77,7 @@ def write_sparse(path: str | os.PathLike, entries: Entries, vocab: int) -> None:
     from sentencekit.files import atomic_write_bytes
 
     if check_sparse_output(path) == ".jsonl":
-        lines = [json.dumps([{"index": int(i), "value": float(v)} for i, v in zip(idx.tolist(), val.tolist())],
-                            separators=(",", ":")) for idx, val in entries]
+        lines = [json.dumps(row, separators=(",", ":")) for row in as_tei(entries)]
         atomic_write_bytes(path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
         return
     try:
