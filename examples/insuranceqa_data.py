@@ -208,6 +208,18 @@ class CachedAnswers:
         return np.stack([self.table[self.row[t]] if t in self.row else extra[extra_row[t]] for t in texts])
 
 
+def sparse_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Question],
+                         batch_size: int = 64) -> list[list[str]]:
+    """Each question's pool ranked by a ``SparseEncoder``'s dot product (SPLADE); each distinct answer is
+    embedded once (``encode_document``, sparse), the questions with ``encode_query``."""
+    answer_ids = sorted({aid for q in questions for aid in q.pool}, key=int)
+    row = {aid: i for i, aid in enumerate(answer_ids)}
+    a_emb = model.encode_document([data.answers[aid] for aid in answer_ids], batch_size=batch_size, save_to_cpu=True)
+    q_emb = model.encode_query([q.text for q in questions], batch_size=batch_size, save_to_cpu=True)
+    scores = model.similarity(q_emb, a_emb).numpy()  # [questions, answers], dense
+    return [rank_by_scores(q.pool, scores[i, [row[aid] for aid in q.pool]]) for i, q in enumerate(questions)]
+
+
 def dense_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Question], cache: bool = False,
                         batch_size: int = 64) -> list[list[str]]:
     """Each question's pool ranked by cosine similarity with ``model``; each distinct answer is embedded
@@ -298,8 +310,9 @@ class TimeBudget(TrainerCallback):
     """Stop training after ``max_minutes`` and evaluate every ``eval_every_minutes`` (wall clock, not steps:
     the scripts promise a run time, and steps per minute depend on the machine and its load)."""
 
-    def __init__(self, max_minutes: float, eval_every_minutes: float) -> None:
+    def __init__(self, max_minutes: float, eval_every_minutes: float, evaluate: bool = True) -> None:
         self.max_seconds, self.eval_seconds = 60 * max_minutes, 60 * eval_every_minutes
+        self.evaluate = evaluate  # False: only the time limit (a trainer without an evaluator)
         self.start = self.last_eval = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
@@ -309,8 +322,8 @@ class TimeBudget(TrainerCallback):
         now = time.perf_counter()
         if now - self.start >= self.max_seconds:
             control.should_training_stop = True
-            control.should_evaluate = True  # the last point of the learning curve
-        elif now - self.last_eval >= self.eval_seconds:
+            control.should_evaluate = self.evaluate  # the last point of the learning curve
+        elif self.evaluate and now - self.last_eval >= self.eval_seconds:
             control.should_evaluate = True
         if control.should_evaluate:
             self.last_eval = now

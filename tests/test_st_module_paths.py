@@ -59,6 +59,15 @@ ST_IMPORTS = [
     "from sentencekit.sparse_encoder.models import SpladePooling, Transformer",
     "from sentencekit.sparse_encoder.modules import SpladePooling",
     "from sentencekit.sparse_encoder.modules.splade_pooling import SpladePooling",
+    "from sentencekit.sparse_encoder import SparseEncoder, SparseEncoderTrainer, SparseEncoderTrainingArguments, "
+    "SparseEncoderDataCollator, losses",
+    "from sentencekit.sparse_encoder.losses import SpladeLoss, SparseMultipleNegativesRankingLoss, CSRLoss, FlopsLoss",
+    "from sentencekit.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator, "
+    "ReciprocalRankFusionEvaluator",
+    "from sentencekit.sparse_encoder.trainer import SparseEncoderTrainer",
+    "from sentencekit.sparse_encoder.training_args import SparseEncoderTrainingArguments, BatchSamplers",
+    "from sentencekit.sparse_encoder.data_collator import SparseEncoderDataCollator",
+    "from sentencekit.sparse_encoder.callbacks import SpladeRegularizerWeightSchedulerCallback, SchedulerType",
 ]
 
 

@@ -44,6 +44,22 @@ _CE_TRAINING_ARGS = {
     "MultiDatasetBatchSamplers": "sentencekit.training.samplers:MultiDatasetBatchSamplers",
 }
 
+_SPARSE_TRAINING_ARGS = {
+    "SparseEncoderTrainingArguments": "sentencekit.training.args:SparseEncoderTrainingArguments",
+    "BatchSamplers": "sentencekit.training.samplers:BatchSamplers",
+    "MultiDatasetBatchSamplers": "sentencekit.training.samplers:MultiDatasetBatchSamplers",
+}
+_SPARSE_CALLBACKS = {
+    name: f"sentencekit.training.callbacks:{name}"
+    for name in ("SpladeRegularizerWeightSchedulerCallback", "SchedulerType")
+}
+_SPARSE_EVALUATORS = {
+    name: f"sentencekit.evaluation:{name}"
+    for name in ("SparseInformationRetrievalEvaluator", "SparseEmbeddingSimilarityEvaluator",
+                 "SparseRerankingEvaluator", "SparseTripletEvaluator", "SparseBinaryClassificationEvaluator",
+                 "SparseMSEEvaluator", "SparseTranslationEvaluator", "ReciprocalRankFusionEvaluator")
+}
+
 _SPARSE_MODULES = {
     "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling",
     "SparseStaticEmbedding": "sentencekit.modules.sparse_static_embedding:SparseStaticEmbedding",
@@ -95,7 +111,20 @@ ALIASES: dict[str, AliasTarget] = {
     "sentencekit.cross_encoder.trainer": {"CrossEncoderTrainer": "sentencekit.training.trainer:CrossEncoderTrainer"},
     "sentencekit.cross_encoder.training_args": _CE_TRAINING_ARGS,
     # --- sparse encoders (sentence_transformers.sparse_encoder.<x>; v5 "models", v6 "modules") ------------
-    "sentencekit.sparse_encoder": {"SparseEncoder": "sentencekit:SparseEncoder"},
+    "sentencekit.sparse_encoder": {
+        "SparseEncoder": "sentencekit:SparseEncoder",
+        "SparseEncoderTrainer": "sentencekit.training.trainer:SparseEncoderTrainer",
+        "SparseEncoderTrainingArguments": "sentencekit.training.args:SparseEncoderTrainingArguments",
+        "SparseEncoderDataCollator": "sentencekit.training.collator:SparseEncoderDataCollator",
+    },
+    "sentencekit.sparse_encoder.losses": "sentencekit.losses.sparse",
+    "sentencekit.sparse_encoder.evaluation": _SPARSE_EVALUATORS,
+    "sentencekit.sparse_encoder.trainer": {"SparseEncoderTrainer": "sentencekit.training.trainer:SparseEncoderTrainer"},
+    "sentencekit.sparse_encoder.training_args": _SPARSE_TRAINING_ARGS,
+    "sentencekit.sparse_encoder.data_collator": {
+        "SparseEncoderDataCollator": "sentencekit.training.collator:SparseEncoderDataCollator"},
+    "sentencekit.sparse_encoder.callbacks": _SPARSE_CALLBACKS,
+    "sentencekit.sparse_encoder.callbacks.splade_callbacks": _SPARSE_CALLBACKS,
     "sentencekit.sparse_encoder.model": {"SparseEncoder": "sentencekit:SparseEncoder"},
     "sentencekit.sparse_encoder.models": _SPARSE_MODULES,
     "sentencekit.sparse_encoder.modules": _SPARSE_MODULES,

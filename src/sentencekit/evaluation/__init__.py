@@ -1,7 +1,8 @@
 """Evaluators, as in ``sentence_transformers.evaluation`` (and ``sentence_transformers.cross_encoder.
-evaluation``): callables ``evaluator(model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]``
-with sentence-transformers' metric names, ``primary_metric`` and ``greater_is_better``, that append a
-CSV row to ``output_path`` when given.
+evaluation``, ``sentence_transformers.sparse_encoder.evaluation``): callables
+``evaluator(model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]`` with sentence-transformers'
+metric names, ``primary_metric`` and ``greater_is_better``, that append a CSV row to ``output_path`` when
+given.
 
 >>> from sentencekit.evaluation import EmbeddingSimilarityEvaluator
 >>> evaluator = EmbeddingSimilarityEvaluator(["A cat sits.", "Stocks fell."], ["A cat is sitting.", "I like tea."],
@@ -21,8 +22,18 @@ from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvalu
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
 from sentencekit.evaluation.mse import MSEEvaluator
 from sentencekit.evaluation.paraphrase_mining import ParaphraseMiningEvaluator
+from sentencekit.evaluation.reciprocal_rank_fusion import ReciprocalRankFusionEvaluator
 from sentencekit.evaluation.reranking import RerankingEvaluator
 from sentencekit.evaluation.sequential import SequentialEvaluator
+from sentencekit.evaluation.sparse_evaluation import (
+    SparseBinaryClassificationEvaluator,
+    SparseEmbeddingSimilarityEvaluator,
+    SparseInformationRetrievalEvaluator,
+    SparseMSEEvaluator,
+    SparseRerankingEvaluator,
+    SparseTranslationEvaluator,
+    SparseTripletEvaluator,
+)
 from sentencekit.evaluation.translation import TranslationEvaluator
 from sentencekit.evaluation.triplet import TripletEvaluator
 
@@ -42,4 +53,12 @@ __all__ = [
     "CrossEncoderCorrelationEvaluator",
     "CrossEncoderClassificationEvaluator",
     "CrossEncoderRerankingEvaluator",
+    "SparseInformationRetrievalEvaluator",
+    "SparseEmbeddingSimilarityEvaluator",
+    "SparseRerankingEvaluator",
+    "SparseTripletEvaluator",
+    "SparseBinaryClassificationEvaluator",
+    "SparseMSEEvaluator",
+    "SparseTranslationEvaluator",
+    "ReciprocalRankFusionEvaluator",
 ]

@@ -132,15 +132,19 @@ class SentenceEvaluator:
         """The CSV row after ``epoch, steps``, in ``csv_headers`` order (default: the metrics' order)."""
         return list(metrics.values())
 
+    def csv_header_row(self) -> list[str]:
+        """The header line of a new CSV file (default: ``csv_headers``; evaluators that add columns extend it)."""
+        return list(self.csv_headers)
+
     def append_csv_row(self, output_path: str, row: list[Any]) -> None:
-        """Append ``row`` to ``output_path/csv_file``, writing ``csv_headers`` first in a new file."""
+        """Append ``row`` to ``output_path/csv_file``, writing :meth:`csv_header_row` first in a new file."""
         os.makedirs(output_path, exist_ok=True)
         path = os.path.join(output_path, self.csv_file)
         is_new = not os.path.isfile(path)
         with open(path, "a" if not is_new else "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             if is_new:
-                writer.writerow(self.csv_headers)
+                writer.writerow(self.csv_header_row())
             writer.writerow(row)
 
     def store_metrics_in_model_card_data(self, model: Any, metrics: dict[str, Any], epoch: int = 0,

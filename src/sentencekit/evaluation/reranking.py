@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from sentencekit.evaluation.base import SentenceEvaluator, csv_name
@@ -20,6 +21,11 @@ def as_text_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+def _rows(embeddings: Tensor, start: int, count: int) -> Tensor:
+    """Rows ``start:start + count`` (``index_select``: sparse COO embeddings cannot be sliced)."""
+    return embeddings.index_select(0, torch.arange(start, start + count, device=embeddings.device))
 
 
 class RerankingEvaluator(SentenceEvaluator):
@@ -79,7 +85,7 @@ class RerankingEvaluator(SentenceEvaluator):
         for i, sample in enumerate(self.samples):
             candidates = sample["positive"] + sample["negative"]
             if self.use_batched_encoding:
-                query, docs = queries[i : i + 1], documents[start : start + len(candidates)]
+                query, docs = _rows(queries, i, 1), _rows(documents, start, len(candidates))
                 start += len(candidates)
             else:
                 query, docs = embed([sample["query"]], "query"), embed(candidates, "document")

@@ -5,14 +5,15 @@ one tokenized features dict per input column, labels a tensor (or None). Embeddi
 ``compute_loss_from_embeddings(embeddings, labels)``, which the wrappers ``MatryoshkaLoss`` and
 ``AdaptiveLayerLoss`` use. Every loss has ``get_config_dict()`` (for the model card) and ``citation``.
 
-Cross-encoder losses live in :mod:`sentencekit.losses.cross_encoder`.
+Cross-encoder losses live in :mod:`sentencekit.losses.cross_encoder`, sparse-encoder (SPLADE, CSR) losses in
+:mod:`sentencekit.losses.sparse`.
 
 >>> from sentencekit.losses import CoSENTLoss, MatryoshkaLoss, MultipleNegativesRankingLoss
 >>> MultipleNegativesRankingLoss.__name__
 'MultipleNegativesRankingLoss'
 """
 
-from sentencekit.losses import cross_encoder
+from sentencekit.losses import cross_encoder, sparse
 from sentencekit.losses.adaptive_layer import AdaptiveLayerLoss
 from sentencekit.losses.angle import AnglELoss
 from sentencekit.losses.batch_all_triplet import BatchAllTripletLoss
@@ -53,4 +54,5 @@ __all__ = [
     "TripletDistanceMetric",
     "TripletLoss",
     "cross_encoder",
+    "sparse",
 ]

@@ -16,6 +16,9 @@ class DistillKLDivLoss(EmbeddingLoss):
     """(query, positive, negative_1, ...) columns; the label holds the teacher's scores of every
     (query, candidate) pair, shape ``[batch, num_candidates]``. Both score lists become distributions
     (softmax at ``temperature``); the loss is ``KL(teacher || student) * temperature**2``.
+    ``student_temperature`` / ``teacher_temperature`` (default: ``temperature``) soften each side on its
+    own (sentence-transformers 6.2's ``SparseDistillKLDivLoss`` arguments); the ``temperature**2`` factor
+    (Hinton et al. 2015: keeps the gradient scale independent of the temperature) stays.
 
     >>> import torch
     >>> from sentencekit import SentenceTransformer
@@ -40,10 +43,13 @@ class DistillKLDivLoss(EmbeddingLoss):
 
     def __init__(self, model: nn.Module,
                  similarity_fct: Callable[[Tensor, Tensor], Tensor] = pairwise_dot_score,
-                 temperature: float = 1.0) -> None:
+                 temperature: float = 1.0, student_temperature: float | None = None,
+                 teacher_temperature: float | None = None) -> None:
         super().__init__(model)
         self.similarity_fct = similarity_fct
         self.temperature = temperature
+        self.student_temperature = student_temperature
+        self.teacher_temperature = teacher_temperature
         self.loss_fct = nn.KLDivLoss(reduction="batchmean")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
@@ -54,9 +60,15 @@ class DistillKLDivLoss(EmbeddingLoss):
         if teacher.shape != student.shape:
             raise ValueError(f"DistillKLDivLoss needs one teacher score per candidate column: labels of shape "
                              f"{tuple(student.shape)}, got {tuple(teacher.shape)}.")
-        student_log_probs = torch.log_softmax(student / self.temperature, dim=1)
-        teacher_probs = torch.softmax(teacher / self.temperature, dim=1)
+        student_t = self.student_temperature if self.student_temperature is not None else self.temperature
+        teacher_t = self.teacher_temperature if self.teacher_temperature is not None else self.temperature
+        student_log_probs = torch.log_softmax(student / student_t, dim=1)
+        teacher_probs = torch.softmax(teacher / teacher_t, dim=1)
         return self.loss_fct(student_log_probs, teacher_probs) * self.temperature**2
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"similarity_fct": function_name(self.similarity_fct), "temperature": self.temperature}
+        config = {"similarity_fct": function_name(self.similarity_fct), "temperature": self.temperature}
+        for key in ("student_temperature", "teacher_temperature"):
+            if getattr(self, key) is not None:
+                config[key] = getattr(self, key)
+        return config

@@ -3,8 +3,9 @@
 Wen et al., "Beyond Matryoshka: Revisiting Sparse Coding for Adaptive Representation" (ICML 2025,
 arXiv:2503.01776), after the top-k sparse autoencoders of Gao et al. (arXiv:2406.04093); behaviour and
 on-disk format as sentence-transformers 6.2
-(``sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder``). Inference only:
-the training outputs (reconstructions, auxiliary dead-latent codes) are not computed here.
+(``sentence_transformers.sparse_encoder.modules.sparse_auto_encoder.SparseAutoEncoder``). Outside
+``torch.inference_mode`` (training, and the trainer's evaluation loss) the forward also returns the
+reconstructions and auxiliary codes that ``CSRLoss`` needs, under sentence-transformers' keys.
 """
 
 from __future__ import annotations
@@ -28,6 +29,18 @@ class SparseAutoEncoder(Module):
     ``decoder.linear.weight`` ``[hidden_dim, input_dim]`` (``encoder.weight`` is read too), next to
     ``pre_bias``, ``latent_bias`` and the int64 ``stats_last_nonzero``. Raises ``ValueError`` for
     dimensions or ``k`` that are not positive.
+
+    Outside ``torch.inference_mode`` (``encode`` runs inside it) the forward adds, for ``CSRLoss``
+    (all ``[b, hidden_dim]`` latents / ``[b, input_dim]`` reconstructions, the input's dtype):
+    ``sentence_embedding_backbone`` (the input), ``sentence_embedding_encoded`` (``z`` before top-k),
+    ``sentence_embedding_encoded_4k`` (top-``4k`` code), ``auxiliary_embedding`` (top-``k_aux`` code over
+    the latents dead for more than ``dead_threshold`` steps; ``None`` when ``k_aux`` is 0),
+    ``decoded_embedding_k`` / ``_4k`` / ``_aux`` (``code @ W_enc + pre_bias``, un-standardised when
+    ``normalize``; ``_aux`` ``None`` without ``k_aux``) and ``decoded_embedding_k_pre_bias``
+    (``decoded_embedding_k - pre_bias``). In ``train()`` mode it also updates ``stats_last_nonzero``
+    (steps since each latent last fired; Gao et al. 2024, sec. A.2). Unlike sentence-transformers, the
+    backbone output is the raw input even with ``normalize``: the reconstructions are un-standardised, so
+    this is the target they are compared with.
 
     >>> import torch
     >>> sae = SparseAutoEncoder(input_dim=4, hidden_dim=16, k=3)
@@ -58,16 +71,55 @@ class SparseAutoEncoder(Module):
     def get_sentence_embedding_dimension(self) -> int:
         return self.hidden_dim
 
+    @staticmethod
+    def _top_k_code(z: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """``(code, top-k indices)``: ``z``'s ``k`` largest values per row (ReLU'd), zeros elsewhere."""
+        top = torch.topk(z, min(k, z.shape[-1]), dim=-1)
+        return torch.zeros_like(z).scatter(-1, top.indices, torch.relu(top.values)), top.indices
+
+    def _decode(self, code: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
+        """The tied decoder: ``code @ W_enc + pre_bias`` ``[b, input_dim]``, un-standardised if ``normalize``."""
+        out = code @ self.encoder.weight + self.pre_bias
+        return out * std + mean if mean is not None and std is not None else out
+
     def forward(self, features: dict[str, Any], max_active_dims: int | None = None, **kwargs: Any) -> dict[str, Any]:
-        x: Tensor = features["sentence_embedding"]
+        raw: Tensor = features["sentence_embedding"]
+        x, mean, std = raw, None, None
         if self.normalize:
-            x = (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
+            mean, std = raw.mean(dim=-1, keepdim=True), raw.std(dim=-1, keepdim=True) + 1e-5
+            x = (raw - mean) / std
         z = self.encoder(x - self.pre_bias) + self.latent_bias
-        k = min(int(max_active_dims or self.k), z.shape[-1])
-        top = torch.topk(z, k, dim=-1)
-        code = torch.zeros_like(z).scatter(-1, top.indices, torch.relu(top.values))
-        return {**features, "sentence_embedding_backbone": features["sentence_embedding"],
-                "sentence_embedding": code}
+        k = int(max_active_dims or self.k)
+        code, indices = self._top_k_code(z, k)
+        out = {**features, "sentence_embedding_backbone": raw, "sentence_embedding": code}
+        if torch.is_inference_mode_enabled():  # encode(): the code is all it needs
+            return out
+        if self.training:
+            self._update_dead_latent_stats(indices, code)
+        code_4k, _ = self._top_k_code(z, 4 * k)
+        auxiliary = decoded_aux = None
+        if self.k_aux:
+            # latents that have not fired for dead_threshold steps: the auxiliary loss revives them
+            dead = (self.stats_last_nonzero > self.dead_threshold).to(z.dtype)
+            auxiliary, _ = self._top_k_code(z * dead, self.k_aux)
+            decoded_aux = self._decode(auxiliary, mean, std)
+        decoded_k = self._decode(code, mean, std)
+        out.update({
+            "sentence_embedding_encoded": z, "sentence_embedding_encoded_4k": code_4k,
+            "auxiliary_embedding": auxiliary, "decoded_embedding_k": decoded_k,
+            "decoded_embedding_4k": self._decode(code_4k, mean, std), "decoded_embedding_aux": decoded_aux,
+            "decoded_embedding_k_pre_bias": decoded_k - self.pre_bias,
+        })
+        return out
+
+    @torch.no_grad()
+    def _update_dead_latent_stats(self, indices: Tensor, code: Tensor) -> None:
+        """Steps since each latent was last among a row's top-k with a value > 1e-5 (reset to 1 when it fires)."""
+        fired = torch.zeros_like(self.stats_last_nonzero)
+        fired.scatter_add_(0, indices.reshape(-1),
+                           (code.gather(-1, indices) > 1e-5).to(fired.dtype).reshape(-1))
+        self.stats_last_nonzero *= 1 - fired.clamp(max=1)
+        self.stats_last_nonzero += 1
 
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
         Path(output_path).mkdir(parents=True, exist_ok=True)

@@ -73,3 +73,11 @@ class SentenceTransformerTrainingArguments(BaseTrainingArguments):
 @dataclass
 class CrossEncoderTrainingArguments(BaseTrainingArguments):
     """Arguments for :class:`~sentencekit.training.CrossEncoderTrainer`."""
+
+
+@dataclass
+class SparseEncoderTrainingArguments(BaseTrainingArguments):
+    """Arguments for :class:`~sentencekit.training.SparseEncoderTrainer`: exactly the shared ones (as in
+    sentence-transformers 6.2). For inference-free SPLADE (a ``Router``), route the columns with
+    ``router_mapping={"query": "query", "answer": "document"}`` and give the static query weights their own
+    learning rate with ``learning_rate_mapping={r"SparseStaticEmbedding\\.*": 1e-3}``."""

@@ -1,5 +1,6 @@
 """Training bookkeeping: what the model card reports (base model, data, loss, hyper-parameters,
-evaluation results) and a plot of the training curves written when training ends."""
+evaluation results) and a plot of the training curves written when training ends; and the SPLADE
+regulariser-weight warm-up (:class:`SpladeRegularizerWeightSchedulerCallback`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+from enum import Enum
 from typing import Any
 
 from transformers import TrainerCallback
@@ -133,3 +135,71 @@ def _config(loss: Any) -> Any:
         return json.loads(json.dumps(getter(), default=str)) if getter else {}
     except (TypeError, ValueError):
         return {}
+
+
+class SchedulerType(str, Enum):
+    """How :class:`SpladeRegularizerWeightSchedulerCallback` ramps the weights up (sentence-transformers' names)."""
+
+    LINEAR = "linear"
+    QUADRATIC = "quadratic"
+
+
+class SpladeRegularizerWeightSchedulerCallback(TrainerCallback):
+    """Ramp a ``SpladeLoss``'s regulariser weights from 0 to their set values over the first
+    ``warmup_ratio`` of the training steps: at the start of step ``s`` (0-based ``state.global_step``) the
+    weight is ``max * r`` (linear) or ``max * r**2`` (quadratic), ``r = s / max(1, int(total_steps *
+    warmup_ratio))``, and ``max`` from then on. Strong FLOPS pressure before the ranking loss has shaped
+    the vectors collapses them to nothing; SPLADE (Formal et al. 2021, sec. 3) warms the weights up
+    quadratically over the first 50k steps for that reason. Behaviour and defaults as sentence-transformers
+    6.2's callback, which its trainer adds at callback index 1 for every ``SpladeLoss`` (so does
+    ``SparseEncoderTrainer``). The current weights are logged as ``document_regularizer_weight`` /
+    ``query_regularizer_weight``.
+
+    Raises ``ValueError`` for a loss that is not a ``SpladeLoss``, an unknown ``scheduler_type`` or a
+    ``warmup_ratio`` outside ``(0, 1]``.
+    """
+
+    def __init__(self, loss: Any, scheduler_type: str | SchedulerType = SchedulerType.QUADRATIC,
+                 warmup_ratio: float = 1 / 3) -> None:
+        from sentencekit.losses.sparse import SpladeLoss
+
+        if not isinstance(loss, SpladeLoss):
+            raise ValueError(f"SpladeRegularizerWeightSchedulerCallback schedules a SpladeLoss, got "
+                             f"{type(loss).__name__}.")
+        if not 0 < warmup_ratio <= 1:
+            raise ValueError(f"warmup_ratio must be in (0, 1], got {warmup_ratio}")
+        self.loss = loss
+        self.scheduler_type = SchedulerType(getattr(scheduler_type, "value", scheduler_type))
+        self.warmup_ratio = warmup_ratio
+        self.max_document_weight: float = loss.document_regularizer_weight
+        self.max_query_weight: float | None = loss.query_regularizer_weight
+        self.warmup_steps: int | None = None
+
+    def weight(self, step: int, max_weight: float | None) -> float | None:
+        """The weight at the start of (0-based) ``step``, for a set value ``max_weight``."""
+        if max_weight is None or self.warmup_steps is None or step >= self.warmup_steps:
+            return max_weight
+        ratio = step / self.warmup_steps
+        return max_weight * (ratio if self.scheduler_type is SchedulerType.LINEAR else ratio**2)
+
+    def _apply(self, step: int) -> None:
+        self.loss.document_regularizer_weight = self.weight(step, self.max_document_weight)
+        self.loss.query_regularizer_weight = self.weight(step, self.max_query_weight)
+
+    def on_train_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        self.warmup_steps = max(1, int(state.max_steps * self.warmup_ratio))
+        self._apply(state.global_step)  # 0, or where a resumed run left off
+
+    def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+        self._apply(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        # the loss keeps the full weights after training (e.g. for a later evaluation loss)
+        self.loss.document_regularizer_weight = self.max_document_weight
+        self.loss.query_regularizer_weight = self.max_query_weight
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        if logs is not None and "loss" in logs:
+            logs["document_regularizer_weight"] = self.loss.document_regularizer_weight
+            if self.loss.query_regularizer_weight is not None:
+                logs["query_regularizer_weight"] = self.loss.query_regularizer_weight

@@ -84,6 +84,12 @@ class SentenceTransformerDataCollator:
         return batch
 
 
+class SparseEncoderDataCollator(SentenceTransformerDataCollator):
+    """Tokenize the input columns of a batch of rows for a sparse encoder: the bi-encoder collator (a
+    ``SparseEncoder`` tokenizes like a ``SentenceTransformer``; Router routes come from ``router_mapping``),
+    under sentence-transformers' sparse name."""
+
+
 class CrossEncoderDataCollator:
     """Keep the texts of each input column; cross-encoder losses build and tokenize the pairs."""
 

@@ -1,5 +1,6 @@
-"""Trainers built on ``transformers.Trainer``: one shared base, with a bi-encoder and a cross-encoder
-flavour that differ only in their collator, default loss and model class.
+"""Trainers built on ``transformers.Trainer``: one shared base, with bi-encoder, sparse-encoder and
+cross-encoder flavours that differ only in their collator, default loss and model class (and, for sparse
+encoders, the SPLADE regulariser warm-up callback).
 
 What the base adds to ``transformers.Trainer``: sentence-transformers' dataset convention (a
 ``label``/``score`` column is the label, every other column an input), losses as modules (one per
@@ -26,12 +27,14 @@ from sentencekit.training.args import (
     BaseTrainingArguments,
     CrossEncoderTrainingArguments,
     SentenceTransformerTrainingArguments,
+    SparseEncoderTrainingArguments,
 )
 from sentencekit.training.callbacks import TrainingRecordCallback
 from sentencekit.training.collator import (
     VALID_LABEL_COLUMNS,
     CrossEncoderDataCollator,
     SentenceTransformerDataCollator,
+    SparseEncoderDataCollator,
     split_columns,
 )
 from sentencekit.training.samplers import (
@@ -429,3 +432,54 @@ class CrossEncoderTrainer(BaseTrainer):
 
     def _batch_inputs(self, inputs: dict[str, Any]) -> Any:
         return inputs["inputs"]
+
+
+class SparseEncoderTrainer(SentenceTransformerTrainer):
+    """Train a :class:`~sentencekit.SparseEncoder` (SPLADE, inference-free SPLADE, CSR): the bi-encoder
+    trainer with sentence-transformers 6.2's sparse defaults.
+
+    - No loss: ``SpladeLoss(SparseMultipleNegativesRankingLoss, document_regularizer_weight=3e-5,
+      query_regularizer_weight=5e-5)``.
+    - Every ``SpladeLoss`` (also inside a dict of losses) gets a
+      :class:`~sentencekit.training.callbacks.SpladeRegularizerWeightSchedulerCallback` (quadratic, warm-up
+      1/3 of the steps), inserted at callback index 1, unless ``callbacks`` already holds one for it.
+    - ``args`` must be :class:`SparseEncoderTrainingArguments`; the collator is
+      :class:`~sentencekit.training.collator.SparseEncoderDataCollator`.
+
+    >>> from datasets import Dataset
+    >>> from sentencekit import SparseEncoder
+    >>> from sentencekit.training import SparseEncoderTrainer, SparseEncoderTrainingArguments
+    >>> model = SparseEncoder("path/to/splade")                                         # doctest: +SKIP
+    >>> train = Dataset.from_dict({"query": ["How do I get a refund?"],
+    ...                            "answer": ["Refunds are paid within 5 days."]})
+    >>> args = SparseEncoderTrainingArguments(output_dir="out", num_train_epochs=1)     # doctest: +SKIP
+    >>> SparseEncoderTrainer(model=model, args=args, train_dataset=train).train()      # doctest: +SKIP
+    """
+
+    args_class = SparseEncoderTrainingArguments
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._add_regularizer_schedulers()
+
+    def _default_collator(self, model: nn.Module, args: BaseTrainingArguments) -> Callable:
+        return SparseEncoderDataCollator(model, prompts=args.prompts, router_mapping=args.router_mapping)
+
+    def _default_loss(self, model: nn.Module) -> nn.Module:
+        from sentencekit.losses.sparse import SparseMultipleNegativesRankingLoss, SpladeLoss
+
+        return SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
+                          query_regularizer_weight=5e-5)
+
+    def _add_regularizer_schedulers(self) -> None:
+        from sentencekit.losses.sparse import SpladeLoss
+        from sentencekit.training.callbacks import SpladeRegularizerWeightSchedulerCallback
+
+        callbacks = self.callback_handler.callbacks
+        scheduled = {id(cb.loss) for cb in callbacks if isinstance(cb, SpladeRegularizerWeightSchedulerCallback)}
+        for loss_fn in self._losses():
+            if isinstance(loss_fn, SpladeLoss) and id(loss_fn) not in scheduled:
+                logger.info("SpladeLoss without a SpladeRegularizerWeightSchedulerCallback: adding one (quadratic "
+                            "warm-up over the first third of the steps).")
+                # index 1: right after transformers' flow callback, before logging reads the weights
+                callbacks.insert(1, SpladeRegularizerWeightSchedulerCallback(loss_fn))

@@ -1,0 +1,45 @@
+"""``SparseMultipleNegativesRankingLoss``: InfoNCE with in-batch negatives on sparse embeddings (dot product,
+scale 1), as sentence-transformers 6.2. The math is the dense loss's
+(:class:`~sentencekit.losses.MultipleNegativesRankingLoss`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+from sentencekit.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
+from sentencekit.losses.sparse._inner_loss import InnerLossOnly
+from sentencekit.similarity import dot_score
+
+
+class SparseMultipleNegativesRankingLoss(InnerLossOnly, MultipleNegativesRankingLoss):
+    """(anchor, positive[, negative_1, ...]) columns, no labels: cross-entropy of ``scale * dot(anchor_i,
+    candidates)`` with target ``i`` over all positives and negatives of the batch. ``scale=1`` because
+    SPLADE dot products are already large (tens). Use it inside ``SpladeLoss`` / ``CSRLoss``: ``forward``
+    raises ``AttributeError``.
+
+    sentence-transformers 6.2's ``gather_across_devices``, ``directions``, ``partition_mode``,
+    ``hardness_mode`` and ``hardness_strength`` are accepted at their defaults only (single-process,
+    query-to-document InfoNCE); other values raise ``ValueError`` rather than train something else.
+
+    >>> from sentencekit.losses.sparse import SparseMultipleNegativesRankingLoss, SpladeLoss
+    >>> inner = SparseMultipleNegativesRankingLoss(model)                           # doctest: +SKIP
+    >>> loss = SpladeLoss(model, inner, document_regularizer_weight=3e-5,
+    ...                   query_regularizer_weight=5e-5)                            # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, scale: float = 1.0,
+                 similarity_fct: Callable[[Tensor, Tensor], Tensor] = dot_score, gather_across_devices: bool = False,
+                 directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
+                 hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
+        unsupported = {name: value for name, value, default in (
+            ("gather_across_devices", gather_across_devices, False),
+            ("directions", tuple(directions), ("query_to_doc",)),
+            ("partition_mode", partition_mode, "joint"),
+            ("hardness_mode", hardness_mode, None),
+            ("hardness_strength", hardness_strength, 0.0)) if value != default}
+        if unsupported:
+            raise ValueError(f"SparseMultipleNegativesRankingLoss supports only the default (single-process, "
+                             f"query_to_doc) form; not implemented: {unsupported}")
+        super().__init__(model, scale=scale, similarity_fct=similarity_fct)
