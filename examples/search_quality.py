@@ -33,12 +33,19 @@ def labelled_queries() -> list[dict]:
     return [json.loads(line) for line in QUERIES.read_text().splitlines() if line.strip()]
 
 
-def sample_index(model):  # noqa: ANN001, ANN201
-    """The bundled sample corpus indexed with ``model`` in a temporary folder."""
+SPARSE_RETRIEVALS = {"sparse": {"retrieval": "sparse"},
+                     "hybrid rrf dense + sparse": {"retrieval": "hybrid", "fusion": "rrf",
+                                                   "fusion_weights": {"dense": 1.0, "sparse": 1.0}},
+                     "hybrid rrf dense + sparse + lexical": {"retrieval": "hybrid", "fusion": "rrf"}}
+
+
+def sample_index(model, sparse_model=None):  # noqa: ANN001, ANN201
+    """The bundled sample corpus indexed with ``model`` (and a learned-sparse side from ``sparse_model``)
+    in a temporary folder."""
     from sentencekit.search.corpus import SAMPLE_CORPUS
     from sentencekit.search.corpus_index import build_index
 
-    index, _ = build_index(SAMPLE_CORPUS, Path(tempfile.mkdtemp()) / "index", model)
+    index, _ = build_index(SAMPLE_CORPUS, Path(tempfile.mkdtemp()) / "index", model, sparse_model=sparse_model)
     return index
 
 
@@ -68,13 +75,20 @@ def main() -> None:
     parser.add_argument("--reranker", default=None, help="cross-encoder folder (default: the installed one)")
     parser.add_argument("--rerank-top-n", type=int, default=20)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--sparse", default=None, help="a SparseEncoder (e.g. SPLADE-tiny) for learned-sparse rows")
     args = parser.parse_args()
 
-    from sentencekit import CrossEncoder, SentenceTransformer
+    from sentencekit import CrossEncoder, SentenceTransformer, SparseEncoder
     from sentencekit.search.defaults import installed_reranker
 
-    index = sample_index(SentenceTransformer(args.model))
+    model = SentenceTransformer(args.model)
+    index = sample_index(model)
     runs = [(name, options, None) for name, options in RETRIEVALS.items()]
+    sparse_runs = []
+    if args.sparse:
+        sparse_index = sample_index(model, SparseEncoder(args.sparse))
+        sparse_runs = [(f"{name} ({Path(args.sparse).name})", options, None)
+                       for name, options in SPARSE_RETRIEVALS.items()]
     reranker_path = args.reranker or installed_reranker()
     if reranker_path:
         reranker = CrossEncoder(str(reranker_path))
@@ -83,8 +97,9 @@ def main() -> None:
     else:
         print("No reranker installed: run examples/train_insuranceqa_reranker.py --install to compare.")
     print(f"{len(labelled_queries())} labelled queries, {len(index)} documents, k={args.k}")
-    for name, options, reranker in runs:
-        m = search_quality(index, options, reranker, args.rerank_top_n, args.k)
+    for name, options, reranker in runs + sparse_runs:
+        m = search_quality(sparse_index if (name, options, reranker) in sparse_runs else index, options, reranker,
+                           args.rerank_top_n, args.k)
         print(f"{name:<55} " + "  ".join(f"{key} {value:.3f}" for key, value in m.items()))
 
 
