@@ -75,14 +75,16 @@ def test_index_build_search_and_rerank(tiny_st_dir, tiny_ce_dir, tmp_path, capsy
     assert json.loads(capsys.readouterr().out)["documents"] == 3
     assert main(["index", "info", str(out)]) == 0
     summary = capsys.readouterr().out
-    assert "documents     3 (3 vectors)" in summary and "index kind    exact" in summary and "{" not in summary
+    assert "documents     3 (6 vectors, 3 for titles)" in summary  # folder files are titled by their names
+    assert "index kind    exact" in summary and "{" not in summary
 
     assert main(["search", "refund", "--index", str(out), "--model", str(tiny_st_dir), "--rerank",
                  str(tiny_ce_dir), "-k", "3", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)[0]["results"]
     reranker = CrossEncoder(str(tiny_ce_dir), device="cpu")
     scores = {h["id"]: h["score"] for h in hits}
-    expected = dict(zip([h["id"] for h in hits], reranker.predict([("refund", h["text"]) for h in hits])))
+    expected = dict(zip([h["id"] for h in hits],  # the reranker reads the title, then the text
+                        reranker.predict([("refund", f"{h['title']}\n{h['text']}") for h in hits])))
     for doc_id, score in scores.items():
         assert score == pytest.approx(float(expected[doc_id]), abs=1e-5)
     assert all("retrieval_score" in h for h in hits)
@@ -105,9 +107,13 @@ def test_search_scores_equal_library_cosine(tiny_st_dir, tmp_path, capsys):
                  str(tmp_path / "cache"), "-k", "3", "--json", "--rerank", "none"]) == 0
     results = json.loads(capsys.readouterr().out)[0]["results"]
     model = SentenceTransformer(str(tiny_st_dir), device="cpu")
-    expected = model.similarity(model.encode(["refund"]), model.encode(texts))[0].numpy()
-    for r in results:
-        assert r["score"] == pytest.approx(float(expected[int(r["id"][1:])]), abs=1e-5)
+    query = model.encode(["refund"])
+    by_text = model.similarity(query, model.encode(texts))[0].numpy()
+    by_title = model.similarity(query, model.encode([f"T{i}" for i in range(len(texts))]))[0].numpy()
+    for r in results:  # a titled document scores by the better of its title and its text
+        i = int(r["id"][1:])
+        assert r["score"] == pytest.approx(float(max(by_text[i], by_title[i])), abs=1e-5)
+        assert r["field"] == ("title" if by_title[i] > by_text[i] else "text")
 
 
 def test_encode_writes_npy(tiny_st_dir, tmp_path, capsys):
@@ -166,7 +172,9 @@ def test_rerank_command(tiny_ce_dir, tmp_path, capsys):
     corpus = write_corpus(tmp_path / "docs.jsonl", texts)
     assert main(["rerank", "how do i get a refund", str(corpus), "--model", str(tiny_ce_dir), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
-    expected = CrossEncoder(str(tiny_ce_dir), device="cpu").rank("how do i get a refund", texts)
+    # the reranker reads each document's title on the first line, as `search --rerank` gives it
+    expected = CrossEncoder(str(tiny_ce_dir), device="cpu").rank("how do i get a refund",
+                                                                 [f"T{i}\n{t}" for i, t in enumerate(texts)])
     assert [r["corpus_id"] for r in got] == [r["corpus_id"] for r in expected]
     assert [r["id"] for r in got] == [f"d{r['corpus_id']}" for r in expected]
     assert got[0]["score"] == pytest.approx(expected[0]["score"], abs=1e-6)

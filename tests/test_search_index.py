@@ -125,7 +125,8 @@ def test_ids_metadata_delete_and_reopen(tiny_model, tmp_path):
     assert manifest["similarity_fn_name"] == "cosine" and manifest["precision"] == "float32"
     reopened.compact()
     assert reopened.ids() == ["refund", "password", "1", "2", "returns"]
-    assert reopened.manifest["counts"] == {"documents": 5, "vectors": 5, "segments": 1, "deleted_vectors": 0}
+    assert reopened.manifest["counts"] == {"documents": 5, "vectors": 5, "segments": 1, "deleted_vectors": 0,
+                                                  "titles": 0}
 
 
 def test_bad_ids_and_metadata_commit_nothing(tiny_model, tmp_path):

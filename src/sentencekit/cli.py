@@ -121,7 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _hit_line(hit: dict) -> str:
     """``[id] title - text`` of one result; for a chunked document, the matching chunk (which one, and its
     text) rather than the document's beginning."""
-    title = (hit.get("metadata") or {}).get("title", "")
+    title = hit.get("title") or (hit.get("metadata") or {}).get("title", "")
     chunk = hit.get("chunk")
     where = f" (chunk {chunk['index'] + 1})" if chunk else ""
     text = shorten(chunk["text"] if chunk else hit["text"], 160)
@@ -271,11 +271,13 @@ def _load_reranker(model: str, args: argparse.Namespace):
 
 def cmd_rerank(args: argparse.Namespace) -> int:
     from sentencekit.search.corpus import load_corpus
+    from sentencekit.search.results import reranker_text
 
     docs = load_corpus(args.input, column=args.column, encoding=args.encoding)
     reranker = _load_reranker(args.model, args)
+    texts = [reranker_text({"text": d.text, "title": d.title}) for d in docs]  # what `search --rerank` reads
     with truncation_notes("pairs"):
-        ranked = reranker.rank(args.query, [d.text for d in docs], top_k=args.top_k, batch_size=args.batch_size,
+        ranked = reranker.rank(args.query, texts, top_k=args.top_k, batch_size=args.batch_size,
                                show_progress_bar=len(docs) > 4 * args.batch_size)
     if args.json:
         print(json.dumps([{"corpus_id": r["corpus_id"], "id": docs[r["corpus_id"]].id, "score": r["score"],

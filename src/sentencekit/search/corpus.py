@@ -37,7 +37,8 @@ from typing import Any, BinaryIO
 SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "data" / "sample_corpus.jsonl"
 # Bumped when the rules above change what documents or ids a file gives, so that indexes kept for a corpus
 # (search/corpus_index.py) are rebuilt instead of mixing old and new ids. 2: one reader for every command.
-READER_RULES = 2
+# 3: titles get their own vector (indexes kept from 2 have none).
+READER_RULES = 3
 FOLDER_SUFFIXES = (".txt", ".md", ".rst")  # files of a folder corpus; each file is one document
 _MISSING = object()
 

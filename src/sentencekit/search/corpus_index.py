@@ -21,7 +21,8 @@ def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chu
     new = [d for d in docs if d.id not in index]
     if new:
         index.add([d.text for d in new], ids=[d.id for d in new], metadata=[{"title": d.title} for d in new],
-                  batch_size=batch_size, chunk=chunk, show_progress_bar=len(new) > 4 * batch_size)
+                  titles=[d.title or None for d in new], batch_size=batch_size, chunk=chunk,
+                  show_progress_bar=len(new) > 4 * batch_size)
     return len(new)
 
 

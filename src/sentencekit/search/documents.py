@@ -54,6 +54,26 @@ def check_metadata(metadata: Sequence[dict | None] | None, n: int) -> list[dict 
     return metadata
 
 
+def check_titles(titles: Sequence[str | None] | None, n: int) -> list[str | None]:
+    """Validate titles: one string (or None) per text; ``None`` means none at all. Blank titles count as
+    none (they would add a vector of nothing).
+
+    >>> check_titles(["Refunds", None, "  "], 3)
+    ['Refunds', None, None]
+    """
+    if titles is None:
+        return [None] * n
+    if isinstance(titles, str):
+        raise TypeError("titles must be a list with one title (or None) per text, not a single string.")
+    titles = list(titles)
+    if len(titles) != n:
+        raise ValueError(f"Got {len(titles)} titles for {n} texts; pass one title (or None) per text.")
+    for i, t in enumerate(titles):
+        if t is not None and not isinstance(t, str):
+            raise TypeError(f"titles[{i}] is {type(t).__name__}; expected a string or None.")
+    return [t if t and t.strip() else None for t in titles]
+
+
 def refuse_existing(ids: Sequence[str], snap: Snapshot) -> None:
     """Raise if any id is already live in ``snap``.
 

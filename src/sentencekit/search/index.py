@@ -27,7 +27,7 @@ import numpy as np
 
 from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
-from sentencekit.search.documents import auto_ids, check_ids, check_metadata, refuse_existing
+from sentencekit.search.documents import auto_ids, check_ids, check_metadata, check_titles, refuse_existing
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.hybrid import candidate_depth, check_options, fused_results, hybrid_sides
 from sentencekit.search.model_check import (
@@ -39,7 +39,14 @@ from sentencekit.search.model_check import (
     mismatches,
 )
 from sentencekit.search.results import best_per_doc, make_hit, rerank
-from sentencekit.search.segments import SegmentCache, Snapshot, add_missing_checks, write_deletes, write_segment
+from sentencekit.search.segments import (
+    SegmentCache,
+    Snapshot,
+    add_missing_checks,
+    row_texts,
+    write_deletes,
+    write_segment,
+)
 from sentencekit.search.storage import (
     FORMAT,
     FORMAT_VERSION,
@@ -316,6 +323,7 @@ class EmbeddingIndex:
         chunk_size: int | None = None,
         chunk_overlap: int = 32,
         show_progress_bar: bool = False,
+        titles: Sequence[str | None] | None = None,
     ) -> list[str]:
         """Embed and store documents; returns their ids (default: running integers as strings).
 
@@ -323,11 +331,17 @@ class EmbeddingIndex:
         dict (or ``None``) per text. With ``chunk=True`` each text is split into windows of
         ``chunk_size`` tokens (default: what the model reads, minus special and prompt tokens)
         overlapping by ``chunk_overlap`` tokens; each window gets a vector, and search returns the
-        document once, with its best window. The batch is committed atomically: after a crash either
-        all of it or none of it is in the index.
+        document once, with its best window. ``titles`` (one string or ``None`` per text): a document with
+        a title gets one more vector, its title's, and scores by the better of its title and its text
+        ("best field", as multi-field search engines score; a title is a short summary a question often
+        paraphrases, and a long text's embedding dilutes it); hits then carry ``"title"`` and ``"field"``,
+        BM25 reads the title with the text and rerankers read it on the first line. The batch is committed
+        atomically: after a crash either all of it or none of it is in the index.
 
         >>> index.add(["A long manual ..."], ids=["manual"], metadata=[{"v": 2}], chunk=True)  # doctest: +SKIP
         ['manual']
+        >>> index.add(["Paid within 5 days."], titles=["How long until I get my money back?"])  # doctest: +SKIP
+        ['0']
         """
         model = self._require_model("add documents")
         texts, _ = as_input_list(texts, what="texts")
@@ -339,7 +353,9 @@ class EmbeddingIndex:
         if given_ids is not None:
             refuse_existing(given_ids, self._snap)
         docs = [{"id": None, "text": t, "metadata": m, "chunks": None} for t, m in zip(texts, meta)]
-        row_texts = texts
+        for doc, title in zip(docs, check_titles(titles, len(texts))):
+            if title:
+                doc["title"] = title
         if chunk:
             from sentencekit.search.chunking import chunk_texts, default_chunk_size
 
@@ -347,10 +363,10 @@ class EmbeddingIndex:
             spans = chunk_texts(texts, model.tokenizer, size, chunk_overlap)
             for doc, doc_chunks in zip(docs, spans):
                 doc["chunks"] = [[c.start, c.end] for c in doc_chunks]
-            row_texts = [c.text for doc_chunks in spans for c in doc_chunks]
-        vectors = embed(model, settings, row_texts, query=False, batch_size=batch_size,
+        pieces = row_texts(docs)
+        vectors = embed(model, settings, pieces, query=False, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
-        sparse = self._encode_sparse(settings, row_texts, query=False, action="add documents")
+        sparse = self._encode_sparse(settings, pieces, query=False, action="add documents")
         final_ids: list[str] = []
         written: list[str] = []  # the new segment's name: the sparse rows are its rows
 

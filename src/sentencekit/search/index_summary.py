@@ -56,7 +56,10 @@ def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
         dims = f"{m['truncate_dim']} (truncated from {dims})"
     shape = f"{dims} dims, {m.get('precision')}, {m.get('similarity_fn_name')}" + (
         ", normalized" if m.get("normalize") else "")
-    chunked = f", {vectors / max(docs, 1):.1f} chunks per document" if vectors > docs else ""
+    titles = counts.get("titles", 0)  # a titled document has one vector for its title besides its text's
+    text_vectors = vectors - titles
+    chunked = (f", {titles} for titles" if titles else "") + (
+        f", {text_vectors / max(docs, 1):.1f} chunks per document" if text_vectors > docs else "")
     prompts = ", ".join(f"{role}: {name!r}" for role, name in (("documents", m.get("prompt_name")),
                                                               ("queries", m.get("query_prompt_name"))) if name)
     rows = [

@@ -197,7 +197,9 @@ def write_lexical(root: str | os.PathLike, name: str, snap: Snapshot) -> dict[st
     2
     """
     ids = list(snap.live)
-    index = LexicalIndex.build(ids, [snap.docs[number]["text"] for number in snap.live.values()])
+    # a title is part of what BM25 matches, as in any search engine's title field
+    index = LexicalIndex.build(ids, [f"{doc['title']}\n{doc['text']}" if doc.get("title") else doc["text"]
+                                     for doc in (snap.docs[number] for number in snap.live.values())])
     folder = Path(root) / SEGMENTS
     roles = {role: f"{name}.{suffix}" for role, suffix in ROLES.items()} if index.arrays is not None else {}
     if roles:

@@ -14,29 +14,36 @@ from sentencekit.search.segments import Snapshot
 
 
 def make_hit(snap: Snapshot, number: int, row: int, score: float) -> dict[str, Any]:
-    """The result dict of global document ``number`` found through ``row`` (its best chunk, if chunked).
+    """The result dict of global document ``number`` found through ``row``: for a document with a title,
+    ``"title"`` and ``"field"`` (``"title"`` when its title's vector scored best, else ``"text"``); for a
+    chunked document found through a chunk, ``"chunk"``.
 
     >>> make_hit(snap, 0, 0, 0.83)["id"]  # doctest: +SKIP
     'refund'
     """
     doc = snap.docs[number]
     hit = {"id": doc["id"], "score": float(score), "text": doc["text"], "metadata": doc.get("metadata")}
-    if doc.get("chunks"):
-        index = int(row - snap.doc_first_row[number])
+    index = int(row - snap.doc_first_row[number])
+    if doc.get("title"):
+        hit["title"] = doc["title"]
+        hit["field"] = "title" if index == 0 else "text"
+        index -= 1
+    if doc.get("chunks") and index >= 0:
         start, end = doc["chunks"][index]
         hit["chunk"] = {"index": index, "start": start, "end": end, "text": doc["text"][start:end]}
     return hit
 
 
 def lexical_row(snap: Snapshot, number: int, query: str) -> int:
-    """The row of global document ``number`` found by BM25 alone (which scores whole documents): its
-    only row, or for a chunked document the chunk holding most of ``query``'s terms."""
-    first, spans = int(snap.doc_first_row[number]), snap.docs[number].get("chunks")
+    """The row of global document ``number`` found by BM25 alone (which scores whole documents): its text's
+    row, or for a chunked document the chunk holding most of ``query``'s terms."""
+    doc = snap.docs[number]
+    first, spans = int(snap.doc_first_row[number]) + (1 if doc.get("title") else 0), doc.get("chunks")
     if not spans:
         return first
     from sentencekit.search.lexical import best_chunk
 
-    text = snap.docs[number]["text"]
+    text = doc["text"]
     return first + best_chunk(query, [text[start:end] for start, end in spans])
 
 
@@ -60,6 +67,18 @@ def best_per_doc(row_doc: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: i
     return out
 
 
+def reranker_text(hit: dict[str, Any]) -> str:
+    """What the reranker reads of a hit: its title (if any) on the first line, then the best chunk's text
+    (chunked documents) or the whole text.
+
+    >>> print(reranker_text({"title": "Refunds", "text": "Paid in 5 days."}))
+    Refunds
+    Paid in 5 days.
+    """
+    text = hit["chunk"]["text"] if "chunk" in hit else hit["text"]
+    return f"{hit['title']}\n{text}" if hit.get("title") else text
+
+
 def rerank(reranker: Any, queries: list[str], results: list[list[dict]], top_k: int) -> list[list[dict]]:
     """Score every (query, hit text) pair with the reranker in one call; keep the ``top_k`` best.
     Hits get the reranker's ``"score"`` and keep the embedding score as ``"retrieval_score"``.
@@ -71,8 +90,7 @@ def rerank(reranker: Any, queries: list[str], results: list[list[dict]], top_k: 
     ...                           {"id": "b", "score": 0.5, "text": "xyz"}]], top_k=1)
     [[{'id': 'b', 'score': 3.0, 'text': 'xyz', 'retrieval_score': 0.5}]]
     """
-    pairs = [(q, h["chunk"]["text"] if "chunk" in h else h["text"]) for q, hits in zip(queries, results)
-             for h in hits]
+    pairs = [(q, reranker_text(h)) for q, hits in zip(queries, results) for h in hits]
     if not pairs:
         return results
     scores = np.asarray(reranker.predict(pairs), dtype=np.float64).reshape(-1)

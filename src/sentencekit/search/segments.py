@@ -30,22 +30,26 @@ from sentencekit.search.storage import (
 
 
 def rows_per_doc(docs: list[dict[str, Any]]) -> np.ndarray:
-    """How many vectors each document has: one, or one per chunk.
+    """How many vectors each document has: one for its title (when it has one), then one for its text or
+    one per chunk.
 
-    >>> rows_per_doc([{"chunks": [[0, 5], [3, 9]]}, {"chunks": None}]).tolist()
-    [2, 1]
+    >>> rows_per_doc([{"chunks": [[0, 5], [3, 9]]}, {"chunks": None}, {"title": "T", "chunks": None}]).tolist()
+    [2, 1, 2]
     """
-    return np.array([len(d["chunks"]) if d.get("chunks") else 1 for d in docs], dtype=np.int64)
+    return np.array([(1 if d.get("title") else 0) + (len(d["chunks"]) if d.get("chunks") else 1) for d in docs],
+                    dtype=np.int64)
 
 
 def row_texts(docs: list[dict[str, Any]]) -> list[str]:
-    """The texts a segment's rows were embedded from: each document's text, or each chunk's span of it.
+    """The texts a segment's rows were embedded from: each document's title (if any), then its text or each
+    chunk's span of it.
 
-    >>> row_texts([{"text": "abcdef", "chunks": [[0, 3], [3, 6]]}, {"text": "xy", "chunks": None}])
-    ['abc', 'def', 'xy']
+    >>> row_texts([{"text": "abcdef", "chunks": [[0, 3], [3, 6]]}, {"text": "xy", "title": "T", "chunks": None}])
+    ['abc', 'def', 'T', 'xy']
     """
     return [piece for doc in docs
-            for piece in ([doc["text"][s:e] for s, e in doc["chunks"]] if doc.get("chunks") else [doc["text"]])]
+            for piece in ([doc["title"]] if doc.get("title") else [])
+            + ([doc["text"][s:e] for s, e in doc["chunks"]] if doc.get("chunks") else [doc["text"]])]
 
 
 def write_segment(root: str | os.PathLike, name: str, vectors: np.ndarray, docs: list[dict[str, Any]],
@@ -166,7 +170,7 @@ class Snapshot:
     numbered globally in log order; deleted ones stay in the arrays, masked out by ``alive``.
 
     >>> Snapshot({"log": []}).counts()
-    {'documents': 0, 'vectors': 0, 'segments': 0, 'deleted_vectors': 0}
+    {'documents': 0, 'vectors': 0, 'segments': 0, 'deleted_vectors': 0, 'titles': 0}
     """
 
     manifest: dict[str, Any]
@@ -184,11 +188,13 @@ class Snapshot:
 
     @property
     def has_chunks(self) -> bool:
+        """Whether some document has more than one vector (chunks, or a title row)."""
         return len(self.row_doc) > len(self.docs)
 
     def counts(self) -> dict[str, int]:
         return {"documents": len(self.live), "vectors": self.live_rows, "segments": len(self.blocks),
-                "deleted_vectors": len(self.alive) - self.live_rows}
+                "deleted_vectors": len(self.alive) - self.live_rows,
+                "titles": sum(1 for number in self.live.values() if self.docs[number].get("title"))}
 
 
 class SegmentCache:
