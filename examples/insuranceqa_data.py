@@ -216,7 +216,9 @@ def sparse_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Ques
     row = {aid: i for i, aid in enumerate(answer_ids)}
     a_emb = model.encode_document([data.answers[aid] for aid in answer_ids], batch_size=batch_size, save_to_cpu=True)
     q_emb = model.encode_query([q.text for q in questions], batch_size=batch_size, save_to_cpu=True)
-    scores = model.similarity(q_emb, a_emb).numpy()  # [questions, answers], dense
+    from sentencekit.pipeline.postprocess import to_numpy
+
+    scores = to_numpy(model.similarity(q_emb, a_emb))  # [questions, answers], dense (torch or ONNX backend)
     return [rank_by_scores(q.pool, scores[i, [row[aid] for aid in q.pool]]) for i, q in enumerate(questions)]
 
 

@@ -21,7 +21,9 @@ Choices, and why:
   the 30,522-term vocabulary; SPLADE-tiny took 0.12 s per answer (160 tokens) on two shared cores, so
   200 full test pools take ~40 min per evaluation. --valid-questions / --test-questions size it;
   --pool-negatives keeps only each pool's first negatives for a quick check (those figures are not
-  comparable with the full-pool protocol).
+  comparable with the full-pool protocol). Evaluation runs on ONNX Runtime by default (`--eval-backend`:
+  the model folder, before and after, exported once with the SPLADE pooling in the graph), about 6x the
+  torch path's speed on these cores.
 
 `--output` gets the final model (`final/`, sentence-transformers format); the weights are not committed.
 """
@@ -49,6 +51,18 @@ def default_model() -> str:
     if not fetcher.is_complete(folder):
         raise SystemExit(f"SPLADE-tiny is not in {folder}: run `python scripts/fetch_splade_tiny.py` (or pass --model)")
     return str(folder)
+
+
+def evaluation_model(model, folder: str, backend: str, max_length: int):  # noqa: ANN001, ANN201
+    """The model to evaluate: ``model`` itself on torch, else the saved ``folder`` loaded on ``backend``
+    (ONNX: the same weights, several times faster to encode on a CPU), cut at the training length."""
+    if backend == "torch":
+        return model
+    from sentencekit import SparseEncoder
+
+    evaluated = SparseEncoder(folder, backend=backend)
+    evaluated.max_seq_length = max_length
+    return evaluated
 
 
 def evaluate(model, data, splits: dict, label: str) -> dict:  # noqa: ANN001
@@ -81,6 +95,8 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=160)
     parser.add_argument("--output", default="out/insuranceqa-splade")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--eval-backend", default="onnx", choices=("onnx", "torch"),
+                        help="backend the before/after evaluations encode on (default: %(default)s)")
     args = parser.parse_args()
 
     import torch
@@ -103,9 +119,10 @@ def main() -> None:
         splits = {split: [replace(q, negatives=q.negatives[: args.pool_negatives]) for q in qs]
                   for split, qs in splits.items()}
 
-    model = SparseEncoder(args.model or default_model())
+    folder = args.model or default_model()
+    model = SparseEncoder(folder)
     model.max_seq_length = args.max_length
-    before = evaluate(model, data, splits, "before")
+    before = evaluate(evaluation_model(model, folder, args.eval_backend, args.max_length), data, splits, "before")
 
     loss = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=3e-5,
                       query_regularizer_weight=5e-5)
@@ -125,7 +142,7 @@ def main() -> None:
     model.save(final, model_name="insuranceqa-splade-tiny")
     print(f"\nTraining took {minutes:.1f} min: {steps} steps of {args.batch_size} pairs "
           f"({steps * args.batch_size / len(pairs):.2f} epochs of {len(pairs)} pairs). Saved to {final}", flush=True)
-    after = evaluate(model, data, splits, "after")
+    after = evaluate(evaluation_model(model, final, args.eval_backend, args.max_length), data, splits, "after")
     print("\nMRR@10 before -> after: " + ", ".join(
         f"{split} {before[split]['MRR@10']:.4f} -> {after[split]['MRR@10']:.4f}" for split in splits))
 
