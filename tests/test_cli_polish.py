@@ -329,3 +329,74 @@ def test_ctrl_c_ends_a_command_with_one_line_and_status_130(tiny_st_dir, monkeyp
     assert main(["search", "q", "--model", str(tiny_st_dir)]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "sentencekit search: interrupted" and "Traceback" not in err
+
+
+def test_index_build_names_documents_whose_text_changed(tiny_st_dir, tmp_path, capsys):
+    corpus, out = tmp_path / "docs.jsonl", tmp_path / "idx"
+    rows = [{"id": "a", "title": "Returns", "text": "Send it back within 60 days."}, {"id": "b", "text": "Hello."}]
+    corpus.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    args = ["index", "build", str(corpus), "--out", str(out), "--model", str(tiny_st_dir), "--backend", "torch"]
+    assert main(args) == 0
+    rows[0]["text"] = "Send it back within 90 days."
+    corpus.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match=r"1 document\(s\) already in the index differ from the corpus \(a\)"):
+        assert main(args) == 0
+    assert "0 added now" in capsys.readouterr().out
+    import warnings
+
+    from sentencekit.cli import _plain_warnings
+
+    with _plain_warnings("index"):  # how the CLI prints it outside a test's warning recorder
+        plain = warnings.formatwarning("it differs", UserWarning, "x.py", 1)
+    assert plain == "sentencekit index: warning: it differs\n"
+    assert "UserWarning" in warnings.formatwarning("it differs", UserWarning, "x.py", 1)
+
+
+def test_search_refuses_index_and_corpus_together(tiny_st_dir, tmp_path, capsys):
+    assert main(["search", "q", "--index", str(tmp_path / "i"), "--corpus", str(tmp_path / "c.jsonl"),
+                 "--model", str(tiny_st_dir)]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_dense_encode_output_must_be_npy(tiny_st_dir, tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n", encoding="utf-8")
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.npz"), "--model", str(tiny_st_dir)]) == 1
+    assert "*.npy" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+def test_a_closed_pipe_ends_quietly(tiny_st_dir, monkeypatch, capsys):
+    import sentencekit.cli as cli
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_similarity", closed)  # the parser built inside main() takes it
+    monkeypatch.setattr(sys, "stdout", sys.stdout)  # main swaps it for /dev/null; restored after the test
+    assert main(["similarity", "a", "b", "--model", str(tiny_st_dir)]) == 141
+    assert "error" not in capsys.readouterr().err
+
+
+def test_encode_sparse_refuses_a_dense_model_before_loading_it(tiny_st_dir, tmp_path, capsys):
+    src = tmp_path / "t.txt"
+    src.write_text("hello\n", encoding="utf-8")
+    assert main(["encode", str(src), "-o", str(tmp_path / "x.npz"), "--sparse", str(tiny_st_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "is not a sparse encoder" in err and "untrained" in err and not (tmp_path / "x.npz").exists()
+
+
+def test_serving_a_plain_masked_lm_as_model_notes_sparse_model(tiny_mlm_dir, tiny_splade_dir, tiny_st_dir):
+    from sentencekit.serve.models import masked_lm_note
+
+    assert "--sparse-model" in masked_lm_note(str(tiny_mlm_dir))
+    assert masked_lm_note(str(tiny_splade_dir)) is None and masked_lm_note(str(tiny_st_dir)) is None
+
+
+def test_hybrid_with_one_named_side_is_refused():
+    from sentencekit.search.hybrid import hybrid_sides
+
+    with pytest.raises(ValueError, match="at least two sides.*retrieval='sparse'"):
+        hybrid_sides("hybrid", {"sparse": 1.0}, has_sparse=True, has_lexical=True)
+    assert hybrid_sides("hybrid", {"dense": 0.3, "sparse": 0.7}, has_sparse=True, has_lexical=True) == \
+        {"dense": 0.3, "sparse": 0.7}

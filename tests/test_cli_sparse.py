@@ -226,8 +226,8 @@ def test_encode_sparse_writes_npz_and_jsonl_equal_to_encode(tiny_splade_dir, spl
 
 @pytest.mark.parametrize(("extra", "expected"), [
     (["-o", "e.npy"], ".npz (a SciPy CSR matrix) or .jsonl"),
-    (["-o", "e.npz", "--normalize"], "--normalize apply to dense embeddings"),
-    (["-o", "e.npz", "--precision", "int8"], "--precision apply to dense embeddings"),
+    (["-o", "e.npz", "--normalize"], "--normalize applies to dense embeddings"),
+    (["-o", "e.npz", "--precision", "int8"], "--precision applies to dense embeddings"),
 ])
 def test_encode_sparse_refuses_dense_outputs_and_options(extra, expected, tiny_splade_dir, tmp_path, capsys,
                                                          monkeypatch):

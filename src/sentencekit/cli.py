@@ -10,10 +10,12 @@ Only argparse is imported at start-up; models and torch load inside the command 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # stdlib-only: keeps start-up fast
@@ -51,6 +53,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     blank = [i for i, q in enumerate(args.query) if not q.strip()]
     if blank:  # an empty query embeds to something and would return arbitrary documents
         raise ValueError(f"query {blank[0] + 1} is empty; pass the text to search for (quoted, as one argument)")
+    if args.index and args.corpus:  # the stored index would be searched and the corpus silently ignored
+        raise ValueError("pass --index (a built index) or --corpus (a corpus file, indexed on first use), not both")
     retrieval = args.retrieval or ("sparse" if args.sparse else "dense")
     for flag, value in (("--fusion", args.fusion), ("--fusion-weights", args.fusion_weights)):
         if value is not None and retrieval != "hybrid":  # it would change nothing, silently
@@ -221,6 +225,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return cmd_encode_sparse(args, lambda a: _read_texts(a.input, a.column, a.encoding))
     if args.max_active_dims is not None:
         raise ValueError("--max-active-dims keeps a sparse encoding's largest weights; add --sparse MODEL")
+    if Path(args.output).suffix.lower() != ".npy":  # np.save writes .npy content whatever the name says
+        raise ValueError(f"-o {args.output}: dense embeddings are written as a NumPy .npy file; name it *.npy "
+                         "(.npz and .jsonl are the formats of --sparse)")
     import numpy as np
 
     texts = _read_texts(args.input, args.column, args.encoding)
@@ -472,8 +479,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sentencekit.progress import show_on_stderr
 
     show_on_stderr()  # first-time ONNX exports and int8 calibration say what they are doing
+    with _plain_warnings(args.command):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
+    except BrokenPipeError:  # `sentencekit ... | head`: the reader left; nothing to report
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush is silent
+        return 141
     except (OSError, ValueError, TypeError, ImportError) as exc:  # ImportError: an optional extra is missing
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -487,6 +503,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C is a user's choice, not a crash: no traceback; 130 as shells report it
         print(f"\nsentencekit {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _plain_warnings(command: str) -> Iterator[None]:
+    """Inside the block, library warnings print as one plain line each (``sentencekit search: warning:
+    ...``), not in Python's ``file:line: UserWarning:`` form pointing into the CLI's own code."""
+    import warnings
+
+    def plain(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001, ARG001
+        return f"sentencekit {command}: warning: {message}\n"
+
+    # the text Python's own warning printer writes; code that records warnings (tests) is not affected
+    previous, warnings.formatwarning = warnings.formatwarning, plain
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

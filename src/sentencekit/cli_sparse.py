@@ -78,9 +78,20 @@ def load_sparse(name: str, args: argparse.Namespace) -> Any:
     its absolute path, so that an index records a path that still resolves from another directory."""
     from sentencekit.engines import load_on_backend
     from sentencekit.families.sparse import SparseEncoder
+    from sentencekit.hub import resolve_model
+    from sentencekit.spec.model_spec import read_spec
 
     local = Path(name).expanduser()
     source = str(local.resolve()) if local.is_dir() else name
+    # In Python a dense model becomes a CSR SparseEncoder with an untrained head (and a warning), as in
+    # sentence-transformers; on the command line its vectors would be written or indexed as if they meant
+    # something, so refuse before loading.
+    spec = read_spec(resolve_model(source, local_files_only=args.local_files_only).path)
+    if not (spec.is_sparse or (spec.layout == "transformers" and spec.is_masked_lm)):
+        raise ValueError(f"--sparse {name} is not a sparse encoder (a {spec.model_type or 'transformer'} model "
+                         "without a masked-language-model head): its sparse vectors would come from a new, "
+                         "untrained head. Pass a SPLADE model (a SparseEncoder folder or a *ForMaskedLM one), "
+                         "or train a CSR head on it in Python first (SparseEncoderTrainer)")
     options = {"device": args.device, "local_files_only": args.local_files_only, "num_threads": args.threads,
                "compute_dtype": args.compute_dtype}
     return load_on_backend(SparseEncoder, source, args.model_backend, what="sparse model", **options)[0]
@@ -160,7 +171,8 @@ def cmd_encode_sparse(args: argparse.Namespace, texts_of: Any) -> int:
     dense_only = [flag for flag, used in (("--normalize", args.normalize), ("--truncate-dim", args.truncate_dim),
                                           ("--precision", args.precision != "float32")) if used]
     if dense_only:
-        raise ValueError(f"{', '.join(dense_only)} apply to dense embeddings; a sparse encoding is written as the "
+        verb = "applies" if len(dense_only) == 1 else "apply"
+        raise ValueError(f"{', '.join(dense_only)} {verb} to dense embeddings; a sparse encoding is written as the "
                          "model's term weights (drop them, or use --max-active-dims to keep fewer terms)")
     texts = texts_of(args)
     model = load_sparse(args.sparse, args)

@@ -9,6 +9,7 @@ instead of stale vectors).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,30 @@ from sentencekit.search.defaults import sentencekit_home
 
 
 def add_documents(index: Any, docs: list[Document], *, batch_size: int = 32, chunk: bool = False) -> int:
-    """Add the documents whose ids the index does not have yet; returns how many were added."""
+    """Add the documents whose ids the index does not have yet; returns how many were added. Documents whose
+    id is there but whose text or title changed are kept as indexed, with one warning naming them (an id is
+    a document's identity: replacing it is ``index.delete(ids)`` then a build, never a silent overwrite)."""
     new = [d for d in docs if d.id not in index]
+    stale = [d.id for d in docs if d.id in index and _changed(index.get(d.id), d)]
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        warnings.warn(f"{len(stale)} document(s) already in the index differ from the corpus ({shown}); they were "
+                      "kept as indexed. To re-embed them, delete them from the index first (EmbeddingIndex.delete) "
+                      "or build a new index", UserWarning, stacklevel=2)
     if new:
         index.add([d.text for d in new], ids=[d.id for d in new], metadata=[{"title": d.title} for d in new],
                   titles=[d.title or None for d in new], batch_size=batch_size, chunk=chunk,
                   show_progress_bar=len(new) > 4 * batch_size)
     return len(new)
+
+
+def _changed(stored: dict[str, Any] | None, doc: Document) -> bool:
+    """Whether the stored document's text or title differs from ``doc`` (metadata titles of older indexes
+    count as titles)."""
+    if stored is None:
+        return False
+    title = stored.get("title") or (stored.get("metadata") or {}).get("title") or ""
+    return stored["text"] != doc.text or title != (doc.title or "")
 
 
 def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,

@@ -78,6 +78,9 @@ def hybrid_sides(retrieval: str, weights: Weights, *, has_sparse: bool, has_lexi
     if retrieval != "hybrid":
         return {retrieval: 1.0}
     if isinstance(weights, dict):
+        if len(weights) < 2:  # one side is not a fusion: its raw scores and hits would pass as hybrid ones
+            raise ValueError(f"hybrid retrieval fuses at least two sides; fusion_weights names only "
+                             f"{', '.join(weights)}. Name two or more sides, or use retrieval={next(iter(weights))!r}")
         return {side: weights[side] for side in SIDES if side in weights}
     sides = ["dense"] + (["sparse"] if has_sparse else []) + (["lexical"] if has_lexical or not has_sparse else [])
     if weights is None:

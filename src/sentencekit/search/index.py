@@ -290,8 +290,8 @@ class EmbeddingIndex:
         return list(self._refresh().live)
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
-        """The stored document ``{"id", "text", "metadata"}`` (plus ``"chunks"``: ``[start, end]`` spans
-        when it was chunked), or ``None`` if there is no such id.
+        """The stored document ``{"id", "text", "metadata"}`` (plus ``"title"`` when it has one and
+        ``"chunks"``: ``[start, end]`` spans when it was chunked), or ``None`` if there is no such id.
 
         >>> index.get("refund")["metadata"]  # doctest: +SKIP
         {'lang': 'en'}
@@ -302,6 +302,8 @@ class EmbeddingIndex:
             return None
         doc = snap.docs[number]
         out = {"id": doc["id"], "text": doc["text"], "metadata": doc.get("metadata")}
+        if doc.get("title"):
+            out["title"] = doc["title"]
         if doc.get("chunks"):
             out["chunks"] = [list(span) for span in doc["chunks"]]
         return out

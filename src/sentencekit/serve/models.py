@@ -13,6 +13,7 @@ encoder alone (the dense routes then answer 424, as TEI answers a route its mode
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +202,23 @@ def is_sparse_encoder(name: str, *, local_files_only: bool = False) -> bool:
         return False
 
 
+def masked_lm_note(name: str, *, local_files_only: bool = False) -> str | None:
+    """A note for ``--model`` naming a plain ``*ForMaskedLM`` folder (no sentence-transformers config): it is
+    served as a dense embedder with mean pooling, as sentence-transformers would load it, though it may be a
+    SPLADE model (``SparseEncoder`` loads the same folder as one); ``None`` otherwise."""
+    from sentencekit.hub import resolve_model
+    from sentencekit.spec.model_spec import read_spec
+
+    try:
+        spec = read_spec(resolve_model(name, local_files_only=local_files_only).path)
+    except (OSError, ValueError):
+        return None  # the loader says why
+    if spec.layout != "transformers" or not spec.is_masked_lm:
+        return None
+    return (f"{name} is a masked-language model without a sentence-transformers config: serving it as a dense "
+            "embedder (mean pooling). If it is a SPLADE model, serve it with --sparse-model instead (/embed_sparse)")
+
+
 def load_models(config: ServeConfig) -> ServedModels:
     """Load the embedder, sparse encoder and reranker that ``config`` names (``--model`` saved as a
     SparseEncoder: that sparse encoder alone); raises ``OSError`` / ``ValueError`` with the loader's message
@@ -220,6 +238,9 @@ def load_models(config: ServeConfig) -> ServedModels:
         dense_name, sparse_name = None, config.model
     embedder = sparse = None
     if dense_name is not None:
+        note = masked_lm_note(dense_name, local_files_only=config.local_files_only)
+        if note:
+            print(f"sentencekit serve: note: {note}", file=sys.stderr, flush=True)
         model, backend = _load(SentenceTransformer, dense_name, config, common, "model")
         embedder = ServedModel(model, config.served_model_name or _served_name(dense_name), dense_name,
                                backend, TokenCounter.for_model(model), "embedder")
