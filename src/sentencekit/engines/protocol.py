@@ -185,11 +185,14 @@ class Engine:
 
     @property
     def num_threads(self) -> int | None:
-        return None
+        """CPU threads of the engine's compute; engines whose work is a table lookup (one thread) keep the
+        value for API compatibility only."""
+        return getattr(self, "_num_threads", None)
 
     @num_threads.setter
     def num_threads(self, value: int | None) -> None:
         check_num_threads(value)
+        self._num_threads = value
 
     def fingerprint(self) -> str:
         """The model's identity (see :func:`sentencekit.fingerprint.model_fingerprint`)."""

@@ -109,15 +109,6 @@ class SparseStaticEngine(Engine):
     def tokenizer(self) -> FastTokenizer:
         return self._tokenizer
 
-    @property
-    def num_threads(self) -> int | None:
-        """Accepted for API compatibility: a lookup runs on one thread."""
-        return self._num_threads
-
-    @num_threads.setter
-    def num_threads(self, value: int | None) -> None:
-        self._num_threads = value
-
     def dimension(self) -> int:
         return int(len(self.weight))
 

@@ -127,15 +127,6 @@ class StaticEngine(Engine):
         """The ``tokenizers.Tokenizer`` (as the torch ``StaticEmbedding`` exposes it)."""
         return self._tok
 
-    @property
-    def num_threads(self) -> int | None:
-        """Accepted for API compatibility: a table lookup runs on one thread."""
-        return self._num_threads
-
-    @num_threads.setter
-    def num_threads(self, value: int | None) -> None:
-        self._num_threads = value
-
     def dimension(self) -> int:
         return int(self.dense[-1].weight.shape[0]) if self.dense else int(self.table.shape[1])
 
