@@ -210,8 +210,6 @@ def test_bad_arguments_raise(model, tiny_mlm_dir):
         model.encode(["a"], max_active_dims=0)
     with pytest.raises(ValueError, match="batch_size"):
         model.encode(["a"], batch_size=0)
-    with pytest.raises(ValueError, match="pool"):
-        model.encode(["a"], device=["cpu", "cpu"])
     with pytest.raises(ValueError, match="max_active_dims"):
         SparseEncoder(str(tiny_mlm_dir), max_active_dims=-3)
     with pytest.raises(ValueError, match="not both"):

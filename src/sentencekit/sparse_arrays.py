@@ -69,9 +69,9 @@ def csr_arrays(x: Any) -> CsrArrays:
     """Any sparse-embedding output in canonical CSR form (:class:`CsrArrays`), new arrays (the caller's input
     is never modified): a torch tensor (sparse COO, uncoalesced included, with repeated terms summed; sparse
     CSR; dense; any float dtype, on any device), a SciPy sparse matrix, a NumPy array, nested lists of
-    numbers, or a list of such rows (stacked). A ``[dim]`` input is one row. Torch and SciPy are imported
-    only for their own inputs. Raises ``ValueError`` for an input that is not 1-D / 2-D, or rows of
-    different widths.
+    numbers, or a list of such rows (stacked; a list of :class:`CsrArrays` too). A ``[dim]`` input is one
+    row. Torch and SciPy are imported only for their own inputs. Raises ``ValueError`` for an input that is
+    not 1-D / 2-D, or rows of different widths.
 
     >>> arrays = csr_arrays([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])
     >>> arrays.data.tolist(), arrays.indices.tolist(), arrays.indptr.tolist(), arrays.shape
@@ -79,6 +79,8 @@ def csr_arrays(x: Any) -> CsrArrays:
     """
     if isinstance(x, CsrArrays):
         return x
+    if isinstance(x, (list, tuple)) and x and all(isinstance(part, CsrArrays) for part in x):
+        return _stack(list(x))
     if _is_row_list(x):
         return _stack([csr_arrays(row) for row in x])
     if _is_scipy(x):

@@ -49,6 +49,16 @@ def as_tensor(x: Any) -> Tensor:
     return t.coalesce() if t.is_sparse else t
 
 
+def from_csr_arrays(arrays: Any, *, sparse: bool = True) -> Tensor:
+    """A ``[n, dim]`` float32 CPU tensor of :class:`sentencekit.sparse_arrays.CsrArrays` (e.g. rows a pool
+    worker sent back): sparse COO (coalesced) or, with ``sparse=False``, dense."""
+    data, indices, indptr, shape = arrays
+    row_ids = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(indptr))
+    coordinates = torch.from_numpy(np.vstack([row_ids, indices.astype(np.int64)]))
+    coo = _coo(coordinates, torch.from_numpy(np.asarray(data, dtype=np.float32)), tuple(shape))
+    return coo if sparse else coo.to_dense()
+
+
 def _coo(indices: Tensor, values: Tensor, shape: Any) -> Tensor:
     """A coalesced sparse COO tensor from the (already valid, sorted) indices of another one."""
     return torch.sparse_coo_tensor(indices, values, shape, is_coalesced=True, check_invariants=False)
@@ -169,6 +179,6 @@ def intersection(embeddings_1: Any, embeddings_2: Any) -> Tensor:
     return _coo(product.indices()[:, keep], product.values()[keep], product.shape)
 
 
-__all__ = ["is_sparse", "as_tensor", "intersection", "dot_score", "cos_sim",
+__all__ = ["is_sparse", "as_tensor", "from_csr_arrays", "intersection", "dot_score", "cos_sim",
            "euclidean_sim", "manhattan_sim", "pairwise_dot_score", "pairwise_cos_sim", "pairwise_euclidean_sim",
            "pairwise_manhattan_sim"]

@@ -50,6 +50,18 @@ class FastTokenizer:
         self.max_length = None
         self.set_max_length(max_length)
 
+    # pickling (pool workers, Ray actors): the tokenizer as its JSON, a fresh lock on the other side
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        state["_tok"] = self._tok.to_str()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from tokenizers import Tokenizer
+
+        self.__dict__.update({**state, "_tok": Tokenizer.from_str(state["_tok"])})
+        self._lock = threading.Lock()
+
     @classmethod
     def from_file(cls, tokenizer_json: Path, config_folder: Path | None = None, *, max_length: int | None,
                   do_lower_case: bool = False, add_special_tokens: bool = True) -> FastTokenizer:

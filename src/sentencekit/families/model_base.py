@@ -61,11 +61,10 @@ def pool_aware(method: F) -> F:
         from sentencekit.parallel import pooled_calls
 
         arguments.pop(params[0].name)
-        inputs = arguments.pop(first)
+        inputs = arguments.pop(first, None)
         extra = arguments.pop(var_keyword, {}) if var_keyword else {}
         arguments.setdefault("pool", None)
-        run = pooled_calls.encode_with_pool if method.__name__ == "encode" else pooled_calls.predict_with_pool
-        return run(self, inputs, **arguments, **extra)
+        return pooled_calls.pooled_runner(self, method.__name__)(self, inputs, **arguments, **extra)
 
     return wrapper  # type: ignore[return-value]
 

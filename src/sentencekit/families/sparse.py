@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sentencekit import __version__
 from sentencekit.engines.protocol import EngineOptions
-from sentencekit.families.model_base import Model, QueryDocumentEncoding, wants_pool
+from sentencekit.families.model_base import Model, QueryDocumentEncoding, pool_aware
 from sentencekit.pipeline.batching import EncodeInfo
 from sentencekit.pipeline.encode import read_inputs, run_pipeline
 from sentencekit.pipeline.sparse_output import check_max_active_dims, gather_sparse_rows, sparse_batch_step
@@ -178,6 +178,7 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         return [m for m in self.network.modules() if isinstance(m, SpladePooling)]
 
     # -- encode ---------------------------------------------------------------------------------------------------
+    @pool_aware
     def encode(
         self,
         inputs: str | list[str] | None = None,
@@ -213,9 +214,12 @@ class SparseEncoder(QueryDocumentEncoding, Model):
 
         Texts are tokenized once and run in length-sorted batches, returned in input order; texts longer than
         ``max_seq_length`` are cut and reported (a ``TruncationWarning`` and ``model.last_encode_info``).
+        ``pool=model.start_multi_process_pool()`` (or ``device=["cuda:0", "cuda:1"]``) spreads the texts over
+        worker processes in chunks of ``chunk_size``: the same rows, on the CPU (as sentence-transformers
+        returns multi-process results), on either backend.
         Raises ``TypeError`` naming a bad input's index, ``ValueError`` for unknown keyword arguments (the
-        modules' forward arguments and ``task`` are accepted), a bad ``max_active_dims`` / ``batch_size``, or
-        ``pool`` / a list of devices (multi-process sparse encoding is not implemented yet).
+        modules' forward arguments and ``task`` are accepted) or a bad ``max_active_dims`` / ``batch_size``;
+        ``PoolWorkerError`` when a pool worker fails.
 
         >>> model.encode(["capital of france"]).shape                              # doctest: +SKIP
         torch.Size([1, 30522])
@@ -224,9 +228,6 @@ class SparseEncoder(QueryDocumentEncoding, Model):
             if inputs is not None:
                 raise TypeError("encode() got both inputs and sentences; pass one.")
             inputs = kwargs.pop("sentences")
-        if wants_pool(pool, device):
-            raise ValueError("SparseEncoder.encode does not run on a multi-process pool yet; encode in this process "
-                             "(one device).")
         max_active_dims = check_max_active_dims(max_active_dims)
         if max_active_dims is None:
             max_active_dims = self.max_active_dims
@@ -243,6 +244,14 @@ class SparseEncoder(QueryDocumentEncoding, Model):
                                     convert_to_sparse_tensor=convert_to_sparse_tensor, device=self.device,
                                     torch_output=self.engine.backend == "torch")
         return result[0] if run.single else result
+
+    def encode_csr_arrays(self, inputs: list[str], **kwargs: Any) -> Any:
+        """``encode(inputs, **kwargs)`` as :class:`sentencekit.sparse_arrays.CsrArrays` ``[n, dim]`` (NumPy
+        arrays on the CPU): what a pool worker sends back (compact, and no torch tensors through the pipes)."""
+        from sentencekit.sparse_arrays import csr_arrays
+
+        return csr_arrays(self.encode(inputs, convert_to_tensor=True, convert_to_sparse_tensor=True, save_to_cpu=True,
+                                      **kwargs))
 
     def _module_kwargs(self) -> set[str]:
         network = getattr(self.engine, "network", None)

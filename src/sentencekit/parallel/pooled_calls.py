@@ -41,15 +41,16 @@ def _length(item: Any) -> int:
     return len(item) if isinstance(item, str) else sum(len(str(part)) for part in item)
 
 
-def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
-               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> np.ndarray | list[Any] | None:
-    """``model.<method>`` over ``items`` through the pool, with one progress bar: one NumPy array (or a list
-    of rows, for token embeddings) in input order; ``None`` for no input.
+def run_chunks(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
+               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> tuple[list[Any], list[int]]:
+    """``model.<method>`` over ``items`` through the pool, with one progress bar: each chunk's result, and the
+    order the items were sent in (``order[p]``: the input index of the ``p``-th item sent; the chunks' rows
+    follow that order).
 
     The inputs are sorted by length (longest first) before they are cut into chunks, so each chunk holds
-    texts of similar length and pads little, as one process's length-sorted batches do; results come back
-    in input order. Inputs the workers had to truncate are reported once for the whole job (a
-    ``TruncationWarning`` and ``model.last_encode_info`` / ``last_predict_info``), as in one process.
+    texts of similar length and pads little, as one process's length-sorted batches do. Inputs the workers
+    had to truncate are reported once for the whole job (a ``TruncationWarning`` and
+    ``model.last_encode_info`` / ``last_predict_info``), as in one process.
     """
     if chunk_size is None:
         chunk_size = default_chunk_size(len(items), pool.num_workers)
@@ -72,7 +73,15 @@ def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[
     info = report_truncation(len(items), truncated, max_length, getattr(model, "_info_attribute", "last_info"),
                              external_stacklevel() + 1)
     model._set_info(info)
-    results = [result for result, _, _ in parts]
+    return [result for result, _, _ in parts], order
+
+
+def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
+               kwargs: dict[str, Any], show_progress_bar: bool | None, desc: str) -> np.ndarray | list[Any] | None:
+    """:func:`run_chunks`, merged: one NumPy array (or a list of rows, for token embeddings) in input
+    order; ``None`` for no input."""
+    results, order = run_chunks(model, pool, method, items, chunk_size=chunk_size, kwargs=kwargs,
+                                show_progress_bar=show_progress_bar, desc=desc)
     if not results:
         return None
     if all(isinstance(r, np.ndarray) for r in results):
@@ -85,6 +94,14 @@ def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[
     for position, index in enumerate(order):
         out[index] = rows[position]
     return out
+
+
+def pooled_runner(model: Any, method: str) -> Any:
+    """The function that runs ``model.<method>(..., pool=...)``: ``predict`` of rerankers, ``encode`` of
+    sparse encoders, ``encode`` of the embedders."""
+    if method == "predict":
+        return predict_with_pool
+    return sparse_encode_with_pool if getattr(model, "family", "") == "sparse" else encode_with_pool
 
 
 def encode_with_pool(
@@ -163,4 +180,57 @@ def predict_with_pool(
         result: Any = tensor if convert_to_tensor else list(tensor)
     else:
         result = scores if convert_to_numpy else list(scores)
+    return result[0] if single else result
+
+
+def sparse_encode_with_pool(
+    model: Any,
+    inputs: Any,
+    *,
+    pool: MultiProcessPool | None,
+    device: Any = None,
+    chunk_size: int | None = None,
+    show_progress_bar: bool | None = None,
+    convert_to_tensor: bool = True,
+    convert_to_sparse_tensor: bool = True,
+    save_to_cpu: bool = False,
+    max_active_dims: int | None = None,
+    **encode_kwargs: Any,
+) -> Any:
+    """``SparseEncoder.encode(inputs, pool=pool, ...)``: the rows of one process, computed by the pool, on
+    the CPU (as sentence-transformers' multi-process encode returns them). Workers send their rows back as
+    NumPy CSR arrays (:class:`sentencekit.sparse_arrays.CsrArrays`: compact, no torch tensors through the
+    pipes); they are stacked, put back in input order and converted once, here, by the same last step as one
+    process (:func:`sentencekit.pipeline.sparse_output.gather_sparse_rows`)."""
+    from sentencekit import sparse_arrays
+    from sentencekit.pipeline.sparse_output import check_max_active_dims, gather_sparse_rows
+
+    del save_to_cpu  # pool results are on the CPU in any case
+    if "sentences" in encode_kwargs:  # the old name of inputs, as in one process
+        if inputs is not None:
+            raise TypeError("encode() got both inputs and sentences; pass one.")
+        inputs = encode_kwargs.pop("sentences")
+    texts, single = as_input_list(inputs)
+    check_max_active_dims(max_active_dims)
+    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
+    worker_kwargs = {**encode_kwargs, "max_active_dims": max_active_dims, "show_progress_bar": False}
+    with _active_pool(model, pool, device) as active:
+        results, order = run_chunks(model, active, "encode_csr_arrays", texts, chunk_size=chunk_size,
+                                    kwargs=worker_kwargs, show_progress_bar=show_progress_bar, desc="Encoding")
+    torch_output = is_torch_model(model)
+    parts: list[Any] = []
+    if results:
+        stacked = sparse_arrays.csr_arrays(results)
+        if torch_output:
+            from sentencekit.sparse_tensors import from_csr_arrays
+
+            parts = [from_csr_arrays(stacked, sparse=convert_to_sparse_tensor)]
+        elif convert_to_sparse_tensor:
+            parts = [sparse_arrays.as_csr(stacked)]
+        else:
+            parts = [sparse_arrays.as_csr(stacked).toarray()]
+    result = gather_sparse_rows(parts, np.argsort(np.asarray(order, dtype=np.int64)),
+                                convert_to_tensor=convert_to_tensor or single,
+                                convert_to_sparse_tensor=convert_to_sparse_tensor, device="cpu",
+                                torch_output=torch_output)
     return result[0] if single else result
