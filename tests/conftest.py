@@ -212,3 +212,31 @@ def tiny_ce_dir(tmp_path_factory, tiny_bert_dir) -> Path:
     out = tmp_path_factory.mktemp("tiny-ce") / "model"
     model.save(out)
     return out
+
+
+def build_tiny_multivector(folder: Path, bert_dir: Path, *, out_features: int = 16, seed: int = 0) -> Path:
+    """A MultiVectorEncoder save of ``bert_dir`` (a random BERT) with a seeded projection to ``out_features``,
+    fixed query expansion to 12 tokens, documents cut at 24 tokens and a punctuation skiplist (saved by
+    sentencekit in sentence-transformers 6.2's layout)."""
+    import string
+
+    import torch
+
+    from sentencekit import MultiVectorEncoder
+    from sentencekit.modules import Dense, MultiVectorMask, Normalize, Transformer
+
+    transformer = Transformer(str(bert_dir), document_length=24,
+                              query_expansion={"strategy": "fixed", "length": 12})
+    torch.manual_seed(seed)
+    dense = Dense(32, out_features, bias=False, activation_function=torch.nn.Identity(),
+                  module_input_name="token_embeddings")
+    model = MultiVectorEncoder(modules=[transformer, dense, MultiVectorMask(list(string.punctuation)),
+                                        Normalize("token_embeddings")], device="cpu")
+    model.save(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_mv_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A tiny multi-vector (ColBERT-style) model saved by sentencekit (see :func:`build_tiny_multivector`)."""
+    return build_tiny_multivector(tmp_path_factory.mktemp("tiny-mv") / "model", tiny_bert_dir)

@@ -328,3 +328,34 @@ def test_legacy_input_example_tutorial_up_to_fit(tiny_st_dir):
 def test_legacy_input_example_fit_tutorial(tiny_st_dir):
     # Everything before `fit` runs (test above), so the AttributeError is `fit`'s.
     run_tutorial(LEGACY_FIT, MODEL=str(tiny_st_dir))
+
+
+MULTI_VECTOR = """
+from sentence_transformers import MultiVectorEncoder
+from sentence_transformers.multi_vector_encoder.modules import HierarchicalTokenPooling
+from sentence_transformers.util import maxsim
+
+model = MultiVectorEncoder(MODEL)
+
+queries = ["What is the capital of France?"]
+documents = [
+    "Paris is the capital of France.",
+    "Berlin is the capital of Germany.",
+]
+query_embeddings = model.encode_query(queries)
+document_embeddings = model.encode_document(documents)
+print(query_embeddings[0].shape)
+
+scores = model.similarity(query_embeddings, document_embeddings)
+pooled = HierarchicalTokenPooling(pool_factor=2).pool(document_embeddings)
+same = maxsim(query_embeddings, document_embeddings)
+"""
+
+
+@pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")  # the tiny vocabulary spells
+def test_multi_vector_tutorial(tiny_mv_dir):
+    ns = run_tutorial(MULTI_VECTOR, MODEL=str(tiny_mv_dir))
+    assert ns["query_embeddings"][0].shape == (12, 16)  # the saved fixed query expansion
+    assert ns["scores"].shape == (1, 2)
+    torch.testing.assert_close(ns["scores"], ns["same"])
+    assert [len(p) for p in ns["pooled"]] < [len(d) for d in ns["document_embeddings"]]

@@ -25,6 +25,7 @@ _LAZY = {
     "SentenceTransformer": "sentencekit.families.embedder:SentenceTransformer",
     "CrossEncoder": "sentencekit.families.reranker:CrossEncoder",
     "SparseEncoder": "sentencekit.families.sparse:SparseEncoder",
+    "MultiVectorEncoder": "sentencekit.families.multivector:MultiVectorEncoder",
     "EncodeInfo": "sentencekit.pipeline.batching:EncodeInfo",
     "EmbeddingIndex": "sentencekit.search.index:EmbeddingIndex",
     "SentenceTransformerTrainer": "sentencekit.training.trainer:SentenceTransformerTrainer",
@@ -47,13 +48,14 @@ _LAZY = {
     "sentence_transformer": "sentencekit.sentence_transformer",
     "cross_encoder": "sentencekit.cross_encoder",
     "sparse_encoder": "sentencekit.sparse_encoder",
+    "multi_vector_encoder": "sentencekit.multi_vector_encoder",
 }
 
 # sentence-transformers 6.2 top-level names sentencekit does not implement: say so instead of a bare
 # AttributeError, so a ported script fails with the reason.
 _NOT_IMPLEMENTED = (
     "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "SparseEncoderModelCardData",
-    "MultiVectorEncoder", "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments",
+    "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments",
     "MultiVectorEncoderModelCardData", "SentenceTransformerModelCardData", "CrossEncoderModelCardData",
     "SentencesDataset", "ParallelSentencesDataset", "MultiDatasetDefaultBatchSampler",
     "export_optimized_onnx_model", "export_dynamic_quantized_onnx_model", "export_static_quantized_openvino_model",
@@ -65,6 +67,7 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         evaluation,
         losses,
         models,
+        multi_vector_encoder,
         sentence_transformer,
         sparse_encoder,
         trainer,
@@ -72,6 +75,7 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         util,
     )
     from sentencekit.families.embedder import SentenceTransformer
+    from sentencekit.families.multivector import MultiVectorEncoder
     from sentencekit.families.reranker import CrossEncoder
     from sentencekit.families.sparse import SparseEncoder
     from sentencekit.input_example import InputExample
@@ -112,10 +116,10 @@ def __dir__() -> list[str]:
 # The same names as _LAZY (a test checks), spelled out for type checkers and `from sentencekit import *`.
 __all__ = [
     "__version__",
-    "SentenceTransformer", "CrossEncoder", "SparseEncoder", "EncodeInfo", "EmbeddingIndex",
+    "SentenceTransformer", "CrossEncoder", "SparseEncoder", "MultiVectorEncoder", "EncodeInfo", "EmbeddingIndex",
     "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments", "CrossEncoderTrainer",
     "CrossEncoderTrainingArguments", "DefaultBatchSampler", "InputExample", "LoggingHandler",
     "mine_hard_negatives", "SimilarityFunction", "quantize_embeddings",
     "util", "losses", "evaluation", "models", "training_args", "trainer", "sentence_transformer", "cross_encoder",
-    "sparse_encoder",
+    "sparse_encoder", "multi_vector_encoder",
 ]

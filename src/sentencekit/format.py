@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 
 from sentencekit.files import ModelFormatError, write_json
-from sentencekit.spec.model_spec import MODEL_CONFIG_FILE, MODULES_FILE, ModuleEntry
+from sentencekit.spec.model_spec import FOREIGN_KINDS, MODEL_CONFIG_FILE, MODULES_FILE, ModuleEntry
 
 
 def _classes() -> dict[str, type]:
@@ -30,7 +30,8 @@ def _classes() -> dict[str, type]:
     return {"Transformer": m.Transformer, "Pooling": m.Pooling, "Dense": m.Dense, "Normalize": m.Normalize,
             "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym,
             "SpladePooling": m.SpladePooling, "SparseStaticEmbedding": m.SparseStaticEmbedding,
-            "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer}
+            "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer,
+            "MultiVectorMask": m.MultiVectorMask, "HierarchicalTokenPooling": m.HierarchicalTokenPooling}
 
 
 #: legacy class names that load as another class with a default: name -> ``load`` keyword arguments.
@@ -44,6 +45,8 @@ def resolve_type(type_str: str, *, folder: Path | None = None, trust_remote_code
     if not isinstance(type_str, str) or not type_str:
         raise ModelFormatError(f"Invalid module type {type_str!r} in {MODULES_FILE}")
     classes = _classes()
+    if type_str in FOREIGN_KINDS:  # another library's name for one of sentence-transformers' modules (PyLate)
+        return classes[FOREIGN_KINDS[type_str]]
     parts = type_str.split(".")
     if parts[0] in ("sentence_transformers", "sentencekit"):
         # v5 strings end in the module file named like the class (models.Pooling), v6 strings in

@@ -16,10 +16,13 @@ def write_model_card(model: Any, folder: Path, *, model_name: str | None = None,
     record = getattr(model, "training_record", None) or {}
     reranker = type(model).__name__ == "CrossEncoder"
     sparse = getattr(model, "family", "") == "sparse"
+    multivector = getattr(model, "family", "") == "multivector"
     tags = ["sentence-transformers", "sentencekit"] + (
         ["cross-encoder", "reranker"] if reranker else ["sparse-encoder", "sparse", "splade"] if sparse
+        else ["multi-vector-encoder", "colbert", "late-interaction"] if multivector
         else ["sentence-similarity", "feature-extraction"])
-    pipeline_tag = "text-ranking" if reranker else "feature-extraction" if sparse else "sentence-similarity"
+    pipeline_tag = "text-ranking" if reranker else "feature-extraction" if sparse or multivector \
+        else "sentence-similarity"
     front = ["---", "library_name: sentence-transformers", "tags:", *(f"- {t}" for t in tags),
              f"pipeline_tag: {pipeline_tag}"]
     base = record.get("base_model")
@@ -27,9 +30,11 @@ def write_model_card(model: Any, folder: Path, *, model_name: str | None = None,
         front.append(f"base_model: {base}")
     front.append("---")
     modules = "\n".join(f"  ({i}): {type(m).__name__}" for i, m in enumerate(model))
-    parts = ["\n".join(front), f"# {name}", _sparse_summary(model) if sparse else _summary(model, reranker),
-             f"## Architecture\n\n```\n{type(model).__name__}(\n{modules}\n)\n```",
-             _sparse_usage(name) if sparse else _usage(name, reranker)]
+    summary = _sparse_summary(model) if sparse else _multivector_summary(model) if multivector \
+        else _summary(model, reranker)
+    usage = _sparse_usage(name) if sparse else _multivector_usage(name) if multivector else _usage(name, reranker)
+    parts = ["\n".join(front), f"# {name}", summary,
+             f"## Architecture\n\n```\n{type(model).__name__}(\n{modules}\n)\n```", usage]
     if record:
         parts.append(_training_section(record))
     elif train_datasets:
@@ -61,6 +66,23 @@ def _sparse_usage(name: str) -> str:
             'embeddings = model.encode(["How do I get a refund?", "What is your return policy?"])\n'
             'print(model.decode(embeddings[0], top_k=10))\n'
             'print(model.similarity(embeddings, embeddings))')
+    return f"## Usage\n\n```python\n{code}\n```"
+
+
+def _multivector_summary(model: Any) -> str:
+    return (f"A multi-vector (ColBERT-style, late-interaction) encoder saved by sentencekit {__version__} in the "
+            f"sentence-transformers format. It maps text to one {model.get_embedding_dimension()}-dimensional vector "
+            f"per token (max sequence length {model.max_seq_length}), and scores a query against a document with "
+            f"`{model._similarity_fn_name or 'maxsim'}` (each query token's best match among the document's tokens, "
+            "summed).")
+
+
+def _multivector_usage(name: str) -> str:
+    code = (f'from sentencekit import MultiVectorEncoder  # or: from sentence_transformers import '
+            f'MultiVectorEncoder\n\nmodel = MultiVectorEncoder("{name}")\n'
+            'queries = model.encode_query(["How do I get a refund?"])\n'
+            'documents = model.encode_document(["Refunds are paid within 5 days.", "Paris is mild today."])\n'
+            'print(model.similarity(queries, documents))')
     return f"## Usage\n\n```python\n{code}\n```"
 
 

@@ -69,6 +69,13 @@ _SPARSE_MODULES = {
     "Transformer": "sentencekit.modules.transformer:Transformer",
 }
 
+_MULTIVECTOR_MODULES = {
+    "MultiVectorMask": "sentencekit.modules.multi_vector_mask:MultiVectorMask",
+    "BaseTokenPooling": "sentencekit.modules.token_pooling:BaseTokenPooling",
+    "HierarchicalTokenPooling": "sentencekit.modules.token_pooling:HierarchicalTokenPooling",
+    "LambdaTokenPooling": "sentencekit.modules.token_pooling:LambdaTokenPooling",
+}
+
 ALIASES: dict[str, AliasTarget] = {
     # --- v5 paths (sentence_transformers.<x>) -------------------------------------------------------
     "sentencekit.models": "sentencekit.modules",
@@ -130,6 +137,15 @@ ALIASES: dict[str, AliasTarget] = {
     "sentencekit.sparse_encoder.modules": _SPARSE_MODULES,
     "sentencekit.sparse_encoder.modules.splade_pooling": {
         "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling"},
+    # --- multi-vector encoders (sentence_transformers.multi_vector_encoder.<x>, v6) ------------------------
+    "sentencekit.multi_vector_encoder": {
+        "MultiVectorEncoder": "sentencekit:MultiVectorEncoder", **_MULTIVECTOR_MODULES},
+    "sentencekit.multi_vector_encoder.model": {"MultiVectorEncoder": "sentencekit:MultiVectorEncoder"},
+    "sentencekit.multi_vector_encoder.modules": _MULTIVECTOR_MODULES,
+    "sentencekit.multi_vector_encoder.modules.multi_vector_mask": {
+        "MultiVectorMask": "sentencekit.modules.multi_vector_mask:MultiVectorMask"},
+    "sentencekit.multi_vector_encoder.modules.token_pooling": {
+        k: v for k, v in _MULTIVECTOR_MODULES.items() if k != "MultiVectorMask"},
 }
 
 

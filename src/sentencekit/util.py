@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sentencekit.devices import default_device as get_device_name
+from sentencekit.late_interaction_tensors import maxsim, maxsim_pairwise, mean_maxsim, mean_maxsim_pairwise
 from sentencekit.logging_handler import LoggingHandler
 from sentencekit.quantization import quantize_embeddings
 from sentencekit.search.community import community_detection
@@ -86,4 +87,5 @@ __all__ = [
     "pairwise_angle_sim", "normalize_embeddings", "truncate_embeddings", "quantize_embeddings",
     "get_device_name", "semantic_search", "information_retrieval", "paraphrase_mining",
     "paraphrase_mining_embeddings", "community_detection", "semantic_search_faiss",
+    "maxsim", "maxsim_pairwise", "mean_maxsim", "mean_maxsim_pairwise",
 ]

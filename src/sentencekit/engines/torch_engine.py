@@ -55,7 +55,7 @@ class ModuleSequence(nn.Sequential):
     def tokenize(self, texts: list[Any], task: str | None = None) -> dict[str, Any]:
         """Tokenize a batch with the input module (padded tensors, plus a ``truncated`` flag per input)."""
         first = self[0]
-        return first.tokenize(texts, task=task) if isinstance(first, Router) else first.tokenize(texts)
+        return first.tokenize(texts, task=task) if isinstance(first, (Router, Transformer)) else first.tokenize(texts)
 
     @property
     def device(self) -> torch.device:
@@ -165,7 +165,15 @@ def load_sparse_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[n
     return [*modules, sae], module_kwargs
 
 
-_LOADERS = {"embedder": load_embedder_modules, "reranker": load_reranker_modules, "sparse": load_sparse_modules}
+def load_multivector_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
+    """The modules of a multi-vector (ColBERT) model: see :mod:`sentencekit.engines.multivector_modules`."""
+    from sentencekit.engines.multivector_modules import load_multivector_modules as load
+
+    return load(spec, options)
+
+
+_LOADERS = {"embedder": load_embedder_modules, "reranker": load_reranker_modules, "sparse": load_sparse_modules,
+            "multivector": load_multivector_modules}
 
 
 class TorchEngine(Engine):
@@ -197,7 +205,7 @@ class TorchEngine(Engine):
     def tokenize(self, items: list[Any], task: str | None = None) -> Tokenized:
         first = self.network[0]
         if isinstance(first, Transformer):
-            tokenized = first.tokenize_unpadded(items)
+            tokenized = first.tokenize_unpadded(items, task=task)
             if tokenized is not None:
                 return tokenized
         return Tokenized.deferred(items)
@@ -212,7 +220,7 @@ class TorchEngine(Engine):
             features = self.network.tokenize([tokenized.items[i] for i in indices], task=task)
             cut = features.pop("truncated", None)
         else:
-            features = self.network[0].pad_features(tokenized, indices)
+            features = self.network[0].pad_features(tokenized, indices, task=task)
         device = self.device
         features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
         if prompt_length:
@@ -231,6 +239,8 @@ class TorchEngine(Engine):
 
         if self.family == "reranker":
             return {"scores": out["scores"].detach()}
+        if self.family == "multivector" and "*" not in outputs:  # token vectors and the scoring mask
+            return {"token_embeddings": wide(out["token_embeddings"].detach()), "attention_mask": out["attention_mask"]}
         if "*" in outputs:
             return {k: wide(v.detach()) for k, v in out.items()
                     if isinstance(v, torch.Tensor) and v.dim() and len(v) == n}
@@ -344,6 +354,8 @@ class TorchEngine(Engine):
         first = self.network[0]
         if isinstance(first, Router) and (task is not None or first.default_route is not None):
             return getattr(first.sub_modules[first._route(task)][0], "max_seq_length", None)
+        if isinstance(first, Transformer):  # multi-vector models cut queries / documents at their own lengths
+            return first.max_length_for(task)
         return self.max_seq_length
 
     def prompt_length(self, prompt: str, task: str | None = None) -> int:
@@ -375,4 +387,5 @@ class TorchEngine(Engine):
         return f"torch device={self.device}"
 
 
-__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules", "load_sparse_modules"]
+__all__ = ["TorchEngine", "ModuleSequence", "load_embedder_modules", "load_reranker_modules", "load_sparse_modules",
+           "load_multivector_modules"]

@@ -69,6 +69,16 @@ def pool_aware(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def refuse_multivector(spec: ModelSpec, family: str, class_name: str) -> None:
+    """``ModelFormatError`` when a multi-vector (ColBERT) folder is loaded by another family: one vector per
+    text (or a pair score) from a model trained to be scored token by token would be silently wrong."""
+    if family != "multivector" and spec.is_multivector:
+        from sentencekit.files import ModelFormatError
+
+        raise ModelFormatError(f"{spec.folder} is a multi-vector (ColBERT-style, late-interaction) model, which gives "
+                               f"one vector per token: load it with MultiVectorEncoder, not {class_name}.")
+
+
 class Model:
     """The base of the model families (see the module docstring). A family sets :attr:`family` (the kind
     of engine output it turns into results) and :attr:`_info_attribute`."""
@@ -99,6 +109,7 @@ class Model:
         self.model_folder = resolve_model(model_name_or_path, cache_folder=cache_folder, revision=revision,
                                           token=token, local_files_only=local_files_only).path
         self.spec = read_spec(self.model_folder)
+        refuse_multivector(self.spec, self.family, type(self).__name__)
         self.engine = create_engine(backend, self.family, self.spec, options)
 
     # -- pickling (pool workers) --------------------------------------------------------------------------------
@@ -414,4 +425,4 @@ class QueryDocumentEncoding:
             kwargs["task"] = task
 
 
-__all__ = ["Model", "QueryDocumentEncoding", "pool_aware", "wants_pool"]
+__all__ = ["Model", "QueryDocumentEncoding", "pool_aware", "wants_pool", "refuse_multivector"]

@@ -14,6 +14,7 @@ from sentencekit.engines.protocol import Tokenized
 from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
+from sentencekit.pipeline.query_expansion import check_lengths, check_query_expansion, expand_queries, task_max_length
 from sentencekit.spec.model_spec import read_transformer_config
 
 # What the wrapped transformer computes: token embeddings (embedders), class logits (rerankers) or
@@ -23,7 +24,10 @@ TASKS = ("feature-extraction", "sequence-classification", "fill-mask")
 ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 #: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
 #: (``sentence_bert_config.json``), for the tasks saved in 6.2's layout
-_ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings")}
+_ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings"), "sequence-classification": ("logits", "scores"),
+                "feature-extraction": ("last_hidden_state", "token_embeddings")}
+#: multi-vector (ColBERT) settings: per-task input lengths and query expansion (6.2 keys, saved when set)
+MULTIVECTOR_KEYS = ("query_length", "document_length", "query_expansion")
 
 TextInput = str | tuple[str, str] | list[str]
 
@@ -54,6 +58,13 @@ class Transformer(Module):
     ``[b, tokens, vocab]`` as ``token_embeddings`` (what ``SpladePooling`` pools), as sentence-transformers
     6.2 does. A fill-mask Transformer is saved with 6.2's type string and config keys (v5 has no such task).
 
+    Multi-vector (ColBERT) settings, 6.2's: ``query_length`` / ``document_length`` cut inputs encoded with
+    ``task="query"`` / ``"document"``; ``query_expansion`` (``{"strategy": "fixed" | "min", "attend",
+    "token", "length"}``) pads queries with mask tokens (see :mod:`sentencekit.pipeline.query_expansion`).
+    A Transformer with any of them is saved with 6.2's type string and keys. Setting them checks them:
+    ``ValueError`` for a ``query_length`` below the expansion length, an expansion token that is not in the
+    vocabulary (or none at all: no mask and no EOS token), or ``attend=False`` on flash-attention-2.
+
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
     >>> t(features)["token_embeddings"].shape                        # doctest: +SKIP
@@ -81,6 +92,9 @@ class Transformer(Module):
         local_files_only: bool = False,
         token: bool | str | None = None,
         transformer_task: str = "feature-extraction",
+        query_length: int | None = None,
+        document_length: int | None = None,
+        query_expansion: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         from transformers import (
@@ -123,6 +137,60 @@ class Transformer(Module):
         self._forward_params = set(inspect.signature(self.auto_model.forward).parameters)
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
+        self._query_expansion: dict[str, Any] | None = None
+        check_lengths(query_length, document_length, None)
+        self.query_length = query_length
+        self.document_length = document_length
+        self.query_expansion = query_expansion
+
+    # -- multi-vector settings ------------------------------------------------------------------
+    @property
+    def query_expansion(self) -> dict[str, Any] | None:
+        """ColBERT query expansion (``None``: off); see the class docstring. Checked when set."""
+        return self._query_expansion
+
+    @query_expansion.setter
+    def query_expansion(self, value: dict[str, Any] | None) -> None:
+        expansion = check_query_expansion(value)
+        check_lengths(getattr(self, "query_length", None), getattr(self, "document_length", None), expansion)
+        if expansion is not None:
+            if not expansion["attend"] and getattr(self.auto_model.config, "_attn_implementation", None) == \
+                    "flash_attention_2":
+                raise ValueError("query_expansion with attend=False cannot run on flash-attention-2, which drops the "
+                                 "positions the encoder does not attend to (the expansion tokens MaxSim scores). Load "
+                                 "with attn_implementation='sdpa', or set attend=True (which changes the model).")
+            self._expansion_token_id(expansion)  # raises for a token the vocabulary lacks
+        self._query_expansion = expansion
+
+    def _expansion_token_id(self, expansion: dict[str, Any]) -> int:
+        tok = self.tokenizer
+        if expansion["token"] is None:
+            token_id = tok.mask_token_id if tok.mask_token_id is not None else tok.eos_token_id
+            if token_id is None:
+                raise ValueError("query_expansion with token=None uses the tokenizer's mask token, else its EOS token, "
+                                 "but this tokenizer has neither: name one, query_expansion={..., 'token': '...'}.")
+            return int(token_id)
+        token_id = tok.convert_tokens_to_ids(expansion["token"])
+        if token_id is None or (token_id == tok.unk_token_id and expansion["token"] != tok.unk_token):
+            raise ValueError(f"query_expansion token {expansion['token']!r} is not in this tokenizer's vocabulary: "
+                             "name a token it has (BERT-style models use '[MASK]').")
+        return int(token_id)
+
+    @property
+    def expansion_token_id(self) -> int | None:
+        """The id query expansion writes (``None`` without expansion)."""
+        return None if self._query_expansion is None else self._expansion_token_id(self._query_expansion)
+
+    @property
+    def is_multivector(self) -> bool:
+        """Whether any multi-vector setting is set (then the module is saved in 6.2's layout)."""
+        return any(getattr(self, key) is not None for key in MULTIVECTOR_KEYS)
+
+    def max_length_for(self, task: str | None) -> int | None:
+        """The length inputs of ``task`` are cut at: ``query_length`` / ``document_length`` / the expansion
+        length (see :func:`sentencekit.pipeline.query_expansion.task_max_length`), else ``max_seq_length``."""
+        return task_max_length(task, max_seq_length=self.max_seq_length, query_length=self.query_length,
+                               document_length=self.document_length, expansion=self._query_expansion)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -134,24 +202,34 @@ class Transformer(Module):
         self._tokenizer_lock = threading.Lock()
 
     # -- tokenization ---------------------------------------------------------------------------
-    def tokenize(self, texts: list[TextInput], padding: bool | str = True) -> dict[str, Any]:
-        """Tokenize a batch: strings, or pairs (``(a, b)``) for cross-encoding.
+    def tokenize(self, texts: list[TextInput], padding: bool | str = True, task: str | None = None) -> dict[str, Any]:
+        """Tokenize a batch: strings, or pairs (``(a, b)``) for cross-encoding; ``task`` picks the length limit
+        (:meth:`max_length_for`) and expands queries (``query_expansion``).
 
-        Adds ``truncated``: a bool tensor marking the texts that were longer than ``max_seq_length``.
+        Adds ``truncated``: a bool tensor marking the texts that were longer than the limit.
         """
         columns = self._columns(texts)
+        limit = self.max_length_for(task)
         with self._tokenizer_lock:
             encoded = self.tokenizer(
                 *columns,
                 padding=padding,
-                truncation="longest_first" if self.max_seq_length else False,
+                truncation="longest_first" if limit else False,
                 return_tensors="pt",
-                max_length=self.max_seq_length,
+                max_length=limit,
             )
-            truncated = self._truncated_rows(encoded, columns)
-        features = dict(encoded)
+            truncated = self._truncated_rows(encoded, columns, limit)
+        features = self._expanded(dict(encoded), task)
         features["truncated"] = truncated
         return features
+
+    def _expanded(self, features: dict[str, Any], task: str | None) -> dict[str, Any]:
+        """Padded query features with expansion tokens (``query_expansion``); others unchanged."""
+        if task != "query" or self._query_expansion is None or "input_ids" not in features:
+            return features
+        arrays = {k: v.numpy() for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        expanded = expand_queries(arrays, self._query_expansion, self.expansion_token_id)
+        return {**features, **{k: torch.from_numpy(v) for k, v in expanded.items()}}
 
     def _columns(self, texts: list[TextInput]) -> list[list[str]]:
         if texts and isinstance(texts[0], dict):  # legacy Asym input: {"query": text}
@@ -164,44 +242,48 @@ class Transformer(Module):
             columns = [[s.lower() for s in col] for col in columns]
         return columns
 
-    def tokenize_unpadded(self, texts: list[TextInput]) -> Tokenized | None:
-        """Tokenize every text once without padding (ids, token types, lengths, truncation flags), so the
-        pipeline plans batches on real token counts and pads each batch from these ids
-        (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which the pipeline then calls per
-        batch through :meth:`tokenize`."""
+    def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None) -> Tokenized | None:
+        """Tokenize every text once without padding (ids, token types, lengths, truncation flags at the
+        limit of ``task``, :meth:`max_length_for`), so the pipeline plans batches on real token counts and
+        pads each batch from these ids (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which
+        the pipeline then calls per batch through :meth:`tokenize`."""
         if not getattr(self.tokenizer, "is_fast", False) or not texts:
             return None
         columns = self._columns(texts)
+        limit = self.max_length_for(task)
         with self._tokenizer_lock:
-            encoded = self.tokenizer(*columns, padding=False, truncation="longest_first" if self.max_seq_length
-                                     else False, max_length=self.max_seq_length, return_attention_mask=False)
+            encoded = self.tokenizer(*columns, padding=False, truncation="longest_first" if limit else False,
+                                     max_length=limit, return_attention_mask=False)
         encodings = encoded.encodings
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         type_ids = [np.asarray(e.type_ids, dtype=np.int64) for e in encodings]
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        truncated = np.fromiter((bool(self.max_seq_length and e.overflowing) for e in encodings), dtype=bool,
-                                count=len(ids))
+        truncated = np.fromiter((bool(limit and e.overflowing) for e in encodings), dtype=bool, count=len(ids))
         return Tokenized(list(texts), lengths, truncated, ids, type_ids)
 
-    def pad_features(self, tokenized: Tokenized, indices: Any) -> dict[str, Tensor]:
+    def pad_features(self, tokenized: Tokenized, indices: Any, task: str | None = None) -> dict[str, Tensor]:
         """The padded tensors of rows ``indices`` of :meth:`tokenize_unpadded`'s result, as the tokenizer
-        pads them (its pad token, token type and side; only the inputs the tokenizer produces)."""
+        pads them (its pad token, token type and side; only the inputs the tokenizer produces); queries
+        (``task="query"``) get their expansion tokens when ``query_expansion`` is set."""
         tok = self.tokenizer
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
         arrays = tokenized.pad(indices, pad_id=pad_id, pad_type_id=int(getattr(tok, "pad_token_type_id", 0) or 0),
                                padding_side=str(getattr(tok, "padding_side", "right") or "right"))
         names = set(getattr(tok, "model_input_names", arrays))
-        return {k: torch.from_numpy(v) for k, v in arrays.items() if k in names or k == "attention_mask"}
+        arrays = {k: v for k, v in arrays.items() if k in names or k == "attention_mask"}
+        if task == "query" and self._query_expansion is not None:
+            arrays = expand_queries(arrays, self._query_expansion, self.expansion_token_id)
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}
 
-    def _truncated_rows(self, encoded, columns: list[list[str]]) -> Tensor:
+    def _truncated_rows(self, encoded, columns: list[list[str]], limit: int | None) -> Tensor:
         n = len(columns[0])
-        if not self.max_seq_length:
+        if not limit:
             return torch.zeros(n, dtype=torch.bool)
         encodings = getattr(encoded, "encodings", None)
         if encodings:  # fast tokenizer: the Rust side records what truncation cut off
             return torch.tensor([len(e.overflowing) > 0 for e in encodings], dtype=torch.bool)
         full = self.tokenizer(*columns, padding=False, truncation=False)["input_ids"]
-        return torch.tensor([len(ids) > self.max_seq_length for ids in full], dtype=torch.bool)
+        return torch.tensor([len(ids) > limit for ids in full], dtype=torch.bool)
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -225,19 +307,28 @@ class Transformer(Module):
         return int(self.auto_model.config.hidden_size)
 
     @property
+    def _st6_only(self) -> bool:
+        """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings)."""
+        return self.transformer_task == "fill-mask" or self.is_multivector
+
+    @property
     def st_type(self) -> str:  # type: ignore[override]
-        """The ``modules.json`` type string: v5's for the tasks v5 runs, else 6.2's."""
-        return ST6_TYPE if self.transformer_task == "fill-mask" else type(self).st_type_v5
+        """The ``modules.json`` type string: v5's for what v5 runs, else 6.2's."""
+        return ST6_TYPE if self._st6_only else type(self).st_type_v5
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
-        if self.transformer_task != "feature-extraction":  # v5 readers reject unknown keys: only when needed
-            config["transformer_task"] = self.transformer_task
-        if self.transformer_task == "fill-mask":  # a 6.2-only save: 6.2's keys (it reads the two above too)
+        if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too
             method_output, module_output = _ST6_OUTPUTS[self.transformer_task]
+            config["transformer_task"] = self.transformer_task
             config["modality_config"] = {"text": {"method": "forward", "method_output_name": method_output}}
             config["module_output_name"] = module_output
+        elif self.transformer_task != "feature-extraction":
+            config["transformer_task"] = self.transformer_task
+        for key in MULTIVECTOR_KEYS:  # written only when set, as 6.2 does
+            if getattr(self, key) is not None:
+                config[key] = dict(getattr(self, key)) if key == "query_expansion" else getattr(self, key)
         return config
 
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
@@ -309,6 +400,7 @@ class Transformer(Module):
             trust_remote_code=trust_remote_code,
             local_files_only=True,
             transformer_task=task,
+            **{key: config[key] for key in MULTIVECTOR_KEYS if config.get(key) is not None},
         )
 
 

@@ -98,10 +98,11 @@ def run_pooled(model: Any, pool: MultiProcessPool, method: str, items: Sequence[
 
 def pooled_runner(model: Any, method: str) -> Any:
     """The function that runs ``model.<method>(..., pool=...)``: ``predict`` of rerankers, ``encode`` of
-    sparse encoders, ``encode`` of the embedders."""
+    sparse encoders, of multi-vector encoders, of the embedders."""
     if method == "predict":
         return predict_with_pool
-    return sparse_encode_with_pool if getattr(model, "family", "") == "sparse" else encode_with_pool
+    return {"sparse": sparse_encode_with_pool, "multivector": multivector_encode_with_pool}.get(
+        getattr(model, "family", ""), encode_with_pool)
 
 
 def encode_with_pool(
@@ -234,3 +235,44 @@ def sparse_encode_with_pool(
                                 convert_to_sparse_tensor=convert_to_sparse_tensor, device="cpu",
                                 torch_output=torch_output)
     return result[0] if single else result
+
+
+def multivector_encode_with_pool(
+    model: Any,
+    inputs: Any,
+    *,
+    pool: MultiProcessPool | None,
+    device: Any = None,
+    chunk_size: int | None = None,
+    show_progress_bar: bool | None = None,
+    output_value: str | None = "token_embeddings",
+    convert_to_numpy: bool = False,
+    **encode_kwargs: Any,
+) -> Any:
+    """``MultiVectorEncoder.encode(inputs, pool=pool, ...)``: the rows of one process, computed by the pool, on
+    the CPU (as sentence-transformers' multi-process encode returns them). Workers send float32 NumPy rows (no
+    torch tensors through the pipes; ``output_value=None``: per-input dicts as one process gives them); a torch
+    model's caller gets CPU tensors back unless ``convert_to_numpy``."""
+    from sentencekit.families.multivector import NO_TENSOR
+    from sentencekit.pipeline.multivector_output import check_output_value
+
+    if "sentences" in encode_kwargs:  # the old name of inputs, as in one process
+        if inputs is not None:
+            raise TypeError("encode() got both inputs and sentences; pass one.")
+        inputs = encode_kwargs.pop("sentences")
+    if "convert_to_tensor" in encode_kwargs:
+        raise ValueError(NO_TENSOR)
+    check_output_value(output_value)
+    texts, single = as_input_list(inputs)
+    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
+    worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
+                     "convert_to_numpy": output_value is not None}
+    with _active_pool(model, pool, device) as active:
+        merged = run_pooled(model, active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
+                            show_progress_bar=show_progress_bar, desc="Encoding")
+    rows = list(merged) if merged is not None else []
+    if output_value is not None and not convert_to_numpy and is_torch_model(model):
+        import torch
+
+        rows = [torch.from_numpy(row) for row in rows]
+    return rows[0] if single else rows

@@ -55,8 +55,9 @@ def worker_main(payload: Any, device: str | None, num_threads: int | None, tasks
                 warnings.simplefilter("ignore", TruncationWarning)
                 result = getattr(model, method)(items, **kwargs)
             info = getattr(model, "last_info", None)
-            message: tuple = ("ok", job, chunk, (result, tuple(getattr(info, "truncated_indices", ())),
-                                                 getattr(model, "max_seq_length", None)))
+            # the limit the call cut at (a multi-vector query's or a Router route's own), else the model's
+            limit = getattr(info, "max_seq_length", None) or getattr(model, "max_seq_length", None)
+            message: tuple = ("ok", job, chunk, (result, tuple(getattr(info, "truncated_indices", ())), limit))
         except Exception as exc:
             message = ("error", job, chunk, _describe(exc), traceback.format_exc())
         try:

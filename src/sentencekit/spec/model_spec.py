@@ -38,6 +38,12 @@ DEFAULT_DENSE_ACTIVATION = "torch.nn.modules.activation.Tanh"
 _KIND_ALIASES = {"MLMTransformer": "Transformer"}
 #: module kinds only sparse encoders have (a folder holding one is a ``SparseEncoder``)
 SPARSE_KINDS = frozenset({"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder"})
+#: module kinds only multi-vector (ColBERT) encoders have (a folder holding one is a ``MultiVectorEncoder``)
+MULTIVECTOR_KINDS = frozenset({"MultiVectorMask", "HierarchicalTokenPooling", "LambdaTokenPooling"})
+#: ``model_type`` values of multi-vector saves: sentence-transformers 6.2's, and PyLate <= 3's
+MULTIVECTOR_MODEL_TYPES = ("MultiVectorEncoder", "ColBERT")
+#: type strings of other libraries whose modules are sentence-transformers' own (PyLate's Dense is ST's Dense)
+FOREIGN_KINDS = {"pylate.models.Dense.Dense": "Dense"}
 #: module kinds that have no folder of their own to read (``Normalize`` may be saved without one)
 _FOLDERLESS = {"Normalize"}
 
@@ -57,6 +63,8 @@ def module_kind(type_str: str) -> str | None:
     >>> module_kind("sentence_transformers.models.Pooling"), module_kind("my_pkg.layers.Fancy")
     ('Pooling', None)
     """
+    if str(type_str) in FOREIGN_KINDS:
+        return FOREIGN_KINDS[str(type_str)]
     parts = str(type_str).split(".")
     if parts[0] not in ("sentence_transformers", "sentencekit"):
         return None
@@ -296,6 +304,17 @@ class ModelSpec:
         return any(e.kind in SPARSE_KINDS for e in entries)
 
     @property
+    def is_multivector(self) -> bool:
+        """Whether the folder is a multi-vector (ColBERT-style) model: a sentence-transformers 6.2
+        ``MultiVectorEncoder`` save (or one holding a module only those have), a PyLate (<= 3) ColBERT save
+        (``model_type: ColBERT``), or a Stanford ColBERT checkpoint (``architectures: ["HF_ColBERT"]``)."""
+        if self.model_type in MULTIVECTOR_MODEL_TYPES:
+            return True
+        if any(e.kind in MULTIVECTOR_KINDS for e in self.modules):
+            return True
+        return self.layout == "transformers" and "HF_ColBERT" in (self.hf_config.get("architectures") or [])
+
+    @property
     def untrained_head(self) -> str | None:
         """Why a CrossEncoder over this folder would score with a classification head that was never trained
         (the folder has no sequence-classification head: an embedding model or a plain transformer; or a
@@ -335,8 +354,9 @@ def _module_config(kind: str | None, path: Path) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise ModelFormatError(f"{path / 'config.json'}: expected a JSON object.")
         return config
-    if kind in ("SpladePooling", "SparseAutoEncoder", "SparseStaticEmbedding"):
-        # what the torch-free sparse engines need; a missing file is the torch loader's to report
+    if kind in ("SpladePooling", "SparseAutoEncoder", "SparseStaticEmbedding", "MultiVectorMask",
+                "HierarchicalTokenPooling", "Normalize"):
+        # what the torch-free engines need; a missing file is the torch loader's to report
         config = read_json_if_exists(path / "config.json", what=f"{kind} config")
         if config is not None and not isinstance(config, dict):
             raise ModelFormatError(f"{path / 'config.json'}: expected a JSON object.")
@@ -425,4 +445,5 @@ def read_spec(folder: str | os.PathLike) -> ModelSpec:
 
 __all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "read_model_config",
            "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
-           "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS"]
+           "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS",
+           "MULTIVECTOR_KINDS", "MULTIVECTOR_MODEL_TYPES", "FOREIGN_KINDS"]
