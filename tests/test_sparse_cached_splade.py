@@ -188,3 +188,25 @@ def test_trainer_schedules_and_trains_with_it(splade, tmp_path):
     with torch.no_grad():
         after = float(loss(probe, None)["base_loss"])
     assert after < before * 0.7, (before, after)
+
+
+def test_inference_free_router_model(tiny_mlm_dir):
+    # queries through a trainable SparseStaticEmbedding, documents through the MLM: both sides' weights get
+    # SpladeLoss's gradients (the mini-batches keep the features' route)
+    from transformers import AutoTokenizer
+
+    from sentencekit.modules import Router, SparseStaticEmbedding, SpladePooling, Transformer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_mlm_dir))
+    router = Router.for_query_document([SparseStaticEmbedding(tokenizer, frozen=False)],
+                                       [Transformer(str(tiny_mlm_dir), transformer_task="fill-mask"),
+                                        SpladePooling("max")])
+    model = SparseEncoder(modules=[router], device="cpu")
+    model.eval()
+    features = [router.tokenize(QUERIES, task="query"), router.tokenize(POSITIVES, task="document")]
+    plain = SpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=0.3)
+    cached = CachedSpladeLoss(model, SparseMultipleNegativesRankingLoss(model), document_regularizer_weight=0.3,
+                              mini_batch_size=4)
+    result = _dict_and_grads(model, cached, features)
+    assert any("weight" in name and name.startswith("0.sub_modules.query") for name in result[1]), list(result[1])
+    _assert_same(result, _dict_and_grads(model, plain, features))
