@@ -118,11 +118,21 @@ def splade_cases(sk: Any, st: Any) -> list[tuple[str, Callable, list[list[str]],
     def mnrl(**kwargs: Any) -> Callable:
         return lambda L, m: L.SparseMultipleNegativesRankingLoss(m, **kwargs)
 
+    def flops(threshold: float | None) -> Callable:
+        """FlopsLoss on its own: the regulariser of every text's embedding (no ranking loss)."""
+        def make(L: Any, model: Any) -> Callable:
+            regularizer = L.FlopsLoss(model, threshold=threshold)
+            return lambda features, labels: regularizer.compute_loss_from_embeddings(
+                torch.cat([model(f)["sentence_embedding"] for f in features]))
+        return make
+
     all_directions = ("query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc")
     margins = torch.tensor([1.5, -0.5, 3.0, 0.25])
     teacher = torch.tensor([[9.0, 2.0, 1.0], [4.0, 5.0, 0.5], [7.5, 7.0, 1.0], [3.0, 1.0, 2.5]])
     scores = torch.tensor([0.9, 0.1, 0.7, 0.3])
     cases = [
+        ("FlopsLoss.compute_loss_from_embeddings", flops(None), triplets, None),
+        ("  ... threshold=15", flops(15), triplets, None),
         ("SpladeLoss(SparseMNRL) default weights 3e-5/5e-5", splade(mnrl(), document_regularizer_weight=3e-5,
                                                                      query_regularizer_weight=5e-5), triplets, None),
         ("SpladeLoss(SparseMNRL) weights 3e-2/5e-2", splade(mnrl()), triplets, None),
