@@ -131,8 +131,9 @@ def test_top_level_exports_sentence_transformers_names():
 
 
 def test_unimplemented_and_unknown_names_say_what_is_wrong():
-    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'SparseEncoderTrainer'"):
-        sentencekit.SparseEncoderTrainer  # noqa: B018
+    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'MultiVectorEncoderTrainer'"):
+        sentencekit.MultiVectorEncoderTrainer  # noqa: B018
+    assert sentencekit.SparseEncoderTrainer is sentencekit.sparse_encoder.SparseEncoderTrainer
     with pytest.raises(AttributeError, match="has no attribute 'SentenceTransfomer'"):
         sentencekit.SentenceTransfomer  # noqa: B018
     with pytest.raises(AttributeError, match="it provides: CrossEncoder, CrossEncoderTrainer"):

@@ -32,6 +32,8 @@ _LAZY = {
     "SentenceTransformerTrainingArguments": "sentencekit.training.args:SentenceTransformerTrainingArguments",
     "CrossEncoderTrainer": "sentencekit.training.trainer:CrossEncoderTrainer",
     "CrossEncoderTrainingArguments": "sentencekit.training.args:CrossEncoderTrainingArguments",
+    "SparseEncoderTrainer": "sentencekit.training.trainer:SparseEncoderTrainer",
+    "SparseEncoderTrainingArguments": "sentencekit.training.args:SparseEncoderTrainingArguments",
     "DefaultBatchSampler": "sentencekit.training.samplers:DefaultBatchSampler",
     "InputExample": "sentencekit.input_example:InputExample",
     "LoggingHandler": "sentencekit.logging_handler:LoggingHandler",
@@ -54,7 +56,7 @@ _LAZY = {
 # sentence-transformers 6.2 top-level names sentencekit does not implement: say so instead of a bare
 # AttributeError, so a ported script fails with the reason.
 _NOT_IMPLEMENTED = (
-    "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "SparseEncoderModelCardData",
+    "SparseEncoderModelCardData",
     "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments",
     "MultiVectorEncoderModelCardData", "SentenceTransformerModelCardData", "CrossEncoderModelCardData",
     "SentencesDataset", "ParallelSentencesDataset", "MultiDatasetDefaultBatchSampler",
@@ -84,10 +86,14 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sentencekit.quantization import quantize_embeddings
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.similarity import SimilarityFunction
-    from sentencekit.training.args import CrossEncoderTrainingArguments, SentenceTransformerTrainingArguments
+    from sentencekit.training.args import (
+        CrossEncoderTrainingArguments,
+        SentenceTransformerTrainingArguments,
+        SparseEncoderTrainingArguments,
+    )
     from sentencekit.training.hard_negatives import mine_hard_negatives
     from sentencekit.training.samplers import DefaultBatchSampler
-    from sentencekit.training.trainer import CrossEncoderTrainer, SentenceTransformerTrainer
+    from sentencekit.training.trainer import CrossEncoderTrainer, SentenceTransformerTrainer, SparseEncoderTrainer
 
 _st_module_paths.install()
 
@@ -118,7 +124,8 @@ __all__ = [
     "__version__",
     "SentenceTransformer", "CrossEncoder", "SparseEncoder", "MultiVectorEncoder", "EncodeInfo", "EmbeddingIndex",
     "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments", "CrossEncoderTrainer",
-    "CrossEncoderTrainingArguments", "DefaultBatchSampler", "InputExample", "LoggingHandler",
+    "CrossEncoderTrainingArguments", "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "DefaultBatchSampler",
+    "InputExample", "LoggingHandler",
     "mine_hard_negatives", "SimilarityFunction", "quantize_embeddings",
     "util", "losses", "evaluation", "models", "training_args", "trainer", "sentence_transformer", "cross_encoder",
     "sparse_encoder", "multi_vector_encoder",

@@ -210,22 +210,24 @@ def pairwise_manhattan_sim(a: Any, b: Any) -> Tensor:
 
 @_one_score_for_vectors
 def pairwise_angle_sim(x: Any, y: Any) -> Tensor:
-    """AnglE similarity (used by AnglELoss): vectors split into real and imaginary halves. Follows
-    sentence-transformers' formula exactly, including its normalisation over the batch dimension.
-    ``[n, dim]`` x ``[n, dim]`` -> ``[n]``; two 1-D vectors -> a 0-d tensor."""
+    """AnglE similarity (Li & Li 2023, arXiv:2309.12871; used by ``AnglELoss``), in sentence-transformers 6.2's
+    form: ``|cos(x, y) + sin(x, y)|`` of the L2-normalised rows, where the sine term pairs dimension ``i`` with
+    ``i + dim/2`` (the rows read as complex vectors: real half, imaginary half; an odd ``dim`` is padded with
+    one 0). Row by row, so all-zero columns (sparse embeddings) are harmless. ``[n, dim]`` x ``[n, dim]`` ->
+    ``[n]``; two 1-D vectors -> a 0-d tensor; sparse tensors are made dense first."""
     import torch
+    import torch.nn.functional as F
 
     x, y = _same_rows(x, y)
-    a, b = torch.chunk(x, 2, dim=1)
-    c, d = torch.chunk(y, 2, dim=1)
-    z = torch.sum(c**2 + d**2, dim=0, keepdim=True)
-    re = (a * c + b * d) / z
-    im = (b * c - a * d) / z
-    dz = torch.sum(a**2 + b**2, dim=0, keepdim=True) ** 0.5
-    dw = torch.sum(c**2 + d**2, dim=0, keepdim=True) ** 0.5
-    re = re / (dz / dw)
-    im = im / (dz / dw)
-    return torch.abs(torch.sum(torch.cat((re, im), dim=1), dim=1))
+    x, y = (t.to_dense() if t.is_sparse else t for t in (x, y))
+    if x.shape[1] % 2:
+        x, y = F.pad(x, (0, 1)), F.pad(y, (0, 1))
+    x, y = F.normalize(x, p=2, dim=1), F.normalize(y, p=2, dim=1)
+    cosine = (x * y).sum(dim=1)
+    x_real, x_imag = torch.chunk(x, 2, dim=1)
+    y_real, y_imag = torch.chunk(y, 2, dim=1)
+    sine = (x_imag * y_real - x_real * y_imag).sum(dim=1)
+    return torch.abs(cosine + sine)
 
 
 _ALL_PAIRS: dict[str, Callable[[Any, Any], Tensor]] = {

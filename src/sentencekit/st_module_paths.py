@@ -55,7 +55,7 @@ _SPARSE_CALLBACKS = {
 }
 _SPARSE_EVALUATORS = {
     name: f"sentencekit.evaluation:{name}"
-    for name in ("SparseInformationRetrievalEvaluator", "SparseEmbeddingSimilarityEvaluator",
+    for name in ("SparseInformationRetrievalEvaluator", "SparseNanoBEIREvaluator", "SparseEmbeddingSimilarityEvaluator",
                  "SparseRerankingEvaluator", "SparseTripletEvaluator", "SparseBinaryClassificationEvaluator",
                  "SparseMSEEvaluator", "SparseTranslationEvaluator", "ReciprocalRankFusionEvaluator")
 }

@@ -21,6 +21,7 @@ from sentencekit.evaluation.cross_encoder_reranking import CrossEncoderReranking
 from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvaluator
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
 from sentencekit.evaluation.mse import MSEEvaluator
+from sentencekit.evaluation.nano_beir import NanoBEIREvaluator
 from sentencekit.evaluation.paraphrase_mining import ParaphraseMiningEvaluator
 from sentencekit.evaluation.reciprocal_rank_fusion import ReciprocalRankFusionEvaluator
 from sentencekit.evaluation.reranking import RerankingEvaluator
@@ -34,6 +35,7 @@ from sentencekit.evaluation.sparse_evaluation import (
     SparseTranslationEvaluator,
     SparseTripletEvaluator,
 )
+from sentencekit.evaluation.sparse_nano_beir import SparseNanoBEIREvaluator
 from sentencekit.evaluation.translation import TranslationEvaluator
 from sentencekit.evaluation.triplet import TripletEvaluator
 
@@ -43,6 +45,7 @@ __all__ = [
     "SimilarityFunction",
     "EmbeddingSimilarityEvaluator",
     "InformationRetrievalEvaluator",
+    "NanoBEIREvaluator",
     "BinaryClassificationEvaluator",
     "TripletEvaluator",
     "ParaphraseMiningEvaluator",
@@ -54,6 +57,7 @@ __all__ = [
     "CrossEncoderClassificationEvaluator",
     "CrossEncoderRerankingEvaluator",
     "SparseInformationRetrievalEvaluator",
+    "SparseNanoBEIREvaluator",
     "SparseEmbeddingSimilarityEvaluator",
     "SparseRerankingEvaluator",
     "SparseTripletEvaluator",

@@ -44,6 +44,9 @@ class SparseEvaluatorMixin:
     with_flops: bool = False
     max_active_dims: int | None = None
     _stats: dict[str, list[Any]] | None = None  # role -> [rows, non-zeros, count vector]; None outside a call
+    #: the last call's ``role -> [texts, non-zero weights, per-dimension count of texts with it active]``
+    #: (what ``SparseNanoBEIREvaluator`` aggregates over its subsets)
+    last_stats: dict[str, list[Any]] | None = None
     _calls: int = 0
 
     def _sparse_setup(self, max_active_dims: int | None, truncate_dim: int | None) -> None:
@@ -61,7 +64,7 @@ class SparseEvaluatorMixin:
             metrics = super().compute_metrics(model)  # type: ignore[misc]
             metrics.update(self.sparsity_metrics())
         finally:
-            self._stats = None
+            self.last_stats, self._stats = self._stats, None
         return metrics
 
     def sparsity_metrics(self) -> dict[str, float]:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from sentencekit.losses._base import EmbeddingLoss, check_columns, function_name, labels_on
+from sentencekit.losses._base import EmbeddingLoss, function_name, labels_on
 from sentencekit.similarity import pairwise_dot_score
 
 
 class DistillKLDivLoss(EmbeddingLoss):
-    """(query, positive, negative_1, ...) columns; the label holds the teacher's scores of every
-    (query, candidate) pair, shape ``[batch, num_candidates]``. Both score lists become distributions
-    (softmax at ``temperature``); the loss is ``KL(teacher || student) * temperature**2``.
-    ``student_temperature`` / ``teacher_temperature`` (default: ``temperature``) soften each side on its
-    own (sentence-transformers 6.2's ``SparseDistillKLDivLoss`` arguments); the ``temperature**2`` factor
-    (Hinton et al. 2015: keeps the gradient scale independent of the temperature) stays.
+    """(query, positive, negative_1, ...) columns (at least two candidates: a softmax over one is constant);
+    the label holds the teacher's scores of every (query, candidate) pair, shape ``[batch, num_candidates]``.
+    Both score lists become distributions: ``softmax(student / student_temperature)`` and
+    ``softmax(teacher / teacher_temperature)`` (both temperatures default to ``temperature``); the loss is
+    ``KL(teacher || student) * student_temperature**2`` (batch mean; Hinton et al. 2015: the factor keeps the
+    gradient scale independent of the temperature), as sentence-transformers 6.2. Raises ``ValueError`` for
+    a temperature that is not a positive finite number, fewer than 3 columns, or labels of another shape.
 
     >>> import torch
     >>> from sentencekit import SentenceTransformer
@@ -48,27 +50,31 @@ class DistillKLDivLoss(EmbeddingLoss):
         super().__init__(model)
         self.similarity_fct = similarity_fct
         self.temperature = temperature
-        self.student_temperature = student_temperature
-        self.teacher_temperature = teacher_temperature
+        self.student_temperature = student_temperature if student_temperature is not None else temperature
+        self.teacher_temperature = teacher_temperature if teacher_temperature is not None else temperature
+        for name in ("temperature", "student_temperature", "teacher_temperature"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive finite number, got "
+                                 f"{getattr(self, name)!r}")
         self.loss_fct = nn.KLDivLoss(reduction="batchmean")
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
-        check_columns(self, embeddings, (2, None))
+        if len(embeddings) < 3:
+            raise ValueError(f"{type(self).__name__} expects at least 3 columns (query, positive, negative_1, ...), "
+                             f"got {len(embeddings)}: a softmax over one candidate is constant, so the loss is 0.")
         query = embeddings[0]
         student = torch.stack([self.similarity_fct(query, other) for other in embeddings[1:]], dim=1)
-        teacher = labels_on(labels, student, self, student.dtype)
+        teacher = labels_on(labels, student, self, student.dtype).detach()
         if teacher.shape != student.shape:
-            raise ValueError(f"DistillKLDivLoss needs one teacher score per candidate column: labels of shape "
+            raise ValueError(f"{type(self).__name__} needs one teacher score per candidate column: labels of shape "
                              f"{tuple(student.shape)}, got {tuple(teacher.shape)}.")
-        student_t = self.student_temperature if self.student_temperature is not None else self.temperature
-        teacher_t = self.teacher_temperature if self.teacher_temperature is not None else self.temperature
-        student_log_probs = torch.log_softmax(student / student_t, dim=1)
-        teacher_probs = torch.softmax(teacher / teacher_t, dim=1)
-        return self.loss_fct(student_log_probs, teacher_probs) * self.temperature**2
+        student_log_probs = torch.log_softmax(student / self.student_temperature, dim=1)
+        teacher_probs = torch.softmax(teacher / self.teacher_temperature, dim=1)
+        return self.loss_fct(student_log_probs, teacher_probs) * self.student_temperature**2
 
     def get_config_dict(self) -> dict[str, Any]:
-        config = {"similarity_fct": function_name(self.similarity_fct), "temperature": self.temperature}
+        config: dict[str, Any] = {"similarity_fct": function_name(self.similarity_fct), "temperature": self.temperature}
         for key in ("student_temperature", "teacher_temperature"):
-            if getattr(self, key) is not None:
+            if getattr(self, key) != self.temperature:
                 config[key] = getattr(self, key)
         return config

@@ -15,8 +15,10 @@ from sentencekit.similarity import pairwise_dot_score
 
 class MarginMSELoss(EmbeddingLoss):
     """(query, positive, negative) columns with the teacher margin ``T(q, p) - T(q, n)`` as label; also
-    (query, positive, negative_1, ..., negative_n) with labels ``[batch, n]`` (one margin per negative).
-    Loss: MSE between ``sim(q, p) - sim(q, n)`` and the teacher margin.
+    (query, positive, negative_1, ..., negative_n) with labels ``[batch, n]`` (one margin per negative), or the
+    teacher's scores ``[batch, 1 + n]`` (positive first; their margins are taken), as sentence-transformers 6.2.
+    Loss: MSE between ``sim(q, p) - sim(q, n)`` and the teacher margin (Hofstätter et al. 2021,
+    arXiv:2010.02666). Raises ``ValueError`` for labels of another shape.
 
     >>> import torch
     >>> from sentencekit import SentenceTransformer
@@ -40,12 +42,17 @@ class MarginMSELoss(EmbeddingLoss):
         query, positive, negatives = embeddings[0], embeddings[1], embeddings[2:]
         positive_scores = self.similarity_fct(query, positive)
         margins = torch.stack([positive_scores - self.similarity_fct(query, n) for n in negatives], dim=1)
-        labels = labels_on(labels, margins, self, margins.dtype)
-        if labels.dim() == 1:
-            if len(negatives) > 1:
-                raise ValueError(f"MarginMSELoss got {len(negatives)} negative columns: the label must hold one "
-                                 "teacher margin per negative, shape [batch, num_negatives].")
+        labels = labels_on(labels, margins, self, margins.dtype).detach()
+        batch, n = margins.shape
+        if labels.shape == (batch, n + 1):  # teacher scores (positive, negatives...): their margins
+            labels = labels[:, :1] - labels[:, 1:]
+        elif labels.shape == (batch,) and n == 1:
             labels = labels[:, None]
+        elif labels.shape != (batch, n):
+            raise ValueError(f"MarginMSELoss got labels of shape {tuple(labels.shape)} for a batch of {batch} with {n} "
+                             f"negative column(s): give the teacher margins T(q, p) - T(q, n) ([{batch}] for one "
+                             f"negative, or [{batch}, {n}]) or the teacher scores T(q, p), T(q, n_1), ... "
+                             f"([{batch}, {n + 1}]).")
         return self.loss_fct(margins, labels)
 
     def get_config_dict(self) -> dict[str, Any]:

@@ -37,10 +37,13 @@ class SparseAutoEncoder(Module):
     the latents dead for more than ``dead_threshold`` steps; ``None`` when ``k_aux`` is 0),
     ``decoded_embedding_k`` / ``_4k`` / ``_aux`` (``code @ W_enc + pre_bias``, un-standardised when
     ``normalize``; ``_aux`` ``None`` without ``k_aux``) and ``decoded_embedding_k_pre_bias``
-    (``decoded_embedding_k - pre_bias``). In ``train()`` mode it also updates ``stats_last_nonzero``
-    (steps since each latent last fired; Gao et al. 2024, sec. A.2). Unlike sentence-transformers, the
-    backbone output is the raw input even with ``normalize``: the reconstructions are un-standardised, so
-    this is the target they are compared with.
+    (``decoded_embedding_k - pre_bias``; ``- pre_bias * std`` with ``normalize``). With ``normalize`` the
+    rows are standardised (``(x - mean) / (std + 1e-5)``) before encoding and the reconstructions
+    un-standardised (``* std + mean``; the auxiliary one ``* std`` only, a residual); the backbone output
+    stays the raw input, their target. A training step (``train()`` mode, gradients on) also updates
+    ``stats_last_nonzero``, the steps since each latent last fired (Gao et al. 2024, sec. A.2), as
+    sentence-transformers 6.2 does: once for the top-``k`` selection, before the auxiliary code, and once
+    for the top-``4k`` one, after it (each selection adds one step).
 
     >>> import torch
     >>> sae = SparseAutoEncoder(input_dim=4, hidden_dim=16, k=3)
@@ -77,38 +80,45 @@ class SparseAutoEncoder(Module):
         top = torch.topk(z, min(k, z.shape[-1]), dim=-1)
         return torch.zeros_like(z).scatter(-1, top.indices, torch.relu(top.values)), top.indices
 
-    def _decode(self, code: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
-        """The tied decoder: ``code @ W_enc + pre_bias`` ``[b, input_dim]``, un-standardised if ``normalize``."""
+    def _decode(self, code: Tensor, mean: Tensor | None = None, std: Tensor | None = None) -> Tensor:
+        """The tied decoder: ``code @ W_enc + pre_bias`` ``[b, input_dim]``, times ``std`` and plus ``mean`` when
+        given (un-standardising, with ``normalize``)."""
         out = code @ self.encoder.weight + self.pre_bias
-        return out * std + mean if mean is not None and std is not None else out
+        if std is not None:
+            out = out * std
+        return out + mean if mean is not None else out
 
     def forward(self, features: dict[str, Any], max_active_dims: int | None = None, **kwargs: Any) -> dict[str, Any]:
         raw: Tensor = features["sentence_embedding"]
         x, mean, std = raw, None, None
         if self.normalize:
-            mean, std = raw.mean(dim=-1, keepdim=True), raw.std(dim=-1, keepdim=True) + 1e-5
-            x = (raw - mean) / std
+            mean, std = raw.mean(dim=-1, keepdim=True), raw.std(dim=-1, keepdim=True)
+            x = (raw - mean) / (std + 1e-5)
         z = self.encoder(x - self.pre_bias) + self.latent_bias
         k = int(max_active_dims or self.k)
         code, indices = self._top_k_code(z, k)
         out = {**features, "sentence_embedding_backbone": raw, "sentence_embedding": code}
         if torch.is_inference_mode_enabled():  # encode(): the code is all it needs
             return out
-        if self.training:
+        training_step = self.training and torch.is_grad_enabled()  # not the trainer's evaluation loss
+        if training_step:
             self._update_dead_latent_stats(indices, code)
-        code_4k, _ = self._top_k_code(z, 4 * k)
         auxiliary = decoded_aux = None
         if self.k_aux:
             # latents that have not fired for dead_threshold steps: the auxiliary loss revives them
             dead = (self.stats_last_nonzero > self.dead_threshold).to(z.dtype)
             auxiliary, _ = self._top_k_code(z * dead, self.k_aux)
-            decoded_aux = self._decode(auxiliary, mean, std)
+            # it reconstructs the residual of the k code (a difference: no mean), as sentence-transformers does
+            decoded_aux = self._decode(auxiliary, std=std)
+        code_4k, indices_4k = self._top_k_code(z, 4 * k)
+        if training_step:  # sentence-transformers counts the top-4k selection as firing too (after the auxiliary)
+            self._update_dead_latent_stats(indices_4k, code_4k)
         decoded_k = self._decode(code, mean, std)
         out.update({
             "sentence_embedding_encoded": z, "sentence_embedding_encoded_4k": code_4k,
             "auxiliary_embedding": auxiliary, "decoded_embedding_k": decoded_k,
             "decoded_embedding_4k": self._decode(code_4k, mean, std), "decoded_embedding_aux": decoded_aux,
-            "decoded_embedding_k_pre_bias": decoded_k - self.pre_bias,
+            "decoded_embedding_k_pre_bias": decoded_k - (self.pre_bias * std if std is not None else self.pre_bias),
         })
         return out
 

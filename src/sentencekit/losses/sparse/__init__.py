@@ -1,7 +1,8 @@
 """Sparse-encoder losses, as ``sentence_transformers.sparse_encoder.losses`` (6.2).
 
-Train SPLADE models with :class:`SpladeLoss` (a ranking loss plus FLOPS regularisation) and CSR models (a
-``SparseAutoEncoder`` on a dense embedder) with :class:`CSRLoss`. The ranking losses inside them are the
+Train SPLADE models with :class:`SpladeLoss` (a ranking loss plus FLOPS regularisation; :class:`CachedSpladeLoss`
+for batches larger than memory) and CSR models (a ``SparseAutoEncoder`` on a dense embedder) with
+:class:`CSRLoss`. The ranking losses inside them are the
 dense losses' math (one home: :mod:`sentencekit.losses`) with sparse defaults; they raise when trained
 alone, except :class:`SparseMSELoss`.
 
@@ -10,6 +11,7 @@ alone, except :class:`SparseMSELoss`.
 'SpladeLoss'
 """
 
+from sentencekit.losses.sparse.cached_splade_loss import CachedSpladeLoss
 from sentencekit.losses.sparse.csr_loss import CSRLoss, CSRReconstructionLoss
 from sentencekit.losses.sparse.flops import FlopsLoss, flops
 from sentencekit.losses.sparse.sparse_distillation import SparseDistillKLDivLoss, SparseMarginMSELoss, SparseMSELoss
@@ -21,6 +23,7 @@ from sentencekit.losses.triplet import TripletDistanceMetric
 
 __all__ = [
     "CSRLoss",
+    "CachedSpladeLoss",
     "CSRReconstructionLoss",
     "FlopsLoss",
     "SparseAnglELoss",

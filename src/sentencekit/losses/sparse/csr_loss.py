@@ -32,8 +32,13 @@ _NEEDED = ("sentence_embedding_backbone", "decoded_embedding_k", "decoded_embedd
 
 
 def normalized_mse(reconstruction: Tensor, target: Tensor) -> Tensor:
-    """Mean over rows of ``mean_j (r - t)**2 / mean_j t**2`` (``[n, d]`` inputs, 0-d result)."""
-    return (((reconstruction - target) ** 2).mean(dim=1) / (target**2).mean(dim=1)).mean()
+    """``MSE(reconstruction, target) / MSE(batch mean of target, target)`` for ``[n, d]`` inputs (0-d result):
+    the error relative to that of predicting the batch's mean row (the normalised MSE of Gao et al. 2024's
+    top-k autoencoders, as sentence-transformers 6.2 computes it). The denominator is 1 when the target's
+    rows are all equal (no spread to normalise by)."""
+    spread = F.mse_loss(target.mean(dim=0, keepdim=True).expand_as(target), target)
+    constant = (spread == 0) | (target == target[:1]).all()
+    return F.mse_loss(reconstruction, target) / torch.where(constant, torch.ones_like(spread), spread)
 
 
 class CSRReconstructionLoss(nn.Module):
@@ -41,8 +46,9 @@ class CSRReconstructionLoss(nn.Module):
     column (``compute_loss_from_embeddings(outputs)``, ``outputs`` the model's feature dicts). Returns
     ``{"reconstruction_loss_k": MSE(x, dec_k), "reconstruction_loss_4k": MSE(x, dec_4k) / 8,
     "reconstruction_loss_aux": beta * NMSE(dec_aux, x - dec_k_pre_bias.detach())}``, each averaged over the
-    columns (``x`` the backbone embedding; the auxiliary term is 0 without ``k_aux``). ``forward`` raises
-    ``AttributeError`` (use it through ``CSRLoss``); ``ValueError`` when the outputs lack the autoencoder's
+    columns (``x`` the backbone embedding; NMSE: :func:`normalized_mse`; the auxiliary term is 0 without
+    ``k_aux``). ``forward`` raises ``NotImplementedError`` (use it through ``CSRLoss``), as in
+    sentence-transformers 6.2; ``ValueError`` when the outputs lack the autoencoder's
     training keys (no ``SparseAutoEncoder``, or run under ``torch.inference_mode``)."""
 
     citation = CSR_CITATION
@@ -77,8 +83,8 @@ class CSRReconstructionLoss(nn.Module):
                 "reconstruction_loss_aux": self.beta * total_aux / n}
 
     def forward(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None) -> dict[str, Tensor]:
-        raise AttributeError("CSRReconstructionLoss is the reconstruction part of CSRLoss: train with "
-                             "CSRLoss(model, loss=..., beta=..., gamma=...).")
+        raise NotImplementedError("CSRReconstructionLoss is the reconstruction part of CSRLoss: train with "
+                                  "CSRLoss(model, loss=..., beta=..., gamma=...).")
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"beta": self.beta}

@@ -43,7 +43,8 @@ def flops(embeddings: Tensor, threshold: float | None = None) -> Tensor:
 class FlopsLoss(nn.Module):
     """The FLOPS regulariser as a module (``SpladeLoss``'s default regulariser):
     ``compute_loss_from_embeddings(embeddings [n, dim]) -> 0-d tensor`` is :func:`flops` with the module's
-    ``threshold``. ``forward`` raises ``AttributeError``: a regulariser alone trains nothing useful.
+    ``threshold``. ``forward`` raises ``NotImplementedError`` (as sentence-transformers 6.2): a regulariser
+    alone trains nothing useful.
 
     >>> loss = FlopsLoss(model=None, threshold=1)
     >>> loss.compute_loss_from_embeddings(torch.tensor([[1.0, 0.0], [3.0, 2.0]]))   # row 0 has 1 active dim
@@ -61,8 +62,8 @@ class FlopsLoss(nn.Module):
         return flops(embeddings, self.threshold)
 
     def forward(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None) -> Tensor:
-        raise AttributeError("FlopsLoss is a regulariser: use it inside SpladeLoss (document_regularizer= / "
-                             "query_regularizer=), which adds it to a ranking loss.")
+        raise NotImplementedError("FlopsLoss is a regulariser: use it inside SpladeLoss (document_regularizer= / "
+                                  "query_regularizer=), which adds it to a ranking loss.")
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"threshold": self.threshold}

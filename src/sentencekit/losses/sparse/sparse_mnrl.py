@@ -19,9 +19,9 @@ class SparseMultipleNegativesRankingLoss(InnerLossOnly, MultipleNegativesRanking
     SPLADE dot products are already large (tens). Use it inside ``SpladeLoss`` / ``CSRLoss``: ``forward``
     raises ``AttributeError``.
 
-    sentence-transformers 6.2's ``gather_across_devices``, ``directions``, ``partition_mode``,
-    ``hardness_mode`` and ``hardness_strength`` are accepted at their defaults only (single-process,
-    query-to-document InfoNCE); other values raise ``ValueError`` rather than train something else.
+    ``directions``, ``partition_mode``, ``hardness_mode`` / ``hardness_strength`` and ``gather_across_devices``
+    are the dense loss's (sentence-transformers 6.2's options; see
+    :class:`~sentencekit.losses.MultipleNegativesRankingLoss`).
 
     >>> from sentencekit.losses.sparse import SparseMultipleNegativesRankingLoss, SpladeLoss
     >>> inner = SparseMultipleNegativesRankingLoss(model)                           # doctest: +SKIP
@@ -33,13 +33,7 @@ class SparseMultipleNegativesRankingLoss(InnerLossOnly, MultipleNegativesRanking
                  similarity_fct: Callable[[Tensor, Tensor], Tensor] = dot_score, gather_across_devices: bool = False,
                  directions: Sequence[str] = ("query_to_doc",), partition_mode: str = "joint",
                  hardness_mode: str | None = None, hardness_strength: float = 0.0) -> None:
-        unsupported = {name: value for name, value, default in (
-            ("gather_across_devices", gather_across_devices, False),
-            ("directions", tuple(directions), ("query_to_doc",)),
-            ("partition_mode", partition_mode, "joint"),
-            ("hardness_mode", hardness_mode, None),
-            ("hardness_strength", hardness_strength, 0.0)) if value != default}
-        if unsupported:
-            raise ValueError(f"SparseMultipleNegativesRankingLoss supports only the default (single-process, "
-                             f"query_to_doc) form; not implemented: {unsupported}")
-        super().__init__(model, scale=scale, similarity_fct=similarity_fct)
+        super().__init__(model, scale=scale, similarity_fct=similarity_fct,
+                         gather_across_devices=gather_across_devices, directions=directions,
+                         partition_mode=partition_mode, hardness_mode=hardness_mode,
+                         hardness_strength=hardness_strength)
