@@ -118,6 +118,8 @@ def test_output_forms(model):
     assert items[0]["attention_mask"].dtype == torch.bool and items[0]["attention_mask"].all()  # expansion scored
     assert int(items[1]["query_expansion_positions"].sum()) == 12 - 3  # "a": [CLS] a [SEP] + 9 expansion tokens
     assert model.encode(sentences=["hello world"])[0].shape == (4, 16)
+    positional = model.encode_query(["hello"], None, None, 8, False, "token_embeddings", True)  # ST's order
+    np.testing.assert_allclose(positional[0], model.encode_query("hello").numpy(), atol=1e-6)
 
 
 def test_normalize_embeddings_and_no_task(tiny_bert_dir):
@@ -196,6 +198,11 @@ def test_similarity_is_maxsim_by_default_and_lazy(model):
 def test_bad_arguments_raise(model, bad, error, match):
     with pytest.raises(error, match=match):
         model.encode(["hello"], **bad)
+
+
+def test_token_pooling_must_be_a_pooling(model):
+    with pytest.raises(TypeError, match="token_pooling must be a token pooling module"):
+        model.encode_document(["hello"], token_pooling=lambda e: e)
 
 
 def test_bad_inputs_name_the_problem(model):
