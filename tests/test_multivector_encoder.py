@@ -234,3 +234,32 @@ def test_a_mask_is_needed_to_score_expansion_tokens(tiny_bert_dir, caplog):
         model = MultiVectorEncoder(modules=[transformer], device="cpu")
     assert "no MultiVectorMask follows it" in caplog.text
     assert len(model.encode_query("hello")) == 3  # the expansion tokens are not scored without a mask
+
+
+def test_keep_only_token_ids_restricts_documents_and_its_numpy_twin_agrees(tiny_bert_dir):
+    from sentencekit.engines.numpy_ops import scoring_mask
+
+    model = build(tiny_bert_dir)
+    hello = model.tokenizer.convert_tokens_to_ids("hello")
+    model[2].keep_only_token_ids = [hello]
+    assert len(model.encode_document("hello world hello")) == 2  # only the two "hello" tokens are scored
+    assert len(model.encode_query("hello world hello")) == 5  # queries keep every token
+    assert model.similarity(model.encode_query(["hi"]), model.encode_document(["world"]))[0, 0] == -1e9  # none left
+    ids = torch.tensor([[2, hello, 7, 3, 0]])
+    features = {"input_ids": ids, "attention_mask": torch.tensor([[1, 1, 1, 1, 0]]),
+                "query_expansion_positions": torch.tensor([[False, False, False, False, True]])}
+    model[2].skip_ids = [7]
+    for task in ("query", "document", None):
+        expected = model[2](dict(features), task=task)["attention_mask"].numpy()
+        got = scoring_mask(ids.numpy(), features["attention_mask"].numpy(),
+                           features["query_expansion_positions"].numpy(), task, skip_ids=[7],
+                           skiplist_tasks=["document"], keep_only_token_ids=[hello])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_expansion_without_attention_is_refused_on_flash_attention_2(tiny_bert_dir):
+    t = Transformer(str(tiny_bert_dir))
+    t.auto_model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="flash-attention-2"):
+        t.query_expansion = {"strategy": "fixed", "length": 8}
+    t.query_expansion = {"strategy": "fixed", "attend": True, "length": 8}  # attended tokens survive FA2
