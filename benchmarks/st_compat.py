@@ -18,7 +18,8 @@ sentence-transformers compute for the same folder:
      128, its conversion of a SentenceTransformer save), with fixed or min query expansion, [Q] / [D] prompts and
      a HierarchicalTokenPooling variant, saves it, and sentencekit loads it (and the reverse): encode_query,
      encode_document (each text's [tokens, 128] rows) and MaxSim / MeanMaxSim scores; per-call token pooling;
-     tiny PyLate and Stanford ColBERT checkpoints (tests/multivector_folders.py) loaded by both.
+     tiny PyLate and Stanford ColBERT checkpoints (tests/multivector_folders.py) loaded by both; and sentencekit's
+     torch-free path (backend="onnx") against sentence-transformers on torch.
 """
 
 from __future__ import annotations
@@ -294,6 +295,8 @@ def multivector_cases(tmp: Path) -> float:
     ours = sk.MultiVectorEncoder(str(tmp / "st-mv"), device="cpu")
     worst = compare_multivector("MultiVectorEncoder (MiniLM + Dense 128, fixed expansion 32), ST -> here", ours,
                                 theirs)
+    onnx = sk.MultiVectorEncoder(str(tmp / "st-mv"), backend="onnx")  # torch-free: NumPy rows and scores
+    worst = max(worst, compare_multivector("  ... ours on ONNX Runtime vs theirs on torch", onnx, theirs))
     ours.save(tmp / "sk-mv")
     back = Theirs(str(tmp / "sk-mv"), device="cpu")
     worst = max(worst, compare_multivector("  ... saved by sentencekit, loaded by sentence-transformers", ours, back))
@@ -317,6 +320,8 @@ def multivector_cases(tmp: Path) -> float:
     ours = sk.MultiVectorEncoder(str(tmp / "st-mv-pooled"), device="cpu")
     worst = max(worst, compare_multivector("min expansion (attend) + lengths + HierarchicalTokenPooling, ST -> here",
                                            ours, pooled))
+    worst = max(worst, compare_multivector("  ... ours on ONNX Runtime (pooling in SciPy) vs theirs on torch",
+                                           sk.MultiVectorEncoder(str(tmp / "st-mv-pooled"), backend="onnx"), pooled))
     ours.save(tmp / "sk-mv-pooled")
     worst = max(worst, compare_multivector("  ... saved by sentencekit, loaded by sentence-transformers", ours,
                                            Theirs(str(tmp / "sk-mv-pooled"), device="cpu")))
@@ -324,9 +329,11 @@ def multivector_cases(tmp: Path) -> float:
     # checkpoints of other tools, built file by file as they write them
     for label, folder in (("PyLate (<= 3) ColBERT checkpoint (tiny)", build_pylate_folder(tmp / "pylate")),
                           ("Stanford ColBERT (HF_ColBERT) checkpoint (tiny)", build_stanford_folder(tmp / "stanford"))):
+        theirs = Theirs(str(folder), device="cpu")
         worst = max(worst, compare_multivector(f"{label}, loaded by both",
-                                               sk.MultiVectorEncoder(str(folder), device="cpu"),
-                                               Theirs(str(folder), device="cpu")))
+                                               sk.MultiVectorEncoder(str(folder), device="cpu"), theirs))
+        worst = max(worst, compare_multivector("  ... ours on ONNX Runtime",
+                                               sk.MultiVectorEncoder(str(folder), backend="onnx"), theirs))
     return worst
 
 

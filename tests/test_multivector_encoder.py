@@ -118,6 +118,8 @@ def test_output_forms(model):
     assert items[0]["attention_mask"].dtype == torch.bool and items[0]["attention_mask"].all()  # expansion scored
     assert int(items[1]["query_expansion_positions"].sum()) == 12 - 3  # "a": [CLS] a [SEP] + 9 expansion tokens
     assert model.encode(sentences=["hello world"])[0].shape == (4, 16)
+    positional = model.encode_query(["hello"], None, None, 8, False, "token_embeddings", True)  # ST's order
+    np.testing.assert_allclose(positional[0], model.encode_query("hello").numpy(), atol=1e-6)
 
 
 def test_normalize_embeddings_and_no_task(tiny_bert_dir):
@@ -198,6 +200,11 @@ def test_bad_arguments_raise(model, bad, error, match):
         model.encode(["hello"], **bad)
 
 
+def test_token_pooling_must_be_a_pooling(model):
+    with pytest.raises(TypeError, match="token_pooling must be a token pooling module"):
+        model.encode_document(["hello"], token_pooling=lambda e: e)
+
+
 def test_bad_inputs_name_the_problem(model):
     with pytest.raises(TypeError, match=r"sentences\[1\] is int"):
         model.encode_document(["a", 3])
@@ -227,3 +234,32 @@ def test_a_mask_is_needed_to_score_expansion_tokens(tiny_bert_dir, caplog):
         model = MultiVectorEncoder(modules=[transformer], device="cpu")
     assert "no MultiVectorMask follows it" in caplog.text
     assert len(model.encode_query("hello")) == 3  # the expansion tokens are not scored without a mask
+
+
+def test_keep_only_token_ids_restricts_documents_and_its_numpy_twin_agrees(tiny_bert_dir):
+    from sentencekit.engines.numpy_ops import scoring_mask
+
+    model = build(tiny_bert_dir)
+    hello = model.tokenizer.convert_tokens_to_ids("hello")
+    model[2].keep_only_token_ids = [hello]
+    assert len(model.encode_document("hello world hello")) == 2  # only the two "hello" tokens are scored
+    assert len(model.encode_query("hello world hello")) == 5  # queries keep every token
+    assert model.similarity(model.encode_query(["hi"]), model.encode_document(["world"]))[0, 0] == -1e9  # none left
+    ids = torch.tensor([[2, hello, 7, 3, 0]])
+    features = {"input_ids": ids, "attention_mask": torch.tensor([[1, 1, 1, 1, 0]]),
+                "query_expansion_positions": torch.tensor([[False, False, False, False, True]])}
+    model[2].skip_ids = [7]
+    for task in ("query", "document", None):
+        expected = model[2](dict(features), task=task)["attention_mask"].numpy()
+        got = scoring_mask(ids.numpy(), features["attention_mask"].numpy(),
+                           features["query_expansion_positions"].numpy(), task, skip_ids=[7],
+                           skiplist_tasks=["document"], keep_only_token_ids=[hello])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_expansion_without_attention_is_refused_on_flash_attention_2(tiny_bert_dir):
+    t = Transformer(str(tiny_bert_dir))
+    t.auto_model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="flash-attention-2"):
+        t.query_expansion = {"strategy": "fixed", "length": 8}
+    t.query_expansion = {"strategy": "fixed", "attend": True, "length": 8}  # attended tokens survive FA2

@@ -4,6 +4,8 @@ their task's length are reported once for the whole job."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,15 @@ def test_pool_output_forms(model, pool):
     assert len(items) == 3 and "query_expansion_positions" in items[0]
     with pytest.raises(ValueError, match="convert_to_tensor"):
         model.encode(TEXTS, pool=pool, convert_to_tensor=True)
+
+
+def test_pool_on_the_torch_free_backend(tiny_mv_dir, tmp_path):
+    shutil.copytree(tiny_mv_dir, tmp_path / "mv")  # the ONNX export is written beside the model
+    onnx = MultiVectorEncoder(str(tmp_path / "mv"), backend="onnx")
+    with onnx.start_multi_process_pool(["cpu", "cpu"]) as pool, pytest.warns(TruncationWarning):
+        got = onnx.encode_document(TEXTS, pool=pool, chunk_size=5)
+    with pytest.warns(TruncationWarning):
+        expected = onnx.encode_document(TEXTS)
+    assert all(isinstance(g, np.ndarray) for g in got)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, atol=1e-6)

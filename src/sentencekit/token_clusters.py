@@ -88,6 +88,33 @@ def hierarchical_pool_array(embedding: np.ndarray, pool_factor: float, num_prote
     return l2_rows(embedding) if normalize_embeddings else embedding
 
 
+def repad(rows: list[np.ndarray], dim: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` (``[m_i, dim]`` arrays) right-padded with zeros into ``[n, max m_i, dim]``, and their mask
+    ``[n, max m_i]`` bool."""
+    width = max((len(r) for r in rows), default=0)
+    padded = np.zeros((len(rows), width, dim), dtype=dtype)
+    mask = np.zeros((len(rows), width), dtype=bool)
+    for i, row in enumerate(rows):
+        padded[i, :len(row)], mask[i, :len(row)] = row, True
+    return padded, mask
+
+
+def pool_padded(tokens: np.ndarray, mask: np.ndarray, config: dict[str, Any], task: str | None,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """A saved ``HierarchicalTokenPooling`` (its ``config``) run as a pipeline module on a padded batch
+    ``[n, t, dim]`` with its scoring mask, as the torch module's ``forward`` does: inputs of other tasks pass
+    through; ``pool_factor <= 1`` only normalises (when asked); else each row's scored tokens are pooled and
+    the rows right-padded again, with a new mask."""
+    if (task or "document") not in (config.get("tasks") or ["document"]):
+        return tokens, mask
+    if float(config.get("pool_factor", 1.0)) <= 1:
+        return (l2_rows(tokens) if config.get("normalize_embeddings", False) else tokens), mask
+    if not len(tokens):
+        return tokens, mask
+    rows = pool_rows([t[m.astype(bool)] for t, m in zip(tokens, mask)], config)
+    return repad(rows, tokens.shape[-1], tokens.dtype)
+
+
 def pool_rows(rows: list[Any], config: dict[str, Any]) -> list[np.ndarray]:
     """:func:`hierarchical_pool_array` over a list of ``[n_i, dim]`` arrays, with a saved
     ``HierarchicalTokenPooling`` config (``pool_factor``, ``num_protected_tokens``, ``normalize_embeddings``)."""
@@ -99,4 +126,5 @@ def pool_rows(rows: list[Any], config: dict[str, Any]) -> list[np.ndarray]:
     return [hierarchical_pool_array(r, factor, protected, normalize) for r in rows]
 
 
-__all__ = ["hierarchical_pool_array", "ward_labels", "num_clusters", "check_pooling", "l2_rows", "pool_rows"]
+__all__ = ["hierarchical_pool_array", "ward_labels", "num_clusters", "check_pooling", "l2_rows", "pool_rows",
+           "pool_padded", "repad"]

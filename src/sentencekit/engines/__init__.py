@@ -6,8 +6,9 @@ a backend name -> the function that builds its engine for a model family from a
 
 - ``torch``: the ``nn.Sequential`` of modules (training, GPUs, any module type);
 - ``onnx``: torch-free: ONNX Runtime for transformer pipelines (SPLADE sparse encoders with their pooling
-  inside the graph), a NumPy table lookup for static models (and ``SparseStaticEmbedding`` query routes),
-  one engine per route for Router models.
+  inside the graph; multi-vector models with their token projection inside it and their masks and pooling in
+  NumPy), a NumPy table lookup for static models (and ``SparseStaticEmbedding`` query routes), one engine per
+  route for Router models.
 
 >>> sorted(BACKENDS)
 ['onnx', 'torch']
@@ -41,6 +42,10 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
         from sentencekit.engines.static_engine import StaticEngine
 
         return StaticEngine(spec, options)
+    if family == "multivector":
+        from sentencekit.engines.multivector_onnx_engine import MultiVectorOnnxEngine
+
+        return MultiVectorOnnxEngine(spec, options)
     if family == "sparse" and spec.modules and spec.modules[0].kind == "SparseStaticEmbedding":
         from sentencekit.engines.sparse_static_engine import SparseStaticEngine
 
@@ -109,7 +114,8 @@ def check_backend(backend: str) -> str:
 
 
 def create_engine(backend: str, family: str, spec: ModelSpec, options: EngineOptions) -> Engine:
-    """The engine of ``backend`` for a model of ``family`` (``"embedder"``, ``"reranker"`` or ``"sparse"``)."""
+    """The engine of ``backend`` for a model of ``family`` (``"embedder"``, ``"reranker"``, ``"sparse"`` or
+    ``"multivector"``)."""
     return BACKENDS[check_backend(backend)](spec, family, options)
 
 

@@ -69,6 +69,22 @@ def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str, a
     return x if strategy == "max" else x.sum(axis=1)
 
 
+def scoring_mask(input_ids: np.ndarray, attention_mask: np.ndarray, expansion_positions: np.ndarray | None,
+                 task: str | None, *, skip_ids: list[int], skiplist_tasks: list[str],
+                 keep_only_token_ids: list[int] | None) -> np.ndarray:
+    """``MultiVectorMask``'s scoring mask ``[n, seq]`` bool (the torch module,
+    :class:`sentencekit.modules.MultiVectorMask`, documents the rules): real tokens, plus the expansion positions
+    of queries, minus skiplisted ids for the skiplist's tasks, within ``keep_only_token_ids`` for non-queries."""
+    mask = attention_mask.astype(bool)
+    if task == "query" and expansion_positions is not None:
+        mask = mask | expansion_positions.astype(bool)
+    if (task or "document") in skiplist_tasks and skip_ids:
+        mask = mask & ~np.isin(input_ids, skip_ids)
+    if task != "query" and keep_only_token_ids:
+        mask = mask & np.isin(input_ids, keep_only_token_ids)
+    return mask
+
+
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """``torch.nn.functional.normalize(x, p=2, dim=-1)``."""
     norms = np.linalg.norm(x, axis=-1, keepdims=True)

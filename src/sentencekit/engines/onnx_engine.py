@@ -83,7 +83,7 @@ class OnnxEngine(Engine):
         artifact = locate(spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                           compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
                           calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
-                          transformer_only=family != "sparse")
+                          transformer_only=family in ("embedder", "reranker"))
         self.graph, self.tokenizer_json = artifact.graph, artifact.tokenizer_json
         self._num_threads = options.num_threads
         self._open()

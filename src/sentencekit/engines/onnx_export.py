@@ -329,8 +329,9 @@ def _export_kwargs(torch_kwargs: dict[str, Any]) -> dict[str, Any]:
 def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptions) -> Path:
     """Load the model ``spec`` describes on the torch engine (float32, CPU) and export it to ``target``:
     the whole pipeline of an embedder (one route of it, for a Router model's route spec), or a
-    cross-encoder's classifier, or a SPLADE sparse encoder with its pooling. The graph records the torch
-    model's fingerprint."""
+    cross-encoder's classifier, or a SPLADE sparse encoder with its pooling, or a multi-vector model's
+    transformer with its token Dense / Normalize (:mod:`sentencekit.engines.multivector_export`). The graph
+    records the torch model's fingerprint."""
     kwargs = _export_kwargs(options.torch_kwargs(family))
     build = EngineOptions(device="cpu", compute_dtype="float32",
                           trust_remote_code=kwargs.get("trust_remote_code", False),
@@ -348,6 +349,12 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
 
         modules, _ = load_sparse_modules(spec, build)
         model = SparseEncoder(modules=modules, device="cpu")
+    elif family == "multivector":
+        from sentencekit.engines.multivector_modules import load_multivector_modules
+        from sentencekit.families.multivector import MultiVectorEncoder
+
+        modules, _ = load_multivector_modules(spec, build)
+        model = MultiVectorEncoder(modules=modules, device="cpu")
     else:
         from sentencekit.families.reranker import CrossEncoder
 
@@ -356,7 +363,10 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
     meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
     if family == "reranker":
         meta["activation_fn"] = _activation_path(model.activation_fn)
-    exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
+    if family == "multivector":
+        from sentencekit.engines.multivector_export import export_multivector as exporter
+    else:
+        exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
     with eager_attention(getattr(model[0], "auto_model", None)):  # None: the graph class refuses it clearly
         return exporter(model, target, meta)
 

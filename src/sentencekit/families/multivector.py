@@ -220,6 +220,10 @@ class MultiVectorEncoder(Model):
         check_output_value(output_value)
         checked = read_inputs(self.engine, inputs)
         if token_pooling is not None:
+            if not callable(getattr(token_pooling, "applies_to", None)):
+                raise TypeError("token_pooling must be a token pooling module (HierarchicalTokenPooling, "
+                                "LambdaTokenPooling, a BaseTokenPooling subclass), got "
+                                f"{type(token_pooling).__name__}.")
             warn_compounding(token_pooling, task, self._pipeline_pools())
         step = multivector_batch_step(output_value=output_value, normalize_embeddings=normalize_embeddings,
                                       token_pooling=token_pooling, task=task,
@@ -232,20 +236,35 @@ class MultiVectorEncoder(Model):
         return rows[0] if run.single else rows
 
     def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None,
+                     batch_size: int = 32, show_progress_bar: bool | None = None,
+                     output_value: Literal["token_embeddings"] | None = "token_embeddings",
+                     convert_to_numpy: bool = False, device: str | None = None, normalize_embeddings: bool = False,
+                     pool: Any = None, chunk_size: int | None = None, token_pooling: Any = None,
                      **kwargs: Any) -> Any:
         """:meth:`encode` with ``task="query"``: the ``query`` prompt (when no prompt is given), the query
-        length, query expansion, and the query side of the skiplist."""
+        length, query expansion, and the query side of the skiplist. Same arguments and results as
+        :meth:`encode` (in sentence-transformers' positional order)."""
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value,
+                           convert_to_numpy=convert_to_numpy, device=device, normalize_embeddings=normalize_embeddings,
+                           pool=pool, chunk_size=chunk_size, token_pooling=token_pooling, task="query", **kwargs)
 
     def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None,
+                        batch_size: int = 32, show_progress_bar: bool | None = None,
+                        output_value: Literal["token_embeddings"] | None = "token_embeddings",
+                        convert_to_numpy: bool = False, device: str | None = None, normalize_embeddings: bool = False,
+                        pool: Any = None, chunk_size: int | None = None, token_pooling: Any = None,
                         **kwargs: Any) -> Any:
         """:meth:`encode` with ``task="document"``: the first of the ``document`` / ``passage`` / ``corpus``
         prompts the model has (when no prompt is given), the document length, and the skiplist."""
         if prompt_name is None and prompt is None:
             prompt_name = next((n for n in DOCUMENT_PROMPT_NAMES if n in self.prompts), None)
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar, output_value=output_value,
+                           convert_to_numpy=convert_to_numpy, device=device, normalize_embeddings=normalize_embeddings,
+                           pool=pool, chunk_size=chunk_size, token_pooling=token_pooling, task="document", **kwargs)
 
     # -- similarity -----------------------------------------------------------------------------------------------
     def similarity(self, embeddings1: Any, embeddings2: Any, **kwargs: Any) -> Any:

@@ -57,14 +57,12 @@ def _pooled_features(features: dict[str, Any], token_pooling: Any, task: str | N
         return features
     if is_tensor(features["token_embeddings"]):
         return token_pooling(dict(features), task=task)
-    rows = token_pooling.pool_arrays([t[m.astype(bool)] for t, m in
-                                      zip(features["token_embeddings"], features["attention_mask"])], task=task)
-    width = max((len(r) for r in rows), default=0)
-    dim = features["token_embeddings"].shape[-1]
-    padded = np.zeros((len(rows), width, dim), dtype=features["token_embeddings"].dtype)
-    mask = np.zeros((len(rows), width), dtype=bool)
-    for i, r in enumerate(rows):
-        padded[i, :len(r)], mask[i, :len(r)] = r, True
+    from sentencekit.token_clusters import repad
+
+    tokens = features["token_embeddings"]
+    rows = token_pooling.pool_arrays([t[m.astype(bool)] for t, m in zip(tokens, features["attention_mask"])],
+                                     task=task)
+    padded, mask = repad(rows, tokens.shape[-1], tokens.dtype)
     return {**features, "token_embeddings": padded, "attention_mask": mask}
 
 

@@ -1,0 +1,123 @@
+"""A ``MultiVectorEncoder`` on ONNX Runtime, without torch.
+
+The graph (exported once, with torch, by :mod:`sentencekit.engines.multivector_export`, then cached) holds the
+transformer and the token ``Dense`` / ``Normalize`` steps and outputs ``token_embeddings`` ``[b, tokens, dim]``.
+Around it, in NumPy, with the settings the export recorded from the torch model: each task's length limit
+(one tokenizer per limit), ColBERT query expansion (:func:`sentencekit.pipeline.query_expansion.expand_queries`),
+the ``MultiVectorMask`` scoring mask (:func:`sentencekit.engines.numpy_ops.scoring_mask`) and
+``HierarchicalTokenPooling`` (SciPy, :func:`sentencekit.token_clusters.pool_padded`). The engine returns what the
+torch engine returns for the family (token vectors and the scoring mask, or every per-input feature), as NumPy.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from sentencekit.engines.fast_tokenizer import FastTokenizer
+from sentencekit.engines.numpy_ops import scoring_mask
+from sentencekit.engines.onnx_engine import OnnxEngine, check_compute_dtype
+from sentencekit.engines.protocol import EngineOptions, Tokenized
+from sentencekit.pipeline.query_expansion import expand_queries, task_max_length
+from sentencekit.spec.model_spec import ModelSpec
+from sentencekit.spec.multivector_source import read_multivector_source
+from sentencekit.token_clusters import pool_padded
+
+#: module kinds after the Transformer that the exported graph and its NumPy steps run (poolings last)
+_RUNS = ("Dense", "Normalize", "MultiVectorMask")
+
+
+def check_exportable(spec: ModelSpec) -> None:
+    """``ValueError`` (before anything is exported) for a multi-vector folder this engine cannot run: the saved
+    modules must be a Transformer, then token Dense / Normalize / MultiVectorMask, then HierarchicalTokenPooling
+    modules. Folders in other layouts (PyLate, Stanford ColBERT, converted encoders) always are."""
+    source = read_multivector_source(spec, warn=False)  # other families: ModelFormatError
+    if source.kind != "native":
+        return
+    kinds = spec.module_kinds
+    body = kinds[1:]
+    while body and body[-1] == "HierarchicalTokenPooling":
+        body = body[:-1]
+    if kinds[0] != "Transformer" or any(k not in _RUNS for k in body):
+        raise ValueError(f"The ONNX backend runs multi-vector models made of a Transformer, token Dense / Normalize, "
+                         f"a MultiVectorMask and HierarchicalTokenPooling last; {spec.folder} is {kinds}. Use "
+                         "backend='torch'.")
+
+
+class MultiVectorOnnxEngine(OnnxEngine):
+    """The torch-free engine of ``MultiVectorEncoder`` (see the module docstring). Pickles as the paths it runs
+    from, as :class:`OnnxEngine` does."""
+
+    def __init__(self, spec: ModelSpec, options: EngineOptions) -> None:
+        check_exportable(spec)
+        if check_compute_dtype(options.compute_dtype) == "int8":
+            raise ValueError("compute_dtype='int8' is not available for multi-vector models on the ONNX backend yet "
+                             "(its calibration scores single vectors); use float32.")
+        super().__init__(spec, "multivector", options)
+
+    def _open(self) -> None:
+        super()._open()
+        settings = self.meta.get("multivector") or {}
+        self.settings = settings
+        self.expansion = settings.get("query_expansion")
+        self.mask = settings.get("mask")
+        self.poolings: list[dict[str, Any]] = list(settings.get("poolings") or [])
+        self._task_tokenizers: dict[int | None, FastTokenizer] = {}
+        self._task_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for key in ("_task_tokenizers", "_task_lock", "settings", "expansion", "mask", "poolings"):
+            state.pop(key, None)  # rebuilt by _open from the graph's metadata
+        return state
+
+    # -- lengths ----------------------------------------------------------------------------------------------------
+    def max_seq_length_for(self, task: str | None) -> Any:
+        return task_max_length(task, max_seq_length=self.max_seq_length, query_length=self.settings.get("query_length"),
+                               document_length=self.settings.get("document_length"), expansion=self.expansion)
+
+    def _tokenizer_for(self, limit: int | None) -> FastTokenizer:
+        """The tokenizer cutting at ``limit`` (the model's own when that is its limit)."""
+        base = self._tokenizer
+        if limit == base.max_length:
+            return base
+        with self._task_lock:
+            tok = self._task_tokenizers.get(limit)
+            if tok is None:
+                from tokenizers import Tokenizer
+
+                tok = FastTokenizer(Tokenizer.from_str(base.backend.to_str()), max_length=limit,
+                                    do_lower_case=base.do_lower_case, pad_id=base.pad_id, pad_type_id=base.pad_type_id,
+                                    padding_side=base.padding_side, add_special_tokens=base.add_special_tokens)
+                self._task_tokenizers[limit] = tok
+        return tok
+
+    # -- the pipeline's two steps -----------------------------------------------------------------------------------
+    def tokenize(self, items: list[Any], task: str | None = None) -> Tokenized:
+        return self._tokenizer_for(self.max_seq_length_for(task)).encode(items)
+
+    def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
+            task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        arrays = {k: v for k, v in self._tokenizer.pad(tokenized, indices).items()
+                  if k in ("input_ids", "attention_mask", "token_type_ids")}
+        if task == "query" and self.expansion is not None:
+            arrays = expand_queries(arrays, self.expansion, self.settings.get("expansion_token_id"))
+        tokens = self._session.run(["token_embeddings"], {k: v for k, v in arrays.items() if k in self._inputs})[0]
+        positions = arrays.get("query_expansion_positions")
+        if self.mask is not None:
+            mask = scoring_mask(arrays["input_ids"], arrays["attention_mask"], positions, task, **self.mask)
+        else:
+            mask = arrays["attention_mask"]
+        for pooling in self.poolings:
+            tokens, mask = pool_padded(tokens, mask, pooling, task)
+        if "*" in outputs:
+            return {**arrays, "token_embeddings": tokens, "attention_mask": mask}
+        return {"token_embeddings": tokens, "attention_mask": mask}
+
+    def describe(self) -> str:
+        return f"onnx={self.graph.name!r} (multi-vector), threads={self.num_threads}"
+
+
+__all__ = ["MultiVectorOnnxEngine", "check_exportable"]
