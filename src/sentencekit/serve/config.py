@@ -79,7 +79,8 @@ OPTIONS: tuple[Option, ...] = (
            "embedding model: folder or Hugging Face id; a saved SparseEncoder (SPLADE) here is served alone, on "
            "/embed_sparse"),
     Option("reranker", "--reranker", "SENTENCEKIT_RERANKER", _optional_text, None,
-           "cross-encoder for /rerank and /v1/rerank (without one, those routes answer 424)"),
+           "cross-encoder (or multi-vector ColBERT model: late-interaction MaxSim scores) for /rerank and "
+           "/v1/rerank (without one, those routes answer 424)"),
     Option("sparse_model", "--sparse-model", "SENTENCEKIT_SPARSE_MODEL", _optional_text, None,
            "sparse encoder (SPLADE; any *ForMaskedLM folder loads as one) for TEI's /embed_sparse, beside --model "
            "(without one, /embed_sparse answers 424)"),

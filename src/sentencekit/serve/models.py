@@ -4,6 +4,9 @@ functions the batchers run on their inference thread (embed, rerank, sparse embe
 A server has a dense embedder (``--model``), a sparse encoder (``--sparse-model``, TEI's ``/embed_sparse``), or
 both, and optionally a reranker. A ``--model`` folder saved as a ``SparseEncoder`` is served as the sparse
 encoder alone (the dense routes then answer 424, as TEI answers a route its model type does not serve).
+The reranker (``--reranker``) is a cross-encoder, or a multi-vector (ColBERT) model: ``/rerank`` and
+``/v1/rerank`` then score each document by late interaction (MaxSim of the query's and the document's token
+vectors, each encoded on its own with its query / document prompt and length).
 
 >>> models = load_models(ServeConfig(model="sentence-transformers/all-MiniLM-L6-v2"))   # doctest: +SKIP
 >>> models.embedder.dimension, models.embedder.max_length                              # doctest: +SKIP
@@ -39,7 +42,7 @@ class ServedModel:
     source: str
     backend: str
     tokens: TokenCounter
-    kind: str  # "embedder", "reranker" or "sparse"
+    kind: str  # "embedder", "reranker", "late_interaction" (a multi-vector reranker) or "sparse"
 
     @property
     def max_length(self) -> int | None:
@@ -82,6 +85,8 @@ class ServedModel:
                        default_prompt_name=self.model.default_prompt_name)
         if self.kind == "sparse":
             out.update(max_active_dims=self.model.max_active_dims, route="/embed_sparse")
+        if self.kind == "late_interaction":
+            out.update(scoring="late interaction", similarity_fn_name=self.model.similarity_fn_name)
         return out
 
     def _batch_kwargs(self, n: int, max_batch_tokens: int) -> dict[str, Any]:
@@ -130,9 +135,27 @@ class ServedModel:
         return row_entries(out, len(texts))
 
     def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
-        """Scores ``[n]`` of ``(query, document)`` pairs (inference thread)."""
+        """Scores ``[n]`` of ``(query, document)`` pairs (inference thread). A multi-vector reranker encodes
+        each distinct query once and each document once, and scores the pairs with its similarity (MaxSim or
+        MeanMaxSim; raw scores: it has no activation to leave out)."""
+        if self.kind == "late_interaction":
+            return self._late_interaction(pairs, max_batch_tokens)
         scores = self._call("predict", pairs, max_batch_tokens, activation_fn=_identity if raw_scores else None)
         return scores.reshape(len(pairs))
+
+    def _late_interaction(self, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
+        from sentencekit import late_interaction
+
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        position = {q: i for i, q in enumerate(queries)}
+        batch = self._batch_kwargs(len(pairs), max_batch_tokens)
+        with warnings.catch_warnings():  # as in _call: the server has answered for truncation already
+            warnings.simplefilter("ignore", TruncationWarning)
+            query_rows = self.model.encode_query(queries, convert_to_numpy=True, show_progress_bar=False, **batch)
+            doc_rows = self.model.encode_document([d for _, d in pairs], convert_to_numpy=True,
+                                                  show_progress_bar=False, **batch)
+        score = late_interaction.SIMILARITIES[self.model.similarity_fn_name][1]  # the pairwise form
+        return np.asarray(score([query_rows[position[q]] for q, _ in pairs], doc_rows), dtype=np.float32)
 
 
 @dataclass
@@ -193,27 +216,27 @@ def is_sparse_encoder(name: str, *, local_files_only: bool = False) -> bool:
     ``model_type``, or a module only sparse encoders have). A plain ``*ForMaskedLM`` folder is not: it may as
     well be served as a dense embedder (``--sparse-model`` serves it as SPLADE). ``False`` when it does not
     resolve (the loader then says why)."""
+    spec = _spec(name, local_files_only=local_files_only)
+    return spec is not None and spec.is_sparse
+
+
+def _spec(name: str, *, local_files_only: bool) -> Any:
+    """The spec of the folder ``name`` resolves to; ``None`` when it does not resolve (the loader says why)."""
     from sentencekit.hub import resolve_model
     from sentencekit.spec.model_spec import read_spec
 
     try:
-        return read_spec(resolve_model(name, local_files_only=local_files_only).path).is_sparse
+        return read_spec(resolve_model(name, local_files_only=local_files_only).path)
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def masked_lm_note(name: str, *, local_files_only: bool = False) -> str | None:
     """A note for ``--model`` naming a plain ``*ForMaskedLM`` folder (no sentence-transformers config): it is
     served as a dense embedder with mean pooling, as sentence-transformers would load it, though it may be a
     SPLADE model (``SparseEncoder`` loads the same folder as one); ``None`` otherwise."""
-    from sentencekit.hub import resolve_model
-    from sentencekit.spec.model_spec import read_spec
-
-    try:
-        spec = read_spec(resolve_model(name, local_files_only=local_files_only).path)
-    except (OSError, ValueError):
-        return None  # the loader says why
-    if spec.layout != "transformers" or not spec.is_masked_lm:
+    spec = _spec(name, local_files_only=local_files_only)
+    if spec is None or spec.layout != "transformers" or not spec.is_masked_lm:
         return None
     return (f"{name} is a masked-language model without a sentence-transformers config: serving it as a dense "
             "embedder (mean pooling). If it is a SPLADE model, serve it with --sparse-model instead (/embed_sparse)")
@@ -236,6 +259,12 @@ def load_models(config: ServeConfig) -> ServedModels:
                              "a dense embedding model as --model beside --sparse-model, or the sparse encoder alone "
                              "as --model")
         dense_name, sparse_name = None, config.model
+    for option, name in (("--model", dense_name), ("--sparse-model", sparse_name)):
+        spec = _spec(name, local_files_only=config.local_files_only) if name is not None else None
+        if spec is not None and spec.is_multivector:
+            raise ValueError(f"{option} {name} is a multi-vector (ColBERT-style) model: it gives one vector per "
+                             "token, which no embedding route can return. Serve it as --reranker: /rerank and "
+                             "/v1/rerank then score documents by late interaction (MaxSim).")
     embedder = sparse = None
     if dense_name is not None:
         note = masked_lm_note(dense_name, local_files_only=config.local_files_only)
@@ -249,7 +278,16 @@ def load_models(config: ServeConfig) -> ServedModels:
         name = config.served_model_name if embedder is None and config.served_model_name else _served_name(sparse_name)
         sparse = ServedModel(model, name, sparse_name, backend, TokenCounter.for_model(model), "sparse")
     reranker = None
-    if config.reranker:
+    reranker_spec = _spec(config.reranker, local_files_only=config.local_files_only) if config.reranker else None
+    if reranker_spec is not None and reranker_spec.is_multivector:
+        from sentencekit.families.multivector import MultiVectorEncoder
+
+        mv, mv_backend = _load(MultiVectorEncoder, config.reranker, config, common, "reranker")
+        # documents are what a request may cut: count against the document length
+        tokens = TokenCounter.for_model(mv, max_length=mv.engine.max_seq_length_for("document"))
+        reranker = ServedModel(mv, _served_name(config.reranker), config.reranker, mv_backend, tokens,
+                               "late_interaction")
+    elif config.reranker:
         ce, ce_backend = _load(CrossEncoder, config.reranker, config, common, "reranker")
         if getattr(ce, "num_labels", 1) != 1:
             raise ValueError(f"--reranker {config.reranker}: this cross-encoder has {ce.num_labels} labels; "

@@ -374,9 +374,12 @@ class Service:
         self.check_texts(documents, param)
         truncate = self._truncate(truncate)
         pairs = [(query, d) for d in documents]
-        used = await self._count(model, pairs, truncate, param)
+        # a late-interaction reranker reads each document on its own (the query apart, cut at its own length)
+        alone = model.kind == "late_interaction"
+        used = await self._count(model, documents if alone else pairs, truncate, param)
         if truncate and direction.lower() == "left" and model.max_length is not None:
-            budget = model.max_length - model.tokens.specials(pair=True) - model.tokens.count(query)
+            reserved = 0 if alone else model.tokens.count(query)
+            budget = model.max_length - model.tokens.specials(pair=not alone) - reserved
             pairs = [(query, d) for d in await asyncio.to_thread(self._cut_left, model, documents, budget)]
         result = await self._submit(self.rerank_batcher, raw_scores, pairs, sum(used))
         return Outcome(np.asarray(result.values), sum(used), result)

@@ -40,8 +40,9 @@ class TokenCounter:
         self.head, self.tail = self._special_ends()
 
     @classmethod
-    def for_model(cls, model: Any) -> TokenCounter:
-        """The counter of a ``SentenceTransformer`` / ``CrossEncoder`` of either backend."""
+    def for_model(cls, model: Any, *, max_length: int | None = None) -> TokenCounter:
+        """The counter of a model of either backend, with the model's ``max_seq_length`` as the limit (or
+        ``max_length``: a multi-vector model's document length)."""
         tok = model.tokenizer
         raw = None
         for attribute in ("backend_tokenizer", "backend"):  # HF fast tokenizer / sentencekit FastTokenizer
@@ -53,7 +54,8 @@ class TokenCounter:
         if raw is None or not hasattr(raw, "to_str"):
             raise ValueError(f"the model's tokenizer ({type(tok).__name__}) is not a fast (Rust) tokenizer; "
                              "sentencekit serve needs one to count tokens. Save the model with a tokenizer.json.")
-        return cls(raw, max_length=model.max_seq_length, do_lower_case=model.engine.do_lower_case)
+        return cls(raw, max_length=max_length if max_length is not None else model.max_seq_length,
+                   do_lower_case=model.engine.do_lower_case)
 
     def _prepare(self, items: Sequence[Any]) -> list[Any]:
         if not self.do_lower_case:
