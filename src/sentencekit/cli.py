@@ -266,9 +266,15 @@ def _load_reranker(model: str, args: argparse.Namespace):
     from sentencekit.hub import resolve_model
     from sentencekit.spec.model_spec import read_spec
 
+    spec = read_spec(resolve_model(model, local_files_only=args.local_files_only).path)
+    if spec.is_multivector:  # a ColBERT model reranks by late interaction (MultiVectorEncoder.predict)
+        from sentencekit.families.multivector import MultiVectorEncoder
+
+        return load_on_backend(MultiVectorEncoder, model, args.model_backend, what="reranker",
+                               **_model_options(args))[0]
     # Refuse a folder without a trained head before loading (or exporting) anything: in Python the
     # check comes at predict time with a Python fix; a CLI user needs the CLI's.
-    reason = read_spec(resolve_model(model, local_files_only=args.local_files_only).path).untrained_head
+    reason = spec.untrained_head
     if reason:
         raise ValueError(f"{reason}: it is not a trained reranker (its scores would be random). Pass a "
                          "cross-encoder trained for reranking, e.g. the one examples/train_insuranceqa_reranker.py "
@@ -435,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     p.set_defaults(func=cmd_similarity)
 
-    p = sub.add_parser("rerank", help="re-score documents for a query with a cross-encoder",
+    p = sub.add_parser("rerank", help="re-score documents for a query with a cross-encoder (or a ColBERT model)",
                        description="Score every document of INPUT against QUERY with a cross-encoder and print "
                                    "them best first. Cross-encoders read each pair jointly: precise but slow, so "
                                    "use them on a shortlist (e.g. `search --rerank`), not on a whole corpus.")

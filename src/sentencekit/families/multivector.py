@@ -281,6 +281,62 @@ class MultiVectorEncoder(Model):
         float32, with :meth:`similarity`'s inputs and keyword arguments."""
         return self._similarity_fns()[1](embeddings1, embeddings2, **kwargs)
 
+    # -- reranking -------------------------------------------------------------------------------------------------
+    def predict(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None,
+                **kwargs: Any) -> Any:
+        """Late-interaction scores of ``(query, document)`` pairs: ``[n]`` float32 NumPy (a single pair: one
+        float). Each distinct query is encoded once with :meth:`encode_query`, each document with
+        :meth:`encode_document`, and each pair scored with the model's similarity (MaxSim / MeanMaxSim), the
+        same numbers as ``similarity_pairwise``. An addition to sentence-transformers' interface, in
+        ``CrossEncoder.predict``'s shape, so that a ColBERT model reranks wherever a cross-encoder does:
+        ``EmbeddingIndex.search(reranker=model)``, ``sentencekit rerank`` / ``search --rerank``, and the server's
+        rerank routes. Keyword arguments go to both encode calls (e.g. ``max_batch_tokens``). Raises
+        ``TypeError`` for an input that is not a pair of strings.
+
+        >>> model.predict([("how do i get a refund", "Refunds take 5 days.")])   # doctest: +SKIP
+        array([11.7], dtype=float32)
+        """
+        import numpy as np
+
+        from sentencekit.pipeline.batching import as_input_list
+
+        pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
+        for i, pair in enumerate(pairs):
+            if isinstance(pair, str) or len(pair) != 2:
+                raise TypeError(f"sentences[{i}] is not a (query, document) pair: {pair!r}")
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        position = {q: i for i, q in enumerate(queries)}
+        options = {"batch_size": batch_size, "show_progress_bar": show_progress_bar, "convert_to_numpy": True,
+                   **kwargs}
+        query_rows = self.encode_query(queries, **options)
+        document_rows = self.encode_document([d for _, d in pairs], **options)
+        from sentencekit.late_interaction import SIMILARITIES
+
+        scores = np.asarray(SIMILARITIES[self.similarity_fn_name][1](
+            [query_rows[position[q]] for q, _ in pairs], document_rows), dtype=np.float32)
+        return float(scores[0]) if single else scores
+
+    def rank(self, query: str, documents: Any, top_k: int | None = None, return_documents: bool = False,
+             batch_size: int = 32, show_progress_bar: bool | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+        """``documents`` ranked for ``query`` by late interaction (:meth:`predict`): ``[{"corpus_id", "score"(,
+        "text")}]``, best first, as ``CrossEncoder.rank`` returns. Raises ``TypeError`` for a query that is not
+        a string or documents given as one string, ``ValueError`` for ``top_k <= 0``."""
+        from sentencekit.pipeline.batching import as_input_list
+        from sentencekit.pipeline.predict import ranked
+
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if isinstance(documents, str):
+            raise TypeError("documents must be a list of strings, not a single string.")
+        docs, _ = as_input_list(documents, what="documents")
+        if top_k is not None and top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
+                              **kwargs) if docs else []
+        return ranked(scores, docs, top_k, return_documents)
+
     def _similarity_fns(self) -> tuple[Any, Any]:
         name = self.similarity_fn_name
         if self.engine.backend == "torch":

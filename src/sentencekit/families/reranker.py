@@ -11,8 +11,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from sentencekit import __version__
 from sentencekit._warnings import external_stacklevel
 from sentencekit.engines.protocol import EngineOptions
@@ -20,6 +18,7 @@ from sentencekit.families.model_base import Model, pool_aware
 from sentencekit.files import ModelFormatError
 from sentencekit.pipeline.batching import EncodeInfo, as_input_list
 from sentencekit.pipeline.predict import predict as run_predict
+from sentencekit.pipeline.predict import ranked
 
 Pair = tuple[str, str] | list[str]
 _SIGMOID = "torch.nn.modules.activation.Sigmoid"
@@ -247,12 +246,7 @@ class CrossEncoder(Model):
         scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
                               activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=True,
                               device=device, max_batch_tokens=max_batch_tokens)
-        results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(np.asarray(scores).reshape(-1).tolist())]
-        if return_documents:
-            for r in results:
-                r["text"] = docs[r["corpus_id"]]
-        results.sort(key=lambda r: r["score"], reverse=True)
-        return results[:top_k] if top_k is not None else results
+        return ranked(scores, docs, top_k, return_documents)
 
     # -- saving -------------------------------------------------------------------------------------------------------
     def _save_to(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:

@@ -18,6 +18,23 @@ from sentencekit.pipeline.postprocess import concat, finish_scores, take
 _SCORES = frozenset({"scores"})
 
 
+def ranked(scores: Any, documents: list[Any], top_k: int | None, return_documents: bool) -> list[dict[str, Any]]:
+    """``rank()``'s result from one score per document: ``[{"corpus_id", "score"(, "text")}]``, best first (ties
+    in input order), the first ``top_k``. Raises ``ValueError`` for ``top_k <= 0``.
+
+    >>> ranked([0.1, 0.9], ["a", "b"], top_k=1, return_documents=True)
+    [{'corpus_id': 1, 'score': 0.9, 'text': 'b'}]
+    """
+    if top_k is not None and top_k <= 0:
+        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+    results = [{"corpus_id": i, "score": float(s)} for i, s in enumerate(np.asarray(scores).reshape(-1).tolist())]
+    if return_documents:
+        for r in results:
+            r["text"] = documents[r["corpus_id"]]
+    results.sort(key=lambda r: r["score"], reverse=True)
+    return results[:top_k] if top_k is not None else results
+
+
 class UntrainedHeadError(RuntimeError):
     """A CrossEncoder was asked to score pairs with a classification head that is not in its checkpoint
     (newly created, random weights): its scores would mean nothing."""

@@ -137,26 +137,11 @@ class ServedModel:
     def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
         """Scores ``[n]`` of ``(query, document)`` pairs (inference thread). A multi-vector reranker encodes
         each distinct query once and each document once, and scores the pairs with its similarity (MaxSim or
-        MeanMaxSim; raw scores: it has no activation to leave out)."""
-        if self.kind == "late_interaction":
-            return self._late_interaction(pairs, max_batch_tokens)
-        scores = self._call("predict", pairs, max_batch_tokens, activation_fn=_identity if raw_scores else None)
+        MeanMaxSim; :meth:`MultiVectorEncoder.predict`)."""
+        # MultiVectorEncoder.predict scores by MaxSim: there is no activation to leave out
+        activation = {} if self.kind == "late_interaction" else {"activation_fn": _identity if raw_scores else None}
+        scores = self._call("predict", pairs, max_batch_tokens, **activation)
         return scores.reshape(len(pairs))
-
-    def _late_interaction(self, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
-        from sentencekit import late_interaction
-
-        queries = list(dict.fromkeys(q for q, _ in pairs))
-        position = {q: i for i, q in enumerate(queries)}
-        batch = self._batch_kwargs(len(pairs), max_batch_tokens)
-        with warnings.catch_warnings():  # as in _call: the server has answered for truncation already
-            warnings.simplefilter("ignore", TruncationWarning)
-            query_rows = self.model.encode_query(queries, convert_to_numpy=True, show_progress_bar=False, **batch)
-            doc_rows = self.model.encode_document([d for _, d in pairs], convert_to_numpy=True,
-                                                  show_progress_bar=False, **batch)
-        score = late_interaction.SIMILARITIES[self.model.similarity_fn_name][1]  # the pairwise form
-        return np.asarray(score([query_rows[position[q]] for q, _ in pairs], doc_rows), dtype=np.float32)
-
 
 @dataclass
 class ServedModels:
