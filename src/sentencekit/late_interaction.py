@@ -1,0 +1,118 @@
+"""Late-interaction (ColBERT) scoring in NumPy, without torch: MaxSim between per-token matrices.
+
+MaxSim (Khattab and Zaharia, "ColBERT", SIGIR 2020; kept by ColBERTv2 / PLAID, Santhanam et al. 2022):
+``S(q, d) = sum over query tokens i of max over document tokens j of q_i . d_j``. A text with no tokens
+scores 0 (an empty query sums nothing; an empty document has no token to match).
+
+Token matrices are either a list of ``[n_tokens_i, dim]`` arrays or *packed*: all tokens stacked
+``[total_tokens, dim]`` plus ``offsets`` ``[n + 1]`` (int64, text ``i`` is ``tokens[offsets[i]:offsets[i + 1]]``),
+the form stored indexes keep. Documents are scored in chunks of tokens, so memory stays
+``O(query tokens x chunk)`` whatever the corpus size; float16 (or memory-mapped) documents are converted to
+float32 one chunk at a time.
+
+>>> q = [np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)]
+>>> d = [np.array([[1.0, 0.0]], np.float32), np.array([[0.6, 0.8], [0.0, -1.0]], np.float32)]
+>>> maxsim(q, d).astype(float).round(4).tolist()
+[[1.0, 1.4]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+CHUNK_ELEMENTS = 1 << 23  # query tokens x document tokens scored at once: 32 MiB of float32
+
+
+def pack(matrices: Sequence[np.ndarray], dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``[n_tokens_i, dim]`` matrices into ``(tokens [total, dim] float32, offsets [n + 1] int64)``.
+    ``dim`` is needed only when every matrix may be empty or the list is. Raises ``ValueError`` for a matrix
+    that is not 2-D or has another width.
+
+    >>> tokens, offsets = pack([np.ones((2, 3)), np.zeros((0, 3))])
+    >>> tokens.shape, offsets.tolist()
+    ((2, 3), [0, 2, 2])
+    """
+    arrays = [np.asarray(m) for m in matrices]
+    for i, m in enumerate(arrays):
+        if m.ndim != 2:
+            raise ValueError(f"Token matrix {i} has shape {m.shape}; late interaction needs one [n_tokens, dim] "
+                             "matrix per text (a model returning one vector per text is not multi-vector).")
+    widths = {m.shape[1] for m in arrays} | ({dim} if dim is not None else set())
+    if len(widths) > 1:
+        raise ValueError(f"Token matrices of different widths {sorted(widths)}: they come from different models.")
+    width = widths.pop() if widths else 0
+    offsets = np.zeros(len(arrays) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(m) for m in arrays])
+    tokens = np.concatenate(arrays).astype(np.float32, copy=False) if arrays else np.zeros((0, width), np.float32)
+    return tokens.reshape(-1, width), offsets
+
+
+def reduce_maxsim(similarities: np.ndarray, q_offsets: np.ndarray, d_offsets: np.ndarray) -> np.ndarray:
+    """MaxSim scores ``[nq, nd]`` float32 from the token similarities ``[q_tokens, d_tokens]`` of packed queries
+    and documents (``q_offsets`` ``[nq + 1]``, ``d_offsets`` ``[nd + 1]``, both starting at 0): the max over each
+    document's columns, summed over each query's rows. Any similarity works (exact dot products, or centroid
+    scores as in PLAID's centroid interaction).
+
+    >>> reduce_maxsim(np.array([[1.0, 3.0, 2.0]]), np.array([0, 1]), np.array([0, 2, 2, 3])).tolist()
+    [[3.0, 0.0, 2.0]]
+    """
+    nq, nd = len(q_offsets) - 1, len(d_offsets) - 1
+    out = np.zeros((nq, nd), np.float32)
+    docs = np.flatnonzero(np.diff(d_offsets) > 0)  # reduceat cannot take an empty range: they keep 0
+    queries = np.flatnonzero(np.diff(q_offsets) > 0)
+    if len(docs) and len(queries):
+        best = np.maximum.reduceat(similarities, d_offsets[docs], axis=1)  # [q_tokens, docs]
+        out[np.ix_(queries, docs)] = np.add.reduceat(best, q_offsets[queries], axis=0)
+    return out
+
+
+def maxsim_packed(q_tokens: np.ndarray, q_offsets: np.ndarray, d_tokens: np.ndarray, d_offsets: np.ndarray,
+                  chunk_elements: int = CHUNK_ELEMENTS) -> np.ndarray:
+    """MaxSim ``[nq, nd]`` float32 of packed queries against packed documents. ``d_tokens`` may be float16 or
+    memory-mapped (read and converted one chunk of documents at a time); ``d_offsets`` may start past 0 (a
+    slice of a larger packed array). A chunk holds whole documents, about ``chunk_elements / q_tokens``
+    tokens (one longer document is a chunk of its own).
+
+    >>> maxsim_packed(np.eye(2, dtype=np.float32), np.array([0, 1, 2]), np.eye(2, dtype=np.float16),
+    ...               np.array([0, 2])).tolist()
+    [[1.0], [1.0]]
+    """
+    q_tokens = np.asarray(q_tokens, np.float32)
+    d_offsets = np.asarray(d_offsets, np.int64)
+    nd = len(d_offsets) - 1
+    out = np.zeros((len(q_offsets) - 1, nd), np.float32)
+    step = max(1, chunk_elements // max(1, len(q_tokens)))
+    a = 0
+    while a < nd:
+        # the documents whose tokens end within `step` tokens of this chunk's start (at least one)
+        b = max(a + 1, int(np.searchsorted(d_offsets, d_offsets[a] + step, side="right")) - 1)
+        b = min(b, nd)
+        start, end = int(d_offsets[a]), int(d_offsets[b])
+        block = np.asarray(d_tokens[start:end], dtype=np.float32)
+        out[:, a:b] = reduce_maxsim(q_tokens @ block.T, q_offsets, d_offsets[a:b + 1] - start)
+        a = b
+    return out
+
+
+def maxsim(queries: Sequence[np.ndarray], documents: Sequence[np.ndarray]) -> np.ndarray:
+    """MaxSim of every query against every document: ``[len(queries), len(documents)]`` float32. ``queries``
+    and ``documents`` are lists of ``[n_tokens_i, dim]`` arrays (as ``MultiVectorEncoder.encode_query`` /
+    ``encode_document(..., convert_to_numpy=True)`` return them), scored in bounded memory. Raises
+    ``ValueError`` for a matrix that is not 2-D or widths that differ.
+
+    >>> maxsim([np.ones((3, 2), np.float32)], [np.full((2, 2), 0.5, np.float32)]).tolist()
+    [[3.0]]
+    """
+    dims = {np.shape(m)[-1] for m in [*queries, *documents] if np.ndim(m) == 2}
+    dim = dims.pop() if len(dims) == 1 else None
+    q_tokens, q_offsets = pack(queries, dim)
+    d_tokens, d_offsets = pack(documents, dim)
+    if q_tokens.shape[1] != d_tokens.shape[1]:
+        raise ValueError(f"Query tokens have dimension {q_tokens.shape[1]}, document tokens "
+                         f"{d_tokens.shape[1]}: were they made by different models?")
+    return maxsim_packed(q_tokens, q_offsets, d_tokens, d_offsets)
+
+
+__all__ = ["maxsim", "maxsim_packed", "reduce_maxsim", "pack", "CHUNK_ELEMENTS"]
