@@ -49,22 +49,30 @@ def pack(matrices: Sequence[np.ndarray], dim: int | None = None) -> tuple[np.nda
     return tokens.reshape(-1, width), offsets
 
 
-def reduce_maxsim(similarities: np.ndarray, q_offsets: np.ndarray, d_offsets: np.ndarray) -> np.ndarray:
-    """MaxSim scores ``[nq, nd]`` float32 from the token similarities ``[q_tokens, d_tokens]`` of packed queries
-    and documents (``q_offsets`` ``[nq + 1]``, ``d_offsets`` ``[nd + 1]``, both starting at 0): the max over each
-    document's columns, summed over each query's rows. Any similarity works (exact dot products, or centroid
-    scores as in PLAID's centroid interaction).
+def reduce_maxsim(similarities: np.ndarray, q_offsets: np.ndarray, d_offsets: np.ndarray, *,
+                  doc_major: bool = False) -> np.ndarray:
+    """MaxSim scores ``[nq, nd]`` float32 from the token similarities ``[q_tokens, d_tokens]`` (``doc_major``:
+    ``[d_tokens, q_tokens]``) of packed queries and documents (``q_offsets`` ``[nq + 1]``, ``d_offsets``
+    ``[nd + 1]``, both starting at 0): the max over each document's tokens, summed over each query's tokens.
+    Any similarity works (exact dot products, or centroid scores as in PLAID's centroid interaction, where
+    gathering rows of ``[centroids, q_tokens]`` by code is faster, hence the document-major layout).
 
     >>> reduce_maxsim(np.array([[1.0, 3.0, 2.0]]), np.array([0, 1]), np.array([0, 2, 2, 3])).tolist()
     [[3.0, 0.0, 2.0]]
+    >>> reduce_maxsim(np.array([[1.0], [3.0], [2.0]]), np.array([0, 1]), np.array([0, 2, 3]), doc_major=True).tolist()
+    [[3.0, 2.0]]
     """
     nq, nd = len(q_offsets) - 1, len(d_offsets) - 1
     out = np.zeros((nq, nd), np.float32)
     docs = np.flatnonzero(np.diff(d_offsets) > 0)  # reduceat cannot take an empty range: they keep 0
     queries = np.flatnonzero(np.diff(q_offsets) > 0)
     if len(docs) and len(queries):
-        best = np.maximum.reduceat(similarities, d_offsets[docs], axis=1)  # [q_tokens, docs]
-        out[np.ix_(queries, docs)] = np.add.reduceat(best, q_offsets[queries], axis=0)
+        if doc_major:
+            best = np.maximum.reduceat(similarities, d_offsets[docs], axis=0)  # [docs, q_tokens]
+            out[np.ix_(queries, docs)] = np.add.reduceat(best, q_offsets[queries], axis=1).T
+        else:
+            best = np.maximum.reduceat(similarities, d_offsets[docs], axis=1)  # [q_tokens, docs]
+            out[np.ix_(queries, docs)] = np.add.reduceat(best, q_offsets[queries], axis=0)
     return out
 
 

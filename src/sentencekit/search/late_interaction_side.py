@@ -49,7 +49,7 @@ from sentencekit.late_interaction import maxsim_packed, pack
 from sentencekit.search.errors import IndexMismatchError
 from sentencekit.search.segment_sides import PartKind, empty_entry
 from sentencekit.search.storage import SEGMENTS, check_size, damaged, load_npy, save_npy
-from sentencekit.search.token_clusters import CentroidIndex, assign, centroid_count, kmeans, ranges
+from sentencekit.search.token_clusters import CentroidIndex, centroid_count, cluster, ranges
 
 ROLES = {"tokens": "mvtokens.npy", "offsets": "mvoffsets.npy", "codes": "mvcodes.npy", "centroids": "mvcentroids.npy"}
 AUTO_CENTROID_MIN_ROWS = 5_000  # a part with fewer rows is searched exactly unless nprobe is given
@@ -163,18 +163,18 @@ class TokenPart:
 
     @classmethod
     def build(cls, rows: PackedTokens) -> TokenPart:
-        """A part of ``rows`` in memory: tokens rounded to float16, k-means centroids
-        (:func:`~sentencekit.search.token_clusters.centroid_count` of them) and each token's nearest."""
+        """A part of ``rows`` in memory: tokens rounded to float16, about
+        :func:`~sentencekit.search.token_clusters.centroid_count` k-means centroids and each token's code
+        (:func:`~sentencekit.search.token_clusters.cluster`)."""
         with np.errstate(over="ignore"):  # overflow is refused just below, with a message
-            tokens = np.asarray(rows.tokens).astype(np.float16)
+            tokens = np.asarray(rows.tokens).astype(np.float16, copy=False)
         if not np.isfinite(tokens).all():
             raise ValueError("Token vectors beyond the float16 range (65504) cannot be stored; a multi-vector model "
                              "returns L2-normalized tokens, were these made by one?")
         k = centroid_count(len(tokens))
-        centroids = kmeans(tokens, k) if k else np.zeros((0, tokens.shape[1]), np.float32)
-        codes = assign(tokens, centroids) if k else np.zeros(0, np.int64)
-        codes = codes.astype(np.uint16 if k <= 1 << 16 else np.int32)
-        return cls(tokens, np.asarray(rows.offsets, np.int64), codes, centroids.astype(np.float32))
+        centroids, codes = cluster(tokens, k) if k else (np.zeros((0, tokens.shape[1]), np.float32), np.zeros(0))
+        codes = codes.astype(np.uint16 if len(centroids) <= 1 << 16 else np.int32)
+        return cls(tokens, np.asarray(rows.offsets, np.int64), codes, centroids)
 
     @property
     def rows(self) -> int:
@@ -269,14 +269,16 @@ class LateInteractionSide:
     def rows(self, rows: np.ndarray) -> PackedTokens:
         """The stored token matrices of global ``rows`` (float16), e.g. to carry them into a compacted segment."""
         rows = np.asarray(rows, np.int64)
-        order = np.argsort(rows, kind="stable")
+        ascending = bool((np.diff(rows) >= 0).all())  # compaction's rows are: no reordering copy then
+        order = np.arange(len(rows)) if ascending else np.argsort(rows, kind="stable")
         part_of = np.searchsorted(self.bases, rows[order], side="right") - 1
         pieces = [self.parts[i].packed.select(rows[order][part_of == i] - self.bases[i]) for i in np.unique(part_of)]
-        if not pieces:
-            return PackedTokens(np.zeros((0, self.dim), np.float16), np.zeros(1, np.int64))
-        lengths = np.concatenate([np.diff(p.offsets) for p in pieces])
-        joined = PackedTokens(np.concatenate([p.tokens for p in pieces]), np.concatenate([[0], np.cumsum(lengths)]))
-        return joined.select(np.argsort(order, kind="stable"))
+        if len(pieces) <= 1:
+            joined = pieces[0] if pieces else PackedTokens(np.zeros((0, self.dim), np.float16), np.zeros(1, np.int64))
+        else:
+            lengths = np.concatenate([np.diff(p.offsets) for p in pieces])
+            joined = PackedTokens(np.concatenate([p.tokens for p in pieces]), np.concatenate([[0], np.cumsum(lengths)]))
+        return joined if ascending else joined.select(np.argsort(order, kind="stable"))
 
     def top(self, queries: PackedTokens, k: int, snap: Any, *, nprobe: int | None = None,
             ndocs: int | None = None) -> list[list[tuple[int, int, float]]]:
@@ -286,26 +288,38 @@ class LateInteractionSide:
         ``nprobe``: centroids each query token probes. ``None`` (default): parts of at least
         :data:`AUTO_CENTROID_MIN_ROWS` rows are searched through candidates with :func:`default_nprobe`, smaller
         ones exactly; a number searches every part through candidates; ``0`` searches every part exactly.
-        ``ndocs``: rows per part re-scored by exact MaxSim (default :func:`default_ndocs`). Raises ``ValueError``
-        for a negative ``nprobe`` or a non-positive ``ndocs``.
+        ``ndocs``: candidate rows re-scored by exact MaxSim per query, the best by centroid interaction over
+        all the parts searched through candidates (default :func:`default_ndocs`). Raises ``ValueError`` for a
+        negative ``nprobe`` or a non-positive ``ndocs``.
         """
         if nprobe is not None and (not isinstance(nprobe, int) or nprobe < 0):
             raise ValueError(f"nprobe must be a non-negative integer (0: exact MaxSim), got {nprobe!r}")
         if ndocs is not None and (not isinstance(ndocs, int) or ndocs <= 0):
-            raise ValueError(f"ndocs must be a positive integer (rows re-scored exactly per segment), got {ndocs!r}")
+            raise ValueError(f"ndocs must be a positive integer (candidates re-scored exactly), got {ndocs!r}")
+        depth = ndocs or default_ndocs(k)
         hits: list[list[tuple[int, int, float]]] = [[] for _ in range(queries.rows)]
         asked = [q for q in range(queries.rows) if queries.offsets[q + 1] > queries.offsets[q]]
-        for part, base in zip(self.parts, self.bases):
+        pools: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {q: [] for q in asked}  # (part, rows, approx)
+        for i, (part, base) in enumerate(zip(self.parts, self.bases)):
             alive = snap.alive[base:base + part.rows]
-            row_doc = snap.row_doc[base:base + part.rows]
             probe = nprobe if nprobe is not None else (default_nprobe(k) if part.rows >= AUTO_CENTROID_MIN_ROWS else 0)
             if probe and len(part.centroids):
                 for q in asked:
                     query = queries.tokens[queries.offsets[q]:queries.offsets[q + 1]]
-                    rows = part.lists.candidates(query @ part.centroids.T, probe, ndocs or default_ndocs(k), alive)
-                    hits[q] += _best_docs(rows, part.maxsim(query, rows), row_doc, base, k)
+                    pools[q].append((i, *part.lists.candidates(query @ part.centroids.T, probe, depth, alive)))
             else:
-                _exact(part, queries, asked, alive, row_doc, base, k, hits)
+                _exact(part, queries, asked, alive, snap.row_doc[base:base + part.rows], base, k, hits)
+        for q, pool in pools.items():
+            # one pool across parts: as many exact re-scorings however many segments the index has
+            approx = np.concatenate([scores for _, _, scores in pool]) if pool else np.zeros(0)
+            chosen = np.zeros(len(approx), bool)
+            chosen[np.argsort(-approx, kind="stable")[:depth]] = True
+            query = queries.tokens[queries.offsets[q]:queries.offsets[q + 1]]
+            start = 0
+            for i, rows, _ in pool:
+                rows, start = rows[chosen[start:start + len(rows)]], start + len(rows)
+                part, base = self.parts[i], self.bases[i]
+                hits[q] += _best_docs(rows, part.maxsim(query, rows), snap.row_doc[base:base + part.rows], base, k)
         return [sorted(h, key=lambda hit: (-hit[2], hit[1]))[:k] for h in hits]
 
 

@@ -8,17 +8,22 @@ nearest centroid, and per query
 2. *centroid interaction*: each candidate is scored by MaxSim with its tokens replaced by their centroids
    (``sum_i max_j q_i . c(d_j)``, read from the ``[query tokens, centroids]`` score matrix, so no token
    vector is touched);
-3. the ``ndocs`` best of those are returned, for exact MaxSim re-scoring by the caller.
+3. the ``ndocs`` best of those are returned with their approximate scores, for exact MaxSim re-scoring by the
+   caller.
 
-Unlike PLAID, tokens are not residual-compressed here (the caller keeps them as float16), so the centroids
-only steer the search and can be far fewer (:func:`centroid_count`), which keeps building cheap on a CPU.
+The centroids are as many as PLAID's (:func:`centroid_count`, ``16 sqrt(tokens)``: fine enough that a
+centroid stands for about one word sense, so centroid interaction ranks candidates well and each inverted list
+is short). Assigning millions of tokens to tens of thousands of centroids by brute force would take minutes on
+a CPU, so :func:`cluster` trains and assigns in two levels: ``sqrt(k)`` coarse cells, then k-means inside each
+cell, and each token goes to the nearest fine centroid of its nearest cell (an approximation near cell borders,
+harmless for finding candidates). Unlike PLAID, tokens are not residual-compressed: the caller keeps them as
+float16 for exact re-scoring.
 
 >>> rng = np.random.default_rng(0)
 >>> tokens = rng.standard_normal((200, 8)).astype(np.float32)
->>> centroids = kmeans(tokens, 4)
->>> codes = assign(tokens, centroids)
->>> centroids.shape, codes.shape, int(codes.max()) < 4
-((4, 8), (200,), True)
+>>> centroids, codes = cluster(tokens, 16)
+>>> centroids.shape[1], codes.shape, int(codes.max()) < len(centroids)
+(8, (200,), True)
 """
 
 from __future__ import annotations
@@ -27,20 +32,18 @@ import numpy as np
 
 from sentencekit.late_interaction import CHUNK_ELEMENTS, reduce_maxsim
 
-CENTROIDS_PER_SQRT_TOKEN = 2  # k = largest power of two <= 2 sqrt(tokens): 4096 for 100k documents of 45 tokens
-SAMPLE_PER_CENTROID = 32  # k-means trains on at most this many tokens per centroid (a seeded sample)
+CENTROIDS_PER_SQRT_TOKEN = 16  # PLAID's: k = largest power of two <= 16 sqrt(tokens), 32768 for 4.5M tokens
+SAMPLE_PER_CENTROID = 16  # k-means trains on a seeded sample of at most this many tokens per centroid
 KMEANS_ITERATIONS = 8
 SEED = 0
 
 
 def centroid_count(n_tokens: int) -> int:
     """How many centroids a part of ``n_tokens`` token vectors gets: the largest power of two not above
-    ``2 sqrt(n_tokens)`` (PLAID takes 16 sqrt; with float16 tokens kept for re-scoring, coarser centroids
-    are enough to find candidates, and assigning every token costs ``tokens x k x dim``), at most
-    ``n_tokens``; 0 for no tokens.
+    ``16 sqrt(n_tokens)`` (PLAID's rule), at most ``n_tokens``; 0 for no tokens.
 
-    >>> centroid_count(0), centroid_count(1), centroid_count(4_500_000)
-    (0, 1, 4096)
+    >>> centroid_count(0), centroid_count(3), centroid_count(4_500_000)
+    (0, 3, 32768)
     """
     if n_tokens <= 0:
         return 0
@@ -77,8 +80,7 @@ def kmeans(tokens: np.ndarray, k: int, *, iterations: int = KMEANS_ITERATIONS, s
     if not 1 <= k <= n:
         raise ValueError(f"k-means needs 1 <= k <= number of tokens, got k={k} for {n} tokens")
     rng = np.random.default_rng(seed)
-    size = min(n, k * SAMPLE_PER_CENTROID)
-    sample = np.asarray(tokens[np.sort(rng.choice(n, size, replace=False))] if size < n else tokens, np.float32)
+    sample = _sample(tokens, k * SAMPLE_PER_CENTROID, rng)
     centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
     for _ in range(iterations):
         labels = assign(sample, centroids)
@@ -91,6 +93,49 @@ def kmeans(tokens: np.ndarray, k: int, *, iterations: int = KMEANS_ITERATIONS, s
         if len(empty):
             centroids[empty] = sample[rng.choice(len(sample), len(empty), replace=False)]
     return centroids
+
+
+def _sample(tokens: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``size`` of ``tokens`` (a seeded choice, in order), as float32."""
+    if size >= len(tokens):
+        return np.asarray(tokens, np.float32)
+    return np.asarray(tokens[np.sort(rng.choice(len(tokens), size, replace=False))], np.float32)
+
+
+def cluster(tokens: np.ndarray, k: int, *, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """About ``k`` centroids of ``tokens`` ``[n, dim]`` (float16 / float32, ``1 <= k <= n``) and the centroid of
+    each token: ``(centroids [k', dim] float32, codes [n] int64)``, ``k'`` within a few of ``k``. Two levels:
+    ``sqrt(k)`` coarse centroids (k-means on a sample), then each coarse cell's share of ``k`` fine centroids
+    by k-means on the cell's sampled tokens; a token's code is the nearest fine centroid of its nearest cell.
+    Costs ``n x (sqrt(k) + k / sqrt(k)) x dim`` instead of ``n x k x dim``. Deterministic for given inputs.
+
+    >>> centroids, codes = cluster(np.array([[0.0], [0.1], [5.0], [5.2]], np.float32), 2)
+    >>> bool(codes[0] == codes[1] != codes[2] == codes[3])
+    True
+    """
+    n = len(tokens)
+    if not 1 <= k <= n:
+        raise ValueError(f"clustering needs 1 <= k <= number of tokens, got k={k} for {n} tokens")
+    sample = _sample(tokens, k * SAMPLE_PER_CENTROID, np.random.default_rng(seed))
+    cells = min(k, 1 << int(np.ceil(np.log2(np.sqrt(k)))))
+    coarse = kmeans(sample, cells, seed=seed)
+    labels = assign(sample, coarse)
+    fine, cell_ptr = [], [0]
+    for c in range(cells):
+        members = sample[labels == c]
+        share = int(np.clip(round(k * len(members) / len(sample)), 1, max(1, len(members))))
+        # a cell no sampled token fell in keeps its coarse centroid, so every cell has one to assign to
+        fine.append(kmeans(members, share, seed=seed) if len(members) else coarse[c:c + 1])
+        cell_ptr.append(cell_ptr[-1] + len(fine[-1]))
+    codes = np.empty(n, np.int64)
+    cell_of = assign(tokens, coarse)
+    order = np.argsort(cell_of, kind="stable")  # each cell's tokens, in file order (sequential reads)
+    bounds = np.searchsorted(cell_of[order], np.arange(cells + 1))
+    for c in range(cells):
+        members = order[bounds[c]:bounds[c + 1]]
+        if len(members):
+            codes[members] = cell_ptr[c] + assign(tokens[members], fine[c])
+    return np.concatenate(fine).astype(np.float32), codes
 
 
 def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -143,32 +188,32 @@ class CentroidIndex:
         return self.codes[ranges(self.code_ptr[rows], self.code_ptr[rows + 1])]
 
     def candidates(self, centroid_scores: np.ndarray, nprobe: int, ndocs: int,
-                   alive: np.ndarray | None = None) -> np.ndarray:
-        """Up to ``ndocs`` candidate rows for one query, best first by centroid interaction, from its
-        ``centroid_scores`` ``[query tokens, k]`` (query tokens . centroids): the rows reached by each query
-        token's ``nprobe`` best centroids (rows with ``alive[row] == False`` skipped).
+                   alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``ndocs`` candidate rows for one query and their centroid-interaction scores, best first
+        (``(rows [m] int64, scores [m] float32)``), from its ``centroid_scores`` ``[query tokens, k]`` (query
+        tokens . centroids): the rows reached by each query token's ``nprobe`` best centroids (rows with
+        ``alive[row] == False`` skipped).
 
         >>> index = CentroidIndex(np.array([0, 1, 1]), np.array([0, 1, 3]), k=2)
-        >>> index.candidates(np.array([[0.9, 0.1]]), nprobe=1, ndocs=5).tolist()
+        >>> index.candidates(np.array([[0.9, 0.1]]), nprobe=1, ndocs=5)[0].tolist()
         [0]
         """
         nprobe = min(nprobe, self.k)
         if not len(centroid_scores) or nprobe <= 0 or ndocs <= 0:
-            return np.zeros(0, np.int64)
-        probed = np.unique(np.argpartition(-centroid_scores, nprobe - 1, axis=1)[:, :nprobe])
-        rows = self.rows_of(probed)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        top = self.k - nprobe  # partition without negating (a copy of the [query tokens, k] matrix)
+        rows = self.rows_of(np.unique(np.argpartition(centroid_scores, top, axis=1)[:, top:]))
         if alive is not None:
             rows = rows[alive[rows]]
         scores = self.interaction(centroid_scores, rows)
-        if len(rows) > ndocs:
-            best = np.argpartition(-scores, ndocs - 1)[:ndocs]
-            rows, scores = rows[best], scores[best]
-        return rows[np.lexsort((rows, -scores))]
+        best = np.argsort(-scores, kind="stable")[:ndocs]  # rows are ascending: ties go by row
+        return rows[best], scores[best]
 
     def interaction(self, centroid_scores: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Centroid-interaction scores ``[len(rows)]`` float32 of one query: MaxSim with each row's tokens
         replaced by their centroids (its distinct centroids suffice for a max), in chunks of rows."""
         out = np.empty(len(rows), np.float32)
+        by_centroid = np.ascontiguousarray(centroid_scores.T)  # [k, query tokens]: a code's scores are one row
         q_offsets = np.array([0, len(centroid_scores)])
         lengths = self.code_ptr[rows + 1] - self.code_ptr[rows]
         ends = np.cumsum(lengths)
@@ -178,10 +223,11 @@ class CentroidIndex:
             done = int(ends[a - 1]) if a else 0
             b = max(a + 1, int(np.searchsorted(ends, done + step, side="right")))
             d_offsets = np.concatenate([[0], ends[a:b] - done])
-            out[a:b] = reduce_maxsim(centroid_scores[:, self.row_codes(rows[a:b])], q_offsets, d_offsets)[0]
+            gathered = np.take(by_centroid, self.row_codes(rows[a:b]), axis=0)
+            out[a:b] = reduce_maxsim(gathered, q_offsets, d_offsets, doc_major=True)[0]
             a = b
         return out
 
 
-__all__ = ["CentroidIndex", "kmeans", "assign", "centroid_count", "ranges", "CENTROIDS_PER_SQRT_TOKEN",
+__all__ = ["CentroidIndex", "cluster", "kmeans", "assign", "centroid_count", "ranges", "CENTROIDS_PER_SQRT_TOKEN",
            "SAMPLE_PER_CENTROID", "KMEANS_ITERATIONS"]
