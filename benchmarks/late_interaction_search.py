@@ -31,7 +31,12 @@ from pathlib import Path
 import numpy as np
 
 from sentencekit.search.index import EmbeddingIndex
-from sentencekit.search.late_interaction_side import PackedTokens, default_ndocs, default_nprobe
+from sentencekit.search.late_interaction_side import (
+    AUTO_CENTROID_MIN_ROWS,
+    PackedTokens,
+    default_ndocs,
+    default_nprobe,
+)
 
 DIM, TOPICS, WORDS, COMMON = 128, 1000, 64, 512
 
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20, help="queries timed one by one (exact MaxSim: 3)")
     parser.add_argument("--nprobe", type=int, nargs="*", default=[1, 2, 4])
     parser.add_argument("--ndocs", type=int, nargs="*", default=[64, 256, 1024])
+    parser.add_argument("--faiss", action="store_true", help="also measure faiss IVF-PQ token retrieval (ColBERTv1)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     start = time.perf_counter()
@@ -154,12 +160,14 @@ def main() -> None:
             index.add([f"d{i}" for i in chunk], ids=[f"d{i}" for i in chunk], batch_size=4096)
         print(f"add in {args.segments} segments: {time.perf_counter() - start:.1f} s (float16 + k-means per segment, "
               f"{index.manifest['multivector']['parts'][0]['centroids']} centroids each)")
-        exact = report(index, queries, args, f"{args.segments} segments", None)
+        exact = report(index, queries, args, f"{args.segments} segments", None) if args.segments > 1 else None
         start = time.perf_counter()
         index.compact()
         print(f"compact into 1 segment: {time.perf_counter() - start:.1f} s "
               f"({index.manifest['multivector']['parts'][0]['centroids']} centroids)")
-        report(index, queries, args, "1 segment", exact)
+        exact = report(index, queries, args, "1 segment", exact)
+        if args.faiss:
+            faiss_tokens(index, queries, args, exact)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
@@ -184,8 +192,9 @@ def report(index: EmbeddingIndex, queries: PackedTokens, args, label: str, exact
     batch = (time.perf_counter() - start) / len(texts)
     disk = sum(p.stat().st_size for p in (index.path / "segments").glob("mvr-*"))
     n = len(index)
+    parts = sum(1 for p in side.parts if p.rows >= AUTO_CENTROID_MIN_ROWS)
     print(f"[{label}] EmbeddingIndex.search(retrieval='multivector'), defaults (nprobe {default_nprobe(k)}, ndocs "
-          f"{default_ndocs(k)}): first search (loads parts, builds lists) {first * 1e3:.0f} ms, then one query "
+          f"{default_ndocs(k, parts)}): first search (loads parts, builds lists) {first * 1e3:.0f} ms, then one query "
           f"median {statistics.median(per_query) * 1e3:.1f} ms, batch {batch * 1e3:.1f} ms/query; disk "
           f"{disk / n:.0f} B/document; RAM {side.nbytes / n:.0f} B/document (centroids, offsets, lists; the tokens "
           "stay memory-mapped)")
@@ -193,12 +202,48 @@ def report(index: EmbeddingIndex, queries: PackedTokens, args, label: str, exact
         exact_batch, exact_single, exact = timed_search(side, queries, k, snap, 3, nprobe=0)
         print(f"[{label}]   exact MaxSim: batch {exact_batch:.1f} ms/query, one query {exact_single:.0f} ms")
     settings = [(p, d) for p in args.nprobe for d in args.ndocs] if label == "1 segment" else [
-        (default_nprobe(k), default_ndocs(k))]
+        (default_nprobe(k), d) for d in args.ndocs]
     for nprobe, ndocs in settings:
         batch, single, found = timed_search(side, queries, k, snap, args.single, nprobe=nprobe, ndocs=ndocs)
         print(f"[{label}]   nprobe {nprobe:2d} ndocs {ndocs:5d}: recall@{k} {recall(found, exact, k):.3f}, batch "
               f"{batch:.1f} ms/query, one query {single:.1f} ms")
     return exact
+
+
+def faiss_tokens(index: EmbeddingIndex, queries: PackedTokens, args, exact, nlist: int = 1024, m: int = 16) -> None:
+    """ColBERTv1's candidate generation for comparison: a faiss ``IndexIVFPQ`` over every token vector (``nlist``
+    lists, ``m`` bytes per token); each query token fetches its ``k'`` nearest tokens, their documents are the
+    candidates, re-scored by exact MaxSim on the stored float16 tokens."""
+    import faiss
+
+    part = index._part_cache("multivector").side(index.manifest).parts[0]
+    tokens, offsets = part.packed.tokens, part.packed.offsets
+    start = time.perf_counter()
+    ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(DIM), DIM, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(0).choice(len(tokens), min(len(tokens), 64 * nlist), replace=False)
+    ivf.train(np.asarray(tokens[np.sort(sample)], np.float32))
+    for a in range(0, len(tokens), 500_000):
+        ivf.add(np.asarray(tokens[a:a + 500_000], np.float32))
+    build = time.perf_counter() - start
+    token_row = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    ram = len(tokens) * (m + 8) + nlist * DIM * 4  # PQ codes and ids per token, the coarse centroids
+    for nprobe, fetch in ((8, 32), (16, 64), (32, 128)):
+        ivf.nprobe = nprobe
+        found, times, reached = [], [], []
+        for q in range(queries.rows):
+            query = queries.tokens[queries.offsets[q]:queries.offsets[q + 1]]
+            begin = time.perf_counter()
+            _, ids = ivf.search(query, fetch)
+            rows = np.unique(token_row[ids[ids >= 0]])
+            reached.append(len(rows))
+            scores = part.maxsim(query, rows)
+            best = np.argsort(-scores, kind="stable")[:args.k]
+            times.append(time.perf_counter() - begin)
+            found.append([(int(r), int(r), float(sc)) for r, sc in zip(rows[best], scores[best])])
+        print(f"[faiss IVF{nlist},PQ{m} over tokens] nprobe {nprobe} k' {fetch}: recall@{args.k} "
+              f"{recall(found, exact, args.k):.3f}, one query {statistics.median(times) * 1e3:.1f} ms "
+              f"({statistics.median(reached):.0f} documents re-scored); build "
+              f"{build:.1f} s; RAM {ram / len(offsets):.0f} B/document")
 
 
 if __name__ == "__main__":

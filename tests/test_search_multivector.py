@@ -279,6 +279,13 @@ def test_candidate_search_recall_on_a_clustered_set(model, tmp_path, monkeypatch
     narrow = index.search(texts, top_k=10, retrieval="multivector", nprobe=1, ndocs=10)
     assert all(len(hits) <= 10 for hits in narrow)
 
+    split = EmbeddingIndex.create(tmp_path / "split", model, multivector_model=table)  # three segments, one pool
+    for chunk in np.array_split(np.arange(len(docs)), 3):
+        split.add([f"d{i}" for i in chunk], ids=[f"d{i}" for i in chunk])
+    pooled = split.search(texts, top_k=10, retrieval="multivector", nprobe=2, ndocs=128)
+    assert np.mean([len(set(ids(f)) & set(ids(e))) / 10 for f, e in zip(pooled, exact)]) >= 0.9
+    assert same_hits(split.search(texts, top_k=10, retrieval="multivector"), exact)  # small segments: exact
+
     monkeypatch.setattr(late_interaction_side, "AUTO_CENTROID_MIN_ROWS", 1000)  # the default switches by size
     default = index.search(texts, top_k=10, retrieval="multivector")
     assert default != exact and np.mean([len(set(ids(f)) & set(ids(e))) / 10 for f, e in zip(default, exact)]) >= 0.9
@@ -568,3 +575,13 @@ def test_packed_tokens_select_and_side_rows(colbert):
     picked = packed.select(np.array([2, 0, 1]))
     assert picked.offsets.tolist() == [0, 7, 12, 12]
     np.testing.assert_array_equal(picked.tokens[:7], packed.tokens[5:12])
+    more = colbert.encode_document(["closed on sundays", "v1 refund"])
+    side = late_interaction_side.LateInteractionSide(
+        [late_interaction_side.TokenPart.build(packed), late_interaction_side.TokenPart.build(PackedTokens.of(more))],
+        dim=TOKEN_DIM)
+    matrices = colbert.encode_document(["refund policy", "", "ship parcels worldwide"]) + more
+    for rows in ([4, 0, 3, 1], [0, 1, 2, 3, 4], [3], []):  # any order, across parts: what compaction carries
+        carried = side.rows(np.array(rows, np.int64))
+        expected = PackedTokens.of([matrices[r] for r in rows], TOKEN_DIM)
+        assert carried.tokens.dtype == np.float16 and carried.offsets.tolist() == expected.offsets.tolist()
+        np.testing.assert_array_equal(carried.tokens, expected.tokens.astype(np.float16))

@@ -52,7 +52,9 @@ from sentencekit.search.storage import SEGMENTS, check_size, damaged, load_npy, 
 from sentencekit.search.token_clusters import CentroidIndex, centroid_count, cluster, ranges
 
 ROLES = {"tokens": "mvtokens.npy", "offsets": "mvoffsets.npy", "codes": "mvcodes.npy", "centroids": "mvcentroids.npy"}
-AUTO_CENTROID_MIN_ROWS = 5_000  # a part with fewer rows is searched exactly unless nprobe is given
+# a part with fewer rows is searched exactly unless nprobe is given: one query's exact MaxSim costs ~13 ms per
+# 1,000 rows of 45 tokens on 2 CPU cores (benchmarks/late_interaction_search.py), candidates ~10 ms at 100k rows
+AUTO_CENTROID_MIN_ROWS = 2_000
 SCORE_ELEMENTS = 1 << 24  # queries x rows of exact scores held at once (64 MiB of float32)
 
 
@@ -62,9 +64,12 @@ def default_nprobe(k: int) -> int:
     return 2 if k <= 10 else 4 if k <= 100 else 8
 
 
-def default_ndocs(k: int) -> int:
-    """Rows per part re-scored by exact MaxSim when ``ndocs`` is not given."""
-    return max(256, 4 * k)
+def default_ndocs(k: int, parts: int = 1) -> int:
+    """Candidates re-scored by exact MaxSim per query when ``ndocs`` is not given, for ``parts`` segments
+    searched through candidates: twice as many from two segments on, since centroid-interaction scores of
+    different segments (different centroids) compare less well (``benchmarks/late_interaction_search.py``,
+    10 segments of 10k documents: recall@10 0.945 with 256, 0.998 with 512; one segment: 1.000 with 256)."""
+    return max(256, 4 * k) * (2 if parts > 1 else 1)
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,8 @@ class TokenPart:
         (:func:`~sentencekit.search.token_clusters.cluster`)."""
         with np.errstate(over="ignore"):  # overflow is refused just below, with a message
             tokens = np.asarray(rows.tokens).astype(np.float16, copy=False)
-        if not np.isfinite(tokens).all():
+        step = 1 << 20  # tokens checked at a time, so the check holds no second copy of the part
+        if not all(np.isfinite(tokens[a:a + step]).all() for a in range(0, len(tokens), step)):
             raise ValueError("Token vectors beyond the float16 range (65504) cannot be stored; a multi-vector model "
                              "returns L2-normalized tokens, were these made by one?")
         k = centroid_count(len(tokens))
@@ -269,16 +275,19 @@ class LateInteractionSide:
     def rows(self, rows: np.ndarray) -> PackedTokens:
         """The stored token matrices of global ``rows`` (float16), e.g. to carry them into a compacted segment."""
         rows = np.asarray(rows, np.int64)
-        ascending = bool((np.diff(rows) >= 0).all())  # compaction's rows are: no reordering copy then
-        order = np.arange(len(rows)) if ascending else np.argsort(rows, kind="stable")
-        part_of = np.searchsorted(self.bases, rows[order], side="right") - 1
-        pieces = [self.parts[i].packed.select(rows[order][part_of == i] - self.bases[i]) for i in np.unique(part_of)]
-        if len(pieces) <= 1:
-            joined = pieces[0] if pieces else PackedTokens(np.zeros((0, self.dim), np.float16), np.zeros(1, np.int64))
-        else:
-            lengths = np.concatenate([np.diff(p.offsets) for p in pieces])
-            joined = PackedTokens(np.concatenate([p.tokens for p in pieces]), np.concatenate([[0], np.cumsum(lengths)]))
-        return joined if ascending else joined.select(np.argsort(order, kind="stable"))
+        part_of = np.searchsorted(self.bases, rows, side="right") - 1
+        local = rows - self.bases[part_of]
+        lengths = np.zeros(len(rows), np.int64)
+        for i in np.unique(part_of):
+            offsets = self.parts[i].packed.offsets
+            lengths[part_of == i] = offsets[local[part_of == i] + 1] - offsets[local[part_of == i]]
+        out = np.concatenate([[0], np.cumsum(lengths)])
+        tokens = np.empty((int(out[-1]), self.dim), np.float16)  # filled in place: one copy of the tokens in RAM
+        for i in np.unique(part_of):
+            chosen, packed = np.flatnonzero(part_of == i), self.parts[i].packed
+            source = ranges(packed.offsets[local[chosen]], packed.offsets[local[chosen] + 1])
+            tokens[ranges(out[chosen], out[chosen + 1])] = packed.tokens[source]
+        return PackedTokens(tokens, out)
 
     def top(self, queries: PackedTokens, k: int, snap: Any, *, nprobe: int | None = None,
             ndocs: int | None = None) -> list[list[tuple[int, int, float]]]:
@@ -289,21 +298,22 @@ class LateInteractionSide:
         :data:`AUTO_CENTROID_MIN_ROWS` rows are searched through candidates with :func:`default_nprobe`, smaller
         ones exactly; a number searches every part through candidates; ``0`` searches every part exactly.
         ``ndocs``: candidate rows re-scored by exact MaxSim per query, the best by centroid interaction over
-        all the parts searched through candidates (default :func:`default_ndocs`). Raises ``ValueError`` for a
+        all the parts searched through candidates (default :func:`default_ndocs`, 256 for ``k <= 64``, twice
+        that when several segments are searched through candidates). Raises ``ValueError`` for a
         negative ``nprobe`` or a non-positive ``ndocs``.
         """
         if nprobe is not None and (not isinstance(nprobe, int) or nprobe < 0):
             raise ValueError(f"nprobe must be a non-negative integer (0: exact MaxSim), got {nprobe!r}")
         if ndocs is not None and (not isinstance(ndocs, int) or ndocs <= 0):
             raise ValueError(f"ndocs must be a positive integer (candidates re-scored exactly), got {ndocs!r}")
-        depth = ndocs or default_ndocs(k)
+        probes = [_nprobe(part, nprobe, k) for part in self.parts]
+        depth = ndocs or default_ndocs(k, sum(1 for p in probes if p))
         hits: list[list[tuple[int, int, float]]] = [[] for _ in range(queries.rows)]
         asked = [q for q in range(queries.rows) if queries.offsets[q + 1] > queries.offsets[q]]
         pools: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {q: [] for q in asked}  # (part, rows, approx)
-        for i, (part, base) in enumerate(zip(self.parts, self.bases)):
+        for i, (part, base, probe) in enumerate(zip(self.parts, self.bases, probes)):
             alive = snap.alive[base:base + part.rows]
-            probe = nprobe if nprobe is not None else (default_nprobe(k) if part.rows >= AUTO_CENTROID_MIN_ROWS else 0)
-            if probe and len(part.centroids):
+            if probe:
                 for q in asked:
                     query = queries.tokens[queries.offsets[q]:queries.offsets[q + 1]]
                     pools[q].append((i, *part.lists.candidates(query @ part.centroids.T, probe, depth, alive)))
@@ -321,6 +331,15 @@ class LateInteractionSide:
                 part, base = self.parts[i], self.bases[i]
                 hits[q] += _best_docs(rows, part.maxsim(query, rows), snap.row_doc[base:base + part.rows], base, k)
         return [sorted(h, key=lambda hit: (-hit[2], hit[1]))[:k] for h in hits]
+
+
+def _nprobe(part: TokenPart, nprobe: int | None, k: int) -> int:
+    """Centroids each query token probes in ``part`` (0: exact MaxSim over the whole part)."""
+    if not len(part.centroids):
+        return 0
+    if nprobe is not None:
+        return nprobe
+    return default_nprobe(k) if part.rows >= AUTO_CENTROID_MIN_ROWS else 0
 
 
 def _best_docs(rows: np.ndarray, scores: np.ndarray, row_doc: np.ndarray, base: int,
