@@ -15,7 +15,10 @@ Search, per segment (*part*), exact or through candidates:
   interaction (MaxSim with tokens replaced by their centroids), and the best ``ndocs`` are re-scored by
   exact MaxSim on their stored tokens. Returned scores are always exact MaxSim over the stored tokens.
 
-``benchmarks/late_interaction_search.py`` measures both (see its docstring for the table).
+``benchmarks/late_interaction_search.py`` (its docstring has the table): 100k synthetic documents of 45 tokens
+(dim 128), queries of 32 tokens, 2 shared CPU cores: exact MaxSim takes ~2 s for one query (0.5 s per query in
+a batch of 100); candidates with the defaults 28 ms at recall@10 1.000 against exact in one segment, 55 ms at
+0.998 in ten; 11.8 KB per document on disk, 379 bytes in RAM.
 
 Storage (never pickle; ``.npy`` loaded with ``allow_pickle=False``), one part per segment, written in the same
 commit as the segment (:mod:`sentencekit.search.segment_sides` keeps the parts following add / delete /
