@@ -187,7 +187,7 @@ def main() -> None:
                   f"{first * 1e3:.0f} ms; one query median {statistics.median(per_query) * 1e3:.2f} ms; "
                   f"batch of {args.queries}: {seconds * 1e3 / args.queries:.2f} ms/query; sparse files "
                   f"{disk / 2**20:.1f} MiB; posting lists in RAM "
-                  f"{idx._sparse.side(idx.manifest).nbytes / 2**20:.1f} MiB")
+                  f"{idx._part_cache('sparse').side(idx.manifest).nbytes / 2**20:.1f} MiB")
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

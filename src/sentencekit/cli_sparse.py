@@ -143,7 +143,7 @@ def check_sparse_match(index: str, manifest: dict[str, Any], model: Any) -> None
     fingerprint); nothing for an index without a sparse side."""
     if not has_sparse_side(manifest):
         return
-    from sentencekit.search.sparse_side import model_info
+    from sentencekit.search.segment_sides import model_info
 
     recorded, given = manifest["sparse"]["model"], model_info(model)
     if given["fingerprint"] != recorded.get("fingerprint"):

@@ -1,6 +1,7 @@
 """Retrieval other than plain dense search in :meth:`EmbeddingIndex.search
 <sentencekit.search.index.EmbeddingIndex.search>`: checking the options, choosing the sides to fuse (dense
-vectors, learned-sparse vectors, BM25) and fusing each side's candidates into one ranking per query.
+vectors, learned-sparse vectors, late-interaction token vectors, BM25) and fusing each side's candidates into
+one ranking per query.
 
 Each side retrieves ``candidates`` documents (default ``max(k, 100)``), then the lists are fused by
 :mod:`sentencekit.search.fusion`; every fused document records which side(s) found it, at which rank
@@ -20,9 +21,9 @@ from typing import Any
 from sentencekit.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from sentencekit.search.results import lexical_row, make_hit
 
-RETRIEVALS = ("dense", "lexical", "sparse", "hybrid")
+RETRIEVALS = ("dense", "lexical", "sparse", "multivector", "hybrid")
 FUSIONS = ("rrf", "weighted")
-SIDES = ("dense", "sparse", "lexical")  # fusion order; a hit's chunk is the first of these sides' best row
+SIDES = ("dense", "sparse", "multivector", "lexical")  # fusion order; a hit's chunk: the first side's best row
 DEFAULT_CANDIDATES = 100  # per side, before fusion: deep enough that a document one side ranks low still counts
 
 Weights = tuple[float, ...] | dict[str, float] | None
@@ -31,7 +32,7 @@ Weights = tuple[float, ...] | dict[str, float] | None
 def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] | Mapping[str, float] | None,
                   rrf_k: float, candidates: int | None) -> Weights:
     """Validate the retrieval options of ``search``; returns ``fusion_weights`` as a tuple of floats (one per
-    fused side, in the order dense, sparse, lexical of the sides used), a dict ``{side: weight}`` (only
+    fused side, in the order dense, sparse, multivector, lexical of the sides used), a dict ``{side: weight}`` (only
     those sides are fused) or ``None`` (equal weights); :func:`hybrid_sides` matches them to the sides.
 
     >>> check_options("hybrid", "weighted", (1, 3), 60, None)
@@ -39,7 +40,7 @@ def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] |
     >>> check_options("semantic", "rrf", None, 60, None)
     Traceback (most recent call last):
     ...
-    ValueError: retrieval must be one of dense, lexical, sparse, hybrid, got 'semantic'
+    ValueError: retrieval must be one of dense, lexical, sparse, multivector, hybrid, got 'semantic'
     """
     if retrieval not in RETRIEVALS:
         raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}, got {retrieval!r}")
@@ -58,22 +59,26 @@ def check_options(retrieval: str, fusion: str, fusion_weights: Sequence[float] |
                          f"are {', '.join(SIDES)}")
     values = [float(w) for w in (fusion_weights.values() if named else fusion_weights)]
     if not values or any(not math.isfinite(w) or w < 0 for w in values) or sum(values) <= 0:
-        raise ValueError("fusion_weights must be non-negative numbers, one per fused side (dense, then sparse and "
-                         "lexical as the index keeps them) or a dict {side: weight}, not all 0; "
+        raise ValueError("fusion_weights must be non-negative numbers, one per fused side (dense, then sparse, "
+                         "multivector and lexical as the index keeps them) or a dict {side: weight}, not all 0; "
                          f"got {fusion_weights!r}")
     return dict(zip(fusion_weights, values)) if named else tuple(values)
 
 
-def hybrid_sides(retrieval: str, weights: Weights, *, has_sparse: bool, has_lexical: bool) -> dict[str, float]:
-    """The sides ``retrieval`` fuses and their weights. ``"lexical"`` / ``"sparse"``: that side alone.
-    ``"hybrid"``: the sides a dict of weights names; otherwise dense, plus the sparse side if the index keeps
-    one, plus the lexical side if it keeps one or has no sparse side (then the lexical side is built). A
-    tuple of weights needs one weight per side; default 1 each (``weighted`` fusion rescales them to sum 1).
+def hybrid_sides(retrieval: str, weights: Weights, *, has_sparse: bool, has_lexical: bool,
+                 has_multivector: bool = False) -> dict[str, float]:
+    """The sides ``retrieval`` fuses and their weights. ``"lexical"`` / ``"sparse"`` / ``"multivector"``: that
+    side alone. ``"hybrid"``: the sides a dict of weights names; otherwise dense, plus the sparse and the
+    multi-vector side if the index keeps them, plus the lexical side if it keeps one or has neither of those
+    (then the lexical side is built). A tuple of weights needs one weight per side; default 1 each
+    (``weighted`` fusion rescales them to sum 1).
 
     >>> hybrid_sides("hybrid", None, has_sparse=True, has_lexical=False)
     {'dense': 1.0, 'sparse': 1.0}
     >>> hybrid_sides("hybrid", (0.3, 0.7), has_sparse=False, has_lexical=False)
     {'dense': 0.3, 'lexical': 0.7}
+    >>> hybrid_sides("hybrid", None, has_sparse=False, has_lexical=True, has_multivector=True)
+    {'dense': 1.0, 'multivector': 1.0, 'lexical': 1.0}
     """
     if retrieval != "hybrid":
         return {retrieval: 1.0}
@@ -82,7 +87,8 @@ def hybrid_sides(retrieval: str, weights: Weights, *, has_sparse: bool, has_lexi
             raise ValueError(f"hybrid retrieval fuses at least two sides; fusion_weights names only "
                              f"{', '.join(weights)}. Name two or more sides, or use retrieval={next(iter(weights))!r}")
         return {side: weights[side] for side in SIDES if side in weights}
-    sides = ["dense"] + (["sparse"] if has_sparse else []) + (["lexical"] if has_lexical or not has_sparse else [])
+    learned = (["sparse"] if has_sparse else []) + (["multivector"] if has_multivector else [])
+    sides = ["dense"] + learned + (["lexical"] if has_lexical or not learned else [])
     if weights is None:
         return dict.fromkeys(sides, 1.0)
     if len(weights) != len(sides):

@@ -39,6 +39,8 @@ from sentencekit.search.model_check import (
     mismatches,
 )
 from sentencekit.search.results import best_per_doc, make_hit, rerank
+from sentencekit.search.segment_sides import PART_SIDES, PartCache, encode_segment, next_entry, part_kinds
+from sentencekit.search.segment_sides import mismatches as side_mismatches
 from sentencekit.search.segments import (
     SegmentCache,
     Snapshot,
@@ -92,13 +94,14 @@ class EmbeddingIndex:
     """
 
     def __init__(self, path: Path, model: Any, manifest: dict[str, Any], lock_timeout: float,
-                 sparse_model: Any = None) -> None:
-        """Use :meth:`create` or :meth:`open`."""
+                 side_models: dict[str, Any] | None = None) -> None:
+        """Use :meth:`create` or :meth:`open`. ``side_models``: the model of each per-segment side (sparse,
+        multivector) the index was opened with."""
         self.path = Path(path)
         self.lock_timeout = float(lock_timeout)
         self._model = model
-        self._sparse_model = sparse_model
-        self._sparse: Any = None  # sparse_side.PartCache of the loaded sparse parts
+        self._side_models = {key: m for key, m in (side_models or {}).items() if m is not None}
+        self._part_caches: dict[str, PartCache] = {}  # the loaded parts of each per-segment side
         self._cache = SegmentCache(self.path)
         self._snap = self._load(manifest)
         self._stamp: tuple[int, int, int] | None = None
@@ -120,6 +123,7 @@ class EmbeddingIndex:
         backend: Literal["exact", "hnsw", "auto"] = "exact",
         lexical: bool = False,
         sparse_model: Any = None,
+        multivector_model: Any = None,
         lock_timeout: float = 60.0,
     ) -> EmbeddingIndex:
         """Create an empty index in the new (or empty) folder ``path`` for ``model`` (a bi-encoder).
@@ -138,8 +142,14 @@ class EmbeddingIndex:
         for ``search(retrieval="sparse" | "hybrid")``: every added document is encoded by both models, and
         the sparse model's fingerprint is recorded like the dense model's.
 
+        ``multivector_model`` (a late-interaction encoder, e.g. ColBERT: ``encode_document`` / ``encode_query(texts,
+        convert_to_numpy=True)`` -> one ``[n_tokens, dim]`` array per text) also keeps a late-interaction side
+        (:mod:`sentencekit.search.late_interaction_side`: float16 token vectors and k-means centroids per
+        segment) for ``search(retrieval="multivector" | "hybrid")``, recorded and checked the same way.
+
         >>> index = EmbeddingIndex.create("docs-index", model, precision="ubinary")  # doctest: +SKIP
         >>> index = EmbeddingIndex.create("hybrid-index", model, sparse_model=splade)  # doctest: +SKIP
+        >>> index = EmbeddingIndex.create("colbert-index", model, multivector_model=colbert)  # doctest: +SKIP
         """
         check_bi_encoder(model)
         if precision not in PRECISIONS:
@@ -170,17 +180,19 @@ class EmbeddingIndex:
             from sentencekit.search.lexical import write_lexical
 
             manifest["lexical"] = write_lexical(root, new_name("lex", 0), Snapshot({"log": []}))
-        if sparse_model is not None:
-            from sentencekit.search.sparse_side import import_scipy_sparse, new_entry
-
-            import_scipy_sparse()
-            manifest["sparse"] = new_entry(sparse_model)
+        side_models = {"sparse": sparse_model, "multivector": multivector_model}
+        for key, side_model in side_models.items():
+            if side_model is not None:
+                kind = part_kinds()[key]
+                kind.require()
+                kind.check_model(side_model)
+                manifest[key] = kind.new_entry(side_model)
         (root / SEGMENTS).mkdir(parents=True, exist_ok=True)
         with writer_lock(root, lock_timeout):
             if manifest_path(root).exists():
                 raise FileExistsError(f"Another process created an embedding index at {root} meanwhile.")
             write_manifest(root, manifest)
-        return cls(root, model, read_manifest(root), lock_timeout, sparse_model)
+        return cls(root, model, read_manifest(root), lock_timeout, side_models)
 
     @classmethod
     def open(
@@ -191,15 +203,17 @@ class EmbeddingIndex:
         normalize: bool | None = None,
         truncate_dim: int | None = None,
         sparse_model: Any = None,
+        multivector_model: Any = None,
         lock_timeout: float = 60.0,
     ) -> EmbeddingIndex:
         """Open an existing index. ``model`` must be the model it was built with (same fingerprint and
         output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones, and so
-        must ``sparse_model`` (its fingerprint) on an index that keeps a sparse side.
+        must ``sparse_model`` / ``multivector_model`` (their fingerprints) on an index that keeps that side.
         Anything else raises :class:`~sentencekit.search.errors.IndexMismatchError` listing recorded vs
         given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``). An index
-        with a sparse side opened without ``sparse_model`` searches, deletes and compacts, but cannot add
-        documents (they would have no sparse vectors) or search the sparse side.
+        with a sparse (multi-vector) side opened without ``sparse_model`` (``multivector_model``) searches,
+        deletes and compacts, but cannot add documents (they would have no vectors on that side) or search
+        that side.
 
         >>> index = EmbeddingIndex.open("docs-index", model)  # doctest: +SKIP
         >>> EmbeddingIndex.open("docs-index").manifest["dimension"]  # doctest: +SKIP
@@ -210,14 +224,14 @@ class EmbeddingIndex:
         if model is not None:
             check_bi_encoder(model)
         problems = mismatches(manifest, model, normalize=normalize, truncate_dim=truncate_dim)
-        if sparse_model is not None:
-            from sentencekit.search import sparse_side
-
-            sparse_side.check_sparse_encoder(sparse_model)
-            problems += sparse_side.mismatches(manifest, sparse_model)
+        side_models = {"sparse": sparse_model, "multivector": multivector_model}
+        for key, side_model in side_models.items():
+            if side_model is not None:
+                part_kinds()[key].check_model(side_model)
+                problems += side_mismatches(part_kinds()[key], manifest, side_model)
         if problems:
             raise mismatch_error(root, problems)
-        return cls(root, model, manifest, lock_timeout, sparse_model)
+        return cls(root, model, manifest, lock_timeout, side_models)
 
     # -- damage ----------------------------------------------------------------------------------
     @classmethod
@@ -236,12 +250,13 @@ class EmbeddingIndex:
 
     @classmethod
     def repair(cls, path: str | os.PathLike, model: Any = None, *, sparse_model: Any = None,
-               lock_timeout: float = 60.0) -> dict[str, Any]:
+               multivector_model: Any = None, lock_timeout: float = 60.0) -> dict[str, Any]:
         """Make a damaged index at ``path`` usable again: damaged entries are dropped from the manifest
         (their files moved to ``damaged/``); with ``model``, segments whose stored texts survive are
-        re-embedded instead (and their sparse rows re-encoded with ``sparse_model``, else the sparse side
-        is dropped when any of its files is damaged). The report lists ``lost_ids`` (documents to add again),
-        ``lost_unknown`` (documents whose ids were unreadable too) and ``reembedded`` ids. A damaged
+        re-embedded instead (and damaged parts of the sparse / multi-vector side re-encoded with
+        ``sparse_model`` / ``multivector_model``, else that side is dropped when any of its files is
+        damaged). The report lists ``lost_ids`` (documents to add again), ``lost_unknown`` (documents whose
+        ids were unreadable too) and ``reembedded`` ids. A damaged
         ``manifest.json`` cannot be repaired. See :mod:`sentencekit.search.integrity`.
 
         >>> EmbeddingIndex.repair("docs-index", model)["lost_ids"]  # doctest: +SKIP
@@ -249,7 +264,8 @@ class EmbeddingIndex:
         """
         from sentencekit.search.integrity import repair
 
-        return repair(path, model, sparse_model=sparse_model, lock_timeout=lock_timeout)
+        return repair(path, model, sparse_model=sparse_model, multivector_model=multivector_model,
+                      lock_timeout=lock_timeout)
 
     # -- inspection ------------------------------------------------------------------------------
     @property
@@ -368,9 +384,10 @@ class EmbeddingIndex:
         pieces = row_texts(docs)
         vectors = embed(model, settings, pieces, query=False, batch_size=batch_size,
                         show_progress_bar=show_progress_bar)
-        sparse = self._encode_sparse(settings, pieces, query=False, action="add documents")
+        encoded = {key: self._encode_side(key, settings, pieces, query=False, action="add documents")
+                   for key in PART_SIDES}
         final_ids: list[str] = []
-        written: list[str] = []  # the new segment's name: the sparse rows are its rows
+        written: list[str] = []  # the new segment's name: the sides' encoded rows are its rows
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
             final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
@@ -383,7 +400,8 @@ class EmbeddingIndex:
             updates = {} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1}
             return manifest["log"] + [entry], updates
 
-        self._commit(write, sparse_rows=lambda segment: sparse if segment["name"] in written else None)
+        self._commit(write, side_rows={key: lambda segment, rows=rows: rows if segment["name"] in written else None
+                                       for key, rows in encoded.items()})
         return list(final_ids)
 
     def delete(self, ids: str | Sequence[str], *, missing_ok: bool = False) -> int:
@@ -419,7 +437,7 @@ class EmbeddingIndex:
         >>> index.compact()  # doctest: +SKIP
         """
         self._require_model("compact the index")
-        carried: list[Any] = []  # (old manifest, live rows): the new segment's sparse rows are these rows' ones
+        carried: list[Any] = []  # (old manifest, live rows): the new segment's side rows are these rows' ones
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
             numbers = list(snap.live.values())
@@ -433,7 +451,8 @@ class EmbeddingIndex:
                                   manifest["precision"])
             return [entry], {}
 
-        self._commit(write, sparse_rows=lambda segment: self._parts().side(carried[0]).rows(carried[1]))
+        self._commit(write, side_rows={key: lambda segment, key=key: self._part_cache(key).side(carried[0]).rows(
+            carried[1]) for key in PART_SIDES})
 
     def enable_lexical(self) -> None:
         """Keep a lexical (BM25) side from now on: built from the stored texts of the live documents and
@@ -459,31 +478,46 @@ class EmbeddingIndex:
         >>> index.enable_sparse(splade); index.manifest["sparse"]["vocab"]  # doctest: +SKIP
         30522
         """
-        from sentencekit.search import sparse_side
+        self._enable_side("sparse", sparse_model)
 
-        self._require_model("build the sparse side")
-        sparse_model = sparse_model if sparse_model is not None else self._require_sparse_model("build the sparse side")
-        sparse_side.check_sparse_encoder(sparse_model)
+    def enable_multivector(self, multivector_model: Any = None) -> None:
+        """Keep a late-interaction side from now on, for ``multivector_model`` (a ColBERT-style encoder;
+        default: the one the index was opened with), as :meth:`enable_sparse` does for a sparse model: every
+        stored document (each chunk, each title) is encoded into token vectors and committed (with the
+        k-means centroids of each segment's tokens), then every ``add`` encodes its documents too. On an
+        index that has one, only checks that ``multivector_model`` is its model (``IndexMismatchError``).
+
+        >>> index.enable_multivector(colbert); index.manifest["multivector"]["dim"]  # doctest: +SKIP
+        128
+        """
+        self._enable_side("multivector", multivector_model)
+
+    def _enable_side(self, key: str, side_model: Any) -> None:
+        kind = part_kinds()[key]
+        action = f"build the {kind.label} side"
+        self._require_model(action)
+        side_model = side_model if side_model is not None else self._require_side_model(key, action)
+        kind.check_model(side_model)
         snap = self._refresh()
-        if isinstance(snap.manifest.get("sparse"), dict):
-            if sparse_side.mismatches(snap.manifest, sparse_model):
-                raise mismatch_error(self.path, sparse_side.mismatches(snap.manifest, sparse_model))
-            self._sparse_model = sparse_model
+        if isinstance(snap.manifest.get(key), dict):
+            if side_mismatches(kind, snap.manifest, side_model):
+                raise mismatch_error(self.path, side_mismatches(kind, snap.manifest, side_model))
+            self._side_models[key] = side_model
             return
-        sparse_side.import_scipy_sparse()
-        entry = sparse_side.new_entry(sparse_model)
-        encoded = {seg["name"]: sparse_side.encode_segment(self.path, sparse_model, entry, seg)
+        kind.require()
+        entry = kind.new_entry(side_model)
+        encoded = {seg["name"]: encode_segment(kind, self.path, side_model, entry, seg)
                    for seg in snap.manifest["log"] if seg["kind"] == "segment"}
-        self._sparse_model = sparse_model
+        self._side_models[key] = side_model
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
-            if not isinstance(manifest.get("sparse"), dict):
-                return manifest["log"], {"sparse": entry}
-            if sparse_side.mismatches(manifest, sparse_model):  # another process enabled it meanwhile
-                raise mismatch_error(self.path, sparse_side.mismatches(manifest, sparse_model))
+            if not isinstance(manifest.get(key), dict):
+                return manifest["log"], {key: entry}
+            if side_mismatches(kind, manifest, side_model):  # another process enabled it meanwhile
+                raise mismatch_error(self.path, side_mismatches(kind, manifest, side_model))
             return manifest["log"], {}
 
-        self._commit(write, sparse_rows=lambda seg: encoded.get(seg["name"]))
+        self._commit(write, side_rows={key: lambda seg: encoded.get(seg["name"])})
 
     # -- searching -------------------------------------------------------------------------------
     def search(
@@ -496,11 +530,13 @@ class EmbeddingIndex:
         batch_size: int = 32,
         rescore_multiplier: int = 4,
         ef_search: int | None = None,
-        retrieval: Literal["dense", "lexical", "sparse", "hybrid"] = "dense",
+        retrieval: Literal["dense", "lexical", "sparse", "multivector", "hybrid"] = "dense",
         fusion: Literal["rrf", "weighted"] = "rrf",
         fusion_weights: Sequence[float] | dict[str, float] | None = None,
         rrf_k: float = 60,
         candidates: int | None = None,
+        nprobe: int | None = None,
+        ndocs: int | None = None,
     ) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """The ``top_k`` most similar documents: for one query string a list of hits, for a list of
         queries one list per query. A hit is ``{"id", "score", "text", "metadata"}``, plus ``"chunk":
@@ -517,17 +553,26 @@ class EmbeddingIndex:
         ``retrieval`` picks the first stage: ``"dense"`` (embeddings, the default), ``"lexical"`` (BM25 over
         the stored texts, :mod:`sentencekit.search.lexical`; needs ``sentencekit[hybrid]``), ``"sparse"``
         (exact dot product of learned-sparse vectors, :mod:`sentencekit.search.sparse_side`; the index must
-        keep a sparse side and be opened with its ``sparse_model``) or ``"hybrid"``: dense, plus the sparse
-        side if the index keeps one, plus the lexical side if it keeps one or has no sparse side (a dict
+        keep a sparse side and be opened with its ``sparse_model``), ``"multivector"`` (MaxSim over token
+        vectors, :mod:`sentencekit.search.late_interaction_side`; the index must keep a multi-vector side and
+        be opened with its ``multivector_model``) or ``"hybrid"``: dense, plus the sparse and multi-vector
+        sides the index keeps, plus the lexical side if it keeps one or has neither (a dict
         ``fusion_weights`` picks the sides instead). Each side retrieves ``candidates`` documents (default
         ``max(top_k, 100)``, or ``max(rerank_top_n, 100)`` with a reranker) and ``fusion`` merges them:
         ``"rrf"``, reciprocal rank fusion with constant ``rrf_k``
         (:func:`~sentencekit.search.fusion.reciprocal_rank_fusion`), or ``"weighted"``, a convex combination
         of min-max normalised scores (:func:`~sentencekit.search.fusion.weighted_score_fusion`).
-        ``fusion_weights``: one weight per fused side in the order dense, sparse, lexical (e.g. ``(dense,
-        lexical)``), or ``{side: weight}``; default equal weights. The reranker, if any, re-scores the fused
-        list. Lexical, sparse and hybrid hits carry ``"score"`` (BM25, dot product, or the fused score) and
-        ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that retrieved the document.
+        ``fusion_weights``: one weight per fused side in the order dense, sparse, multivector, lexical (e.g.
+        ``(dense, lexical)``), or ``{side: weight}``; default equal weights. The reranker, if any, re-scores
+        the fused list. Lexical, sparse, multivector and hybrid hits carry ``"score"`` (BM25, dot product,
+        MaxSim, or the fused score) and ``"found_by"``: ``{side: {"rank", "score"}}`` for each side that
+        retrieved the document.
+        ``nprobe`` and ``ndocs`` steer the multi-vector side: segments of at least
+        :data:`~sentencekit.search.late_interaction_side.AUTO_CENTROID_MIN_ROWS` rows are searched through
+        candidates (each query token probes its ``nprobe`` nearest token centroids; the ``ndocs`` best
+        candidates by centroid interaction are re-scored by exact MaxSim), smaller ones exactly; a given
+        ``nprobe`` uses candidates in every segment, ``nprobe=0`` exact MaxSim in every one. Defaults grow
+        with the depth asked (:func:`~sentencekit.search.late_interaction_side.default_nprobe`, ``default_ndocs``).
         A chunked document found by BM25 alone reports the chunk holding most query terms. An
         index without a lexical side gets one built and committed on its first lexical or hybrid search.
 
@@ -556,20 +601,24 @@ class EmbeddingIndex:
             results = [[make_hit(snap, *h) for h in hits] for hits in found]
         else:
             sides = hybrid_sides(retrieval, weights, has_sparse=isinstance(snap.manifest.get("sparse"), dict),
-                                 has_lexical=isinstance(snap.manifest.get("lexical"), dict))
-            lexical = sparse = None
+                                 has_lexical=isinstance(snap.manifest.get("lexical"), dict),
+                                 has_multivector=isinstance(snap.manifest.get("multivector"), dict))
+            lexical = None
             if "lexical" in sides:
                 lexical, snap = self._lexical_side(snap)
-            if "sparse" in sides:  # last: its rows must be numbered as the snapshot the hits are made from
-                sparse, snap = self._sparse_side(snap)
+            # last: their rows must be numbered as the snapshot the hits are made from
+            learned, snap = self._part_sides([key for key in PART_SIDES if key in sides], snap)
             depth = first_k if retrieval != "hybrid" else candidate_depth(first_k, candidates)
             found: dict[str, list[list[tuple[int, int | None, float]]]] = {}
             for side in sides:
                 if side == "dense":
                     vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)
                     found[side] = self._retrieve(snap, vectors, depth, rescore_multiplier, ef_search)
-                elif side == "sparse":
-                    found[side] = sparse.top(self._encode_sparse(snap.manifest, queries, query=True), depth, snap)
+                elif side in learned:
+                    encoded = self._encode_side(side, snap.manifest, queries, query=True,
+                                                action=f"search the {part_kinds()[side].label} side")
+                    options = {"nprobe": nprobe, "ndocs": ndocs} if side == "multivector" else {}
+                    found[side] = learned[side].top(encoded, depth, snap, **options)
                 else:
                     found[side] = [[(snap.live[i], None, score) for i, score in hits if i in snap.live]
                                    for hits in lexical.top(queries, depth)]
@@ -600,18 +649,20 @@ class EmbeddingIndex:
             return self._lexical[1], snap
         raise AssertionError("unreachable")
 
-    def _sparse_side(self, snap: Snapshot) -> tuple[Any, Snapshot]:
-        """The loaded sparse side of ``snap`` (parts of new segments are loaded, the others kept), and the
-        snapshot it belongs to: a newer one if a concurrent writer removed its files meanwhile."""
-        if not isinstance(snap.manifest.get("sparse"), dict):
-            raise ValueError(f"The index at {self.path} keeps no sparse side, so retrieval='sparse' has nothing to "
-                             "search. Create the index with EmbeddingIndex.create(path, model, sparse_model=...), or "
-                             f"add one with index.enable_sparse(sparse_model) (encodes the {len(snap.live)} stored "
-                             "documents).")
-        self._require_sparse_model("search the sparse side")
+    def _part_sides(self, keys: list[str], snap: Snapshot) -> tuple[dict[str, Any], Snapshot]:
+        """The loaded per-segment sides ``keys`` of ``snap`` (parts of new segments are loaded, the others
+        kept), and the snapshot they belong to: a newer one if a concurrent writer removed their files."""
+        for key in keys:
+            if not isinstance(snap.manifest.get(key), dict):
+                kind = part_kinds()[key]
+                raise ValueError(f"The index at {self.path} keeps no {kind.label} side, so retrieval={key!r} has "
+                                 f"nothing to search. Create the index with EmbeddingIndex.create(path, model, "
+                                 f"{kind.model_arg}=...), or add one with index.{kind.enable}({kind.model_arg}) "
+                                 f"(encodes the {len(snap.live)} stored documents).")
+            self._require_side_model(key, f"search the {part_kinds()[key].label} side")
         for attempt in range(10):
             try:
-                return self._parts().side(snap.manifest), snap
+                return {key: self._part_cache(key).side(snap.manifest) for key in keys}, snap
             except FileNotFoundError as exc:  # a writer committed meanwhile and removed these files
                 if attempt == 9:
                     raise self._missing_file(exc) from exc
@@ -619,21 +670,16 @@ class EmbeddingIndex:
                 snap = self._refresh()
         raise AssertionError("unreachable")
 
-    def _parts(self) -> Any:
-        from sentencekit.search.sparse_side import PartCache
+    def _part_cache(self, key: str) -> PartCache:
+        if key not in self._part_caches:
+            self._part_caches[key] = PartCache(part_kinds()[key], self.path)
+        return self._part_caches[key]
 
-        if self._sparse is None:
-            self._sparse = PartCache(self.path)
-        return self._sparse
-
-    def _encode_sparse(self, manifest: dict[str, Any], texts: list[str], *, query: bool,
-                       action: str = "search the sparse side") -> Any:
-        """Sparse rows of ``texts`` (CSR), or ``None`` when the index keeps no sparse side."""
-        if not isinstance(manifest.get("sparse"), dict):
+    def _encode_side(self, key: str, manifest: dict[str, Any], texts: list[str], *, query: bool, action: str) -> Any:
+        """Rows of ``texts`` for the ``key`` side (sparse, multivector), or ``None`` when the index keeps none."""
+        if not isinstance(manifest.get(key), dict):
             return None
-        from sentencekit.search.sparse_side import encode
-
-        return encode(self._require_sparse_model(action), manifest["sparse"], texts, query=query)
+        return part_kinds()[key].encode(self._require_side_model(key, action), manifest[key], texts, query=query)
 
     def _retrieve(self, snap: Snapshot, queries: np.ndarray, k: int, multiplier: int,
                   ef_search: int | None) -> list[list[tuple[int, int, float]]]:
@@ -703,15 +749,16 @@ class EmbeddingIndex:
                                      "the model it was built with.")
         return self._model
 
-    def _require_sparse_model(self, action: str) -> Any:
-        if self._sparse_model is None:
-            recorded = self._snap.manifest.get("sparse") or {}
-            info = recorded.get("model", {})
-            raise IndexReadOnlyError(f"Cannot {action}: the index at {self.path} keeps a sparse side (sparse model "
-                                     f"{info.get('name_or_path')!r}, fingerprint {info.get('fingerprint')}) but was "
-                                     "opened without a sparse model. Open it with EmbeddingIndex.open(path, model, "
-                                     "sparse_model=...), using the sparse model it was built with.")
-        return self._sparse_model
+    def _require_side_model(self, key: str, action: str) -> Any:
+        if key not in self._side_models:
+            kind = part_kinds()[key]
+            info = (self._snap.manifest.get(key) or {}).get("model", {})
+            raise IndexReadOnlyError(f"Cannot {action}: the index at {self.path} keeps a {kind.label} side "
+                                     f"({kind.label} model {info.get('name_or_path')!r}, fingerprint "
+                                     f"{info.get('fingerprint')}) but was opened without a {kind.label} model. Open it "
+                                     f"with EmbeddingIndex.open(path, model, {kind.model_arg}=...), using the "
+                                     f"{kind.label} model it was built with.")
+        return self._side_models[key]
 
     def _load(self, manifest: dict[str, Any]) -> Snapshot:
         """Snapshot of ``manifest``; re-reads the manifest if a concurrent compaction removed a file."""
@@ -742,11 +789,11 @@ class EmbeddingIndex:
         return self._snap
 
     def _commit(self, write: Callable[[dict[str, Any], Snapshot], tuple[list[dict], dict]],
-                sparse_rows: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                side_rows: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> None:
         """Run ``write(manifest, snapshot) -> (new log, manifest updates)`` under the writer lock on the
-        latest committed state, then commit the new manifest (the commit point). On an index with a sparse
-        side, a new segment's sparse rows come from ``sparse_rows(segment entry)`` (``None``: encoded now
-        from its stored texts)."""
+        latest committed state, then commit the new manifest (the commit point). On an index with per-segment
+        sides (sparse, multivector), a new segment's rows of side ``key`` come from ``side_rows[key](segment
+        entry)`` (missing or ``None``: encoded now from its stored texts)."""
         with writer_lock(self.path, self.lock_timeout):
             manifest = read_manifest(self.path)
             remove_uncommitted(self.path, manifest)  # leftovers of writers that died before committing
@@ -763,12 +810,11 @@ class EmbeddingIndex:
                 from sentencekit.search.lexical import write_lexical
 
                 new["lexical"] = write_lexical(self.path, new_name("lex", new["generation"]), new_snap)
-            if isinstance(new.get("sparse"), dict):  # parts follow the segments; only new segments get files
-                from sentencekit.search.sparse_side import next_entry
-
-                new["sparse"] = next_entry(self.path, new["sparse"], new["log"], sparse_rows,
-                                           lambda: new_name("spr", new["generation"]),
-                                           lambda: self._require_sparse_model("add documents"))
+            for key, kind in part_kinds().items():  # parts follow the segments; only new segments get files
+                if isinstance(new.get(key), dict):
+                    new[key] = next_entry(kind, self.path, new[key], new["log"], (side_rows or {}).get(key),
+                                          lambda kind=kind: new_name(kind.prefix, new["generation"]),
+                                          lambda key=key: self._require_side_model(key, "add documents"))
             pause_before_commit()
             write_manifest(self.path, new)
             remove_uncommitted(self.path, new)  # files a compaction replaced

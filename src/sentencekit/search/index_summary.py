@@ -23,9 +23,11 @@ def _folder_bytes(folder: Path) -> int:
 def _retrieval(m: dict[str, Any]) -> str:
     """Which first stages the index keeps sides for, and the ``--retrieval`` values that use them."""
     lexical, sparse = isinstance(m.get("lexical"), dict), isinstance(m.get("sparse"), dict)
-    sides = ["dense"] + (["lexical (BM25)"] if lexical else []) + (["learned-sparse"] if sparse else [])
+    multivector = isinstance(m.get("multivector"), dict)
+    sides = ["dense"] + (["lexical (BM25)"] if lexical else []) + (["learned-sparse"] if sparse else []) + (
+        ["multi-vector"] if multivector else [])
     choices = ["dense"] + (["lexical"] if lexical else []) + (["sparse"] if sparse else []) + (
-        ["hybrid"] if lexical or sparse else [])
+        ["multivector"] if multivector else []) + (["hybrid"] if lexical or sparse or multivector else [])
     return f"{', '.join(sides)} (--retrieval {'|'.join(choices)})"
 
 
@@ -40,6 +42,19 @@ def _sparse(m: dict[str, Any]) -> str | None:
     active = f", {nnz / rows:.1f} active terms per vector" if rows else ""
     return (f"{info.get('name_or_path')} ({info.get('class')}, fingerprint {str(info.get('fingerprint'))[:8]}), "
             f"{entry.get('vocab')} terms{active}")
+
+
+def _multivector(m: dict[str, Any]) -> str | None:
+    """The late-interaction side: its model, token dimension and stored tokens (``None``: the index has none)."""
+    entry = m.get("multivector")
+    if not isinstance(entry, dict):
+        return None
+    info = entry.get("model") or {}
+    parts = entry.get("parts") or []
+    rows, tokens = sum(int(p.get("rows", 0)) for p in parts), sum(int(p.get("tokens", 0)) for p in parts)
+    per_row = f", {tokens / rows:.1f} tokens per vector row" if rows else ""
+    return (f"{info.get('name_or_path')} ({info.get('class')}, fingerprint {str(info.get('fingerprint'))[:8]}), "
+            f"{entry.get('dim')}-dim {entry.get('dtype')} tokens{per_row}")
 
 
 def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
@@ -69,6 +84,7 @@ def summary_lines(folder: str | os.PathLike, index: Any) -> list[str]:
         ("index kind", str(m.get("backend"))),
         ("retrieval", _retrieval(m)),
         *([("sparse model", _sparse(m))] if _sparse(m) else []),
+        *([("multi-vector model", _multivector(m))] if _multivector(m) else []),
         ("prompts", prompts or "none"),
         ("storage", f"{counts.get('segments', 0)} segment(s), {counts.get('deleted_vectors', 0)} deleted vector(s), "
                     f"{_size(_folder_bytes(Path(folder)))} on disk"),

@@ -15,10 +15,11 @@ and compares SHA-256 checksums too, so it also finds damage that keeps a file's 
 * the lexical (BM25) side, if the index keeps one, is rebuilt from the stored texts of the documents
   that remain whenever anything was repaired (it needs no model), since it must match them; without
   bm25s installed it is dropped instead, and the next lexical or hybrid search builds it again;
-* the learned-sparse side, if the index keeps one, follows the segments: parts of dropped segments are
-  dropped, re-embedded segments keep their (intact) part; a damaged part is re-encoded from its segment's
-  stored texts when the sparse model is given, else the whole side is dropped (``enable_sparse`` builds it
-  again), since a side missing some rows would silently never find those documents.
+* the learned-sparse and the late-interaction (multi-vector) sides, if the index keeps them, follow the
+  segments: parts of dropped segments are dropped, re-embedded segments keep their (intact) part; a damaged
+  part is re-encoded from its segment's stored texts when the side's model is given, else the whole side is
+  dropped (``enable_sparse`` / ``enable_multivector`` build it again), since a side missing some rows would
+  silently never find those documents.
 
 The dropped files are moved to ``<index>/damaged/`` (never deleted), for salvage by hand. A damaged
 ``manifest.json`` cannot be repaired: it is the only record of the index's settings and log.
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from sentencekit.search.errors import IndexFormatError
+from sentencekit.search.segment_sides import PartKind, alignment_problem, next_entry, part_kinds
+from sentencekit.search.segment_sides import mismatches as side_mismatches
 from sentencekit.search.segments import (
     SegmentCache,
     add_missing_checks,
@@ -93,15 +96,14 @@ def _entry_problems(root: Path, entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _load_entry(root: Path, entry: dict[str, Any]) -> None:
     """Load one committed entry as the index would, so that damage a checksum cannot see raises."""
-    if entry.get("kind") == "sparse":
-        from sentencekit.search.sparse_side import import_scipy_sparse, load_part
-
+    kind = part_kinds().get(entry.get("kind"))
+    if kind is not None:
         try:
-            import_scipy_sparse()
+            kind.require()
         except ImportError:
-            return  # its checksums were compared; reading it further needs scipy
+            return  # its checksums were compared; reading it further needs the side's dependency (scipy)
         for part in entry["parts"]:
-            load_part(root, part, entry["vocab"], entry.get("checks", {}))
+            kind.load_part(root, part, entry)
     elif entry.get("kind") == "lexical":
         from sentencekit.search.lexical import import_bm25s, load_lexical
 
@@ -120,8 +122,8 @@ def verify(root: str | os.PathLike) -> dict[str, Any]:
     """Check every committed file of the index at ``root`` against the sizes and SHA-256 checksums in
     its manifest (entries of old indexes without checksums are checked by loading them). Returns
     ``{"ok", "problems": [{"entry", "kind", "file", "problem"}], "unchecked": [entry names without
-    checksums]}`` (``kind`` is ``"segment"``, ``"delete"``, ``"lexical"`` or ``"sparse"``); a manifest that
-    cannot be read raises :class:`IndexFormatError`.
+    checksums]}`` (``kind`` is ``"segment"``, ``"delete"``, ``"lexical"``, ``"sparse"`` or
+    ``"multivector"``); a manifest that cannot be read raises :class:`IndexFormatError`.
 
     >>> verify("faq-index")["ok"]   # doctest: +SKIP
     True
@@ -135,49 +137,48 @@ def verify(root: str | os.PathLike) -> dict[str, Any]:
 
 
 def _alignment_problems(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """A sparse side whose parts do not follow the log's segments (a manifest edited by hand)."""
-    from sentencekit.search.sparse_side import alignment_problem
+    """Per-segment sides whose parts do not follow the log's segments (a manifest edited by hand)."""
+    found = []
+    for key, kind in part_kinds().items():
+        entry = manifest.get(key)
+        problem = alignment_problem(kind.label, entry, manifest["log"]) if isinstance(entry, dict) else None
+        if problem:
+            found.append({"entry": entry.get("name"), "kind": key, "file": None, "problem": problem})
+    return found
 
-    entry = manifest.get("sparse")
-    problem = alignment_problem(entry, manifest["log"]) if isinstance(entry, dict) else None
-    return [{"entry": entry.get("name"), "kind": "sparse", "file": None, "problem": problem}] if problem else []
 
-
-def _damaged_parts(root: Path, entry: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The problems of a sparse side and its damaged parts (by checksum, then by loading each part)."""
-    from sentencekit.search.sparse_side import import_scipy_sparse, load_part
-
+def _damaged_parts(root: Path, kind: PartKind, entry: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                               list[dict[str, Any]]]:
+    """The problems of a per-segment side and its damaged parts (by checksum, then by loading each part)."""
     folder, checks, problems, parts = root / SEGMENTS, entry.get("checks", {}), [], []
     for part in entry.get("parts", []):
-        found = [{"entry": entry.get("name"), "kind": "sparse", "file": name, "problem": problem}
+        found = [{"entry": entry.get("name"), "kind": kind.key, "file": name, "problem": problem}
                  for name in part["roles"].values() if (problem := _file_problem(folder, name, checks.get(name)))]
         if not found:
             try:
-                import_scipy_sparse()
-                load_part(root, part, entry["vocab"], checks)
+                kind.require()
+                kind.load_part(root, part, entry)
             except ImportError:
                 pass
             except (IndexFormatError, KeyError, TypeError) as exc:
-                found = [{"entry": entry.get("name"), "kind": "sparse", "file": None, "problem": str(exc)}]
+                found = [{"entry": entry.get("name"), "kind": kind.key, "file": None, "problem": str(exc)}]
         problems += found
         parts += [part] if found else []
     return problems, parts
 
 
-def _realign_sparse(root: Path, new: dict[str, Any], entry: dict[str, Any], damaged: list[dict[str, Any]],
-                    renamed: dict[str, str], sparse_model: Any) -> str:
-    """Put in ``new`` a sparse side following its log (see the module docstring); returns what was done."""
-    from sentencekit.search.sparse_side import next_entry
-
+def _realign_side(root: Path, new: dict[str, Any], kind: PartKind, entry: dict[str, Any],
+                  damaged: list[dict[str, Any]], renamed: dict[str, str], side_model: Any) -> str:
+    """Put in ``new`` a ``kind`` side following its log (see the module docstring); returns what was done."""
     bad = {p["name"] for p in damaged}
     kept = [{**p, "segment": renamed.get(p["segment"], p["segment"])} for p in entry["parts"] if p["name"] not in bad]
     segments = {e["name"] for e in new["log"] if e.get("kind") == "segment"}
     missing = segments - {p["segment"] for p in kept}
-    if missing and sparse_model is None:
-        new.pop("sparse", None)
+    if missing and side_model is None:
+        new.pop(kind.key, None)
         return "dropped"
-    new["sparse"] = next_entry(root, {**entry, "parts": kept}, new["log"], None,
-                               lambda: new_name("spr", new["generation"]), lambda: sparse_model)
+    new[kind.key] = next_entry(kind, root, {**entry, "parts": kept}, new["log"], None,
+                               lambda: new_name(kind.prefix, new["generation"]), lambda: side_model)
     return "rebuilt" if missing else "realigned"
 
 
@@ -219,15 +220,15 @@ def _rebuild_lexical(root: Path, new: dict[str, Any], snap: Any) -> str:
     return "rebuilt"
 
 
-def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = None,
+def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = None, multivector_model: Any = None,
            lock_timeout: float = 60.0) -> dict[str, Any]:
     """Commit a manifest without the damaged entries of the index at ``root`` (see the module
     docstring for what happens to each kind). With ``model`` (the one the index was built with),
-    segments whose texts survive are re-embedded instead of dropped; with ``sparse_model``, damaged sparse
-    parts are re-encoded. Returns ``{"repaired", "problems", "reembedded": [ids], "lost_ids": [ids to add
-    again], "lost_unknown": n documents whose ids are unreadable, "dropped_deletes": n ids that are deleted
-    no more, "moved": [files], "lexical": None | "rebuilt" | "dropped", "sparse": None | "realigned" |
-    "rebuilt" | "dropped"}``.
+    segments whose texts survive are re-embedded instead of dropped; with ``sparse_model`` /
+    ``multivector_model``, damaged parts of that side are re-encoded. Returns ``{"repaired", "problems",
+    "reembedded": [ids], "lost_ids": [ids to add again], "lost_unknown": n documents whose ids are
+    unreadable, "dropped_deletes": n ids that are deleted no more, "moved": [files], "lexical": None |
+    "rebuilt" | "dropped", "sparse" and "multivector": None | "realigned" | "rebuilt" | "dropped"}``.
 
     >>> repair("faq-index", model)["lost_ids"]   # doctest: +SKIP
     []
@@ -237,7 +238,7 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
     root = Path(root)
     report: dict[str, Any] = {"repaired": False, "problems": [], "reembedded": [], "lost_ids": [],
                               "lost_unknown": 0, "dropped_deletes": 0, "moved": [], "lexical": None,
-                              "sparse": None}
+                              "sparse": None, "multivector": None}
     with writer_lock(root, lock_timeout):
         manifest = read_manifest(root)
         if model is not None:
@@ -245,12 +246,12 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
             problems = mismatches(manifest, model)
             if problems:
                 raise mismatch_error(root, problems)
-        if sparse_model is not None:
-            from sentencekit.search import sparse_side
-
-            sparse_side.check_sparse_encoder(sparse_model)
-            if sparse_side.mismatches(manifest, sparse_model):
-                raise mismatch_error(root, sparse_side.mismatches(manifest, sparse_model))
+        kinds, side_models = part_kinds(), {"sparse": sparse_model, "multivector": multivector_model}
+        for key, side_model in side_models.items():
+            if side_model is not None:
+                kinds[key].check_model(side_model)
+                if side_mismatches(kinds[key], manifest, side_model):
+                    raise mismatch_error(root, side_mismatches(kinds[key], manifest, side_model))
         remove_uncommitted(root, manifest)
         folder, log, dropped = root / SEGMENTS, [], []
         lost: list[tuple[int, list[str]]] = []  # (log position, ids) of dropped segments
@@ -284,10 +285,13 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
         report["problems"].extend(lexical_problems)
         if lexical_problems:
             dropped.append(lexical)
-        sparse = manifest.get("sparse") if isinstance(manifest.get("sparse"), dict) else None
-        sparse_problems, damaged_parts = _damaged_parts(root, sparse) if sparse is not None else ([], [])
-        report["problems"].extend(sparse_problems + (_alignment_problems(manifest) if sparse is not None else []))
-        dropped.extend({"files": list(p["roles"].values())} for p in damaged_parts)
+        sides = {key: manifest[key] for key in kinds if isinstance(manifest.get(key), dict)}
+        damaged_parts = {}
+        for key, side in sides.items():
+            side_problems, damaged_parts[key] = _damaged_parts(root, kinds[key], side)
+            report["problems"].extend(side_problems)
+            dropped.extend({"files": list(p["roles"].values())} for p in damaged_parts[key])
+        report["problems"].extend(_alignment_problems(manifest))
         if not dropped and not _alignment_problems(manifest):
             return report
         # a document deleted after its segment was written is not lost: nobody wants it back
@@ -301,8 +305,8 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
         new["counts"] = new_snap.counts()
         if lexical is not None:
             report["lexical"] = _rebuild_lexical(root, new, new_snap)
-        if sparse is not None:
-            report["sparse"] = _realign_sparse(root, new, sparse, damaged_parts, renamed, sparse_model)
+        for key, side in sides.items():
+            report[key] = _realign_side(root, new, kinds[key], side, damaged_parts[key], renamed, side_models[key])
         write_manifest(root, new)
         (root / DAMAGED).mkdir(exist_ok=True)
         for name in sorted({n for e in dropped for n in e.get("files", [])}):

@@ -35,11 +35,8 @@ Storage (never pickle; ``.npy`` files loaded with ``allow_pickle=False``): every
 
 The manifest's ``"sparse"`` entry (JSON, beside ``"lexical"``) names the sparse model (fingerprint), the
 vocabulary size and one record per part (``segment``, ``rows``, ``nnz``, file names), with the sizes and
-SHA-256 of all part files in ``"checks"``. Parts follow the segments: ``add`` writes the new segment's part
-(only the new documents are encoded), ``delete`` changes nothing (deleted rows are masked out, as for the
-vectors), ``compact`` writes the live rows of the old parts as the new segment's part (nothing is encoded
-again), and a part whose segment left the log is dropped; the files go through temporary files and
-``os.replace`` and count only once a manifest listing them is committed.
+SHA-256 of all part files in ``"checks"``. Parts follow the segments through add / delete / compact as
+every per-segment side's do (:mod:`sentencekit.search.segment_sides`, which :class:`SparseKind` plugs into).
 
 >>> import scipy.sparse as sp
 >>> docs = sp.csr_matrix(np.array([[0, 2, 0, 1], [1, 0, 0, 0], [0, 1, 3, 0]], dtype=np.float32))
@@ -50,14 +47,15 @@ again), and a part whose segment left the log is dropped; the files go through t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sentencekit.search.errors import IndexMismatchError
-from sentencekit.search.storage import MANIFEST, SEGMENTS, check_size, damaged, file_record, load_npy, save_npy
+from sentencekit.search.segment_sides import PartKind, empty_entry
+from sentencekit.search.storage import SEGMENTS, check_size, damaged, load_npy, save_npy
 from sentencekit.sparse_arrays import as_csr, encoder_output
 
 ROLES = {"data": "spdata.npy", "indices": "spindices.npy", "indptr": "spindptr.npy"}
@@ -125,53 +123,6 @@ def check_sparse_encoder(model: Any) -> None:
     if not all(callable(getattr(model, m, None)) for m in ("encode_document", "encode_query")):
         raise TypeError("sparse_model must be a sparse encoder with encode_document(texts) and encode_query(texts) "
                         f"(e.g. SPLADE); got {type(model).__name__}.")
-
-
-def model_info(model: Any) -> dict[str, Any]:
-    """The manifest record of a sparse model: name, class and fingerprint (as for the dense model).
-
-    >>> model_info(splade)["class"]  # doctest: +SKIP
-    'SparseEncoder'
-    """
-    from sentencekit.fingerprint import model_fingerprint
-
-    name = getattr(model, "model_name_or_path", None)
-    return {"name_or_path": os.fspath(name) if name is not None else None, "class": type(model).__name__,
-            "fingerprint": model_fingerprint(model)}
-
-
-def new_entry(model: Any) -> dict[str, Any]:
-    """The manifest entry of an empty sparse side for ``model``; its vocabulary size is measured by encoding
-    a probe text. A model whose probe vector is mostly non-zero is a dense embedding model: ``ValueError``.
-
-    >>> new_entry(splade)["vocab"]  # doctest: +SKIP
-    30522
-    """
-    check_sparse_encoder(model)
-    probe = sparse_rows(model, ["vocabulary probe"], query=False)
-    if probe.shape[1] and probe.nnz > DENSE_FRACTION * probe.shape[1]:
-        raise ValueError(f"sparse_model returned a dense vector ({probe.nnz} of {probe.shape[1]} entries non-zero): "
-                         "pass a sparse encoder (SPLADE-style, one weight per vocabulary term) as sparse_model, and "
-                         "the dense embedding model as model.")
-    return {"kind": "sparse", "name": "sparse", "model": model_info(model), "vocab": int(probe.shape[1]),
-            "parts": [], "files": [], "checks": {}}
-
-
-def mismatches(manifest: dict[str, Any], model: Any) -> list[str]:
-    """How ``model`` differs from the sparse model the index recorded (``[]``: same, or no sparse side).
-
-    >>> mismatches({"log": []}, object())
-    []
-    """
-    entry = manifest.get("sparse")
-    if not isinstance(entry, dict):
-        return []
-    recorded, given = entry["model"], model_info(model)
-    if given["fingerprint"] == recorded["fingerprint"]:
-        return []
-    return [f"sparse model fingerprint: recorded {recorded['fingerprint']} (model {recorded['name_or_path']!r}), "
-            f"given {given['fingerprint']} (model {given['name_or_path']!r}); mixing two sparse models in one index "
-            "would compare vectors over different vocabularies and weights"]
 
 
 def encode(model: Any, entry: dict[str, Any], texts: Sequence[str], *, query: bool) -> Any:
@@ -342,66 +293,6 @@ def load_part(root: str | os.PathLike, part: dict[str, Any], vocab: int, checks:
     return SparseIndex(sparse.csr_matrix((data, indices, indptr), shape=(part["rows"], vocab)), canonical=True)
 
 
-def alignment_problem(entry: dict[str, Any], log: list[dict[str, Any]]) -> str | None:
-    """Why the parts of a ``"sparse"`` entry do not follow the log's segments one for one, rows for rows
-    (``None``: they do).
-
-    >>> log = [{"kind": "segment", "name": "seg-1", "rows": 3}]
-    >>> alignment_problem({"parts": [{"segment": "seg-1", "rows": 2}]}, log)
-    'the sparse part of seg-1 has 2 rows, the segment 3'
-    """
-    segments = [e for e in log if e.get("kind") == "segment"]
-    parts = entry.get("parts", [])
-    if [p.get("segment") for p in parts] != [s["name"] for s in segments]:
-        return (f"the sparse side has parts for segments {[p.get('segment') for p in parts]}, the log lists "
-                f"{[s['name'] for s in segments]}")
-    for part, segment in zip(parts, segments):
-        if part.get("rows") != segment.get("rows"):
-            return (f"the sparse part of {segment['name']} has {part.get('rows')} rows, the segment "
-                    f"{segment.get('rows')}")
-    return None
-
-
-def encode_segment(root: str | os.PathLike, model: Any, entry: dict[str, Any], segment: dict[str, Any]) -> Any:
-    """Sparse rows of a committed segment, encoded from its stored texts (each chunk's span, if chunked).
-
-    >>> encode_segment(folder, splade, manifest["sparse"], manifest["log"][0]).shape  # doctest: +SKIP
-    (7, 30522)
-    """
-    from sentencekit.search.segments import load_segment, row_texts
-
-    return encode(model, entry, row_texts(load_segment(root, segment).docs), query=False)
-
-
-def next_entry(root: str | os.PathLike, entry: dict[str, Any], log: list[dict[str, Any]],
-               provide: Callable[[dict[str, Any]], Any] | None, make_name: Callable[[], str],
-               model: Callable[[], Any]) -> dict[str, Any]:
-    """The ``"sparse"`` entry for a new ``log``: the parts of segments still in it are kept as they are,
-    segments without a part get one (written under ``make_name()``) from ``provide(segment entry) -> CSR
-    rows``, or when that is ``None`` encoded from the segment's stored texts by ``model()``; parts of
-    segments that left the log are dropped. Sizes and SHA-256 of new files are recorded; kept files keep
-    their records.
-
-    >>> next_entry(folder, manifest["sparse"], log, None, lambda: new_name("spr", 5), lambda: splade)  # doctest: +SKIP
-    """
-    by_segment = {p["segment"]: p for p in entry.get("parts", [])}
-    parts = []
-    for segment in (e for e in log if e.get("kind") == "segment"):
-        part = by_segment.get(segment["name"])
-        if part is None:
-            rows = provide(segment) if provide is not None else None
-            rows = to_csr(rows if rows is not None else encode_segment(root, model(), entry, segment))
-            if rows.shape[0] != segment["rows"] or (rows.shape[0] and rows.shape[1] != entry["vocab"]):
-                raise ValueError(f"Got sparse rows of shape {rows.shape} for segment {segment['name']} of "
-                                 f"{segment['rows']} rows over {entry['vocab']} terms.")
-            part = write_part(root, make_name(), segment["name"], rows)
-        parts.append(part)
-    files = sorted(f for p in parts for f in p["roles"].values())
-    old = entry.get("checks", {})
-    checks = {f: old[f] if f in old else file_record(Path(root) / SEGMENTS / f) for f in files}
-    return {**entry, "parts": parts, "files": files, "checks": checks}
-
-
 class SparseSide:
     """The loaded sparse side of one snapshot: its parts (one :class:`SparseIndex` per segment, in log
     order, so the rows are numbered as the snapshot's vectors are)."""
@@ -424,30 +315,52 @@ class SparseSide:
         return stacked[rows] if stacked is not None else sparse.csr_matrix((0, self.vocab), dtype=np.float32)
 
 
-class PartCache:
-    """Loaded parts by name, so that a refresh only loads (and inverts) the parts of new segments."""
+class SparseKind(PartKind):
+    """The learned-sparse side as a per-segment side (:mod:`sentencekit.search.segment_sides`): entry
+    ``"sparse"`` with the vocabulary size, parts ``spr-*`` in CSR form."""
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
-        self._parts: dict[str, SparseIndex] = {}
+    key, prefix, label, model_arg = "sparse", "spr", "sparse", "sparse_model"
+    why = "mixing two sparse models in one index would compare vectors over different vocabularies and weights"
 
-    def side(self, manifest: dict[str, Any]) -> SparseSide:
-        """The sparse side of ``manifest`` (which must have one); its parts must follow the log's segments
-        (``IndexFormatError`` naming ``manifest.json`` otherwise)."""
-        entry = manifest["sparse"]
-        problem = alignment_problem(entry, manifest["log"])
-        if problem:
-            raise damaged(self.root / MANIFEST, problem)
-        parts = []
-        for part in entry["parts"]:
-            if part["name"] not in self._parts:
-                self._parts[part["name"]] = load_part(self.root, part, entry["vocab"], entry.get("checks", {}))
-            parts.append(self._parts[part["name"]])
-        used = {p["name"] for p in entry["parts"]}
-        self._parts = {k: v for k, v in self._parts.items() if k in used}
+    def require(self) -> None:
+        import_scipy_sparse()
+
+    def check_model(self, model: Any) -> None:
+        check_sparse_encoder(model)
+
+    def new_entry(self, model: Any) -> dict[str, Any]:
+        """The entry of an empty sparse side; its vocabulary size is measured by encoding a probe text. A model
+        whose probe vector is mostly non-zero is a dense embedding model: ``ValueError``."""
+        check_sparse_encoder(model)
+        probe = sparse_rows(model, ["vocabulary probe"], query=False)
+        if probe.shape[1] and probe.nnz > DENSE_FRACTION * probe.shape[1]:
+            raise ValueError(f"sparse_model returned a dense vector ({probe.nnz} of {probe.shape[1]} entries non-zero):"
+                             " pass a sparse encoder (SPLADE-style, one weight per vocabulary term) as sparse_model, "
+                             "and the dense embedding model as model.")
+        return empty_entry(self, model, vocab=int(probe.shape[1]))
+
+    def encode(self, model: Any, entry: dict[str, Any], texts: Sequence[str], *, query: bool) -> Any:
+        return encode(model, entry, texts, query=query)
+
+    def row_count(self, rows: Any) -> int:
+        return int(to_csr(rows).shape[0])
+
+    def write_part(self, root: str | os.PathLike, name: str, segment: str, rows: Any,
+                   entry: dict[str, Any]) -> dict[str, Any]:
+        rows = to_csr(rows)
+        if rows.shape[0] and rows.shape[1] != entry["vocab"]:
+            raise ValueError(f"Got sparse rows over {rows.shape[1]} terms for segment {segment}; the index stores "
+                             f"{entry['vocab']}.")
+        return write_part(root, name, segment, rows)
+
+    def load_part(self, root: str | os.PathLike, part: dict[str, Any], entry: dict[str, Any]) -> SparseIndex:
+        return load_part(root, part, entry["vocab"], entry.get("checks", {}))
+
+    def side(self, parts: list[Any], entry: dict[str, Any]) -> SparseSide:
         return SparseSide(parts, entry["vocab"])
 
 
-__all__ = ["SparseIndex", "SparseSide", "sparse_rows", "to_csr", "top_rows", "write_part", "load_part",
-           "next_entry", "encode_segment", "alignment_problem", "check_sparse_encoder", "new_entry", "mismatches",
-           "encode"]
+SPARSE = SparseKind()
+
+__all__ = ["SparseIndex", "SparseSide", "SparseKind", "SPARSE", "sparse_rows", "to_csr", "top_rows", "write_part",
+           "load_part", "check_sparse_encoder", "encode"]

@@ -13,6 +13,7 @@
         del-000003-5e6f7a8b.json           ids deleted by one delete() call
         lex-000003-9c0d1e2f.*              the lexical (BM25) side, if kept: see search/lexical.py
         spr-000002-3a4b5c6d.*              a segment's learned-sparse rows, if kept: see search/sparse_side.py
+        mvr-000002-7e8f9a0b.*              a segment's token vectors, if kept: see search/late_interaction_side.py
       ann/hnsw-<key>.faiss       cached HNSW graph (rebuilt when the committed log changes)
 
 Each log entry records the size and SHA-256 of its files (``"checks"``). Opening compares sizes (one
@@ -277,18 +278,18 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def committed_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """The manifest's log entries, then its lexical entry (``"lexical"``) and its sparse entry (``"sparse"``),
-    if the index keeps them.
+    """The manifest's log entries, then its lexical entry (``"lexical"``) and the entries of its per-segment
+    sides (``"sparse"``, ``"multivector"``), if the index keeps them.
 
     >>> [e["name"] for e in committed_entries({"log": [{"name": "seg-1"}], "lexical": {"name": "lex-1"}})]
     ['seg-1', 'lex-1']
     """
-    sides = [manifest.get(key) for key in ("lexical", "sparse")]
+    sides = [manifest.get(key) for key in ("lexical", "sparse", "multivector")]
     return list(manifest.get("log", [])) + [side for side in sides if isinstance(side, dict)]
 
 
 def committed_files(manifest: dict[str, Any]) -> set[str]:
-    """Every file name under ``segments/`` that the manifest refers to (its log, lexical and sparse entries).
+    """Every file name under ``segments/`` that the manifest refers to (its log and its sides' entries).
 
     >>> sorted(committed_files({"log": [{"kind": "delete", "files": ["del-1.json"]}]}))
     ['del-1.json']
