@@ -24,7 +24,8 @@ sentence-transformers compute for the same folder:
      (tests/clip_folders.py) as a plain Hugging Face folder and in sentence-transformers 5's ``0_CLIPModel/``
      layout, loaded by both; re-saved by sentence-transformers 6.2 (its root layout) and loaded here; saved here
      and loaded there; texts (one longer than 77 tokens), PIL images, image paths and [H, W, C] arrays; our
-     one-call mixed list against sentence-transformers' per-modality calls.
+     one-call mixed list against sentence-transformers' per-modality calls; and our torch-free path (both towers
+     on ONNX Runtime, images preprocessed in NumPy / Pillow) against sentence-transformers on torch.
 
 ``python benchmarks/st_compat.py clip`` runs section 7 only.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -407,6 +409,9 @@ def clip_cases(tmp: Path) -> float:
         assert back.modalities == ["text", "image"] and back.get_sentence_embedding_dimension() == 16
         worst = max(worst, compare_clip("  ... saved by sentencekit, loaded by sentence-transformers", ours, back,
                                         inputs))
+        onnx_folder = shutil.copytree(folder, tmp / f"onnx-{folder.name}")  # the export lands beside the model
+        worst = max(worst, compare_clip("  ... ours on ONNX Runtime (both towers, NumPy preprocessing) vs theirs",
+                                        sk.SentenceTransformer(str(onnx_folder), backend="onnx"), theirs, inputs))
     return worst
 
 
