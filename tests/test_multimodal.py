@@ -228,3 +228,16 @@ def test_clip_module_built_by_hand(clip_dir, portrait):
     reference = SentenceTransformer(str(clip_dir), device="cpu")
     np.testing.assert_allclose(model.encode(["a cat", str(portrait)]), reference.encode(["a cat", str(portrait)]),
                                atol=1e-6)
+
+
+@pytest.mark.pool
+def test_pool_encodes_texts_and_images_as_one_process(clip, clip_data):
+    images = [Image.open(p) for p in sample_images(clip_data)]
+    inputs = [CLIP_TEXTS[0], images[0], str(sample_images(clip_data)[1]), CLIP_TEXTS[1], {"image": images[1]}]
+    expected = clip.encode(inputs)
+    with clip.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        got = clip.encode(inputs, pool=pool, chunk_size=2)
+        with pytest.raises(ValueError, match=r"sentences\[1\] is an audio"):  # checked before any worker runs
+            clip.encode(["a", np.zeros(8, dtype=np.float32)], pool=pool)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert dict(clip.last_encode_info.modality_counts) == {"text": 2, "image": 3}

@@ -209,6 +209,18 @@ def _is_single(inputs: Any) -> bool:
     return not hasattr(inputs, "__iter__")
 
 
+def as_batch(inputs: Any, what: str = "sentences") -> tuple[list[Any], bool]:
+    """``(inputs as a list, was_single)`` by sentence-transformers' rule (see :func:`_is_single`), the inputs
+    unchanged; ``TypeError`` for ``None`` and bytes."""
+    if inputs is None:
+        raise TypeError(f"{what} is None: pass a string, an image or a list of them.")
+    if isinstance(inputs, (bytes, bytearray)):
+        raise TypeError(f"{what} is {type(inputs).__name__}: decode it to a str first (e.g. .decode('utf-8')).")
+    if _is_single(inputs):
+        return [inputs], True
+    return list(_plain_container(inputs, allow_pairs=False, what=what)), False
+
+
 def read_inputs_by_modality(inputs: Any, modalities: Sequence[str], *, allow_urls: bool = False,
                             what: str = "sentences") -> tuple[list[Any], list[Modality] | None, bool]:
     """``(items, per-input modality or None when every input is text, was_single)`` for a model that takes
@@ -218,15 +230,7 @@ def read_inputs_by_modality(inputs: Any, modalities: Sequence[str], *, allow_url
     modalities), a malformed dict, an ``{"image": ...}`` value that is no image, or a URL when ``allow_urls``
     is off; ``TypeError`` naming the index for an input of no modality (``None``, bytes, numbers, nested lists).
     """
-    if inputs is None:
-        raise TypeError(f"{what} is None: pass a string, an image or a list of them.")
-    if isinstance(inputs, (bytes, bytearray)):
-        raise TypeError(f"{what} is {type(inputs).__name__}: decode it to a str first (e.g. .decode('utf-8')).")
-    single = _is_single(inputs)
-    if single:
-        raw = [inputs]
-    else:
-        raw = list(_plain_container(inputs, allow_pairs=False, what=what))
+    raw, single = as_batch(inputs, what)
     items: list[Any] = []
     kinds: list[Modality] = []
     for i, item in enumerate(raw):
@@ -368,6 +372,6 @@ def load_batch(items: Sequence[Any], modality: str) -> list[Any]:
     return [load_image(item) for item in items]
 
 
-__all__ = ["infer_modality", "supports", "read_inputs_by_modality", "check_text_only_inputs", "explain_rejected",
-           "unsupported_error", "load_image", "load_batch", "fetch_url", "require_pillow", "is_pil_image",
-           "MODALITY_KEYS", "IMAGE_EXTENSIONS", "URL_SETTING"]
+__all__ = ["infer_modality", "supports", "as_batch", "read_inputs_by_modality", "check_text_only_inputs",
+           "explain_rejected", "unsupported_error", "load_image", "load_batch", "fetch_url", "require_pillow",
+           "is_pil_image", "MODALITY_KEYS", "IMAGE_EXTENSIONS", "URL_SETTING"]
