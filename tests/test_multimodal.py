@@ -184,6 +184,20 @@ def test_pillow_missing_names_the_extra(monkeypatch):
         require_pillow()
 
 
+def test_spec_reads_modalities_without_torch(clip_dir, clip_legacy_dir, tiny_st_dir, tiny_bert_dir):
+    from sentencekit.spec.model_spec import DUAL_ENCODER_MODALITY_CONFIG, infer_modality_config, read_spec
+
+    for folder in (clip_dir, clip_legacy_dir):
+        spec = read_spec(folder)
+        assert spec.modality_config == DUAL_ENCODER_MODALITY_CONFIG and spec.modalities == ("text", "image")
+    for folder in (tiny_st_dir, tiny_bert_dir):
+        assert read_spec(folder).modality_config is None and read_spec(folder).modalities == ("text",)
+    clip = json.loads((clip_dir / "config.json").read_text())
+    assert infer_modality_config(clip, has_image_processor=False) is None
+    llava_like = {"model_type": "llava", "text_config": {}, "vision_config": {}}  # a VLM, not a dual encoder
+    assert infer_modality_config(llava_like, has_image_processor=True) is None
+
+
 def _config(folder, name):
     return json.loads((folder / name).read_text())
 
@@ -241,3 +255,14 @@ def test_pool_encodes_texts_and_images_as_one_process(clip, clip_data):
             clip.encode(["a", np.zeros(8, dtype=np.float32)], pool=pool)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert dict(clip.last_encode_info.modality_counts) == {"text": 2, "image": 3}
+
+
+def test_bfloat16_weights_take_images_too(clip_dir, portrait):
+    from sentencekit import SentenceTransformer
+
+    model = SentenceTransformer(str(clip_dir), device="cpu", compute_dtype="bfloat16")
+    assert str(model.dtype) == "torch.bfloat16"  # CLIP casts float32 pixels to its weights' dtype itself
+    reference = SentenceTransformer(str(clip_dir), device="cpu")
+    rows = model.encode(["a photo of a cat", str(portrait)])
+    assert rows.dtype == np.float32  # bf16 arithmetic, float32 results
+    np.testing.assert_allclose(rows, reference.encode(["a photo of a cat", str(portrait)]), atol=0.1)

@@ -47,6 +47,9 @@ DUAL_ENCODER_MODALITY_CONFIG = {
     "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
     "image": {"method": "get_image_features", "method_output_name": "pooler_output"},
 }
+#: the model types a plain folder of is inferred as a dual encoder (verified: CLIP; vision-language models with a
+#: text and a vision config, LLaVA-style, are not dual encoders)
+DUAL_ENCODER_MODEL_TYPES = ("clip",)
 #: where an image processor's settings are saved: transformers 5's processor file (nested under
 #: ``image_processor``) and the older flat file
 PROCESSOR_CONFIG_FILE = "processor_config.json"
@@ -146,11 +149,13 @@ def custom_modality_config(saved: Any) -> dict[str, Any] | None:
 
 def infer_modality_config(hf_config: dict[str, Any], has_image_processor: bool) -> dict[str, Any] | None:
     """The ``modality_config`` of a fresh load (no saved one), as sentence-transformers 6.2 infers it for the
-    models sentencekit runs: a dual encoder (a ``text_config`` and a ``vision_config``) with an image processor
-    gets :data:`DUAL_ENCODER_MODALITY_CONFIG` (output ``sentence_embedding``, no pooling); anything else
-    ``None`` (text through ``forward``, the default)."""
-    if has_image_processor and isinstance(hf_config.get("text_config"), dict) and \
-            isinstance(hf_config.get("vision_config"), dict):
+    models sentencekit runs: a dual encoder of :data:`DUAL_ENCODER_MODEL_TYPES` (a ``text_config`` and a
+    ``vision_config``) with an image processor gets :data:`DUAL_ENCODER_MODALITY_CONFIG` (output
+    ``sentence_embedding``, no pooling); anything else ``None`` (text through ``forward``, the default).
+    sentence-transformers infers from the model's methods, for any model type; other dual encoders (SigLIP, ...)
+    load here with an explicit ``Transformer(..., modality_config=..., module_output_name=...)``, untested."""
+    if has_image_processor and hf_config.get("model_type") in DUAL_ENCODER_MODEL_TYPES and \
+            isinstance(hf_config.get("text_config"), dict) and isinstance(hf_config.get("vision_config"), dict):
         return {k: dict(v) for k, v in DUAL_ENCODER_MODALITY_CONFIG.items()}
     return None
 
@@ -524,6 +529,7 @@ def read_spec(folder: str | os.PathLike) -> ModelSpec:
 __all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "read_model_config",
            "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
            "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS",
-           "DUAL_ENCODER_MODALITY_CONFIG", "infer_modality_config", "custom_modality_config",
+           "DUAL_ENCODER_MODALITY_CONFIG", "DUAL_ENCODER_MODEL_TYPES", "infer_modality_config",
+           "custom_modality_config",
            "read_image_processor_config",
            "MULTIVECTOR_KINDS", "MULTIVECTOR_MODEL_TYPES", "FOREIGN_KINDS"]
