@@ -89,11 +89,11 @@ class Transformer(Module):
     ``module_output_name``): the default runs text through ``forward`` (``token_embeddings``). A CLIP-style dual
     encoder (CLIP, Radford et al. 2021) runs ``get_text_features`` on texts and ``get_image_features`` on
     images and writes their ``pooler_output`` (the projected ``[b, projection_dim]`` embedding) as
-    ``sentence_embedding``, so no pooling follows; without a ``modality_config`` one is inferred for a folder
-    that has a text and a vision tower and an image processor (:func:`~sentencekit.spec.model_spec.
-    infer_modality_config`). Images are processed by the model's Hugging Face image processor
-    (:meth:`process_media`; Pillow needed: ``pip install "sentencekit[image]"``); the features of an image batch
-    carry ``"modality": "image"``, which ``forward`` dispatches on. Saved with 6.2's type string and keys.
+    ``sentence_embedding``, so no pooling follows; without a ``modality_config`` that one is inferred for a CLIP
+    folder with an image processor (:func:`~sentencekit.spec.model_spec.infer_modality_config`). Images are
+    processed by the model's Hugging Face image processor (:meth:`process_media`; Pillow needed:
+    ``pip install "sentencekit[image]"``); the features of an image batch carry ``"modality": "image"``, which
+    ``forward`` dispatches on. Saved with 6.2's type string and keys.
 
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
