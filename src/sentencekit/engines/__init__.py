@@ -7,8 +7,8 @@ a backend name -> the function that builds its engine for a model family from a
 - ``torch``: the ``nn.Sequential`` of modules (training, GPUs, any module type);
 - ``onnx``: torch-free: ONNX Runtime for transformer pipelines (SPLADE sparse encoders with their pooling
   inside the graph; multi-vector models with their token projection inside it and their masks and pooling in
-  NumPy), a NumPy table lookup for static models (and ``SparseStaticEmbedding`` query routes), one engine per
-  route for Router models.
+  NumPy; CLIP-style models with one graph per modality and images preprocessed in NumPy), a NumPy table lookup
+  for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models.
 
 >>> sorted(BACKENDS)
 ['onnx', 'torch']
@@ -38,6 +38,10 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
 
         return RouterEngine(spec, {route: _torch_free_engine(spec.route(route), family, options)
                                    for route in spec.router.routes})
+    if family == "embedder" and spec.is_multimodal:
+        from sentencekit.engines.multimodal_onnx_engine import MultimodalOnnxEngine
+
+        return MultimodalOnnxEngine(spec, options)
     if family == "embedder" and spec.is_static:
         from sentencekit.engines.static_engine import StaticEngine
 

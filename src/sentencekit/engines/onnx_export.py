@@ -251,7 +251,9 @@ def export_sparse(model: Any, target: Path, meta: dict[str, Any]) -> Path:
 
 
 def _write(graph: nn.Module, args: tuple, target: Path, names: list[str], outputs: list[str],
-           axes: dict[str, dict[int, str]], meta: dict[str, Any], transformer: Any) -> Path:
+           axes: dict[str, dict[int, str]], meta: dict[str, Any], transformer: Any | None) -> Path:
+    """Export ``graph`` to ``target`` atomically, with ``meta``; the tokenizer of ``transformer`` beside it
+    (``None``: a graph that takes no token ids, e.g. an image tower)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=target.parent) as tmp:
@@ -259,9 +261,10 @@ def _write(graph: nn.Module, args: tuple, target: Path, names: list[str], output
         _export(graph, args, raw, names, outputs, axes)
         final = Path(tmp) / "final.onnx"
         set_metadata(raw, final, meta)
-        tokenizer_file = target.with_suffix(".tokenizer.json")
-        save_tokenizer_json(transformer.tokenizer, Path(tmp) / "tokenizer.json")
-        os.replace(Path(tmp) / "tokenizer.json", tokenizer_file)  # before the graph: a graph implies its tokenizer
+        if transformer is not None:
+            tokenizer_file = target.with_suffix(".tokenizer.json")
+            save_tokenizer_json(transformer.tokenizer, Path(tmp) / "tokenizer.json")
+            os.replace(Path(tmp) / "tokenizer.json", tokenizer_file)  # before the graph: a graph implies its tokenizer
         os.replace(final, target)
     return target
 
@@ -332,6 +335,21 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
     cross-encoder's classifier, or a SPLADE sparse encoder with its pooling, or a multi-vector model's
     transformer with its token Dense / Normalize (:mod:`sentencekit.engines.multivector_export`). The graph
     records the torch model's fingerprint."""
+    model = torch_model_for_export(spec, family, options)
+    meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
+    if family == "reranker":
+        meta["activation_fn"] = _activation_path(model.activation_fn)
+    if family == "multivector":
+        from sentencekit.engines.multivector_export import export_multivector as exporter
+    else:
+        exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
+    with eager_attention(getattr(model[0], "auto_model", None)):  # None: the graph class refuses it clearly
+        return exporter(model, target, meta)
+
+
+def torch_model_for_export(spec: ModelSpec, family: str, options: EngineOptions) -> Any:
+    """The model ``spec`` describes, of ``family``, on the torch engine as exports load it: float32, CPU, in
+    eval mode, with the loading kwargs that decide a graph (:func:`_export_kwargs`)."""
     kwargs = _export_kwargs(options.torch_kwargs(family))
     build = EngineOptions(device="cpu", compute_dtype="float32",
                           trust_remote_code=kwargs.get("trust_remote_code", False),
@@ -360,15 +378,7 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
 
         model = CrossEncoder(str(spec.folder), device="cpu", **kwargs)
     model.eval()
-    meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
-    if family == "reranker":
-        meta["activation_fn"] = _activation_path(model.activation_fn)
-    if family == "multivector":
-        from sentencekit.engines.multivector_export import export_multivector as exporter
-    else:
-        exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
-    with eager_attention(getattr(model[0], "auto_model", None)):  # None: the graph class refuses it clearly
-        return exporter(model, target, meta)
+    return model
 
 
 def _activation_path(fn: Any) -> str:

@@ -13,6 +13,12 @@ The named arrays ``run`` returns, each with one row per input of the batch (in t
 - ``truncated``: ``[b]`` bool, only from engines that tokenize per batch (see :meth:`Tokenized.deferred`).
 
 Arrays are NumPy arrays, or torch tensors on the torch engine.
+
+Models that take more than text (CLIP: text and images, :attr:`Engine.modalities`) get each modality's inputs
+as a separate :class:`Tokenized` whose ``modality`` names it: text is tokenized once up front; images (and any
+later media) stay as given (``Tokenized.deferred``), and ``run`` loads them
+(:func:`sentencekit.pipeline.modality.load_batch`) and runs the engine's processor for that modality on each
+batch, so each input is processed exactly once and a corpus of images is never held decoded in memory.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class Tokenized:
     An engine whose input module tokenizes only whole batches (custom modules, routers, slow tokenizers)
     returns :meth:`deferred` instead: ``ids`` is ``None``, ``lengths`` are character counts (for sorting)
     and ``run`` tokenizes each batch itself (still once per text) and reports ``truncated``.
+
+    ``modality`` is ``"text"``, or the modality of media inputs (``"image"``): those are always deferred,
+    ``items`` hold them as the caller gave them (a PIL image, an array, a path, a data URI), and every
+    ``lengths[i]`` is 1, so batches are cut by count in input order, not by token length.
     """
 
     items: list[Any]
@@ -41,11 +51,15 @@ class Tokenized:
     truncated: np.ndarray
     ids: list[np.ndarray] | None = None
     type_ids: list[np.ndarray] | None = None
+    modality: str = "text"
 
     @classmethod
-    def deferred(cls, items: Sequence[Any]) -> Tokenized:
-        lengths = np.fromiter((text_length(x) for x in items), dtype=np.int64, count=len(items))
-        return cls(list(items), lengths, np.zeros(len(items), dtype=bool))
+    def deferred(cls, items: Sequence[Any], modality: str = "text") -> Tokenized:
+        if modality == "text":
+            lengths = np.fromiter((text_length(x) for x in items), dtype=np.int64, count=len(items))
+        else:  # media of one modality are processed to one shape: no length to sort by
+            lengths = np.ones(len(items), dtype=np.int64)
+        return cls(list(items), lengths, np.zeros(len(items), dtype=bool), modality=modality)
 
     @classmethod
     def from_ids(cls, ids: Sequence[Sequence[int]]) -> Tokenized:
@@ -129,6 +143,12 @@ class Engine:
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run the rows ``indices`` of ``tokenized`` as one batch; named arrays in that order."""
         raise NotImplementedError
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The input modalities the model takes (sentence-transformers' names: ``"text"``, ``"image"``, ...), in
+        the order its ``modality_config`` lists them; ``("text",)`` for text models."""
+        return ("text",)
 
     def prepare(self, device: Any, kwargs: dict[str, Any]) -> None:
         """Check a call's ``device`` and extra keyword arguments before any work (and move the weights

@@ -4,7 +4,9 @@ or from modules made by hand, placed on a device and run batch by batch for the 
 
 Inputs are tokenized once per text: a Transformer with a fast tokenizer tokenizes everything unpadded
 (its lengths plan the batches) and each batch is padded from those ids; other input modules (Router,
-StaticEmbedding, custom code, slow tokenizers) tokenize each batch when it runs.
+StaticEmbedding, custom code, slow tokenizers) tokenize each batch when it runs. Images (a CLIP-style
+Transformer) are loaded and run through the model's Hugging Face image processor batch by batch
+(:meth:`~sentencekit.modules.transformer.Transformer.process_media`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sentencekit.devices import resolve_device
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.files import ModelFormatError
 from sentencekit.modules import Normalize, Pooling, Router, StaticEmbedding, Transformer
+from sentencekit.modules.transformer import position_limit
+from sentencekit.pipeline.modality import load_batch
 from sentencekit.spec.model_spec import ModelSpec
 
 
@@ -72,8 +76,10 @@ class ModuleSequence(nn.Sequential):
 
 # -- building the modules of a folder ---------------------------------------------------------------------------
 def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
-    """The modules of an embedder folder: its ``modules.json``; a model2vec table; or a plain Hugging Face
-    transformer, which gets mean pooling (with a warning: it was not saved as an embedder)."""
+    """The modules of an embedder folder: its ``modules.json``; a model2vec table; a plain Hugging Face dual
+    encoder (CLIP), which is one Transformer embedding texts and images (sentence-transformers 6.2's inference);
+    or a plain Hugging Face transformer, which gets mean pooling (with a warning: it was not saved as an
+    embedder)."""
     from sentencekit.format import load_modules
 
     kwargs = options.torch_kwargs("embedder")
@@ -86,6 +92,8 @@ def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
         raise ModelFormatError(f"{spec.folder} is not an embedding model folder: it is a {spec.model_type} "
                                "without a transformer config.json.")
     transformer = Transformer.load(spec.folder, **kwargs)
+    if transformer.is_multimodal:  # its output is the sentence embedding: nothing to pool
+        return [transformer], {}
     saved_as = f" (it was saved as a {spec.model_type})" if spec.model_type != "SentenceTransformer" else ""
     warnings.warn(f"No sentence-transformers model found in {spec.folder}{saved_as}: creating a new one with mean "
                   "pooling (Transformer + Pooling).", stacklevel=external_stacklevel())
@@ -216,7 +224,10 @@ class TorchEngine(Engine):
         if task is not None:
             kwargs["task"] = task
         cut = None
-        if tokenized.is_deferred:
+        if tokenized.modality != "text":
+            items = load_batch([tokenized.items[i] for i in indices], tokenized.modality)
+            features = self.network[0].process_media(items, tokenized.modality)
+        elif tokenized.is_deferred:
             features = self.network.tokenize([tokenized.items[i] for i in indices], task=task)
             cut = features.pop("truncated", None)
         else:
@@ -267,6 +278,11 @@ class TorchEngine(Engine):
 
     # -- what the model reports -------------------------------------------------------------------------------
     @property
+    def modalities(self) -> tuple[str, ...]:  # type: ignore[override]
+        first = self.network[0]
+        return tuple(first.modalities) if isinstance(first, Transformer) else ("text",)
+
+    @property
     def device(self) -> torch.device:
         return self.network.device
 
@@ -297,7 +313,8 @@ class TorchEngine(Engine):
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"max_seq_length must be a positive integer, got {value!r}")
         first = self.network[0]
-        limit = getattr(getattr(getattr(first, "auto_model", None), "config", None), "max_position_embeddings", None)
+        config = getattr(getattr(first, "auto_model", None), "config", None)
+        limit = position_limit(config) if config is not None else None
         if limit is not None and value > limit:
             raise ValueError(f"max_seq_length={value} exceeds the model's {limit} position embeddings.")
         first.max_seq_length = value

@@ -117,7 +117,7 @@ class SentenceTransformer(QueryDocumentEncoding, Model):
     @pool_aware
     def encode(
         self,
-        sentences: str | list[str] | np.ndarray,
+        sentences: str | list[Any] | np.ndarray | Any,
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
@@ -145,6 +145,15 @@ class SentenceTransformer(QueryDocumentEncoding, Model):
         ``model.last_encode_info``), never silent. ``truncate_dim`` keeps the first dimensions (Matryoshka),
         then ``normalize_embeddings`` scales to unit length. ``output_value="token_embeddings"`` gives one
         ``[tokens, hidden]`` array per text. Raises ``TypeError`` naming a bad input's index.
+
+        Models that take images (CLIP: ``model.modalities == ["text", "image"]``) embed texts and images into one
+        space: an input may be a PIL image, an image file path, a ``data:image/...;base64`` URI, an ``[H, W, C]``
+        array or 3-D tensor, ``{"image": x}`` / ``{"text": t}``, or a list mixing them (each modality is batched
+        on its own, images ``batch_size`` at a time through the model's image processor, and rows come back in
+        input order); ``similarity`` compares them (cosine). Prompts apply to texts only. Strings are images
+        only when they name an existing image file, a data URI or an http(s) image URL, which is fetched only
+        with ``model.allow_url_inputs = True``. An input of a modality the model does not take raises
+        ``ValueError`` naming its index and ``model.modalities`` (see :mod:`sentencekit.pipeline.modality`).
 
         >>> model.encode("Hello world").shape                      # doctest: +SKIP
         (384,)

@@ -85,6 +85,9 @@ class Model:
 
     family: ClassVar[str] = ""
     _info_attribute: ClassVar[str] = "last_info"
+    #: whether image inputs given as http(s) URLs are fetched (with a timeout); off by default, so that encoding
+    #: never reaches the network unasked. Set it on a model: ``model.allow_url_inputs = True``.
+    allow_url_inputs: bool = False
 
     def _build(self, model_name_or_path: str | os.PathLike | None, modules: Any, *, backend: str,
                options: EngineOptions, cache_folder: str | None, revision: str | None, local_files_only: bool,
@@ -130,6 +133,20 @@ class Model:
 
     def _set_info(self, info: EncodeInfo) -> None:
         self._local.info = info
+
+    # -- what the model takes ----------------------------------------------------------------------------------------
+    @property
+    def modalities(self) -> list[str]:
+        """The input modalities the model encodes, as sentence-transformers' ``model.modalities``: ``["text"]``
+        for text models, ``["text", "image"]`` for CLIP (see :mod:`sentencekit.pipeline.modality`)."""
+        return list(self.engine.modalities)
+
+    def supports(self, modality: str | tuple[str, ...]) -> bool:
+        """Whether the model encodes ``modality`` (a name, or a tuple of names for one input combining them,
+        which needs chat ``message`` support), as sentence-transformers' ``model.supports``."""
+        from sentencekit.pipeline.modality import supports
+
+        return supports(self.modalities, modality)
 
     # -- what runs the model ----------------------------------------------------------------------------------------
     @property

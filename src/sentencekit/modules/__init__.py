@@ -2,6 +2,7 @@
 sentence_embedding), and saves its own config and weights."""
 
 from sentencekit.modules.base import Module
+from sentencekit.modules.clip_model import CLIPModel
 from sentencekit.modules.dense import Dense
 from sentencekit.modules.multi_vector_mask import MultiVectorMask
 from sentencekit.modules.normalize import Normalize
@@ -16,4 +17,4 @@ from sentencekit.modules.transformer import Transformer
 
 __all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "StaticEmbedding", "Router", "Asym",
            "SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "MultiVectorMask", "BaseTokenPooling",
-           "HierarchicalTokenPooling", "LambdaTokenPooling"]
+           "HierarchicalTokenPooling", "LambdaTokenPooling", "CLIPModel"]

@@ -15,7 +15,13 @@ from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
 from sentencekit.pipeline.query_expansion import check_lengths, check_query_expansion, expand_queries, task_max_length
-from sentencekit.spec.model_spec import read_transformer_config
+from sentencekit.spec.model_spec import (
+    TRANSFORMER_CONFIG_FILES,
+    custom_modality_config,
+    infer_modality_config,
+    read_image_processor_config,
+    read_transformer_config,
+)
 
 # What the wrapped transformer computes: token embeddings (embedders), class logits (rerankers) or
 # masked-language-model logits over the vocabulary (SPLADE sparse encoders).
@@ -30,6 +36,20 @@ _ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings"), "sequence-classific
 MULTIVECTOR_KEYS = ("query_length", "document_length", "query_expansion")
 
 TextInput = str | tuple[str, str] | list[str]
+#: the processor of each non-text modality, by the attribute transformers' processors hold it under
+_PROCESSOR_ATTRIBUTES = {"image": "image_processor"}
+
+
+def _text_config(config: Any) -> Any:
+    """The config of the text tower (a dual encoder's ``text_config``), else the config itself."""
+    return getattr(config, "text_config", None) or config
+
+
+def position_limit(config: Any) -> int | None:
+    """The text positions a transformer embeds (``max_position_embeddings``, a dual encoder's text tower's)."""
+    limit = getattr(config, "max_position_embeddings", None) or \
+        getattr(_text_config(config), "max_position_embeddings", None)
+    return int(limit) if limit else None
 
 
 def _transformers_major() -> int:
@@ -65,6 +85,16 @@ class Transformer(Module):
     ``ValueError`` for a ``query_length`` below the expansion length, an expansion token that is not in the
     vocabulary (or none at all: no mask and no EOS token), or ``attend=False`` on flash-attention-2.
 
+    Modalities (6.2's ``modality_config``: modality -> ``{"method", "method_output_name"}``, plus
+    ``module_output_name``): the default runs text through ``forward`` (``token_embeddings``). A CLIP-style dual
+    encoder (CLIP, Radford et al. 2021) runs ``get_text_features`` on texts and ``get_image_features`` on
+    images and writes their ``pooler_output`` (the projected ``[b, projection_dim]`` embedding) as
+    ``sentence_embedding``, so no pooling follows; without a ``modality_config`` that one is inferred for a CLIP
+    folder with an image processor (:func:`~sentencekit.spec.model_spec.infer_modality_config`). Images are
+    processed by the model's Hugging Face image processor (:meth:`process_media`; Pillow needed:
+    ``pip install "sentencekit[image]"``); the features of an image batch carry ``"modality": "image"``, which
+    ``forward`` dispatches on. Saved with 6.2's type string and keys.
+
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
     >>> t(features)["token_embeddings"].shape                        # doctest: +SKIP
@@ -95,6 +125,8 @@ class Transformer(Module):
         query_length: int | None = None,
         document_length: int | None = None,
         query_expansion: dict[str, Any] | None = None,
+        modality_config: dict[str, dict[str, str]] | None = None,
+        module_output_name: str | None = None,
     ) -> None:
         super().__init__()
         from transformers import (
@@ -129,12 +161,31 @@ class Transformer(Module):
         self.tokenizer = AutoTokenizer.from_pretrained(
             tokenizer_name_or_path or model_name_or_path, **hub, **tokenizer_kwargs
         )
+        if modality_config is None and transformer_task == "feature-extraction":
+            local = Path(str(model_name_or_path))
+            has_images = read_image_processor_config(local) is not None if local.is_dir() else \
+                getattr(config, "vision_config", None) is not None
+            modality_config = infer_modality_config(config.to_dict(), has_images)
+            module_output_name = "sentence_embedding" if modality_config is not None else module_output_name
+        self._set_modality_config(modality_config, module_output_name)
+        #: transformers' combined processor (tokenizer + image processor) of a multimodal model, which is what
+        #: saves ``processor_config.json``; ``None`` for text models
+        self.processor: Any = None
+        self.processors: dict[str, Any] = {}
+        if any(m != "text" for m in self.modalities):
+            self._load_processors(tokenizer_name_or_path or model_name_or_path, hub)
         if max_seq_length is None:
-            limits = [getattr(config, "max_position_embeddings", None), self.tokenizer.model_max_length]
+            limits = [position_limit(config), self.tokenizer.model_max_length]
             limits = [int(x) for x in limits if x is not None and 0 < x < 1_000_000]
             max_seq_length = min(limits) if limits else None
         self.max_seq_length = max_seq_length
         self._forward_params = set(inspect.signature(self.auto_model.forward).parameters)
+        # each modality method's argument names, and whether it takes return_dict (by name or **kwargs)
+        self._method_params: dict[str, tuple[set[str], bool]] = {}
+        for method in self._methods():
+            params = inspect.signature(getattr(self.auto_model, method)).parameters
+            takes_dict = "return_dict" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+            self._method_params[method] = (set(params), takes_dict)
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed").
         self._tokenizer_lock = threading.Lock()
         self._query_expansion: dict[str, Any] | None = None
@@ -191,6 +242,69 @@ class Transformer(Module):
         length (see :func:`sentencekit.pipeline.query_expansion.task_max_length`), else ``max_seq_length``."""
         return task_max_length(task, max_seq_length=self.max_seq_length, query_length=self.query_length,
                                document_length=self.document_length, expansion=self._query_expansion)
+
+    # -- modalities -------------------------------------------------------------------------------
+    def _set_modality_config(self, modality_config: dict[str, dict[str, str]] | None,
+                             module_output_name: str | None) -> None:
+        """Check and keep a ``modality_config`` (``None``, or text through ``forward``: the task's default)."""
+        modality_config = custom_modality_config(modality_config)
+        if modality_config is None:
+            self.modality_config: dict[str, dict[str, str]] | None = None
+            self.module_output_name = module_output_name or _ST6_OUTPUTS[self.transformer_task][1]
+            return
+        if not module_output_name:
+            raise ValueError("A custom modality_config needs module_output_name (e.g. 'sentence_embedding').")
+        for modality, entry in modality_config.items():
+            if modality != "text" and modality not in _PROCESSOR_ATTRIBUTES:
+                raise ValueError(f"modality_config lists {modality!r}; sentencekit encodes "
+                                 f"{', '.join(['text', *_PROCESSOR_ATTRIBUTES])}.")
+            if not isinstance(entry, dict) or not hasattr(self.auto_model, entry.get("method", "")):
+                raise ValueError(f"modality_config[{modality!r}] = {entry!r} names no method of "
+                                 f"{type(self.auto_model).__name__}.")
+        self.modality_config = {m: dict(e) for m, e in modality_config.items()}
+        self.module_output_name = module_output_name
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities this module encodes, in its ``modality_config``'s order (``["text"]`` by default)."""
+        return list(self.modality_config) if self.modality_config else ["text"]
+
+    @property
+    def is_multimodal(self) -> bool:
+        """Whether a ``modality_config`` is set (then the module is saved in 6.2's layout)."""
+        return self.modality_config is not None
+
+    def _methods(self) -> list[str]:
+        return sorted({e["method"] for e in (self.modality_config or {}).values()})
+
+    def _load_processors(self, name: str, hub: dict[str, Any]) -> None:
+        from transformers import AutoProcessor
+
+        from sentencekit.pipeline.modality import require_pillow
+
+        require_pillow()  # transformers' image processors need it; say which extra provides it
+        processor = AutoProcessor.from_pretrained(name, **hub)
+        processor.tokenizer = self.tokenizer  # one tokenizer: the module's (loaded with its tokenizer kwargs)
+        for modality in self.modalities:
+            if modality == "text":
+                continue
+            part = getattr(processor, _PROCESSOR_ATTRIBUTES[modality], None)
+            if part is None:
+                raise ModelFormatError(f"{name} has no {modality} processor ({_PROCESSOR_ATTRIBUTES[modality]}), but "
+                                       f"its modality_config lists {modality}: add the processor files (e.g. "
+                                       "processor_config.json or preprocessor_config.json).")
+            self.processors[modality] = part
+        self.processor = processor
+
+    def process_media(self, items: list[Any], modality: str) -> dict[str, Any]:
+        """The features of a batch of loaded media (:func:`sentencekit.pipeline.modality.load_batch`) by the
+        model's processor for ``modality``: images -> ``pixel_values`` ``[b, 3, H, W]`` float32 (resized,
+        cropped, rescaled and normalized as the model's image processor says), plus ``"modality"``."""
+        processor = self.processors.get(modality)
+        if processor is None:
+            raise ValueError(f"This model encodes {', '.join(self.modalities)}, not {modality}.")
+        features = dict(processor(images=items, return_tensors="pt"))
+        return {**features, "modality": modality}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -287,6 +401,8 @@ class Transformer(Module):
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if self.modality_config is not None:
+            return self._forward_modality(features, kwargs)
         inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, Tensor)}
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
         if self.transformer_task == "sequence-classification":
@@ -298,18 +414,45 @@ class Transformer(Module):
             features["all_layer_embeddings"] = outputs.hidden_states
         return features
 
+    def _forward_modality(self, features: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``modality_config``'s method for the batch's modality, its output field as ``module_output_name``
+        (a 4-D ``[b, c, h, w]`` output as ``[b, h * w, c]``, as sentence-transformers does)."""
+        modality = features.get("modality", "text")
+        entry = self.modality_config.get(modality) if self.modality_config else None
+        if entry is None:
+            raise ValueError(f"This model encodes {', '.join(self.modalities)}, not {modality}.")
+        params, takes_dict = self._method_params[entry["method"]]
+        inputs = {k: v for k, v in features.items() if k in params and isinstance(v, Tensor)}
+        if takes_dict:
+            kwargs = {**kwargs, "return_dict": True}
+        out = getattr(self.auto_model, entry["method"])(**inputs, **kwargs)
+        # transformers 4 returns the projected tensor itself; 5 an output object holding it
+        value = out if isinstance(out, Tensor) else out[entry["method_output_name"]]
+        if value.dim() == 4:
+            value = value.flatten(2).transpose(1, 2)
+        return {**features, self.module_output_name: value}
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """Width of ``sentence_embedding`` when this module outputs it (a dual encoder: ``projection_dim``),
+        else ``None`` (a pooling module after it decides)."""
+        if self.module_output_name != "sentence_embedding":
+            return None
+        dim = getattr(self.auto_model.config, "projection_dim", None)
+        return int(dim) if dim else None
+
     def get_word_embedding_dimension(self) -> int:
         """Width of ``token_embeddings``: the hidden size, or the vocabulary size for ``fill-mask`` (whose
         token embeddings are MLM logits; sentence-transformers reports the hidden size there until the first
         forward)."""
         if self.transformer_task == "fill-mask":
             return int(self.auto_model.config.vocab_size)
-        return int(self.auto_model.config.hidden_size)
+        return int(_text_config(self.auto_model.config).hidden_size)
 
     @property
     def _st6_only(self) -> bool:
-        """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings)."""
-        return self.transformer_task == "fill-mask" or self.is_multivector
+        """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings, a
+        ``modality_config``)."""
+        return self.transformer_task == "fill-mask" or self.is_multivector or self.is_multimodal
 
     @property
     def st_type(self) -> str:  # type: ignore[override]
@@ -318,6 +461,8 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
+        if self.is_multimodal:
+            return self._multimodal_config()
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too
             method_output, module_output = _ST6_OUTPUTS[self.transformer_task]
@@ -331,6 +476,19 @@ class Transformer(Module):
                 config[key] = dict(getattr(self, key)) if key == "query_expansion" else getattr(self, key)
         return config
 
+    def _multimodal_config(self) -> dict[str, Any]:
+        """sentence-transformers 6.2's keys, exactly what it writes for a CLIP module; a length limit or
+        lower-casing only when set (6.2 reads both as legacy keys)."""
+        config: dict[str, Any] = {"transformer_task": self.transformer_task,
+                                  "modality_config": {m: dict(e) for m, e in self.modality_config.items()},
+                                  "module_output_name": self.module_output_name}
+        tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
+        if self.max_seq_length is not None and self.max_seq_length != tokenizer_limit:
+            config["max_seq_length"] = self.max_seq_length
+        if self.do_lower_case:
+            config["do_lower_case"] = True
+        return config
+
     def save(self, output_path: str | os.PathLike, safe_serialization: bool = True) -> None:
         output_path = Path(output_path)
         output_path.mkdir(parents=True, exist_ok=True)
@@ -339,7 +497,14 @@ class Transformer(Module):
             save_kwargs["safe_serialization"] = safe_serialization  # transformers < 5 only
         with quiet_transformers():
             self.auto_model.save_pretrained(str(output_path), **save_kwargs)
-        self.tokenizer.save_pretrained(str(output_path))
+        if self.processor is not None:
+            # the combined processor writes processor_config.json and the tokenizer files, as 6.2 saves CLIP;
+            # the module's tokenizer is the one saved (it may have been replaced since loading)
+            self.processor.tokenizer = self.tokenizer
+            with quiet_transformers():
+                self.processor.save_pretrained(str(output_path))
+        else:
+            self.tokenizer.save_pretrained(str(output_path))
         write_json(output_path / self.config_file_name, self.get_config_dict(), indent=4)
 
     @classmethod
@@ -385,6 +550,7 @@ class Transformer(Module):
             return {**saved, **(user or {})}
 
         tokenizer_args = merged("tokenizer_args", tokenizer_kwargs)
+        modality = cls._saved_modality_config(path, config)
         max_seq_length = config.get("max_seq_length")
         processing = config.get("processing_kwargs") or {}
         if max_seq_length is None and isinstance(processing.get("text"), dict):
@@ -400,8 +566,21 @@ class Transformer(Module):
             trust_remote_code=trust_remote_code,
             local_files_only=True,
             transformer_task=task,
+            **modality,
             **{key: config[key] for key in MULTIVECTOR_KEYS if config.get(key) is not None},
         )
+
+    @classmethod
+    def _saved_modality_config(cls, path: Path, config: dict[str, Any]) -> dict[str, Any]:
+        """``modality_config`` / ``module_output_name`` to load with: the saved ones; the text default for a
+        saved module without them (6.2 does not infer again); nothing (infer) for a folder with no module
+        config (a plain Hugging Face folder)."""
+        saved = custom_modality_config(config.get("modality_config"))
+        if saved is not None:
+            return {"modality_config": saved, "module_output_name": config.get("module_output_name")}
+        if config or any((path / name).is_file() for name in TRANSFORMER_CONFIG_FILES):
+            return {"modality_config": {"text": {"method": "forward"}}}  # the text default: not inferred again
+        return {}
 
 
 def _check_weights_present(path: Path) -> None:

@@ -9,6 +9,7 @@ applied once, after merging, so quantization ranges are computed over all embedd
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -38,7 +39,27 @@ def _active_pool(model: Any, pool: MultiProcessPool | None, device: Any) -> Iter
 
 
 def _length(item: Any) -> int:
-    return len(item) if isinstance(item, str) else sum(len(str(part)) for part in item)
+    """Characters of a text (or a pair); 1 for an image or a dict input (no text length to sort by)."""
+    if isinstance(item, str):
+        return len(item)
+    return sum(len(str(part)) for part in item) if isinstance(item, (tuple, list)) else 1
+
+
+def _encode_inputs(model: Any, sentences: Any) -> tuple[list[Any], bool, tuple[tuple[str, int], ...]]:
+    """The inputs of ``encode(..., pool=...)`` as a list, checked as one process checks them (so a bad input
+    fails before any worker runs), whether one was given, and the inputs per modality when not all are text
+    (:class:`~sentencekit.pipeline.batching.EncodeInfo`). A multimodal model's inputs are sent as given: each
+    worker detects their modality again, as one process would."""
+    if tuple(model.modalities) == ("text",):
+        return (*as_input_list(sentences), ())
+    from collections import Counter
+
+    from sentencekit.pipeline.encode import read_inputs
+    from sentencekit.pipeline.modality import URL_SETTING, as_batch
+
+    checked = read_inputs(model.engine, sentences, allow_urls=bool(getattr(model, URL_SETTING, False)))
+    counts = tuple(Counter(checked.modalities).items()) if checked.modalities is not None else ()
+    return (*as_batch(sentences), counts)
 
 
 def run_chunks(model: Any, pool: MultiProcessPool, method: str, items: Sequence[Any], *, chunk_size: int | None,
@@ -120,7 +141,7 @@ def encode_with_pool(
     **encode_kwargs: Any,
 ) -> Any:
     """``model.encode(sentences, pool=pool, ...)``: the same result as one process, computed by the pool."""
-    texts, single = as_input_list(sentences)
+    texts, single, counts = _encode_inputs(model, sentences)
     check_precision(precision)
     check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
     if convert_to_tensor:
@@ -131,6 +152,8 @@ def encode_with_pool(
     with _active_pool(model, pool, device) as active:
         merged = run_pooled(model, active, "encode", texts, chunk_size=chunk_size, kwargs=worker_kwargs,
                             show_progress_bar=show_progress_bar, desc="Encoding")
+    if counts:
+        model._set_info(dataclasses.replace(model.last_info, modality_counts=counts))
     if not sentence_embedding:  # token embeddings / all outputs: one entry per text
         rows = list(merged) if merged is not None else []
         return rows[0] if single else rows

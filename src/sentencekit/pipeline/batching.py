@@ -23,12 +23,15 @@ import numpy as np
 @dataclass(frozen=True)
 class EncodeInfo:
     """What the last ``encode`` / ``predict`` call in this thread did: how many inputs were longer than
-    ``max_seq_length`` and were cut (their indices in the input)."""
+    ``max_seq_length`` and were cut (their indices in the input; only texts are ever cut), and, when the call
+    had inputs other than text, how many inputs of each modality it had (``(("text", 2), ("image", 3))``;
+    empty for an all-text call)."""
 
     num_inputs: int = 0
     num_truncated: int = 0
     truncated_indices: tuple[int, ...] = field(default_factory=tuple)
     max_seq_length: int | None = None
+    modality_counts: tuple[tuple[str, int], ...] = field(default_factory=tuple)
 
 
 class TruncationWarning(UserWarning):
@@ -42,9 +45,9 @@ TRUNCATION_OBSERVERS: list[Callable[[EncodeInfo, str], None]] = []
 
 
 def report_truncation(n: int, truncated: Sequence[int], max_seq_length: int | None, attribute: str,
-                      stacklevel: int) -> EncodeInfo:
+                      stacklevel: int, *, modality_counts: tuple[tuple[str, int], ...] = ()) -> EncodeInfo:
     """The :class:`EncodeInfo` of a call, warning (once per call) when inputs were cut."""
-    info = EncodeInfo(n, len(truncated), tuple(sorted(int(i) for i in truncated)), max_seq_length)
+    info = EncodeInfo(n, len(truncated), tuple(sorted(int(i) for i in truncated)), max_seq_length, modality_counts)
     for observe in list(TRUNCATION_OBSERVERS):
         observe(info, attribute)
     if truncated:

@@ -1,7 +1,11 @@
 """The one ``encode`` of every embedder and engine:
 
-validate -> prompt -> tokenize once -> plan length-sorted batches -> engine -> restore order ->
-truncation report -> family post-step.
+validate (and detect each input's modality) -> prompt -> tokenize once -> plan length-sorted batches ->
+engine -> restore order -> truncation report -> family post-step.
+
+Inputs of a model that takes more than text (CLIP) run as one group per modality: texts are tokenized once
+and length-sorted as always, images are batched by count and processed in their batch (see
+:mod:`sentencekit.pipeline.modality`); the rows of all groups come back in input order.
 
 :func:`run_pipeline` is the part every family shares (up to the truncation report); a family adds only
 its last step: :func:`encode` (``truncate_dim`` / normalize / precision / convert) for
@@ -12,6 +16,7 @@ server and the index all come through :func:`encode`.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +26,12 @@ import numpy as np
 from sentencekit._warnings import external_stacklevel
 from sentencekit.engines.protocol import Tokenized
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
+from sentencekit.pipeline.modality import (
+    URL_SETTING,
+    check_text_only_inputs,
+    explain_rejected,
+    read_inputs_by_modality,
+)
 from sentencekit.pipeline.postprocess import check_truncate_dim, concat, finish_embeddings, is_tensor, take
 from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
 from sentencekit.quantization import check_precision
@@ -30,12 +41,14 @@ OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
 
 @dataclass
 class EncodeInputs:
-    """Checked inputs of an encode call: the texts (``None`` placeholders for token-id input), whether the
-    caller passed one text, and the token ids when they came as :class:`Tokenized`."""
+    """Checked inputs of an encode call: the texts (``None`` placeholders for token-id input; for a model that
+    takes images, the inputs, media unwrapped from ``{"image": x}``), whether the caller passed one input, the
+    token ids when they came as :class:`Tokenized`, and each input's modality when not all are text."""
 
     texts: list[Any]
     single: bool
     tokenized: Tokenized | None = None
+    modalities: list[Any] | None = None
 
 
 @dataclass
@@ -54,9 +67,11 @@ class EncodeRun:
         return take(concat(self.parts[name]), self.inverse)
 
 
-def read_inputs(engine: Any, sentences: Any) -> EncodeInputs:
-    """Validate ``sentences`` (texts, or :class:`Tokenized` ids, whose rows must fit ``max_seq_length``).
-    Raises ``TypeError`` naming a bad input's index, ``ValueError`` for a too-long id row."""
+def read_inputs(engine: Any, sentences: Any, *, allow_urls: bool = False) -> EncodeInputs:
+    """Validate ``sentences`` (texts; images too for a model that takes them; or :class:`Tokenized` ids, whose
+    rows must fit ``max_seq_length``). Raises ``TypeError`` naming a bad input's index, ``ValueError`` for a
+    too-long id row, or naming an input of a modality the model does not take (and the model's modalities), or
+    an image URL unless ``allow_urls``."""
     if isinstance(sentences, Tokenized):
         limit = engine.max_seq_length
         too_long = np.flatnonzero(sentences.lengths > limit) if limit else []
@@ -65,8 +80,29 @@ def read_inputs(engine: Any, sentences: Any) -> EncodeInputs:
                              f"than max_seq_length={limit}: truncate it with the tokenizer (keeping its special "
                              "tokens), or pass the text.")
         return EncodeInputs([None] * len(sentences.lengths), False, sentences)
-    texts, single = as_input_list(sentences)
-    return EncodeInputs(texts, single)
+    modalities = tuple(engine.modalities)
+    if modalities == ("text",):
+        try:
+            texts, single = as_input_list(sentences)
+        except TypeError:
+            explain_rejected(sentences)  # an image given to a text model: say which modalities it takes
+            raise
+        check_text_only_inputs(texts)
+        return EncodeInputs(texts, single)
+    items, kinds, single = read_inputs_by_modality(sentences, modalities, allow_urls=allow_urls)
+    return EncodeInputs(items, single, modalities=kinds)
+
+
+def modality_groups(inputs: EncodeInputs) -> list[tuple[str, np.ndarray | None, list[Any]]]:
+    """``(modality, input positions or None for all inputs in order, items)`` per modality of the call: one
+    text group covering everything when all inputs are text."""
+    if inputs.modalities is None:
+        return [("text", None, inputs.texts)]
+    groups: dict[str, list[int]] = {}
+    for i, kind in enumerate(inputs.modalities):
+        groups.setdefault(kind, []).append(i)
+    return [(kind, np.asarray(where, dtype=np.int64), [inputs.texts[i] for i in where])
+            for kind, where in groups.items()]
 
 
 def run_pipeline(
@@ -96,16 +132,38 @@ def run_pipeline(
     # token-id input already starts with its prompt; the prompt's length still matters to models whose
     # pooling leaves the prompt out
     prompt_length = engine.prompt_length(prompt_text, task) if prompt_text and not engine.include_prompt else 0
-    tokenized = inputs.tokenized
-    if tokenized is None:
-        tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in inputs.texts], task)
-    parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-                                    show_progress_bar=show_progress_bar, outputs=outputs,
-                                    prompt_length=prompt_length, task=task, kwargs=kwargs, batch_step=batch_step)
-    cut_at = np.flatnonzero(tokenized.truncated).tolist() + cut
+    parts: dict[str, list[Any]] = {}
+    orders: list[np.ndarray] = []
+    cut_at: list[int] = []
+    batches_before = 0
+    for modality, where, items in modality_groups(inputs):
+        tokenized = inputs.tokenized
+        if tokenized is None and modality == "text":
+            tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in items], task)
+        elif tokenized is None:  # media: processed batch by batch by the engine (prompts are for text)
+            tokenized = Tokenized.deferred(items, modality)
+        group, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                                        show_progress_bar=show_progress_bar, outputs=outputs,
+                                        prompt_length=prompt_length if modality == "text" else 0, task=task,
+                                        kwargs=kwargs, batch_step=batch_step)
+        cut = np.flatnonzero(tokenized.truncated).tolist() + cut
+        orders.append(order if where is None else where[order])
+        cut_at += cut if where is None else where[cut].tolist()
+        batches_before = _merge_parts(parts, group, batches_before)
+    counts = () if inputs.modalities is None else tuple(Counter(inputs.modalities).items())
     model._set_info(report_truncation(len(inputs.texts), cut_at, engine.max_seq_length_for(task),
-                                      model._info_attribute, external_stacklevel() + 1))
+                                      model._info_attribute, external_stacklevel() + 1, modality_counts=counts))
+    order = np.concatenate(orders) if orders else np.zeros(0, dtype=np.int64)
     return EncodeRun(parts, restore_order(order), inputs.single)
+
+
+def _merge_parts(parts: dict[str, list[Any]], group: dict[str, list[Any]], batches_before: int) -> int:
+    """Append one modality group's per-output batch lists to ``parts``, keeping every list one entry per batch
+    (``None`` where a group has no such output, e.g. ``input_ids`` of image batches); returns the batch count."""
+    batches = len(next(iter(group.values()))) if group else 0
+    for name in set(parts) | set(group):
+        parts.setdefault(name, [None] * batches_before).extend(group.get(name, [None] * batches))
+    return batches_before + batches
 
 
 def encode(
@@ -134,7 +192,7 @@ def encode(
     ``prompt_name`` name: it is not added again). The truncation report lands in ``model.last_encode_info``
     and, when inputs were cut, in one ``TruncationWarning`` (pointing at the caller's line)."""
     engine = model.engine
-    inputs = read_inputs(engine, sentences)
+    inputs = read_inputs(engine, sentences, allow_urls=bool(getattr(model, URL_SETTING, False)))
     check_precision(precision)
     if output_value not in OUTPUT_VALUES:
         raise ValueError(f"output_value must be 'sentence_embedding', 'token_embeddings' or None, got {output_value!r}")
@@ -174,7 +232,8 @@ def _rows(parts: dict[str, list[Any]], inverse: np.ndarray, output_value: str | 
         return [rows[i] for i in inverse]
     names = list(parts)
     for b in range(len(parts[names[0]]) if names else 0):
-        batch = {name: parts[name][b] for name in names}
+        # a call mixing modalities has outputs only some groups' batches hold (None in the others)
+        batch = {name: parts[name][b] for name in names if parts[name][b] is not None}
         emb = batch.get("sentence_embedding")
         if emb is not None:
             batch["sentence_embedding"] = finish_embeddings(emb, truncate_dim=truncate_dim, normalize=normalize,

@@ -8,7 +8,11 @@ CLI and the server. The folder layouts it understands:
   v5 and v6 type strings alike, for embedders and (v6) cross-encoders;
 - a model2vec folder (a static token table);
 - a plain Hugging Face transformer folder (``config.json``): an embedder gets mean pooling, a cross-encoder
-  is the v5 layout.
+  is the v5 layout; a CLIP-style dual encoder (text and vision towers and an image processor) embeds texts and
+  images with ``get_text_features`` / ``get_image_features`` and no pooling (:func:`infer_modality_config`),
+  as sentence-transformers 6.2 does;
+- sentence-transformers' CLIP layouts: v5's ``0_CLIPModel/`` module and 6.2's root ``Transformer`` with a
+  ``modality_config`` (see :attr:`ModelSpec.modality_config`).
 
 >>> spec = read_spec("my-model")                                    # doctest: +SKIP
 >>> spec.module_kinds, spec.pooling_modes, spec.normalize
@@ -34,8 +38,22 @@ TRANSFORMER_CONFIG_FILES = ("sentence_bert_config.json", "sentence_roberta_confi
 #: what a Dense config without ``activation_function`` means (sentence-transformers' default: Tanh)
 DEFAULT_DENSE_ACTIVATION = "torch.nn.modules.activation.Tanh"
 #: legacy class names that are another kind (sentence-transformers 5.x's ``MLMTransformer`` is a fill-mask
-#: ``Transformer``; its folder is read like any Transformer's)
-_KIND_ALIASES = {"MLMTransformer": "Transformer"}
+#: ``Transformer``, its ``CLIPModel`` a Transformer over a CLIP folder; their folders are read like any
+#: Transformer's)
+_KIND_ALIASES = {"MLMTransformer": "Transformer", "CLIPModel": "Transformer"}
+#: what sentence-transformers 6.2 runs for CLIP-style models (its ``CLIPModel`` default and its inference for
+#: dual encoders): one method per modality, whose ``pooler_output`` is the projected embedding
+DUAL_ENCODER_MODALITY_CONFIG = {
+    "text": {"method": "get_text_features", "method_output_name": "pooler_output"},
+    "image": {"method": "get_image_features", "method_output_name": "pooler_output"},
+}
+#: the model types a plain folder of is inferred as a dual encoder (verified: CLIP; vision-language models with a
+#: text and a vision config, LLaVA-style, are not dual encoders)
+DUAL_ENCODER_MODEL_TYPES = ("clip",)
+#: where an image processor's settings are saved: transformers 5's processor file (nested under
+#: ``image_processor``) and the older flat file
+PROCESSOR_CONFIG_FILE = "processor_config.json"
+PREPROCESSOR_CONFIG_FILE = "preprocessor_config.json"
 #: module kinds only sparse encoders have (a folder holding one is a ``SparseEncoder``)
 SPARSE_KINDS = frozenset({"SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder"})
 #: module kinds only multi-vector (ColBERT) encoders have (a folder holding one is a ``MultiVectorEncoder``)
@@ -97,12 +115,49 @@ def read_transformer_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def default_max_length(path: str | os.PathLike) -> int | None:
     """The length limit a transformer folder gets when no ``max_seq_length`` is saved: the smaller of its
-    position embeddings and its tokenizer's ``model_max_length`` (as sentence-transformers does)."""
+    position embeddings (a dual encoder's text tower's) and its tokenizer's ``model_max_length`` (as
+    sentence-transformers does)."""
     config = read_json_if_exists(Path(path) / "config.json") or {}
     tconf = read_json_if_exists(Path(path) / "tokenizer_config.json") or {}
-    limits = [config.get("max_position_embeddings"), tconf.get("model_max_length")]
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
+    limits = [config.get("max_position_embeddings", text.get("max_position_embeddings")),
+              tconf.get("model_max_length")]
     limits = [int(x) for x in limits if isinstance(x, (int, float)) and 0 < x < 1_000_000]
     return min(limits) if limits else None
+
+
+def read_image_processor_config(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The image processor settings saved in a transformer folder (``processor_config.json``'s
+    ``image_processor``, else a ``preprocessor_config.json`` that describes an image processor), or ``None``."""
+    folder = Path(path)
+    processor = read_json_if_exists(folder / PROCESSOR_CONFIG_FILE, what="processor")
+    if isinstance(processor, dict) and isinstance(processor.get("image_processor"), dict):
+        return processor["image_processor"]
+    flat = read_json_if_exists(folder / PREPROCESSOR_CONFIG_FILE, what="processor")
+    if isinstance(flat, dict) and ("image_processor_type" in flat or "image_mean" in flat):
+        return flat
+    return None
+
+
+def custom_modality_config(saved: Any) -> dict[str, Any] | None:
+    """A saved ``modality_config`` when it is more than the default (text through ``forward``), else ``None``."""
+    if not isinstance(saved, dict) or not saved:
+        return None
+    text_forward = set(saved) == {"text"} and (saved["text"] or {}).get("method", "forward") == "forward"
+    return None if text_forward else saved
+
+
+def infer_modality_config(hf_config: dict[str, Any], has_image_processor: bool) -> dict[str, Any] | None:
+    """The ``modality_config`` of a fresh load (no saved one), as sentence-transformers 6.2 infers it for the
+    models sentencekit runs: a dual encoder of :data:`DUAL_ENCODER_MODEL_TYPES` (a ``text_config`` and a
+    ``vision_config``) with an image processor gets :data:`DUAL_ENCODER_MODALITY_CONFIG` (output
+    ``sentence_embedding``, no pooling); anything else ``None`` (text through ``forward``, the default).
+    sentence-transformers infers from the model's methods, for any model type; other dual encoders (SigLIP, ...)
+    load here with an explicit ``Transformer(..., modality_config=..., module_output_name=...)``, untested."""
+    if has_image_processor and hf_config.get("model_type") in DUAL_ENCODER_MODEL_TYPES and \
+            isinstance(hf_config.get("text_config"), dict) and isinstance(hf_config.get("vision_config"), dict):
+        return {k: dict(v) for k, v in DUAL_ENCODER_MODALITY_CONFIG.items()}
+    return None
 
 
 @dataclass(frozen=True)
@@ -187,6 +242,34 @@ class ModelSpec:
     def transformer_config(self) -> dict[str, Any]:
         entry = self.first("Transformer")
         return entry.config if entry is not None else read_transformer_config(self.folder)
+
+    @property
+    def modality_config(self) -> dict[str, Any] | None:
+        """What the input module runs per modality (sentence-transformers 6.2's ``modality_config``), when it
+        takes more than text through ``forward``: the saved one; sentence-transformers 5's ``CLIPModel`` module
+        (which saved none) and a plain dual-encoder folder get :data:`DUAL_ENCODER_MODALITY_CONFIG`. ``None``
+        for text models (also a saved module without one: it is not inferred again, as in 6.2)."""
+        entry = self.first("Transformer")
+        if entry is None:
+            return None
+        if entry.config.get("modality_config"):
+            return custom_modality_config(entry.config["modality_config"])
+        if str(entry.type).rsplit(".", 1)[-1] == "CLIPModel":
+            return {k: dict(v) for k, v in DUAL_ENCODER_MODALITY_CONFIG.items()}
+        if self.layout == "transformers":
+            return infer_modality_config(self.hf_config, read_image_processor_config(entry.path) is not None)
+        return None
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """The input modalities (``("text",)`` for text models; ``("text", "image")`` for CLIP)."""
+        config = self.modality_config
+        return tuple(config) if config else ("text",)
+
+    @property
+    def is_multimodal(self) -> bool:
+        """Whether the input module takes more than text (see :attr:`modality_config`)."""
+        return self.modality_config is not None
 
     @property
     def max_seq_length(self) -> int | None:
@@ -446,4 +529,7 @@ def read_spec(folder: str | os.PathLike) -> ModelSpec:
 __all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "read_model_config",
            "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
            "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS",
+           "DUAL_ENCODER_MODALITY_CONFIG", "DUAL_ENCODER_MODEL_TYPES", "infer_modality_config",
+           "custom_modality_config",
+           "read_image_processor_config",
            "MULTIVECTOR_KINDS", "MULTIVECTOR_MODEL_TYPES", "FOREIGN_KINDS"]
