@@ -231,9 +231,9 @@ def test_encode_sparse_writes_npz_and_jsonl_equal_to_encode(tiny_splade_dir, spl
 ])
 def test_encode_sparse_refuses_dense_outputs_and_options(extra, expected, tiny_splade_dir, tmp_path, capsys,
                                                          monkeypatch):
-    import sentencekit.cli_sparse as cli_sparse
+    import sentencekit.cli_sides as cli_sides
 
-    monkeypatch.setattr(cli_sparse, "load_sparse", lambda *a: pytest.fail("checked before loading the model"))
+    monkeypatch.setattr(cli_sides, "load_side_model", lambda *a: pytest.fail("checked before loading the model"))
     src = tmp_path / "texts.txt"
     src.write_text("hello\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)

@@ -21,7 +21,19 @@ from pathlib import Path
 # stdlib-only: keeps start-up fast
 from sentencekit.cli_notes import shorten, truncation_notes
 from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args
-from sentencekit.cli_sparse import add_fusion_weights_arg, add_sparse_arg
+from sentencekit.cli_sides import (
+    MODEL_SIDES,
+    add_fusion_weights_arg,
+    add_side_arg,
+    check_fusion_weights,
+    given_sides,
+    has_side,
+    index_keywords,
+    load_given_models,
+    models_for_index,
+    needs_model_error,
+    search_models,
+)
 
 
 def _model_options(args: argparse.Namespace) -> dict:
@@ -55,48 +67,39 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise ValueError(f"query {blank[0] + 1} is empty; pass the text to search for (quoted, as one argument)")
     if args.index and args.corpus:  # the stored index would be searched and the corpus silently ignored
         raise ValueError("pass --index (a built index) or --corpus (a corpus file, indexed on first use), not both")
-    retrieval = args.retrieval or ("sparse" if args.sparse else "dense")
+    given = given_sides(args)  # one side's model given: that side alone by default; both: hybrid
+    retrieval = args.retrieval or (given[0] if len(given) == 1 else "hybrid" if given else "dense")
     for flag, value in (("--fusion", args.fusion), ("--fusion-weights", args.fusion_weights)):
         if value is not None and retrieval != "hybrid":  # it would change nothing, silently
             raise ValueError(f"{flag} merges the rankings of --retrieval hybrid; with --retrieval {retrieval} "
                              f"there is one ranking. Drop {flag} or add --retrieval hybrid")
-    if retrieval == "sparse" and not args.sparse and not args.index:
-        raise ValueError("--retrieval sparse needs a sparse model: pass --sparse MODEL (a SparseEncoder, e.g. a "
-                         "SPLADE folder), or --index INDEX of an index built with one")
+    if retrieval in MODEL_SIDES and retrieval not in given and not args.index:
+        raise needs_model_error(retrieval)
     t0 = time.perf_counter()
     model = _load_model(args)
-    sparse = None
     with truncation_notes("documents") as notes:
         if args.index:
-            from sentencekit.cli_sparse import has_sparse_side, no_sparse_side, sparse_for_index
             from sentencekit.search.index import EmbeddingIndex
             from sentencekit.search.storage import read_manifest
 
-            manifest = read_manifest(Path(args.index))
-            if (retrieval == "sparse" or args.sparse) and not has_sparse_side(manifest):
-                raise no_sparse_side(args.index, manifest.get("counts", {}).get("documents", 0))
-            sparse = sparse_for_index(args, args.index, manifest, required=retrieval in ("sparse", "hybrid"),
-                                      what="search it")
+            side_models = search_models(args, args.index, read_manifest(Path(args.index)), retrieval)
             t1 = time.perf_counter()
-            index, added, source = EmbeddingIndex.open(args.index, model, sparse_model=sparse), 0, Path(args.index).name
+            index = EmbeddingIndex.open(args.index, model, **index_keywords(side_models))
+            added, source = 0, Path(args.index).name
         else:
             from sentencekit.search.corpus import SAMPLE_CORPUS
             from sentencekit.search.corpus_index import managed_index
 
-            if args.sparse:
-                from sentencekit.cli_sparse import load_sparse
-
-                sparse = load_sparse(args.sparse, args)
+            side_models = load_given_models(args)
             t1 = time.perf_counter()
             corpus = Path(args.corpus) if args.corpus else SAMPLE_CORPUS
             index, added = managed_index(corpus, model, column=args.column, cache_dir=args.cache_dir,
-                                         batch_size=args.batch_size, encoding=args.encoding, sparse_model=sparse)
+                                         batch_size=args.batch_size, encoding=args.encoding,
+                                         **index_keywords(side_models))
             source = corpus.name
         notes.set_total("documents", added)
     t2 = time.perf_counter()
     reranker, reranker_name = _search_reranker(args)
-    from sentencekit.cli_sparse import check_fusion_weights
-
     weights = check_fusion_weights(args.fusion_weights, index.manifest)
     with truncation_notes("queries"):
         results = index.search(list(args.query), top_k=args.top_k, reranker=reranker,
@@ -109,8 +112,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 0
     state = f"{added} embedded now" if added else "embeddings reused"
     rerank_note = f" | reranked by {reranker_name} (top {args.rerank_top_n})" if reranker else ""
-    sparse_note = f" + sparse {Path(str(sparse.model_name_or_path)).name}" if sparse is not None else ""
-    print(f"Model {args.model}{sparse_note} | {source}: {len(index)} documents ({state}){rerank_note} | "
+    side_note = "".join(f" + {key} {Path(str(m.model_name_or_path)).name}" for key, m in side_models.items())
+    print(f"Model {args.model}{side_note} | {source}: {len(index)} documents ({state}){rerank_note} | "
           f"load {t1 - t0:.1f}s, index {t2 - t1:.2f}s, search {t3 - t2:.3f}s")
     for query, hits in zip(args.query, results):
         print(f"\nQuery: {shorten(query)}")
@@ -148,23 +151,23 @@ def _search_reranker(args: argparse.Namespace):
 
 
 def cmd_index_build(args: argparse.Namespace) -> int:
-    from sentencekit.cli_sparse import has_sparse_side, load_sparse, sparse_for_index
     from sentencekit.search.corpus_index import build_index
     from sentencekit.search.storage import manifest_path, read_manifest
 
     model = _load_model(args)
-    if manifest_path(Path(args.out)).exists():  # adding to an index with a sparse side needs its sparse model
-        sparse = sparse_for_index(args, args.out, read_manifest(Path(args.out)), required=True, what="add documents")
+    if manifest_path(Path(args.out)).exists():  # adding to an index with a sparse / multi-vector side needs its model
+        side_models = models_for_index(args, args.out, read_manifest(Path(args.out)), required=lambda key: True,
+                                       what="add documents")
     else:
-        sparse = load_sparse(args.sparse, args) if args.sparse else None
+        side_models = load_given_models(args)
     with truncation_notes("documents") as notes:
         index, added = build_index(args.input, args.out, model, column=args.column, chunk=args.chunk,
                                    precision=args.precision, backend=args.index_kind, batch_size=args.batch_size,
                                    lexical=False if args.no_lexical else None, encoding=args.encoding,
-                                   sparse_model=sparse)
+                                   **index_keywords(side_models))
         notes.set_total("documents", added)
-    side = " and learned-sparse vectors" if has_sparse_side(index.manifest) else ""
-    print(f"{args.out}: {len(index)} documents{side} ({added} added now)")
+    sides = "".join(f" and {side.stored}" for key, side in MODEL_SIDES.items() if has_side(key, index.manifest))
+    print(f"{args.out}: {len(index)} documents{sides} ({added} added now)")
     return 0
 
 
@@ -193,21 +196,21 @@ def cmd_index_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_index_repair(args: argparse.Namespace) -> int:
-    from sentencekit.cli_sparse import sparse_for_index
     from sentencekit.search.integrity import repair
     from sentencekit.search.storage import read_manifest
 
-    sparse = None
-    if args.sparse is not None:
-        sparse = sparse_for_index(args, args.index, read_manifest(Path(args.index)), required=True,
-                                  what="re-encode its damaged sparse parts")
+    side_models = {}
+    if given_sides(args):  # only the options given: a side without one is dropped if damaged
+        side_models = models_for_index(args, args.index, read_manifest(Path(args.index)), required=lambda key: False,
+                                       what="re-encode its damaged parts")
     with truncation_notes("documents"):
-        report = repair(args.index, _load_model(args) if args.reembed else None, sparse_model=sparse)
+        report = repair(args.index, _load_model(args) if args.reembed else None, **index_keywords(side_models))
     print(json.dumps(report, indent=2))
-    if report.get("sparse") == "dropped":
-        print("The learned-sparse side had damaged parts and was dropped (no --sparse model to re-encode them); "
-              f"add it again with `sentencekit index build CORPUS --out {args.index} --sparse MODEL`.",
-              file=sys.stderr)
+    for key, side in MODEL_SIDES.items():
+        if report.get(key) == "dropped":
+            print(f"The {side.title} side had damaged parts and was dropped (no {side.flag} model to re-encode "
+                  f"them); add it again with `sentencekit index build CORPUS --out {args.index} {side.flag} MODEL`.",
+                  file=sys.stderr)
     if report["lost_ids"] or report["lost_unknown"]:
         print(f"{len(report['lost_ids'])} document(s) must be added again (ids under \"lost_ids\")"
               + (f", plus {report['lost_unknown']} whose ids were unreadable" if report["lost_unknown"] else "")
@@ -220,7 +223,7 @@ def cmd_index_repair(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     if args.sparse:
-        from sentencekit.cli_sparse import cmd_encode_sparse
+        from sentencekit.cli_encode_sparse import cmd_encode_sparse
 
         return cmd_encode_sparse(args, lambda a: _read_texts(a.input, a.column, a.encoding))
     if args.max_active_dims is not None:
@@ -339,18 +342,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank", default="auto", metavar="MODEL|auto|none",
                    help="cross-encoder for re-scoring; auto: the installed default reranker if present")
     p.add_argument("--rerank-top-n", type=int, default=20, help="candidates the reranker re-scores")
-    p.add_argument("--retrieval", default=None, choices=["dense", "lexical", "sparse", "hybrid"],
+    p.add_argument("--retrieval", default=None, choices=["dense", "lexical", "sparse", "multivector", "hybrid"],
                    help="first stage: embeddings, BM25 over the texts, learned-sparse vectors (--sparse, or an "
-                        "index built with one), or hybrid: dense fused with the sparse side if there is one and "
-                        "BM25 if the index keeps it or has no sparse side (lexical needs sentencekit[hybrid]) "
-                        "(default: sparse with --sparse, else dense)")
+                        "index built with one), multi-vector late interaction (--multivector, or an index built "
+                        "with one), or hybrid: dense fused with the sparse and multi-vector sides there are and "
+                        "BM25 if the index keeps it or has neither (lexical needs sentencekit[hybrid]) "
+                        "(default: sparse with --sparse, multivector with --multivector, hybrid with both, "
+                        "else dense)")
     p.add_argument("--fusion", default=None, choices=["rrf", "weighted"],
                    help="how --retrieval hybrid merges the rankings: reciprocal rank fusion or a weighted "
                         "sum of min-max normalised scores (default: rrf)")
     add_fusion_weights_arg(p)
-    add_sparse_arg(p, "a sparse encoder (SPLADE folder or Hugging Face id) for --retrieval sparse|hybrid: the "
-                      "corpus gets a learned-sparse side too. With --index, the index's own sparse model is "
-                      "used when this is not given (it must be available locally)")
+    add_side_arg(p, "sparse", "a sparse encoder (SPLADE folder or Hugging Face id) for --retrieval sparse|hybrid: "
+                              "the corpus gets a learned-sparse side too. With --index, the index's own sparse model "
+                              "is used when this is not given (it must be available locally)")
+    add_side_arg(p, "multivector", "a multi-vector model (ColBERT folder or Hugging Face id) for --retrieval "
+                                   "multivector|hybrid: the corpus gets a late-interaction side too. With --index, the "
+                                   "index's own multi-vector model is used when this is not given (it must be "
+                                   "available locally)")
     p.add_argument("--cache-dir", default=None, help="where corpus indexes are kept "
                                                      "(default: $SENTENCEKIT_HOME/indexes)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -379,9 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-lexical", action="store_true",
                    help="do not keep a BM25 side for `search --retrieval lexical|hybrid` (kept by default when "
                         "bm25s is installed: pip install 'sentencekit[hybrid]')")
-    add_sparse_arg(p, "also keep a learned-sparse side encoded by this sparse encoder (SPLADE), for `search "
-                      "--retrieval sparse|hybrid`; on an existing index without one, its stored documents are "
-                      "encoded too (needs scipy: pip install 'sentencekit[sparse]')")
+    add_side_arg(p, "sparse", "also keep a learned-sparse side encoded by this sparse encoder (SPLADE), for "
+                              "`search --retrieval sparse|hybrid`; on an existing index without one, its stored "
+                              "documents are encoded too (needs scipy: pip install 'sentencekit[sparse]')")
+    add_side_arg(p, "multivector", "also keep a late-interaction side encoded by this multi-vector model "
+                                   "(ColBERT), for `search --retrieval multivector|hybrid`; on an existing index "
+                                   "without one, its stored documents are encoded too")
     add_model_args(p, legacy_index_kind=True, model_backend_alias=True)
     add_encoding_arg(p)
     p.set_defaults(func=cmd_index_build)
@@ -404,8 +416,12 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--model (the model the index was built with) instead of dropped.")
     p.add_argument("index")
     p.add_argument("--reembed", action="store_true", help="re-embed surviving texts with --model")
-    add_sparse_arg(p, "re-encode damaged learned-sparse parts from the stored texts with this sparse encoder (the "
-                      "one the index was built with); without it a damaged sparse side is dropped")
+    add_side_arg(p, "sparse", "re-encode damaged learned-sparse parts from the stored texts with this sparse "
+                              "encoder (the one the index was built with); without it a damaged sparse side is "
+                              "dropped")
+    add_side_arg(p, "multivector", "re-encode damaged multi-vector parts from the stored texts with this ColBERT "
+                                   "model (the one the index was built with); without it a damaged multi-vector "
+                                   "side is dropped")
     add_model_args(p, model_backend_alias=True)
     p.set_defaults(func=cmd_index_repair)
 
@@ -424,8 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-name", default=None, help="a prompt of the model, e.g. query or document")
     p.add_argument("--truncate-dim", type=int, default=None, help="Matryoshka: keep the first N dimensions")
     p.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
-    add_sparse_arg(p, "encode with this sparse encoder (SPLADE folder or Hugging Face id) instead of --model; "
-                      "OUTPUT is .npz or .jsonl (see above)")
+    add_side_arg(p, "sparse", "encode with this sparse encoder (SPLADE folder or Hugging Face id) instead of "
+                              "--model; OUTPUT is .npz or .jsonl (see above)")
     p.add_argument("--max-active-dims", type=int, default=None, metavar="N",
                    help="with --sparse: keep each text's N largest weights (default: the model's setting)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")

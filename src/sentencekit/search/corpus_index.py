@@ -2,8 +2,8 @@
 
 Used by the CLI: ``sentencekit index build`` (an index where you say) and ``sentencekit search`` without
 ``--index`` (an index kept under ``$SENTENCEKIT_HOME/indexes``, keyed by the corpus content and the
-model's fingerprint, and the sparse model's when there is one, so a changed corpus or model gets a new index
-instead of stale vectors).
+model's fingerprint, and those of the sparse and multi-vector models when there are, so a changed corpus or
+model gets a new index instead of stale vectors).
 """
 
 from __future__ import annotations
@@ -46,38 +46,43 @@ def _changed(stored: dict[str, Any] | None, doc: Document) -> bool:
 
 def build_index(source: str | Path, out: str | Path, model: Any, *, column: str = "text", chunk: bool = False,
                 precision: str = "float32", backend: str = "exact", batch_size: int = 32,
-                lexical: bool | None = None, encoding: str = "utf-8", sparse_model: Any = None) -> tuple[Any, int]:
+                lexical: bool | None = None, encoding: str = "utf-8", sparse_model: Any = None,
+                multivector_model: Any = None) -> tuple[Any, int]:
     """Create (or extend) the index at ``out`` with the documents of ``source`` (a corpus file or folder, see
     :func:`~sentencekit.search.corpus.load_corpus`, read as ``encoding``); ``backend``: the index kind
     (exact, hnsw, auto). Returns (index, documents added). ``lexical``: keep a BM25 side for lexical and
     hybrid search (``None``: when bm25s is installed; ``False`` leaves an existing one in place).
-    ``sparse_model``: keep a learned-sparse side encoded by it (an existing index without one gets it,
-    its stored documents encoded; one with a sparse side must have been built with this model:
-    ``IndexMismatchError``)."""
+    ``sparse_model`` / ``multivector_model``: keep a learned-sparse / late-interaction side encoded by it (an
+    existing index without that side gets it, its stored documents encoded; one with that side must have been
+    built with this model: ``IndexMismatchError``)."""
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.search.lexical import lexical_available
     from sentencekit.search.storage import manifest_path
 
     docs = load_corpus(source, column=column, encoding=encoding)
+    side_models = {"sparse": sparse_model, "multivector": multivector_model}
     if manifest_path(Path(out)).exists():
-        index = EmbeddingIndex.open(out, model, sparse_model=sparse_model)
+        index = EmbeddingIndex.open(out, model, sparse_model=sparse_model, multivector_model=multivector_model)
         # an index that keeps a lexical side already needs nothing here, and then bm25s (a tenth of a second
         # to import) is not loaded: `sentencekit search` reopens its index on every run
         has_lexical = isinstance(index.manifest.get("lexical"), dict)
         if not has_lexical and (lexical_available() if lexical is None else lexical):
             index.enable_lexical()
-        if sparse_model is not None and not isinstance(index.manifest.get("sparse"), dict):
-            index.enable_sparse(sparse_model)
+        for key, side_model in side_models.items():
+            if side_model is not None and not isinstance(index.manifest.get(key), dict):
+                getattr(index, f"enable_{key}")(side_model)  # enable_sparse / enable_multivector
     else:
         lexical = lexical_available() if lexical is None else lexical
         index = EmbeddingIndex.create(out, model, precision=precision, backend=backend, lexical=lexical,
-                                      sparse_model=sparse_model)
+                                      sparse_model=sparse_model, multivector_model=multivector_model)
     return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
 
 
 def managed_index(source: str | Path, model: Any, *, column: str = "text", cache_dir: str | Path | None = None,
-                  batch_size: int = 32, encoding: str = "utf-8", sparse_model: Any = None) -> tuple[Any, int]:
-    """The index of ``source`` for ``model`` (and ``sparse_model``, kept as its learned-sparse side) kept under
+                  batch_size: int = 32, encoding: str = "utf-8", sparse_model: Any = None,
+                  multivector_model: Any = None) -> tuple[Any, int]:
+    """The index of ``source`` for ``model`` (and ``sparse_model`` / ``multivector_model``, kept as its
+    learned-sparse / late-interaction side) kept under
     ``cache_dir`` (default ``$SENTENCEKIT_HOME/indexes``): built on first use, reused after. Returns (index,
     documents added)."""
     from sentencekit.fingerprint import model_fingerprint
@@ -89,12 +94,14 @@ def managed_index(source: str | Path, model: Any, *, column: str = "text", cache
     digest = hashlib.sha256(f"{model_fingerprint(model)}\0{column}\0{READER_RULES}\0".encode())
     if encoding != "utf-8":  # the same bytes read as another encoding are other documents
         digest.update(f"encoding={encoding}\0".encode())
-    if sparse_model is not None:  # another sparse model is another index (a dense-only key stays as it was)
-        digest.update(f"sparse={model_fingerprint(sparse_model)}\0".encode())
+    for key, side_model in (("sparse", sparse_model), ("multivector", multivector_model)):
+        if side_model is not None:  # another side model is another index (a dense-only key stays as it was)
+            digest.update(f"{key}={model_fingerprint(side_model)}\0".encode())
     files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
     for file in files:
         digest.update(str(file.relative_to(source) if source.is_dir() else file.name).encode() + b"\0")
         digest.update(file.read_bytes())
     folder = Path(cache_dir) if cache_dir is not None else sentencekit_home() / "indexes"
     return build_index(source, folder / f"{source.stem}-{digest.hexdigest()[:16]}", model, column=column,
-                       batch_size=batch_size, encoding=encoding, sparse_model=sparse_model)
+                       batch_size=batch_size, encoding=encoding, sparse_model=sparse_model,
+                       multivector_model=multivector_model)
