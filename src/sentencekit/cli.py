@@ -167,7 +167,8 @@ def cmd_index_build(args: argparse.Namespace) -> int:
                                    **index_keywords(side_models))
         notes.set_total("documents", added)
     sides = "".join(f" and {side.stored}" for key, side in MODEL_SIDES.items() if has_side(key, index.manifest))
-    print(f"{args.out}: {len(index)} documents{sides} ({added} added now)")
+    kind = "images" if index.manifest.get("image_documents") else "documents"
+    print(f"{args.out}: {len(index)} {kind}{sides} ({added} added now)")
     return 0
 
 

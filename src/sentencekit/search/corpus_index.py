@@ -49,16 +49,24 @@ def build_index(source: str | Path, out: str | Path, model: Any, *, column: str 
                 lexical: bool | None = None, encoding: str = "utf-8", sparse_model: Any = None,
                 multivector_model: Any = None) -> tuple[Any, int]:
     """Create (or extend) the index at ``out`` with the documents of ``source`` (a corpus file or folder, see
-    :func:`~sentencekit.search.corpus.load_corpus`, read as ``encoding``); ``backend``: the index kind
+    :func:`~sentencekit.search.corpus.load_corpus`, read as ``encoding``; a folder of image
+    files gives image documents, :func:`~sentencekit.search.image_documents.folder_images`, and needs a model
+    that encodes images); ``backend``: the index kind
     (exact, hnsw, auto). Returns (index, documents added). ``lexical``: keep a BM25 side for lexical and
     hybrid search (``None``: when bm25s is installed; ``False`` leaves an existing one in place).
     ``sparse_model`` / ``multivector_model``: keep a learned-sparse / late-interaction side encoded by it (an
     existing index without that side gets it, its stored documents encoded; one with that side must have been
     built with this model: ``IndexMismatchError``)."""
+    from sentencekit.search.image_documents import folder_images
     from sentencekit.search.index import EmbeddingIndex
     from sentencekit.search.lexical import lexical_available
     from sentencekit.search.storage import manifest_path
 
+    images = folder_images(source)
+    if images is not None:  # a folder of images: image documents, no text sides
+        return _build_image_index(source, images, out, model, precision=precision, backend=backend,
+                                  batch_size=batch_size, lexical=lexical, sparse_model=sparse_model,
+                                  multivector_model=multivector_model)
     docs = load_corpus(source, column=column, encoding=encoding)
     side_models = {"sparse": sparse_model, "multivector": multivector_model}
     if manifest_path(Path(out)).exists():
@@ -76,6 +84,27 @@ def build_index(source: str | Path, out: str | Path, model: Any, *, column: str 
         index = EmbeddingIndex.create(out, model, precision=precision, backend=backend, lexical=lexical,
                                       sparse_model=sparse_model, multivector_model=multivector_model)
     return index, add_documents(index, docs, batch_size=batch_size, chunk=chunk)
+
+
+def _build_image_index(source: str | Path, images: list[Path], out: str | Path, model: Any, *, precision: str,
+                       backend: str, batch_size: int, lexical: bool | None, sparse_model: Any,
+                       multivector_model: Any) -> tuple[Any, int]:
+    """:func:`build_index` of a folder of images (see :mod:`sentencekit.search.image_documents`)."""
+    from sentencekit.search.image_documents import add_folder_images, check_image_model
+    from sentencekit.search.index import EmbeddingIndex
+    from sentencekit.search.storage import manifest_path
+
+    given = [name for name, m in (("a sparse model", sparse_model), ("a multi-vector model", multivector_model))
+             if m is not None] + (["lexical=True"] if lexical else [])
+    if given:
+        raise ValueError(f"{source} is a folder of images, indexed by their embeddings alone; {' and '.join(given)} "
+                         "would keep a side that reads texts. Drop it (--sparse-model / --multivector-model).")
+    check_image_model(model, f"the images of {source}")
+    if manifest_path(Path(out)).exists():
+        index = EmbeddingIndex.open(out, model)
+    else:
+        index = EmbeddingIndex.create(out, model, precision=precision, backend=backend)
+    return index, add_folder_images(index, Path(source), images, batch_size=batch_size)
 
 
 def managed_index(source: str | Path, model: Any, *, column: str = "text", cache_dir: str | Path | None = None,

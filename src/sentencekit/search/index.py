@@ -30,6 +30,14 @@ from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, check_titles, refuse_existing
 from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.hybrid import candidate_depth, check_options, fused_results, hybrid_sides
+from sentencekit.search.image_documents import (
+    IMAGE,
+    MANIFEST_FLAG,
+    check_image_model,
+    check_image_paths,
+    query_list,
+    refuse_text_sides,
+)
 from sentencekit.search.model_check import (
     check_bi_encoder,
     check_reranker,
@@ -322,6 +330,8 @@ class EmbeddingIndex:
             out["title"] = doc["title"]
         if doc.get("chunks"):
             out["chunks"] = [list(span) for span in doc["chunks"]]
+        if doc.get("modality"):
+            out["modality"] = doc["modality"]
         return out
 
     def __repr__(self) -> str:
@@ -404,6 +414,66 @@ class EmbeddingIndex:
                                        for key, rows in encoded.items()})
         return list(final_ids)
 
+    def add_images(
+        self,
+        images: str | os.PathLike | Sequence[str | os.PathLike],
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[dict[str, Any] | None] | None = None,
+        batch_size: int = 32,
+        *,
+        show_progress_bar: bool = False,
+    ) -> list[str]:
+        """Embed and store image files as documents; returns their ids (default: running integers as strings).
+
+        ``images``: paths of existing image files (.jpg .jpeg .png .gif .bmp .tiff .webp). Each becomes one
+        document whose ``"text"`` is the file's absolute path, with ``"modality": "image"`` (in :meth:`get` and
+        in search hits), and whose one vector is the model's embedding of the image, so :meth:`search` finds it
+        by a text query or an image query. ``ids`` / ``metadata``: as :meth:`add`. Committed atomically, as
+        :meth:`add`. Raises ``TypeError`` when the model encodes no images (``model.supports("image")``),
+        ``FileNotFoundError`` / ``ValueError`` for a path that is no image file, and ``ValueError`` on an index
+        keeping a lexical, sparse or multi-vector side (they read texts).
+
+        >>> index = EmbeddingIndex.create("photos-index", clip)  # doctest: +SKIP
+        >>> index.add_images(["red-dress.jpg", "boots.png"], ids=["dress", "boots"])  # doctest: +SKIP
+        ['dress', 'boots']
+        >>> index.search("a red dress", top_k=1)[0]["text"]  # doctest: +SKIP
+        '/photos/red-dress.jpg'
+        """
+        model = self._require_model("add images")
+        check_image_model(model)
+        paths = check_image_paths(images)
+        given_ids = check_ids(ids, len(paths))
+        meta = check_metadata(metadata, len(paths))
+        if not paths:
+            return []
+        settings = self._refresh().manifest
+        refuse_text_sides({key: value for key, value in settings.items() if key != MANIFEST_FLAG}, self.path,
+                          "add images")
+        if given_ids is not None:
+            refuse_existing(given_ids, self._snap)
+        docs = [{"id": None, "text": p, "metadata": m, "chunks": None, "modality": IMAGE} for p, m in zip(paths, meta)]
+        vectors = embed(model, settings, [{IMAGE: p} for p in paths], query=False, batch_size=batch_size,
+                        show_progress_bar=show_progress_bar)
+        final_ids: list[str] = []
+
+        def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
+            # a side enabled by another process meanwhile
+            refuse_text_sides({key: value for key, value in manifest.items() if key != MANIFEST_FLAG}, self.path,
+                              "add images")
+            final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
+            refuse_existing(final_ids, snap)
+            for doc, doc_id in zip(docs, final_ids):
+                doc["id"] = doc_id
+            entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
+                                  manifest["precision"])
+            updates = {MANIFEST_FLAG: True}
+            if given_ids is None:
+                updates["next_id"] = int(final_ids[-1]) + 1
+            return manifest["log"] + [entry], updates
+
+        self._commit(write)
+        return list(final_ids)
+
     def delete(self, ids: str | Sequence[str], *, missing_ok: bool = False) -> int:
         """Remove documents by id; returns how many were removed. Unknown ids raise ``KeyError``
         unless ``missing_ok``. The vectors stay on disk until :meth:`compact`.
@@ -464,6 +534,8 @@ class EmbeddingIndex:
         True
         """
         self._require_model("build the lexical side")
+        if self._refresh().manifest.get(MANIFEST_FLAG):
+            refuse_text_sides(self._snap.manifest, self.path, "build the lexical side")
         from sentencekit.search.lexical import import_bm25s
 
         import_bm25s()
@@ -496,6 +568,8 @@ class EmbeddingIndex:
         kind = part_kinds()[key]
         action = f"build the {kind.label} side"
         self._require_model(action)
+        if self._refresh().manifest.get(MANIFEST_FLAG):
+            refuse_text_sides(self._snap.manifest, self.path, action)
         side_model = side_model if side_model is not None else self._require_side_model(key, action)
         kind.check_model(side_model)
         snap = self._refresh()
@@ -592,8 +666,13 @@ class EmbeddingIndex:
             raise ValueError(f"rerank_top_n must be a positive integer (at least top_k documents are re-scored), "
                              f"got {rerank_top_n!r}")
         weights = check_options(retrieval, fusion, fusion_weights, rrf_k, candidates)
-        queries, single = as_input_list(query, what="query")
+        queries, single = query_list(query, model)
         snap = self._refresh()
+        if retrieval != "dense" and snap.manifest.get(MANIFEST_FLAG):
+            refuse_text_sides(snap.manifest, self.path, f"search with retrieval={retrieval!r}")
+        if (reranker is not None or retrieval != "dense") and not all(isinstance(q, str) for q in queries):
+            raise ValueError("Image queries are searched by their embedding alone: use retrieval='dense' (the "
+                             "default) and no reranker (a cross-encoder reads text pairs).")
         first_k = max(top_k, int(rerank_top_n)) if reranker is not None else top_k
         if retrieval == "dense":
             vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sentencekit.search.errors import IndexFormatError
+from sentencekit.search.image_documents import row_inputs
 from sentencekit.search.segment_sides import PartKind, alignment_problem, next_entry, part_kinds
 from sentencekit.search.segment_sides import mismatches as side_mismatches
 from sentencekit.search.segments import (
@@ -45,7 +46,6 @@ from sentencekit.search.segments import (
     add_missing_checks,
     load_deletes,
     load_segment,
-    row_texts,
     write_segment,
 )
 from sentencekit.search.storage import (
@@ -269,7 +269,7 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
             docs = _intact_docs(root, entry, problems)
             if docs is not None:
                 if model is not None:
-                    vectors = embed(model, manifest, row_texts(docs), query=False)
+                    vectors = embed(model, manifest, row_inputs(docs), query=False)
                     log.append(write_segment(root, new_name("seg", manifest["generation"] + 1), vectors, docs,
                                              manifest["precision"]))
                     renamed[entry["name"]] = log[-1]["name"]

@@ -28,6 +28,8 @@ def make_hit(snap: Snapshot, number: int, row: int, score: float) -> dict[str, A
         hit["title"] = doc["title"]
         hit["field"] = "title" if index == 0 else "text"
         index -= 1
+    if doc.get("modality"):
+        hit["modality"] = doc["modality"]
     if doc.get("chunks") and index >= 0:
         start, end = doc["chunks"][index]
         hit["chunk"] = {"index": index, "start": start, "end": end, "text": doc["text"][start:end]}
