@@ -124,6 +124,8 @@ OPTIONS: tuple[Option, ...] = (
            "seconds to finish in-flight requests after SIGTERM before cancelling them (0: no limit)"),
     Option("log_level", "--log-level", "SENTENCEKIT_LOG_LEVEL", str, "info", "uvicorn log level",
            ("critical", "error", "warning", "info", "debug")),
+    Option("allow_url_inputs", "--allow-url-inputs", "SENTENCEKIT_ALLOW_URL_INPUTS", _bool, False,
+           "fetch http(s) URLs sent as image inputs (\"modality\": \"image\"; true/false; off: data URIs only)"),
     Option("access_log", "--access-log", "SENTENCEKIT_ACCESS_LOG", _bool, False,
            "log every request (true/false; off by default: it costs throughput)"),
 )
@@ -159,6 +161,7 @@ class ServeConfig:
     graceful_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    allow_url_inputs: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ServeConfig:

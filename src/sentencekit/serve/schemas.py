@@ -36,6 +36,8 @@ class EmbeddingRequest(_Request):
         "float", description="base64: little-endian float32 bytes (what the OpenAI SDK asks for by default)")
     dimensions: StrictInt | None = Field(None, description="keep the first N dimensions (Matryoshka), renormalized")
     user: StrictStr | None = None
+    modality: Literal["text", "image"] = Field(
+        "text", description="image: input holds data:image/...;base64 URIs (URLs with --allow-url-inputs), as Infinity")
 
 
 class EmbeddingData(BaseModel):

@@ -343,6 +343,26 @@ class Service:
         result = await self._submit(self.embed_batcher, key, items, tokens)
         return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), tokens, result)
 
+    async def embed_images(self, inputs: Any, *, param: str, dimensions: int | None = None,
+                           normalize: bool = False) -> Outcome:
+        """Embeddings ``[n, dim]`` of image inputs (see :mod:`sentencekit.serve.image_inputs`) as ``model.encode``
+        gives them for the decoded images, through the same batcher and limits as texts; each image counts as one
+        token of ``usage``. 424 when the served model encodes no images; 422 for inputs that are no images."""
+        from sentencekit.serve.image_inputs import check_sources, decode_images
+
+        model = self.require_embedder()
+        supports = getattr(model.model, "supports", None)
+        if not (callable(supports) and supports("image")):
+            raise ApiError(424, f"the served model {model.name} encodes text only; \"modality\": \"image\" needs a "
+                                "model that embeds images, e.g. a CLIP folder as --model", "Backend",
+                           code="modality_not_supported", param="modality")
+        self.check_dimensions(dimensions)
+        sources = check_sources(inputs, param, allow_urls=self.config.allow_url_inputs)
+        self.check_count(len(sources), param)
+        images = await asyncio.to_thread(decode_images, sources, param)
+        result = await self._submit(self.embed_batcher, ("", False), images, len(images))
+        return Outcome(postprocess(np.asarray(result.values), dimensions, normalize), len(images), result)
+
     async def embed_sparse(self, inputs: Any, *, param: str, prompt_name: str | None = None,
                            truncate: bool | None = None, direction: str = "right") -> Outcome:
         """Sparse embeddings of ``inputs`` (texts) as the sparse encoder's ``encode`` gives them with the

@@ -61,15 +61,17 @@ def openai_router(service: Service) -> APIRouter:
     @router.post("/v1/embeddings", response_model=s.EmbeddingResponse, responses=ERRORS)
     async def openai_embeddings(body: s.EmbeddingRequest) -> Response:
         """OpenAI embeddings. Without ``dimensions`` the vectors are ``model.encode``'s; with it, the first
-        ``dimensions`` values, renormalized."""
+        ``dimensions`` values, renormalized. ``"modality": "image"`` (Infinity's field): ``input`` holds images
+        (:meth:`Service.embed_images`)."""
         def respond(out: Outcome) -> dict[str, Any]:
             encode = _b64 if body.encoding_format == "base64" else (lambda row: row.tolist())
             data = [{"object": "embedding", "embedding": encode(row), "index": i} for i, row in enumerate(out.values)]
             return {"object": "list", "data": data, "model": models.embedder.name,
                     "usage": {"prompt_tokens": out.tokens, "total_tokens": out.tokens}}
 
-        return await answer(lambda: service.embed(body.input, param="input", dimensions=body.dimensions,
-                                                            normalize=body.dimensions is not None), respond)
+        embed = service.embed_images if body.modality == "image" else service.embed
+        return await answer(lambda: embed(body.input, param="input", dimensions=body.dimensions,
+                                          normalize=body.dimensions is not None), respond)
 
     # the path some clients (a base URL without /v1) call; one route in the docs is enough
     router.add_api_route("/embeddings", openai_embeddings, methods=["POST"], response_model=s.EmbeddingResponse,
