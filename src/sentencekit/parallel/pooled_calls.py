@@ -207,6 +207,18 @@ def predict_with_pool(
     return result[0] if single else result
 
 
+def _encode_inputs(inputs: Any, encode_kwargs: dict[str, Any]) -> tuple[list[Any], bool]:
+    """The checked inputs of a sparse / multi-vector ``encode`` (``sentences=``, their old name, popped from
+    ``encode_kwargs``), with the batch arguments checked before any worker starts: ``(inputs, was_single)``."""
+    if "sentences" in encode_kwargs:
+        if inputs is not None:
+            raise TypeError("encode() got both inputs and sentences; pass one.")
+        inputs = encode_kwargs.pop("sentences")
+    texts, single = as_input_list(inputs)
+    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))
+    return texts, single
+
+
 def sparse_encode_with_pool(
     model: Any,
     inputs: Any,
@@ -230,13 +242,8 @@ def sparse_encode_with_pool(
     from sentencekit.pipeline.sparse_output import check_max_active_dims, gather_sparse_rows
 
     del save_to_cpu  # pool results are on the CPU in any case
-    if "sentences" in encode_kwargs:  # the old name of inputs, as in one process
-        if inputs is not None:
-            raise TypeError("encode() got both inputs and sentences; pass one.")
-        inputs = encode_kwargs.pop("sentences")
-    texts, single = as_input_list(inputs)
+    texts, single = _encode_inputs(inputs, encode_kwargs)
     check_max_active_dims(max_active_dims)
-    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
     worker_kwargs = {**encode_kwargs, "max_active_dims": max_active_dims, "show_progress_bar": False}
     with _active_pool(model, pool, device) as active:
         results, order = run_chunks(model, active, "encode_csr_arrays", texts, chunk_size=chunk_size,
@@ -279,15 +286,10 @@ def multivector_encode_with_pool(
     from sentencekit.families.multivector import NO_TENSOR
     from sentencekit.pipeline.multivector_output import check_output_value
 
-    if "sentences" in encode_kwargs:  # the old name of inputs, as in one process
-        if inputs is not None:
-            raise TypeError("encode() got both inputs and sentences; pass one.")
-        inputs = encode_kwargs.pop("sentences")
     if "convert_to_tensor" in encode_kwargs:
         raise ValueError(NO_TENSOR)
     check_output_value(output_value)
-    texts, single = as_input_list(inputs)
-    check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))  # before any worker
+    texts, single = _encode_inputs(inputs, encode_kwargs)
     worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
                      "convert_to_numpy": output_value is not None}
     with _active_pool(model, pool, device) as active:
