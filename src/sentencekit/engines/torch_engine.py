@@ -56,9 +56,16 @@ class ModuleSequence(nn.Sequential):
             kwargs |= set(names)
         return kwargs
 
-    def tokenize(self, texts: list[Any], task: str | None = None) -> dict[str, Any]:
-        """Tokenize a batch with the input module (padded tensors, plus a ``truncated`` flag per input)."""
+    def tokenize(self, texts: list[Any], task: str | None = None, max_length: int | None = None) -> dict[str, Any]:
+        """Tokenize a batch with the input module (padded tensors, plus a ``truncated`` flag per input).
+        ``max_length`` overrides the length limit (training's ``max_length``; a ``Transformer`` input module
+        only: ``ValueError`` otherwise)."""
         first = self[0]
+        if max_length is not None:
+            if not isinstance(first, Transformer):
+                raise ValueError(f"max_length={max_length} needs a Transformer input module; this model starts with "
+                                 f"{type(first).__name__}. Leave max_length unset.")
+            return first.tokenize(texts, task=task, max_length=max_length)
         return first.tokenize(texts, task=task) if isinstance(first, (Router, Transformer)) else first.tokenize(texts)
 
     @property

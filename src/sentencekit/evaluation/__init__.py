@@ -1,5 +1,6 @@
 """Evaluators, as in ``sentence_transformers.evaluation`` (and ``sentence_transformers.cross_encoder.
-evaluation``, ``sentence_transformers.sparse_encoder.evaluation``): callables
+evaluation``, ``sentence_transformers.sparse_encoder.evaluation``, ``sentence_transformers.multi_vector_encoder.
+evaluation``): callables
 ``evaluator(model, output_path=None, epoch=-1, steps=-1) -> dict[str, float]`` with sentence-transformers'
 metric names, ``primary_metric`` and ``greater_is_better``, that append a CSV row to ``output_path`` when
 given.
@@ -21,6 +22,13 @@ from sentencekit.evaluation.cross_encoder_reranking import CrossEncoderReranking
 from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvaluator
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
 from sentencekit.evaluation.mse import MSEEvaluator
+from sentencekit.evaluation.multivector_distillation import MultiVectorDistillationEvaluator
+from sentencekit.evaluation.multivector_evaluation import (
+    MultiVectorInformationRetrievalEvaluator,
+    MultiVectorRerankingEvaluator,
+    MultiVectorTripletEvaluator,
+)
+from sentencekit.evaluation.multivector_nano_beir import MultiVectorNanoBEIREvaluator
 from sentencekit.evaluation.nano_beir import NanoBEIREvaluator
 from sentencekit.evaluation.paraphrase_mining import ParaphraseMiningEvaluator
 from sentencekit.evaluation.reciprocal_rank_fusion import ReciprocalRankFusionEvaluator
@@ -65,4 +73,9 @@ __all__ = [
     "SparseMSEEvaluator",
     "SparseTranslationEvaluator",
     "ReciprocalRankFusionEvaluator",
+    "MultiVectorInformationRetrievalEvaluator",
+    "MultiVectorNanoBEIREvaluator",
+    "MultiVectorTripletEvaluator",
+    "MultiVectorRerankingEvaluator",
+    "MultiVectorDistillationEvaluator",
 ]

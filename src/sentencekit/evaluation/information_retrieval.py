@@ -102,12 +102,20 @@ class InformationRetrievalEvaluator(SentenceEvaluator):
                                     else main_score_function)
         self.query_prompt, self.query_prompt_name = query_prompt, query_prompt_name
         self.corpus_prompt, self.corpus_prompt_name = corpus_prompt, corpus_prompt_name
-        first = self.main_score_function or next(iter(self.score_functions), "cosine")
+        first = self.main_score_function or next(iter(self.score_functions), self.default_score_function)
         self.primary_metric = f"{first}_ndcg@{max(ndcg_at_k)}"
+
+    #: the score function named before the first call when none is given (the model's decides at call time)
+    default_score_function = "cosine"
 
     @property
     def score_function_names(self) -> list[str]:
-        return sorted(self.score_functions) or ["cosine"]
+        return sorted(self.score_functions) or [self.default_score_function]
+
+    def model_score_functions(self, model: Any) -> dict[str, ScoreFunction]:
+        """The score function used when none was given: the model's similarity (cosine if it has none)."""
+        fn = check_similarity_fn_name(getattr(model, "similarity_fn_name", None) or "cosine")
+        return {fn: all_pairs_fn(fn)}
 
     def _metric_keys(self, fn: str) -> list[tuple[str, str]]:
         """``(metric key, CSV header)`` pairs of one score function, in CSV order."""
@@ -146,8 +154,7 @@ class InformationRetrievalEvaluator(SentenceEvaluator):
 
     def compute_metrics(self, model: Any) -> dict[str, float]:
         if not self.score_functions:
-            fn = check_similarity_fn_name(getattr(model, "similarity_fn_name", None) or "cosine")
-            self.score_functions = {fn: all_pairs_fn(fn)}
+            self.score_functions = self.model_score_functions(model)
         metrics: dict[str, float] = {}
         for fn, hits in self._retrieve(model).items():
             totals = {(metric, k): 0.0 for metric in _METRICS for k in self.at_k[metric]}

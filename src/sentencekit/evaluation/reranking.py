@@ -71,25 +71,39 @@ class RerankingEvaluator(SentenceEvaluator):
         self.csv_headers = ["epoch", "steps", "MAP", f"MRR@{self.at_k}", f"NDCG@{self.at_k}"]
         self.primary_metric = f"ndcg@{self.at_k}"
 
+    # -- what the multi-vector flavour changes ------------------------------------------------------
+    def embed_texts(self, model: Any, texts: list[str], kind: str) -> Any:
+        """Embeddings of ``texts`` (``kind``: ``"query"`` / ``"document"``): a tensor with one row per text."""
+        return self.embed_inputs(model, texts, kind, convert_to_tensor=True)
+
+    @staticmethod
+    def take_rows(embeddings: Any, start: int, count: int) -> Any:
+        """Embeddings ``start:start + count`` of :meth:`embed_texts`' result."""
+        return _rows(embeddings, start, count)
+
+    def scorer(self, model: Any) -> Callable[[Any, Any], Tensor]:
+        """What scores one query against its candidates (``[1, candidates]`` or ``[candidates]``)."""
+        return self.similarity_fct
+
     def _scored(self, model: Any) -> Iterator[tuple[list[int], Tensor]]:
         """``(relevance, scores)`` of each sample's candidates (positives first)."""
-        def embed(texts: list[str], kind: str) -> Tensor:
-            return self.embed_inputs(model, texts, kind, convert_to_tensor=True)
-
         if not self.samples:
             return
+        similarity = self.scorer(model)
         if self.use_batched_encoding:
-            queries = embed([s["query"] for s in self.samples], "query")
-            documents = embed([d for s in self.samples for d in s["positive"] + s["negative"]], "document")
+            queries = self.embed_texts(model, [s["query"] for s in self.samples], "query")
+            documents = self.embed_texts(model, [d for s in self.samples for d in s["positive"] + s["negative"]],
+                                         "document")
         start = 0
         for i, sample in enumerate(self.samples):
             candidates = sample["positive"] + sample["negative"]
             if self.use_batched_encoding:
-                query, docs = _rows(queries, i, 1), _rows(documents, start, len(candidates))
+                query, docs = self.take_rows(queries, i, 1), self.take_rows(documents, start, len(candidates))
                 start += len(candidates)
             else:
-                query, docs = embed([sample["query"]], "query"), embed(candidates, "document")
-            scores = self.similarity_fct(query, docs)
+                query = self.embed_texts(model, [sample["query"]], "query")
+                docs = self.embed_texts(model, candidates, "document")
+            scores = similarity(query, docs)
             relevance = [1] * len(sample["positive"]) + [0] * len(sample["negative"])
             yield relevance, (scores[0] if scores.dim() > 1 else scores).detach().float().cpu()
 

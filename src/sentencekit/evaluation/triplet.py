@@ -7,14 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import (
-    SentenceEvaluator,
-    SimilarityName,
-    csv_name,
-    model_similarity_names,
-    pairwise_scores,
-    similarity_names,
-)
+from sentencekit.evaluation.base import SentenceEvaluator, SimilarityName, csv_name, pairwise_scores
 from sentencekit.similarity import SimilarityFunction, check_similarity_fn_name
 
 
@@ -52,19 +45,41 @@ class TripletEvaluator(SentenceEvaluator):
             raise ValueError(f"anchors, positives and negatives must have the same length, got "
                              f"{len(anchors)}, {len(positives)} and {len(negatives)}.")
         self.anchors, self.positives, self.negatives = list(anchors), list(positives), list(negatives)
-        self.main_similarity_function = (similarity_names([main_similarity_function]) or [None])[0]
+        self.main_similarity_function = (self._similarity_names([main_similarity_function]) or [None])[0]
         # empty: the model's similarity function, decided at call time
-        self.similarity_fn_names = similarity_names([*(similarity_fn_names or []), main_similarity_function])
+        self.similarity_fn_names = self._similarity_names([*(similarity_fn_names or []), main_similarity_function])
         self.margin = self._margins(margin)
         self._run_options(name, batch_size, show_progress_bar, write_csv, csv_name("triplet_evaluation", name))
         self.truncate_dim = truncate_dim
-        self._set_primary(self.similarity_fn_names or ["cosine"])
+        self._set_primary(self.similarity_fn_names or [self.default_similarity])
+
+    # -- the similarity functions (what the multi-vector flavour changes) --------------------------------
+    #: the similarity named before the first call when none is given (the model's decides at call time)
+    default_similarity = "cosine"
 
     @staticmethod
-    def _margins(margin: float | dict[Any, float] | None) -> dict[str, float]:
-        margins = dict.fromkeys(SimilarityFunction.possible_values(), 0.0)
+    def similarity_choices() -> list[str]:
+        """Every similarity-function name this evaluator scores with (the keys of ``margin``)."""
+        return SimilarityFunction.possible_values()
+
+    @staticmethod
+    def canonical_similarity(name: Any) -> str:
+        """A similarity-function name (enum members and aliases accepted) as its canonical name; raises
+        ``ValueError`` for an unknown one."""
+        return check_similarity_fn_name(name)
+
+    @staticmethod
+    def pairwise(name: str, a: Any, b: Any) -> np.ndarray:
+        """Row-by-row scores ``[n]`` of embeddings ``a`` and ``b`` under ``name`` (distances negated)."""
+        return pairwise_scores(name, a, b).detach().cpu().numpy()
+
+    def _similarity_names(self, names: Sequence[Any]) -> list[str]:
+        return list(dict.fromkeys(self.canonical_similarity(name) for name in names if name))
+
+    def _margins(self, margin: float | dict[Any, float] | None) -> dict[str, float]:
+        margins = dict.fromkeys(self.similarity_choices(), 0.0)
         if isinstance(margin, dict):
-            margins.update({check_similarity_fn_name(fn): float(m) for fn, m in margin.items()})
+            margins.update({self.canonical_similarity(fn): float(m) for fn, m in margin.items()})
         elif isinstance(margin, (int, float)):
             margins = dict.fromkeys(margins, float(margin))
         elif margin is not None:
@@ -73,7 +88,7 @@ class TripletEvaluator(SentenceEvaluator):
 
     @property
     def csv_headers(self) -> list[str]:  # type: ignore[override]
-        return ["epoch", "steps"] + [f"accuracy_{fn}" for fn in self.similarity_fn_names or ["cosine"]]
+        return ["epoch", "steps"] + [f"accuracy_{fn}" for fn in self.similarity_fn_names or [self.default_similarity]]
 
     def _set_primary(self, names: list[str]) -> None:
         if self.main_similarity_function:
@@ -83,14 +98,15 @@ class TripletEvaluator(SentenceEvaluator):
 
     def compute_metrics(self, model: Any) -> dict[str, float]:
         if not self.similarity_fn_names:
-            self.similarity_fn_names = model_similarity_names(model)
+            self.similarity_fn_names = self._similarity_names([getattr(model, "similarity_fn_name", None)
+                                                               or self.default_similarity])
         anchors = self.embed_inputs(model, self.anchors, "query", convert_to_numpy=True)
         positives = self.embed_inputs(model, self.positives, "document", convert_to_numpy=True)
         negatives = self.embed_inputs(model, self.negatives, "document", convert_to_numpy=True)
         metrics: dict[str, float] = {}
         for fn in self.similarity_fn_names:
-            positive_scores = pairwise_scores(fn, anchors, positives).detach().cpu().numpy()
-            negative_scores = pairwise_scores(fn, anchors, negatives).detach().cpu().numpy()
+            positive_scores = self.pairwise(fn, anchors, positives)
+            negative_scores = self.pairwise(fn, anchors, negatives)
             metrics[f"{fn}_accuracy"] = float(np.mean(positive_scores > negative_scores + self.margin[fn]))
         if len(self.similarity_fn_names) > 1:
             metrics["max_accuracy"] = max(metrics.values())

@@ -260,8 +260,9 @@ class Model:
     forward = __call__
 
     def tokenize(self, texts: list[Any], **kwargs: Any) -> dict[str, Any]:
-        """Tokenize a batch with the input module (padded tensors), as training's collator does."""
-        return self.network.tokenize(texts, task=kwargs.get("task"))
+        """Tokenize a batch with the input module (padded tensors), as training's collator does: ``task=``
+        picks the route / length limit, ``max_length=`` overrides the limit."""
+        return self.network.tokenize(texts, task=kwargs.get("task"), max_length=kwargs.get("max_length"))
 
     def get_model_kwargs(self) -> set[str]:
         return self.network.get_model_kwargs()

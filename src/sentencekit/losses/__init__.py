@@ -6,14 +6,14 @@ one tokenized features dict per input column, labels a tensor (or None). Embeddi
 ``AdaptiveLayerLoss`` use. Every loss has ``get_config_dict()`` (for the model card) and ``citation``.
 
 Cross-encoder losses live in :mod:`sentencekit.losses.cross_encoder`, sparse-encoder (SPLADE, CSR) losses in
-:mod:`sentencekit.losses.sparse`.
+:mod:`sentencekit.losses.sparse`, multi-vector (ColBERT) losses in :mod:`sentencekit.losses.multivector`.
 
 >>> from sentencekit.losses import CoSENTLoss, MatryoshkaLoss, MultipleNegativesRankingLoss
 >>> MultipleNegativesRankingLoss.__name__
 'MultipleNegativesRankingLoss'
 """
 
-from sentencekit.losses import cross_encoder, sparse
+from sentencekit.losses import cross_encoder, multivector, sparse
 from sentencekit.losses.adaptive_layer import AdaptiveLayerLoss
 from sentencekit.losses.angle import AnglELoss
 from sentencekit.losses.batch_all_triplet import BatchAllTripletLoss
@@ -54,5 +54,6 @@ __all__ = [
     "TripletDistanceMetric",
     "TripletLoss",
     "cross_encoder",
+    "multivector",
     "sparse",
 ]

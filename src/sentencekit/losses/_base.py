@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +20,17 @@ def fullname(obj: Any) -> str:
 
 
 def function_name(fn: Callable[..., Any]) -> str:
-    """Short name of a similarity / distance function for configs (``cos_sim``, ``pairwise_dot_score``)."""
+    """Short name of a similarity / distance function for configs (``cos_sim``, ``pairwise_dot_score``); with
+    its settings for a ``functools.partial`` (``colbert_scores(chunk_elements=1000)``) and for a configured
+    scorer object with ``get_config_dict`` (``XTRScores(top_k=64, chunk_elements=None)``), as
+    sentence-transformers 6.2 writes them."""
+    if isinstance(fn, functools.partial):
+        settings = ", ".join(f"{key}={value!r}" for key, value in fn.keywords.items())
+        name = function_name(fn.func)
+        return f"{name}({settings})" if settings else name
+    config = getattr(fn, "get_config_dict", None)
+    if config is not None and not isinstance(fn, nn.Module):
+        return f"{type(fn).__name__}(" + ", ".join(f"{key}={value!r}" for key, value in config().items()) + ")"
     return getattr(fn, "__name__", None) or fullname(fn)
 
 

@@ -7,8 +7,9 @@ arXiv:2101.06983) shared by the Cached... losses.
    backpropagate the cached gradients through it: ``dot(embeddings, cached_grad).backward()``.
 
 Memory stays that of one mini-batch, while the loss sees the whole batch. :class:`GradCacheMixin` holds the
-three steps; :class:`CachedEmbeddingLoss` is the base of the cached bi-encoder losses, and
-``CachedSpladeLoss`` (:mod:`sentencekit.losses.sparse.cached_splade_loss`) mixes the steps into ``SpladeLoss``.
+three steps; :class:`CachedEmbeddingLoss` is the base of the cached bi-encoder losses, ``CachedSpladeLoss``
+(:mod:`sentencekit.losses.sparse.cached_splade_loss`) mixes the steps into ``SpladeLoss``, and
+``CachedMultiVectorMultipleNegativesRankingLoss`` caches per-token embeddings (with their scoring masks).
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ from torch.utils.checkpoint import get_device_states, set_device_states
 from tqdm.auto import tqdm
 
 from sentencekit.losses._base import EmbeddingLoss
+from sentencekit.losses._token_batches import cat_token_rows
 from sentencekit.modules import StaticEmbedding
 
 #: ``(transform, weight)``: the loss is ``sum(weight * loss(transform(embedding) for each column))``
 EmbeddingView = tuple[Callable[[Tensor], Tensor] | None, float]
 #: what ``calculate_loss`` returns: one 0-d tensor, or named 0-d parts whose sum is the loss
 LossValue = Tensor | dict[str, Tensor]
+#: ``loss_fn(embeddings, masks, with_backward) -> (total, named parts)`` (see ``GradCacheMixin.run_gradcache``)
+CachedLossFn = Callable[[list[Tensor], list[Tensor | None], bool], tuple[Tensor, dict[str, Tensor]]]
 
 
 class RandContext:
@@ -83,14 +87,19 @@ def mini_batch_ranges(features: dict[str, Any], mini_batch_size: int, mini_batch
 
 def slice_rows(features: dict[str, Any], begin: int, end: int) -> dict[str, Any]:
     """Rows ``begin:end`` of a tokenized column, as a new dict. Per-text tensors are sliced; scalars and
-    non-tensors (e.g. ``prompt_length``) are kept. Trailing token positions that are padding in every sliced
-    row are dropped (a short mini-batch is not run at the whole batch's width); leading padding stays."""
+    non-tensors (e.g. ``prompt_length``, a multi-vector column's ``task``) are kept. Trailing token positions
+    that are padding in every sliced row are dropped (a short mini-batch is not run at the whole batch's
+    width; query-expansion positions count as content); leading padding stays."""
     batch_size = batch_size_of(features)
     mask = features.get("attention_mask")
     width, keep = None, None
     if isinstance(mask, Tensor) and mask.dim() == 2:
         width = mask.shape[1]
-        active = mask[begin:end].bool().any(dim=0).nonzero()
+        active = mask[begin:end].bool()
+        expansion = features.get("query_expansion_positions")
+        if isinstance(expansion, Tensor):  # ColBERT expansion tokens are not attended to, but they are scored
+            active = active | expansion[begin:end].bool()
+        active = active.any(dim=0).nonzero()
         keep = int(active.max()) + 1 if len(active) else width
     sliced = {}
     for key, value in features.items():
@@ -105,8 +114,10 @@ def slice_rows(features: dict[str, Any], begin: int, end: int) -> dict[str, Any]
 
 class GradCacheMixin:
     """The three GradCache steps for a loss module holding ``self.model`` (put it first among the bases).
-    The host calls :meth:`setup_gradcache` in its ``__init__``, implements :meth:`calculate_loss` and calls
-    :meth:`forward_cached` from ``forward``."""
+    The host calls :meth:`setup_gradcache` in its ``__init__``. Embedding losses implement
+    :meth:`calculate_loss` and call :meth:`forward_cached` from ``forward``; a loss that needs more than the
+    embeddings (e.g. the scoring masks of per-token embeddings) overrides :meth:`embed_mini_batch` and calls
+    :meth:`run_gradcache` with its own loss function."""
 
     model: Any
     mini_batch_size: int = 32
@@ -137,59 +148,86 @@ class GradCacheMixin:
         detached values."""
         raise NotImplementedError
 
+    def embed_mini_batch(self, features: dict[str, Any]) -> tuple[Tensor, Tensor | None]:
+        """One mini-batch's embeddings (what the gradients are cached for) and their mask (``None``: rows are
+        whole embeddings; a ``[rows, tokens]`` mask: per-token embeddings, joined padded on the token axis).
+        Default: the ``sentence_embedding`` and no mask."""
+        return self.model(features)["sentence_embedding"], None
+
     # -- GradCache ---------------------------------------------------------------------------------
     def _embed_without_grad(self, sentence_features: Sequence[dict[str, Any]]
-                            ) -> tuple[list[Tensor], list[list[RandContext]], list[list[tuple[int, int]]]]:
-        embeddings, states, ranges = [], [], []
+                            ) -> tuple[list[Tensor], list[Tensor | None], list[list[RandContext]],
+                                       list[list[tuple[int, int]]]]:
+        embeddings, masks, states, ranges = [], [], [], []
         for features in sentence_features:
             # the ranges are fixed here and replayed in step 3, whatever the modules do to the features
             column_ranges = mini_batch_ranges(features, self.mini_batch_size, self.mini_batch_num_tokens)
-            column, column_states = [], []
+            column, column_masks, column_states = [], [], []
             for begin, end in tqdm(column_ranges, desc="Embed mini-batches", disable=not self.show_progress_bar,
                                    leave=False):
                 mini_batch = slice_rows(features, begin, end)
                 column_states.append(RandContext(*[v for v in mini_batch.values() if isinstance(v, Tensor)]))
                 with torch.no_grad():
-                    column.append(self.model(mini_batch)["sentence_embedding"])
-            embeddings.append(torch.cat(column))
+                    embedded, mask = self.embed_mini_batch(mini_batch)
+                column.append(embedded)
+                column_masks.append(mask)
+            if column_masks[0] is None:
+                embeddings.append(torch.cat(column))
+                masks.append(None)
+            else:  # per-token embeddings: mini-batches may be of different widths
+                joined, mask = cat_token_rows(column, column_masks)
+                embeddings.append(joined)
+                masks.append(mask)
             states.append(column_states)
             ranges.append(column_ranges)
-        return embeddings, states, ranges
+        return embeddings, masks, states, ranges
 
-    def forward_cached(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None,
-                       embedding_views: Sequence[EmbeddingView] | None = None
-                       ) -> tuple[Tensor, dict[str, Tensor]]:
-        """``(total, parts)``: the loss (0-d; under autograd its backward runs step 3) and, when
-        ``calculate_loss`` returns named parts, their detached values (weighted and summed over the views;
-        otherwise ``{}``)."""
-        views = list(embedding_views) if embedding_views else [(None, 1.0)]
+    def run_gradcache(self, sentence_features: Sequence[dict[str, Any]], loss_fn: CachedLossFn
+                      ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Steps 1-3 around ``loss_fn(embeddings, masks, with_backward) -> (total, parts)``, which computes the
+        loss of whole-batch embeddings (one per column, with the masks of :meth:`embed_mini_batch`) and, with
+        ``with_backward``, backpropagates into them (leaf tensors). Returns the loss (0-d; under autograd its
+        backward runs step 3) and ``loss_fn``'s detached named parts."""
         sentence_features = list(sentence_features)
-        embeddings, states, ranges = self._embed_without_grad(sentence_features)
-        parts: dict[str, Tensor] = {}
+        embeddings, masks, states, ranges = self._embed_without_grad(sentence_features)
         if not torch.is_grad_enabled():  # evaluation: the loss value is all that is needed
-            total = torch.zeros((), device=embeddings[0].device)
-            for transform, weight in views:
-                value = self.calculate_loss([transform(e) if transform else e for e in embeddings], labels)
-                total = total + weight * _accumulate(parts, value, weight)
-            return total, parts
-
+            return loss_fn(embeddings, masks, False)
         leaves = [e.detach().requires_grad_() for e in embeddings]
-        total = torch.zeros((), device=leaves[0].device)
-        for transform, weight in views:
-            # Backpropagate the loss into the (possibly transformed) embeddings, then through the transform
-            # into the full-size leaves: their .grad sums the cached gradients of all views.
-            viewed = [transform(leaf) if transform else leaf for leaf in leaves]
-            inputs = [v.detach().requires_grad_() for v in viewed]
-            value = self.calculate_loss(inputs, labels, with_backward=True)
-            total = total + weight * _accumulate(parts, value, weight)
-            grads = [weight * i.grad if i.grad is not None else torch.zeros_like(i) for i in inputs]
-            torch.autograd.backward(viewed, grads)
+        total, parts = loss_fn(leaves, masks, True)
         cached = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves]
-
         loss = total.detach().requires_grad_()
         loss.register_hook(partial(self._backward_hook, sentence_features=sentence_features, cached_grads=cached,
                                    states=states, ranges=ranges))
         return loss, parts
+
+    def forward_cached(self, sentence_features: Sequence[dict[str, Any]], labels: Tensor | None = None,
+                       embedding_views: Sequence[EmbeddingView] | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(total, parts)`` of :meth:`calculate_loss` under GradCache (see :meth:`run_gradcache`): the loss
+        (0-d) and, when ``calculate_loss`` returns named parts, their detached values (weighted and summed over
+        the views; otherwise ``{}``)."""
+        views = list(embedding_views) if embedding_views else [(None, 1.0)]
+
+        def loss_fn(embeddings: list[Tensor], masks: list[Tensor | None], with_backward: bool
+                    ) -> tuple[Tensor, dict[str, Tensor]]:
+            parts: dict[str, Tensor] = {}
+            total = torch.zeros((), device=embeddings[0].device)
+            for transform, weight in views:
+                if not with_backward:
+                    value = self.calculate_loss([transform(e) if transform else e for e in embeddings], labels)
+                    total = total + weight * _accumulate(parts, value, weight)
+                    continue
+                # Backpropagate the loss into the (possibly transformed) embeddings, then through the transform
+                # into the full-size leaves: their .grad sums the cached gradients of all views.
+                viewed = [transform(leaf) if transform else leaf for leaf in embeddings]
+                inputs = [v.detach().requires_grad_() for v in viewed]
+                value = self.calculate_loss(inputs, labels, with_backward=True)
+                total = total + weight * _accumulate(parts, value, weight)
+                grads = [weight * i.grad if i.grad is not None else torch.zeros_like(i) for i in inputs]
+                torch.autograd.backward(viewed, grads)
+            return total, parts
+
+        return self.run_gradcache(sentence_features, loss_fn)
 
     def _backward_hook(self, grad_output: Tensor, sentence_features: Sequence[dict[str, Any]],
                        cached_grads: list[Tensor], states: list[list[RandContext]],
@@ -200,9 +238,11 @@ class GradCacheMixin:
             for features, grad, column_states, column_ranges in zip(sentence_features, cached_grads, states, ranges):
                 for (begin, end), state in zip(column_ranges, column_states):
                     with state:
-                        embeddings = self.model(slice_rows(features, begin, end))["sentence_embedding"]
+                        embeddings = self.embed_mini_batch(slice_rows(features, begin, end))[0]
                     if embeddings.requires_grad:
-                        surrogate = torch.dot(embeddings.flatten(), grad[begin:end].flatten()) * grad_output
+                        # per-token embeddings: this mini-batch's width may be below the joined column's
+                        block = grad[(slice(begin, end), *(slice(0, n) for n in embeddings.shape[1:]))]
+                        surrogate = torch.dot(embeddings.flatten(), block.flatten()) * grad_output
                         surrogate.backward()
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentencekit.losses._base import EmbeddingLoss, function_name, labels_on
@@ -49,14 +50,7 @@ class DistillKLDivLoss(EmbeddingLoss):
                  teacher_temperature: float | None = None) -> None:
         super().__init__(model)
         self.similarity_fct = similarity_fct
-        self.temperature = temperature
-        self.student_temperature = student_temperature if student_temperature is not None else temperature
-        self.teacher_temperature = teacher_temperature if teacher_temperature is not None else temperature
-        for name in ("temperature", "student_temperature", "teacher_temperature"):
-            if not 0 < getattr(self, name) < math.inf:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive finite number, got "
-                                 f"{getattr(self, name)!r}")
-        self.loss_fct = nn.KLDivLoss(reduction="batchmean")
+        set_temperatures(self, temperature, student_temperature, teacher_temperature)
 
     def compute_loss_from_embeddings(self, embeddings: list[Tensor], labels: Tensor | None) -> Tensor:
         if len(embeddings) < 3:
@@ -68,13 +62,39 @@ class DistillKLDivLoss(EmbeddingLoss):
         if teacher.shape != student.shape:
             raise ValueError(f"{type(self).__name__} needs one teacher score per candidate column: labels of shape "
                              f"{tuple(student.shape)}, got {tuple(teacher.shape)}.")
-        student_log_probs = torch.log_softmax(student / self.student_temperature, dim=1)
-        teacher_probs = torch.softmax(teacher / self.teacher_temperature, dim=1)
-        return self.loss_fct(student_log_probs, teacher_probs) * self.student_temperature**2
+        return distillation_kl(student, teacher, self.student_temperature, self.teacher_temperature)
 
     def get_config_dict(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"similarity_fct": function_name(self.similarity_fct), "temperature": self.temperature}
-        for key in ("student_temperature", "teacher_temperature"):
-            if getattr(self, key) != self.temperature:
-                config[key] = getattr(self, key)
-        return config
+        return {"similarity_fct": function_name(self.similarity_fct), **temperature_config(self)}
+
+
+def set_temperatures(loss: Any, temperature: float, student_temperature: float | None,
+                     teacher_temperature: float | None) -> None:
+    """Set ``loss.temperature`` / ``student_temperature`` / ``teacher_temperature`` (both default to
+    ``temperature``); ``ValueError`` naming the loss for one that is not a positive finite number."""
+    loss.temperature = temperature
+    loss.student_temperature = student_temperature if student_temperature is not None else temperature
+    loss.teacher_temperature = teacher_temperature if teacher_temperature is not None else temperature
+    for name in ("temperature", "student_temperature", "teacher_temperature"):
+        if not 0 < getattr(loss, name) < math.inf:
+            raise ValueError(f"{type(loss).__name__}: {name} must be a positive finite number, got "
+                             f"{getattr(loss, name)!r}")
+
+
+def temperature_config(loss: Any) -> dict[str, float]:
+    """``temperature``, plus the student / teacher temperatures where they differ from it (for configs)."""
+    config = {"temperature": loss.temperature}
+    for key in ("student_temperature", "teacher_temperature"):
+        if getattr(loss, key) != loss.temperature:
+            config[key] = getattr(loss, key)
+    return config
+
+
+def distillation_kl(student: Tensor, teacher: Tensor, student_temperature: float, teacher_temperature: float
+                    ) -> Tensor:
+    """``KL(softmax(teacher / T_t) || softmax(student / T_s)) * T_s**2``, the batch mean over the rows of the
+    ``[batch, candidates]`` scores (Hinton et al. 2015: the factor keeps the gradient scale independent of the
+    temperature). ``teacher`` gets no gradient."""
+    student_log_probs = torch.log_softmax(student / student_temperature, dim=1)
+    teacher_probs = torch.softmax(teacher.detach() / teacher_temperature, dim=1)
+    return F.kl_div(student_log_probs, teacher_probs, reduction="batchmean") * student_temperature**2

@@ -43,17 +43,23 @@ class MarginMSELoss(EmbeddingLoss):
         positive_scores = self.similarity_fct(query, positive)
         margins = torch.stack([positive_scores - self.similarity_fct(query, n) for n in negatives], dim=1)
         labels = labels_on(labels, margins, self, margins.dtype).detach()
-        batch, n = margins.shape
-        if labels.shape == (batch, n + 1):  # teacher scores (positive, negatives...): their margins
-            labels = labels[:, :1] - labels[:, 1:]
-        elif labels.shape == (batch,) and n == 1:
-            labels = labels[:, None]
-        elif labels.shape != (batch, n):
-            raise ValueError(f"MarginMSELoss got labels of shape {tuple(labels.shape)} for a batch of {batch} with {n} "
-                             f"negative column(s): give the teacher margins T(q, p) - T(q, n) ([{batch}] for one "
-                             f"negative, or [{batch}, {n}]) or the teacher scores T(q, p), T(q, n_1), ... "
-                             f"([{batch}, {n + 1}]).")
-        return self.loss_fct(margins, labels)
+        return self.loss_fct(margins, teacher_margins(labels, *margins.shape, type(self).__name__))
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"similarity_fct": function_name(self.similarity_fct)}
+
+
+def teacher_margins(labels: Tensor, batch: int, negatives: int, loss_name: str) -> Tensor:
+    """The teacher margins ``[batch, negatives]`` from ``labels``: margins ``T(q, p) - T(q, n_j)`` (``[batch,
+    negatives]``, or ``[batch]`` for one negative) or the teacher scores ``T(q, p), T(q, n_1), ...`` (``[batch,
+    1 + negatives]``, turned into margins). Raises ``ValueError`` naming ``loss_name`` for another shape."""
+    if labels.shape == (batch, negatives + 1):
+        return labels[:, :1] - labels[:, 1:]
+    if labels.shape == (batch,) and negatives == 1:
+        return labels[:, None]
+    if labels.shape != (batch, negatives):
+        raise ValueError(f"{loss_name} got labels of shape {tuple(labels.shape)} for a batch of {batch} with "
+                         f"{negatives} negative column(s): give the teacher margins T(q, p) - T(q, n) ([{batch}] for "
+                         f"one negative, or [{batch}, {negatives}]) or the teacher scores T(q, p), T(q, n_1), ... "
+                         f"([{batch}, {negatives + 1}]).")
+    return labels

@@ -237,11 +237,13 @@ class Transformer(Module):
         """Whether any multi-vector setting is set (then the module is saved in 6.2's layout)."""
         return any(getattr(self, key) is not None for key in MULTIVECTOR_KEYS)
 
-    def max_length_for(self, task: str | None) -> int | None:
+    def max_length_for(self, task: str | None, override: int | None = None) -> int | None:
         """The length inputs of ``task`` are cut at: ``query_length`` / ``document_length`` / the expansion
-        length (see :func:`sentencekit.pipeline.query_expansion.task_max_length`), else ``max_seq_length``."""
+        length (see :func:`sentencekit.pipeline.query_expansion.task_max_length`), else ``max_seq_length``;
+        ``override`` (training's ``max_length``) replaces it, except for expanded queries."""
         return task_max_length(task, max_seq_length=self.max_seq_length, query_length=self.query_length,
-                               document_length=self.document_length, expansion=self._query_expansion)
+                               document_length=self.document_length, expansion=self._query_expansion,
+                               override=override)
 
     # -- modalities -------------------------------------------------------------------------------
     def _set_modality_config(self, modality_config: dict[str, dict[str, str]] | None,
@@ -316,14 +318,16 @@ class Transformer(Module):
         self._tokenizer_lock = threading.Lock()
 
     # -- tokenization ---------------------------------------------------------------------------
-    def tokenize(self, texts: list[TextInput], padding: bool | str = True, task: str | None = None) -> dict[str, Any]:
+    def tokenize(self, texts: list[TextInput], padding: bool | str = True, task: str | None = None,
+                 max_length: int | None = None) -> dict[str, Any]:
         """Tokenize a batch: strings, or pairs (``(a, b)``) for cross-encoding; ``task`` picks the length limit
-        (:meth:`max_length_for`) and expands queries (``query_expansion``).
+        (:meth:`max_length_for`; ``max_length``, e.g. training's, overrides it) and expands queries
+        (``query_expansion``).
 
         Adds ``truncated``: a bool tensor marking the texts that were longer than the limit.
         """
         columns = self._columns(texts)
-        limit = self.max_length_for(task)
+        limit = self.max_length_for(task, max_length)
         with self._tokenizer_lock:
             encoded = self.tokenizer(
                 *columns,

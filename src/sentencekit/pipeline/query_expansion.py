@@ -76,13 +76,20 @@ def check_lengths(query_length: int | None, document_length: int | None, expansi
 
 
 def task_max_length(task: str | None, *, max_seq_length: int | None, query_length: int | None,
-                    document_length: int | None, expansion: dict[str, Any] | None) -> int | None:
-    """The length inputs of ``task`` are cut at (see the module docstring)."""
+                    document_length: int | None, expansion: dict[str, Any] | None,
+                    override: int | None = None) -> int | None:
+    """The length inputs of ``task`` are cut at (see the module docstring). ``override`` (a trainer's
+    ``max_length``, sentence-transformers 6.2's rule) replaces the task's length, except for expanded queries:
+    ``"fixed"`` keeps its ``length`` (the queries' width), ``"min"`` takes ``max(override, length)``."""
+    if task == "query" and expansion is not None:
+        if expansion["strategy"] == "fixed":
+            return expansion["length"]
+        if override is not None:
+            return max(override, expansion["length"])
+        return max(query_length, expansion["length"]) if query_length is not None else max_seq_length
+    if override is not None:
+        return override
     if task == "query":
-        if expansion is not None:
-            if expansion["strategy"] == "fixed":
-                return expansion["length"]
-            return max(query_length, expansion["length"]) if query_length is not None else max_seq_length
         return query_length if query_length is not None else max_seq_length
     if task == "document" and document_length is not None:
         return document_length

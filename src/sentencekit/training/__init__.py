@@ -1,4 +1,5 @@
-"""Training: trainers built on ``transformers.Trainer`` for embedders, sparse encoders and rerankers.
+"""Training: trainers built on ``transformers.Trainer`` for embedders, sparse encoders, multi-vector models and
+rerankers.
 
 Needs the ``train`` extra (``pip install sentencekit[train]``: datasets, accelerate). Names are
 imported on first use, so ``sentencekit.training.hard_negatives`` works without importing the trainer.
@@ -12,9 +13,11 @@ from typing import Any
 _LAZY = {
     "BaseTrainingArguments": "args", "SentenceTransformerTrainingArguments": "args",
     "CrossEncoderTrainingArguments": "args", "SparseEncoderTrainingArguments": "args",
+    "MultiVectorEncoderTrainingArguments": "args",
     "BatchSamplers": "samplers", "MultiDatasetBatchSamplers": "samplers",
     "BaseTrainer": "trainer", "SentenceTransformerTrainer": "trainer", "CrossEncoderTrainer": "trainer",
     "SparseEncoderTrainer": "trainer", "SparseEncoderDataCollator": "collator",
+    "MultiVectorEncoderTrainer": "trainer", "MultiVectorEncoderDataCollator": "collator",
     "SpladeRegularizerWeightSchedulerCallback": "callbacks", "SchedulerType": "callbacks",
     "last_complete_checkpoint": "trainer",
     "mine_hard_negatives": "hard_negatives",

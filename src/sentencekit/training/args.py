@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,3 +82,28 @@ class SparseEncoderTrainingArguments(BaseTrainingArguments):
     sentence-transformers 6.2). For inference-free SPLADE (a ``Router``), route the columns with
     ``router_mapping={"query": "query", "answer": "document"}`` and give the static query weights their own
     learning rate with ``learning_rate_mapping={r"SparseStaticEmbedding\\.*": 1e-3}``."""
+
+
+@dataclass
+class MultiVectorEncoderTrainingArguments(BaseTrainingArguments):
+    """Arguments for :class:`~sentencekit.training.MultiVectorEncoderTrainer` (sentence-transformers 6.2's): the
+    shared ones plus ``max_length``, the token length training batches (and evaluation-loss batches) are
+    tokenized to: an ``int`` for every column, or ``{"query": n, "document": m}`` (keyed by the columns' tasks:
+    the first column is ``"query"``, the others ``"document"``, unless ``router_mapping`` says otherwise);
+    ``None`` (default): the model's own ``query_length`` / ``document_length`` / ``max_seq_length``. The
+    model keeps its lengths (evaluators, inference and the saved model use them). Queries under ``"fixed"``
+    query expansion keep the expansion length; under ``"min"`` it is the floor. Raises ``ValueError`` for a
+    length that is not a positive integer."""
+
+    max_length: Any = field(default=None, metadata={"help": "Token length of training batches: an int, or "
+                                                            "{'query': n, 'document': m}."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.max_length, str):  # from a command line / JSON config
+            self.max_length = json.loads(self.max_length)
+        lengths = self.max_length.values() if isinstance(self.max_length, dict) else [self.max_length]
+        if self.max_length is not None and any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
+                                               for v in lengths):
+            raise ValueError(f"max_length must be a positive int, a {{task: positive int}} dict such as "
+                             f"{{'query': 32, 'document': 256}}, or None; got {self.max_length!r}.")

@@ -1,13 +1,15 @@
 """Data collators: rows of a dataset -> one training batch.
 
 The bi-encoder collator tokenizes every input column with the model (prompts and router routes
-applied) and yields ``{"features": [per-column features], "label": tensor}``. The cross-encoder
+applied) and yields ``{"features": [per-column features], "label": tensor}``; the multi-vector one also
+records each column's task in its features. The cross-encoder
 collator keeps the texts (``{"inputs": [per-column texts], "label": ...}``): its losses decide which
 pairs to build (e.g. in-batch negatives) before tokenizing.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,14 +17,18 @@ import torch
 
 from sentencekit.pipeline.prompts import apply_prompt
 
-VALID_LABEL_COLUMNS = ("label", "score")
-# Rerankers' listwise datasets name their per-document label lists "labels" / "scores".
-CROSS_ENCODER_LABEL_COLUMNS = ("label", "labels", "score", "scores")
+logger = logging.getLogger(__name__)
+
+# sentence-transformers 6.2's label columns, for every family: listwise reranking and distillation datasets
+# name their per-document label lists "labels" / "scores" (e.g. a multi-vector model's teacher scores).
+VALID_LABEL_COLUMNS = ("label", "labels", "score", "scores")
+CROSS_ENCODER_LABEL_COLUMNS = VALID_LABEL_COLUMNS
 
 
 def split_columns(row: dict[str, Any], valid_label_columns: Sequence[str] = VALID_LABEL_COLUMNS
                   ) -> tuple[list[str], str | None]:
-    """Input columns (in order) and the label column of a row: "label" or "score", wherever it stands."""
+    """Input columns (in order) and the label column of a row (the first of ``valid_label_columns`` it has:
+    "label", "labels", "score" or "scores"), wherever it stands."""
     label = next((c for c in valid_label_columns if c in row), None)
     inputs = [c for c in row if c != label and c != "dataset_name"]
     return inputs, label
@@ -64,17 +70,25 @@ class SentenceTransformerDataCollator:
         self.router_mapping = router_mapping or {}
         self.valid_label_columns = tuple(valid_label_columns)
 
+    def column_task(self, dataset_name: str | None, column: str, position: int) -> str | None:
+        """The task (Router route) a column is tokenized and embedded for: ``router_mapping``'s."""
+        return resolve_column_value(self.router_mapping, dataset_name, column)
+
+    def tokenize_column(self, texts: list[Any], task: str | None) -> dict[str, Any]:
+        """One column's features (the model's ``tokenize``, without the ``truncated`` flags)."""
+        tokenized = self.model.tokenize(texts, **({"task": task} if task else {}))
+        tokenized.pop("truncated", None)
+        return tokenized
+
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         dataset_name = rows[0].get("dataset_name")
         columns, label = split_columns(rows[0], self.valid_label_columns)
         features = []
-        for column in columns:
+        for position, column in enumerate(columns):
             prompt = resolve_column_value(self.prompts, dataset_name, column)
-            task = resolve_column_value(self.router_mapping, dataset_name, column)
+            task = self.column_task(dataset_name, column, position)
             texts = [apply_prompt(prompt, row[column]) for row in rows]
-            kwargs = {"task": task} if task else {}
-            tokenized = self.model.tokenize(texts, **kwargs)
-            tokenized.pop("truncated", None)
+            tokenized = self.tokenize_column(texts, task)
             if prompt and not self.model.engine.include_prompt:
                 tokenized["prompt_length"] = self.model.engine.prompt_length(prompt, task)
             features.append(tokenized)
@@ -88,6 +102,47 @@ class SparseEncoderDataCollator(SentenceTransformerDataCollator):
     """Tokenize the input columns of a batch of rows for a sparse encoder: the bi-encoder collator (a
     ``SparseEncoder`` tokenizes like a ``SentenceTransformer``; Router routes come from ``router_mapping``),
     under sentence-transformers' sparse name."""
+
+
+class MultiVectorEncoderDataCollator(SentenceTransformerDataCollator):
+    """Tokenize the input columns of a batch of rows for a multi-vector (ColBERT) model, as
+    sentence-transformers 6.2's ``MultiVectorEncoderDataCollator``: each column is tokenized for its task
+    (``router_mapping``'s, else ``"query"`` for the first column and ``"document"`` for the others: the
+    query / document lengths and query expansion follow it), and the task is recorded in the column's features
+    (``features["task"]``) so that the losses embed it under the same task. ``max_length`` (training's, from
+    ``MultiVectorEncoderTrainingArguments``): one length for every column, or ``{task: length}``; it replaces
+    the model's own lengths for training batches only (queries with ``"fixed"`` expansion keep the expansion
+    length, ``"min"`` expansion never goes below it)."""
+
+    def __init__(self, model: Any, prompts: Any = None, router_mapping: Any = None,
+                 valid_label_columns: Sequence[str] = VALID_LABEL_COLUMNS,
+                 max_length: int | dict[str, int] | None = None) -> None:
+        super().__init__(model, prompts=prompts, router_mapping=router_mapping, valid_label_columns=valid_label_columns)
+        self.max_length = max_length
+        expansion = getattr(model[0], "query_expansion", None)
+        query_length = self.length_for("query")
+        if expansion is not None and query_length is not None:
+            if expansion["strategy"] == "fixed" and query_length != expansion["length"]:
+                logger.warning("max_length=%s is ignored for queries: query_expansion fixes them to %d tokens.",
+                               query_length, expansion["length"])
+            elif expansion["strategy"] == "min" and query_length < expansion["length"]:
+                logger.warning("max_length=%s is raised to %d for queries: query_expansion keeps them at least that "
+                               "long.", query_length, expansion["length"])
+
+    def length_for(self, task: str | None) -> int | None:
+        """The ``max_length`` override of a column of ``task`` (``None``: the model's own length)."""
+        if isinstance(self.max_length, dict):
+            return self.max_length.get(task) if task is not None else None
+        return self.max_length
+
+    def column_task(self, dataset_name: str | None, column: str, position: int) -> str | None:
+        task = super().column_task(dataset_name, column, position)
+        return task or ("query" if position == 0 else "document")
+
+    def tokenize_column(self, texts: list[Any], task: str | None) -> dict[str, Any]:
+        tokenized = self.model.tokenize(texts, task=task, max_length=self.length_for(task))
+        tokenized.pop("truncated", None)
+        return {**tokenized, "task": task}
 
 
 class CrossEncoderDataCollator:

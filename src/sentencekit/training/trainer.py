@@ -1,4 +1,4 @@
-"""Trainers built on ``transformers.Trainer``: one shared base, with bi-encoder, sparse-encoder and
+"""Trainers built on ``transformers.Trainer``: one shared base, with bi-encoder, sparse-encoder, multi-vector and
 cross-encoder flavours that differ only in their collator, default loss and model class (and, for sparse
 encoders, the SPLADE regulariser warm-up callback).
 
@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback
 from sentencekit.training.args import (
     BaseTrainingArguments,
     CrossEncoderTrainingArguments,
+    MultiVectorEncoderTrainingArguments,
     SentenceTransformerTrainingArguments,
     SparseEncoderTrainingArguments,
 )
@@ -33,6 +34,7 @@ from sentencekit.training.callbacks import TrainingRecordCallback
 from sentencekit.training.collator import (
     VALID_LABEL_COLUMNS,
     CrossEncoderDataCollator,
+    MultiVectorEncoderDataCollator,
     SentenceTransformerDataCollator,
     SparseEncoderDataCollator,
     split_columns,
@@ -483,3 +485,39 @@ class SparseEncoderTrainer(SentenceTransformerTrainer):
                             "warm-up over the first third of the steps).")
                 # index 1: right after transformers' flow callback, before logging reads the weights
                 callbacks.insert(1, SpladeRegularizerWeightSchedulerCallback(loss_fn))
+
+
+class MultiVectorEncoderTrainer(SentenceTransformerTrainer):
+    """Train a :class:`~sentencekit.MultiVectorEncoder` (ColBERT-style late interaction), as
+    sentence-transformers 6.2's ``MultiVectorEncoderTrainer``: the bi-encoder trainer with
+
+    - no loss: :class:`~sentencekit.losses.multivector.MultiVectorMultipleNegativesRankingLoss` (MaxSim, scale 1);
+    - ``args``: :class:`MultiVectorEncoderTrainingArguments` (its ``max_length`` sets the training tokenization);
+    - the collator :class:`~sentencekit.training.collator.MultiVectorEncoderDataCollator` (the first column is
+      tokenized as queries, the others as documents, unless ``router_mapping`` says otherwise).
+
+    Datasets: (query, positive[, negatives...]) for the ranking losses; (query, document_1, ..., document_N,
+    scores) with a list of ``N`` teacher scores per row for ``MultiVectorDistillKLDivLoss``. Checkpoints,
+    resuming and ``load_best_model_at_end`` save and load the ``MultiVectorEncoder`` format.
+
+    >>> from datasets import Dataset
+    >>> from sentencekit import MultiVectorEncoder
+    >>> from sentencekit.training import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+    >>> model = MultiVectorEncoder("sentence-transformers/all-MiniLM-L6-v2")           # doctest: +SKIP
+    >>> train = Dataset.from_dict({"query": ["How do I get a refund?"],
+    ...                            "answer": ["Refunds are paid within 5 days."]})
+    >>> args = MultiVectorEncoderTrainingArguments(output_dir="out",
+    ...                                            max_length={"query": 32, "document": 180})  # doctest: +SKIP
+    >>> MultiVectorEncoderTrainer(model=model, args=args, train_dataset=train).train()  # doctest: +SKIP
+    """
+
+    args_class = MultiVectorEncoderTrainingArguments
+
+    def _default_collator(self, model: nn.Module, args: BaseTrainingArguments) -> Callable:
+        return MultiVectorEncoderDataCollator(model, prompts=args.prompts, router_mapping=args.router_mapping,
+                                              max_length=args.max_length)
+
+    def _default_loss(self, model: nn.Module) -> nn.Module:
+        from sentencekit.losses.multivector import MultiVectorMultipleNegativesRankingLoss
+
+        return MultiVectorMultipleNegativesRankingLoss(model)

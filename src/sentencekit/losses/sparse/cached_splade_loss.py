@@ -12,19 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sentencekit.losses._citations import GRADCACHE_CITATION
 from sentencekit.losses._gradcache import GradCacheMixin
 from sentencekit.losses.sparse.splade_loss import SpladeLoss
-
-GRADCACHE_CITATION = """
-@misc{gao2021scaling,
-    title={Scaling Deep Contrastive Learning Batch Size under Memory Limited Setup},
-    author={Luyu Gao and Yunyi Zhang and Jiawei Han and Jamie Callan},
-    year={2021},
-    eprint={2101.06983},
-    archivePrefix={arXiv},
-    primaryClass={cs.LG}
-}
-"""
 
 
 class CachedSpladeLoss(GradCacheMixin, SpladeLoss):
