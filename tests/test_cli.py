@@ -181,3 +181,13 @@ def test_rerank_command(tiny_ce_dir, tmp_path, capsys):
     assert main(["rerank", "refund", str(corpus), "--model", str(tiny_ce_dir), "-k", "1"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 2 and "[d" in out
+
+
+def test_search_without_model_uses_the_model_the_index_records(tiny_st_dir, tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "docs.jsonl", ["refund policy please", "hello world"])
+    out = tmp_path / "index"
+    assert main(["index", "build", str(corpus), "--out", str(out), "--model", str(tiny_st_dir),
+                 "--backend", "torch"]) == 0
+    capsys.readouterr()
+    assert main(["search", "refund", "--index", str(out), "--json", "--backend", "torch"]) == 0  # no --model
+    assert json.loads(capsys.readouterr().out)[0]["results"]

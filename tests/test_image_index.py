@@ -111,8 +111,12 @@ def test_refusals_say_what_was_wrong(clip, tiny_model, tiny_ce_dir, photos, tmp_
         index.search("red", retrieval="lexical")
     with pytest.raises(ValueError, match="stores image documents"):
         index.enable_lexical()
-    with pytest.raises(ValueError, match="no reranker"):
-        index.search(Image.open(photos / "red.png"), reranker=CrossEncoder(str(tiny_ce_dir), device="cpu"))
+    reranker = CrossEncoder(str(tiny_ce_dir), device="cpu")
+    index.add(["a red dress"], ids=["t"])  # text documents too: the index still holds images
+    with pytest.raises(ValueError, match="no reranker"):  # an image query cannot be paired with any text
+        index.search(Image.open(photos / "red.png"), reranker=reranker)
+    with pytest.raises(ValueError, match="stores image documents, and a reranker reads texts"):
+        index.search("red", reranker=reranker)  # it would score the images' file paths
     pytest.importorskip("bm25s")
     with_bm25 = EmbeddingIndex.create(tmp_path / "bm25", clip, lexical=True)
     with pytest.raises(ValueError, match="keeps a lexical side, which reads texts"):

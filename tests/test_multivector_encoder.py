@@ -263,3 +263,12 @@ def test_expansion_without_attention_is_refused_on_flash_attention_2(tiny_bert_d
     with pytest.raises(ValueError, match="flash-attention-2"):
         t.query_expansion = {"strategy": "fixed", "length": 8}
     t.query_expansion = {"strategy": "fixed", "attend": True, "length": 8}  # attended tokens survive FA2
+
+
+def test_a_converted_encoder_gets_the_same_seeded_projection_on_every_load(tiny_bert_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first, second = (MultiVectorEncoder(str(tiny_bert_dir), device="cpu") for _ in range(2))
+    torch.testing.assert_close(first[1].linear.weight, second[1].linear.weight)
+    assert first.fingerprint() == second.fingerprint()  # an index built with it opens with the next load
+    assert float(first[1].linear.weight.abs().max()) <= 1 / first[1].linear.weight.shape[1] ** 0.5

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # stdlib-only: keeps start-up fast
 from sentencekit.cli_notes import shorten, truncation_notes
-from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args
+from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args, resolve_default_model
 from sentencekit.cli_sides import (
     MODEL_SIDES,
     add_fusion_weights_arg,
@@ -508,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        # the index a command reads or extends: its recorded model is the default --model
+        resolve_default_model(args, getattr(args, "index", None) or getattr(args, "out", None))
         return args.func(args)
     except BrokenPipeError:  # `sentencekit ... | head`: the reader left; nothing to report
         with contextlib.suppress(OSError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from sentencekit.hub import DEFAULT_MODEL  # stdlib-only module
@@ -14,12 +15,42 @@ from sentencekit.hub import DEFAULT_MODEL  # stdlib-only module
 LEGACY_INDEX_KINDS = ("exact", "hnsw")
 
 
+def resolve_default_model(args: argparse.Namespace, index: str | None) -> None:
+    """Fill ``args.model`` when ``--model`` was not given: the embedding model the index at ``index`` records
+    (when there is one and the model resolves locally: an index built with a CLIP or a fine-tuned model is
+    searched with that model, not the default), else ``$SENTENCEKIT_MODEL``, else the default model."""
+    if getattr(args, "model", "") is not None:
+        return
+    recorded = None
+    if index is not None:
+        from sentencekit.search.storage import manifest_path, read_manifest
+
+        if manifest_path(Path(index)).exists():
+            recorded = ((read_manifest(Path(index)).get("model") or {}).get("name_or_path"))
+    if recorded and _resolves_locally(recorded):
+        args.model = recorded
+    else:
+        args.model = os.environ.get("SENTENCEKIT_MODEL", DEFAULT_MODEL)
+
+
+def _resolves_locally(name: str) -> bool:
+    from sentencekit.hub import resolve_model
+
+    try:
+        resolve_model(name, local_files_only=True)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def add_model_args(p: argparse.ArgumentParser, *, legacy_index_kind: bool = False,
                    model_backend_alias: bool = False) -> None:
     """Add ``--model``, ``--device``, ``--threads``, ``--batch-size``, ``--local-files-only`` and the backend
     options (see :func:`add_backend_args`) to the parser of one command."""
-    p.add_argument("--model", "-m", default=os.environ.get("SENTENCEKIT_MODEL", DEFAULT_MODEL),
-                   help="model folder or Hugging Face id (default: %(default)s; env SENTENCEKIT_MODEL)")
+    # None: chosen after parsing (resolve_default_model): an index's own model, else the default
+    p.add_argument("--model", "-m", default=None,
+                   help=f"model folder or Hugging Face id (default: the model an existing index records, else "
+                        f"env SENTENCEKIT_MODEL, else {DEFAULT_MODEL})")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for inference (torch intra-op, or ONNX Runtime intra-op)")

@@ -79,12 +79,24 @@ def _root_projection(folder: Path) -> Dense:
     return token_dense(int(weight.shape[1]), int(weight.shape[0]), weight.float().clone())
 
 
+#: the seed of a converted model's new projection (see :func:`_random_projection`)
+PROJECTION_SEED = 0
+
+
 def _random_projection(transformer: Transformer, spec: ModelSpec, what: str) -> Dense:
-    """A new random token projection to :data:`PROJECTION_DIM`, with a warning: the model needs training."""
+    """A new random token projection to :data:`PROJECTION_DIM`, with a warning: the model needs training.
+
+    Drawn as ``nn.Linear`` initializes (uniform in +-1/sqrt(in_features)) but from a fixed seed, not the global
+    generator: loading the same folder twice gives the same untrained model (sentence-transformers draws a new
+    one per load), so its fingerprint, an index built with it and its ONNX export stay valid across loads."""
     dim = transformer.get_word_embedding_dimension()
     warnings.warn(f"{spec.folder} is {what}: creating a MultiVectorEncoder from it with a new, random projection "
-                  f"({dim} -> {PROJECTION_DIM}); train it before use.", stacklevel=external_stacklevel())
-    return token_dense(dim)
+                  f"({dim} -> {PROJECTION_DIM}, seeded: the same on every load); train it before use.",
+                  stacklevel=external_stacklevel())
+    generator = torch.Generator().manual_seed(PROJECTION_SEED)
+    bound = 1.0 / dim**0.5
+    weight = (torch.rand(PROJECTION_DIM, dim, generator=generator) * 2 - 1) * bound
+    return token_dense(dim, weight=weight)
 
 
 def _apply_settings(transformer: Transformer, settings: dict[str, Any], saved: dict[str, Any]) -> None:

@@ -673,6 +673,10 @@ class EmbeddingIndex:
         if (reranker is not None or retrieval != "dense") and not all(isinstance(q, str) for q in queries):
             raise ValueError("Image queries are searched by their embedding alone: use retrieval='dense' (the "
                              "default) and no reranker (a cross-encoder reads text pairs).")
+        if reranker is not None and snap.manifest.get(MANIFEST_FLAG):  # it would score the images' file paths
+            raise ValueError(f"Cannot rerank results of the index at {self.path}: it stores image documents, and a "
+                             "reranker reads texts (an image's file path is no text to score). Search it without "
+                             "a reranker.")
         first_k = max(top_k, int(rerank_top_n)) if reranker is not None else top_k
         if retrieval == "dense":
             vectors = embed(model, snap.manifest, queries, query=True, batch_size=batch_size)

@@ -34,6 +34,12 @@ def check_bi_encoder(model: Any) -> None:
         raise TypeError(f"{name} is a cross-encoder (reranker): it scores (query, document) pairs and cannot "
                         "embed a corpus for first-stage search. Build the index with a bi-encoder "
                         "(SentenceTransformer) and pass the cross-encoder as search(..., reranker=...).")
+    if getattr(model, "family", None) in ("multivector", "sparse"):  # one vector per token / per vocabulary term
+        keyword = "multivector_model" if model.family == "multivector" else "sparse_model"
+        raise TypeError(f"{name} cannot be an index's dense model: it gives "
+                        f"{'one vector per token' if model.family == 'multivector' else 'sparse term weights'}. "
+                        f"Build the index with a SentenceTransformer and pass this model as {keyword}=..., "
+                        f"e.g. EmbeddingIndex.create(path, dense_model, {keyword}=model).")
     if not has_encode:
         raise TypeError(f"EmbeddingIndex needs a bi-encoder (a SentenceTransformer, with encode()); got {name}.")
 
