@@ -127,6 +127,8 @@ def test_inputs_of_modalities_a_model_lacks_are_refused_by_index(clip, tiny_mode
             tiny_model.encode(inputs)
     with pytest.raises(ValueError, match=r"sentences\[1\] is an audio.*modalities are text, image"):
         clip.encode(["a", np.zeros(16000, dtype=np.float32)])
+    with pytest.raises(ValueError, match=r"is an audio.*image array is \[height, width, channels\]"):
+        clip.encode([np.zeros((10, 10), dtype=np.uint8)])  # a grayscale image without its channel axis
     with pytest.raises(ValueError, match=r"sentences\[0\] is a combined image\+text input.*separate inputs"):
         clip.encode([{"text": "a cat", "image": image}])
     with pytest.raises(ValueError, match=r"sentences\[0\] is a chat message"):

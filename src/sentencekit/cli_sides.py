@@ -43,7 +43,8 @@ def _refuse_non_sparse(spec: Any, name: str) -> str | None:
 def _refuse_non_multivector(spec: Any, name: str) -> str | None:
     if spec.is_multivector:
         return None
-    return (f"--multivector {name} is not a multi-vector model (a {spec.model_type or 'transformer'} model, not a "
+    kind = "SparseEncoder" if spec.is_sparse or spec.is_masked_lm else spec.model_type or "transformer"
+    return (f"--multivector {name} is not a multi-vector model (a {kind} model, not a "
             "ColBERT save): its token vectors would not be trained for late interaction. Pass a ColBERT model (a "
             "MultiVectorEncoder, PyLate or Stanford ColBERT folder or Hugging Face id)")
 

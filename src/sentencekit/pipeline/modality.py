@@ -194,6 +194,9 @@ def unsupported_error(index: int, modality: Modality, modalities: Sequence[str],
         hint = " Use a model that embeds it (e.g. a CLIP model), or pass text."
     else:
         hint = ""
+    if modality == "audio" and "image" in modalities:  # sentence-transformers' rule: 1-2-D arrays are audio
+        hint += (" (A 1-D or 2-D array is read as audio; an image array is [height, width, channels]: give a "
+                 "grayscale image its channel axis, e.g. np.stack([a, a, a], axis=-1), or pass a PIL image.)")
     return ValueError(f"{what}[{index}] is {_describe(modality)}, which this model cannot encode: its modalities "
                       f"are {listed} (model.modalities).{hint}")
 

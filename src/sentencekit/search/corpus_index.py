@@ -98,7 +98,7 @@ def _build_image_index(source: str | Path, images: list[Path], out: str | Path, 
              if m is not None] + (["lexical=True"] if lexical else [])
     if given:
         raise ValueError(f"{source} is a folder of images, indexed by their embeddings alone; {' and '.join(given)} "
-                         "would keep a side that reads texts. Drop it (--sparse-model / --multivector-model).")
+                         "would keep a side that reads texts. Drop it (--sparse / --multivector).")
     check_image_model(model, f"the images of {source}")
     if manifest_path(Path(out)).exists():
         index = EmbeddingIndex.open(out, model)
