@@ -180,7 +180,7 @@ def test_stanford_checkpoint_without_metadata_uses_the_defaults(tmp_path, caplog
 
 
 def test_sentence_transformer_save_becomes_multivector(tiny_st_dir, tiny_bert_dir, tmp_path):
-    with pytest.warns(UserWarning, match=r"random projection \(32 -> 128\)"):
+    with pytest.warns(UserWarning, match=r"random projection \(32 -> 128, seeded"):
         model = MultiVectorEncoder(str(tiny_st_dir), device="cpu")
     assert [type(m).__name__ for m in model] == ["Transformer", "Dense", "MultiVectorMask", "Normalize"]
     assert model[2].skiplist_words == [] and model.similarity_fn_name == "maxsim"
