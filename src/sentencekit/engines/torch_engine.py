@@ -59,14 +59,43 @@ class ModuleSequence(nn.Sequential):
     def tokenize(self, texts: list[Any], task: str | None = None, max_length: int | None = None) -> dict[str, Any]:
         """Tokenize a batch with the input module (padded tensors, plus a ``truncated`` flag per input).
         ``max_length`` overrides the length limit (training's ``max_length``; a ``Transformer`` input module
-        only: ``ValueError`` otherwise)."""
+        only: ``ValueError`` otherwise). For a multimodal input module (CLIP) a batch of one non-text modality
+        (images: PIL images, paths, arrays, ``{"image": x}``) is processed as encode processes it
+        (:meth:`process_media`: ``pixel_values`` ``[b, 3, H, W]`` plus ``"modality"``); a batch mixing
+        modalities raises ``ValueError`` (a training column holds one kind of input)."""
         first = self[0]
+        media = self._media_batch(texts)
+        if media is not None:
+            return self.process_media(*media)
         if max_length is not None:
             if not isinstance(first, Transformer):
                 raise ValueError(f"max_length={max_length} needs a Transformer input module; this model starts with "
                                  f"{type(first).__name__}. Leave max_length unset.")
             return first.tokenize(texts, task=task, max_length=max_length)
         return first.tokenize(texts, task=task) if isinstance(first, (Router, Transformer)) else first.tokenize(texts)
+
+    def _media_batch(self, inputs: list[Any]) -> tuple[list[Any], str] | None:
+        """``(items, modality)`` when the input module is multimodal and ``inputs`` are all of one non-text
+        modality (detected and checked as encode does); ``None`` for text. ``ValueError`` for a mixed batch."""
+        from sentencekit.pipeline.modality import read_inputs_by_modality
+
+        first = self[0]
+        if not isinstance(first, Transformer) or first.modalities == ["text"]:
+            return None
+        items, kinds, _ = read_inputs_by_modality(list(inputs), first.modalities, what="inputs")
+        if kinds is None:
+            return None
+        found = sorted({str(k) for k in kinds})
+        if len(found) > 1:
+            raise ValueError(f"A batch mixes {' and '.join(found)} inputs; a training column must hold one kind "
+                             "(e.g. an 'image' column and a 'caption' column).")
+        return items, kinds[0]
+
+    def process_media(self, items: list[Any], modality: str) -> dict[str, Any]:
+        """A batch of media inputs (paths, PIL images, arrays, data URIs) of ``modality``, loaded
+        (:func:`~sentencekit.pipeline.modality.load_batch`) and run through the input module's processor:
+        the features encode and training both feed the network (images: ``pixel_values`` ``[b, 3, H, W]``)."""
+        return self[0].process_media(load_batch(items, modality), modality)
 
     @property
     def device(self) -> torch.device:
@@ -232,8 +261,7 @@ class TorchEngine(Engine):
             kwargs["task"] = task
         cut = None
         if tokenized.modality != "text":
-            items = load_batch([tokenized.items[i] for i in indices], tokenized.modality)
-            features = self.network[0].process_media(items, tokenized.modality)
+            features = self.network.process_media([tokenized.items[i] for i in indices], tokenized.modality)
         elif tokenized.is_deferred:
             features = self.network.tokenize([tokenized.items[i] for i in indices], task=task)
             cut = features.pop("truncated", None)
