@@ -18,7 +18,11 @@ the 10,000 images; P@10 is the share of its 10 nearest images that show its clas
 1,000 test images in those 10 (at most 1%, since every class has 1,000 relevant images), both averaged over
 the 10 captions.
 
-Measured (2 shared cores, nice 10, CPU): see the README row; the figures of the run are printed at the end.
+Measured (CPU, 2 cores shared with other jobs, nice 10), ``PYTHONPATH=src:examples nice -n 10 .venv/bin/python
+examples/train_fashion_mnist_clip.py --max-minutes 8`` (lr 3e-4, batch 10): 468 steps = 4,680 pairs (0.078 epoch) in
+8.0 min; on the 10,000 test images zero-shot accuracy 10.0% -> 64.6%, text->image P@10 0.05 -> 0.66, R@10
+0.0005 -> 0.0066 (of at most 0.01); the 10,000 test images embed in 12 s. Training loss 2.11 at step 100, mean 1.48.
+Not tuned: one run, and longer runs (--max-minutes 10-12, more epochs) were not measured.
 """
 
 from __future__ import annotations
