@@ -11,7 +11,7 @@ records each column's task). The model's per-token embeddings and scoring masks 
 """
 
 from sentencekit.losses.multivector.cached_multivector_ranking import CachedMultiVectorMultipleNegativesRankingLoss
-from sentencekit.losses.multivector.multivector_distillation import (
+from sentencekit.losses.multivector.multivector_kd_losses import (
     MultiVectorDistillKLDivLoss,
     MultiVectorMarginMSELoss,
 )
