@@ -64,6 +64,8 @@ OTHER_TEXTS = [
     "Emoji 😀🎉 and symbols © ® ™ ½",
     "Café naïve façade résumé (precomposed)",
     "Cafe\u0301 (a combining accent)",
+    "\uff21\u0301 (a mapped full-width letter with a combining accent)",
+    "Hieroglyphs \U00013000\U00013001 (two unknown characters in a row)",
     "",
     "a",
 ]

