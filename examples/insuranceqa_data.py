@@ -104,14 +104,18 @@ def _read(path: Path) -> dict[str, Any]:
         return json.load(handle)
 
 
-def load_insuranceqa(cache: str | Path | None = None) -> InsuranceQA:
-    """Read the English side of every file, whitespace-normalised (see :func:`data_dir` for ``cache``)."""
+def load_insuranceqa(cache: str | Path | None = None, language: str = "en") -> InsuranceQA:
+    """Read one side of every file, whitespace-normalised (see :func:`data_dir` for ``cache``): ``"en"``,
+    or ``"zh"`` (the package's parallel Chinese translation; same ids and pools). Raises ValueError for
+    another language."""
+    if language not in ("en", "zh"):
+        raise ValueError(f"InsuranceQA has 'en' and 'zh' texts, not {language!r}")
     folder = data_dir(cache)
-    answers = {aid: normalize(entry["en"]) for aid, entry in _read(folder / "answers.json.gz").items()}
+    answers = {aid: normalize(entry[language]) for aid, entry in _read(folder / "answers.json.gz").items()}
     splits = {}
     for split in SPLITS:
         raw = _read(folder / f"{split}.json.gz")
-        splits[split] = [Question(qid=qid, text=normalize(q["en"]), domain=q.get("domain", ""),
+        splits[split] = [Question(qid=qid, text=normalize(q[language]), domain=q.get("domain", ""),
                                   positives=tuple(q["answers"]), negatives=tuple(q["negatives"]))
                          for qid, q in sorted(raw.items(), key=lambda kv: int(kv[0]))]
     return InsuranceQA(answers=answers, splits=splits)
