@@ -31,6 +31,41 @@ def _token_content(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+#: tokenizer classes whose transformers 5 tokenizer rebuilds its pipeline around the vocabulary of a Unigram
+#: ``tokenizer.json`` (transformers' ``models/xlm_roberta/tokenization_xlm_roberta.py``) instead of using the file's
+SENTENCEPIECE_CLASSES = frozenset({"XLMRobertaTokenizer", "XLMRobertaTokenizerFast"})
+
+
+def rebuild_sentencepiece_pipeline(tok: Any, raw: dict[str, Any], *, add_prefix_space: bool = True) -> None:
+    """Give ``tok`` (a ``tokenizers.Tokenizer`` read from ``raw``, an XLM-R-style Unigram ``tokenizer.json``) the
+    pipeline transformers 5's ``XLMRobertaTokenizer`` builds from the same file, so the ONNX backend tokenizes a
+    folder's ``tokenizer.json`` as the torch backend (and sentence-transformers 6.2 on transformers 5) does:
+
+    * normalizer: only the file's sentencepiece ``Precompiled`` charsmap (others, e.g. a ``Replace`` of runs of
+      spaces, are dropped, as transformers drops them);
+    * pre-tokenizer: ``WhitespaceSplit`` then ``Metaspace("▁")``, so runs of spaces, tabs and newlines separate
+      words without tokens of their own (sentencepiece's ``remove_extra_whitespaces``; the file's ``Metaspace``
+      alone would give a ``▁`` token per extra space);
+    * the file's post-processor (``<s> $A </s>``, pairs ``<s> $A </s> </s> $B </s>``) and added tokens are kept.
+    Changes ``tok`` in place (it is the caller's fresh tokenizer)."""
+    from tokenizers import decoders, normalizers, pre_tokenizers
+
+    steps = raw.get("normalizer") or {}
+    steps = steps.get("normalizers", []) if steps.get("type") == "Sequence" else [steps]
+    charsmap = next((n["precompiled_charsmap"] for n in steps if n.get("type") == "Precompiled"
+                     and n.get("precompiled_charsmap")), None)
+    if charsmap is None:
+        tok.normalizer = None
+    else:
+        import base64
+
+        tok.normalizer = normalizers.Precompiled(base64.b64decode(charsmap))
+    scheme = "always" if add_prefix_space else "never"
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=scheme)])
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme=scheme)
+
+
 class FastTokenizer:
     """``tokenizers.Tokenizer`` with fixed truncation and NumPy padding (thread-safe: its settings are
     never changed after construction). ``add_special_tokens=False``: texts without [CLS] / [SEP] (as
@@ -79,6 +114,8 @@ class FastTokenizer:
         tconf = read_json_if_exists(folder / "tokenizer_config.json", what="tokenizer") or {}
         specials = read_json_if_exists(folder / "special_tokens_map.json", what="tokenizer") or {}
         raw = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+        if tconf.get("tokenizer_class") in SENTENCEPIECE_CLASSES and raw.get("model", {}).get("type") == "Unigram":
+            rebuild_sentencepiece_pipeline(tok, raw, add_prefix_space=bool(tconf.get("add_prefix_space", True)))
         padding = raw.get("padding") or {}
         pad_token = _token_content(tconf.get("pad_token")) or _token_content(specials.get("pad_token"))
         pad_id = tok.token_to_id(pad_token) if pad_token else None

@@ -132,6 +132,7 @@ class Engine:
     backend: ClassVar[str] = ""
     #: padded tokens per text of ``batch_size`` a batch may hold without ``max_batch_tokens``
     #: (see :func:`sentencekit.pipeline.batching.resolve_batching`); ``None``: ``batch_size`` texts a batch
+    #: (of texts up to 512 tokens; longer ones are also cut by attention memory)
     batch_tokens_per_text: int | None = None
 
     # -- the two steps the pipeline calls ----------------------------------------------------------------

@@ -141,6 +141,8 @@ class SentenceTransformer(QueryDocumentEncoding, Model):
         and returned in input order. On CPUs a batch holds ``batch_size * model.batch_tokens_per_text`` padded
         tokens (short texts share bigger batches, long ones smaller); an explicit ``max_batch_tokens`` caps
         the tokens and ``batch_size`` the texts; on GPUs batches hold ``batch_size`` texts. Texts longer than
+        512 tokens are also batched by attention memory (rows x length^2), so 8k-token texts run one at a time
+        whatever ``batch_size`` says (``sentencekit.pipeline.batching.resolve_batching``). Texts longer than
         ``max_seq_length`` are cut by the tokenizer: that is reported (a ``TruncationWarning`` per call, and
         ``model.last_encode_info``), never silent. ``truncate_dim`` keeps the first dimensions (Matryoshka),
         then ``normalize_embeddings`` scales to unit length. ``output_value="token_embeddings"`` gives one

@@ -45,10 +45,18 @@ def _text_config(config: Any) -> Any:
     return getattr(config, "text_config", None) or config
 
 
+#: model types whose position ids start after ``padding_idx`` (transformers' ``create_position_ids_from_input_ids``):
+#: ``pad_token_id + 1`` of their ``max_position_embeddings`` are never usable (XLM-R: 514 embeddings, 512 tokens)
+_PADDING_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert"})
+
+
 def position_limit(config: Any) -> int | None:
-    """The text positions a transformer embeds (``max_position_embeddings``, a dual encoder's text tower's)."""
-    limit = getattr(config, "max_position_embeddings", None) or \
-        getattr(_text_config(config), "max_position_embeddings", None)
+    """The text positions a transformer embeds (``max_position_embeddings``, a dual encoder's text tower's; less
+    the offset of RoBERTa-style position ids, so a tokenizer without ``model_max_length`` cannot overrun them)."""
+    text = _text_config(config)
+    limit = getattr(config, "max_position_embeddings", None) or getattr(text, "max_position_embeddings", None)
+    if limit and getattr(text, "model_type", None) in _PADDING_OFFSET_POSITIONS:
+        limit = int(limit) - int(getattr(text, "pad_token_id", None) or 0) - 1
     return int(limit) if limit else None
 
 

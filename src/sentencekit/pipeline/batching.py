@@ -1,6 +1,8 @@
 """Batching shared by every model family and backend: validate inputs, sort by TOKEN length (longest
 first) so each batch pads little, cut batches by count and by a padded-token budget, run them (with an
-optional progress bar) and put results back in input order.
+optional progress bar) and put results back in input order. Rows longer than
+``ATTENTION_REFERENCE_LENGTH`` tokens are also cut by attention memory (rows x length^2), so 8k-token texts
+run a few at a time whatever ``batch_size`` says (:func:`resolve_batching`).
 
 >>> plan = plan_batches([3, 20, 5, 19], batch_size=8, max_batch_tokens=40)
 >>> [b.tolist() for b in plan]
@@ -182,18 +184,31 @@ def check_batch_args(batch_size: int, max_batch_tokens: int | None = None) -> No
         raise ValueError(f"max_batch_tokens must be a positive integer or None, got {max_batch_tokens!r}")
 
 
-def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None) -> list[np.ndarray]:
+def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None,
+                 max_batch_attention: int | None = None) -> list[np.ndarray]:
     """Indices of each batch: inputs sorted longest first (stable), cut so that a batch holds at most
-    ``batch_size`` inputs and, with ``max_batch_tokens``, at most that many padded tokens
-    (longest length in the batch x inputs). An input longer than the budget gets a batch of its own."""
+    ``batch_size`` inputs, with ``max_batch_tokens`` at most that many padded tokens (rows x longest
+    length), and with ``max_batch_attention`` at most that many attention scores per head
+    (rows x longest length^2). An input longer than the budgets gets a batch of its own.
+
+    Raises ``ValueError`` for a ``batch_size`` or budget that is not a positive integer.
+
+    >>> [len(b) for b in plan_batches([8192] * 4 + [100] * 4, 32, 32 * 512, 32 * 512 * 512)]
+    [1, 1, 1, 1, 4]
+    """
     check_batch_args(batch_size, max_batch_tokens)
+    check_batch_args(batch_size, max_batch_attention)
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
     batches, start, n = [], 0, len(order)
     while start < n:
+        longest = max(1, int(lengths[order[start]]))
         size = batch_size
         if max_batch_tokens is not None:
-            size = max(1, min(batch_size, max_batch_tokens // max(1, int(lengths[order[start]]))))
+            size = min(size, max_batch_tokens // longest)
+        if max_batch_attention is not None:
+            size = min(size, max_batch_attention // (longest * longest))
+        size = max(1, size)
         batches.append(order[start : start + size])
         start += size
     return batches
@@ -202,21 +217,48 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
 #: with a per-text token allowance, a batch may hold up to this many times ``batch_size`` short texts
 MAX_GROWTH = 8
 
+#: row length (tokens) up to which a token budget alone bounds a batch's memory; longer rows are also bounded
+#: by attention (rows x length^2 <= token budget x this). The CPU allowances (``batch_tokens_per_text``) were
+#: measured on texts of at most this length (all-MiniLM-L6-v2, max_seq_length 256-512).
+ATTENTION_REFERENCE_LENGTH = 512
 
-def resolve_batching(batch_size: int, max_batch_tokens: int | None,
-                     tokens_per_text: int | None) -> tuple[int, int | None]:
-    """``(most texts, most padded tokens)`` per batch. An explicit ``max_batch_tokens`` caps the tokens
-    and ``batch_size`` the texts. Without one, a model's ``tokens_per_text`` allowance gives a budget of
-    ``batch_size * tokens_per_text`` tokens (up to ``MAX_GROWTH * batch_size`` texts): short texts share
-    bigger batches, long texts get smaller ones. Neither: ``batch_size`` texts per batch.
+
+def resolve_batching(batch_size: int, max_batch_tokens: int | None, tokens_per_text: int | None,
+                     *, lengths_are_tokens: bool = True) -> tuple[int, int | None, int | None]:
+    """``(most texts, most padded tokens, most attention scores)`` per batch, the limits
+    :func:`plan_batches` cuts by.
+
+    The rule (one for every family and engine; sources: the memory of a transformer layer is linear in
+    rows x length for its activations and, with eager or math attention, rows x heads x length^2 for
+    its attention scores, as in Vaswani et al. 2017):
+
+    * token budget ``T``: an explicit ``max_batch_tokens``; else a model's ``tokens_per_text`` allowance
+      gives ``batch_size * tokens_per_text`` (up to ``MAX_GROWTH * batch_size`` texts: short texts share
+      bigger batches, long texts get smaller ones); else (no allowance, e.g. on GPUs)
+      ``batch_size * ATTENTION_REFERENCE_LENGTH``, which ``batch_size`` texts of up to 512 tokens never reach,
+      so short texts keep exactly ``batch_size`` texts a batch.
+    * attention budget ``T * ATTENTION_REFERENCE_LENGTH``: what ``T`` tokens cost in 512-token rows. Rows up
+      to 512 tokens never reach it (rows x len^2 <= rows x len x 512); longer rows are cut by it, so
+      a batch of 8k-token texts holds ``(512 / 8192)^2 = 1/256`` of the texts its token budget would allow
+      (at least one): peak memory is set by the budget, not by ``batch_size``.
+
+    ``lengths_are_tokens=False`` (lengths counted in characters, for a tokenizer that runs per batch) keeps
+    the old rule: ``batch_size`` texts, cut only by an explicit ``max_batch_tokens``.
 
     >>> resolve_batching(32, None, 32), resolve_batching(32, 4096, 32), resolve_batching(32, None, None)
-    ((256, 1024), (32, 4096), (32, None))
+    ((256, 1024, 524288), (32, 4096, 2097152), (32, 16384, 8388608))
     """
     check_batch_args(batch_size, max_batch_tokens)
-    if max_batch_tokens is not None or not tokens_per_text:
-        return batch_size, max_batch_tokens
-    return batch_size * MAX_GROWTH, batch_size * int(tokens_per_text)
+    if max_batch_tokens is not None:
+        tokens: int | None = int(max_batch_tokens)
+    elif tokens_per_text:
+        batch_size, tokens = batch_size * MAX_GROWTH, batch_size * int(tokens_per_text)
+    elif lengths_are_tokens:
+        tokens = batch_size * ATTENTION_REFERENCE_LENGTH
+    else:
+        tokens = None
+    attention = tokens * ATTENTION_REFERENCE_LENGTH if tokens is not None and lengths_are_tokens else None
+    return batch_size, tokens, attention
 
 
 def padding_waste(lengths: Sequence[int], batches: Sequence[np.ndarray]) -> float:
@@ -240,7 +282,8 @@ def run_batches(
     batch_step: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, list[Any]], np.ndarray, list[int]]:
     """Run ``engine`` over ``tokenized`` (a :class:`~sentencekit.engines.protocol.Tokenized`) in batches
-    sorted by token length and cut by :func:`resolve_batching`.
+    sorted by token length and cut by :func:`resolve_batching` (texts, padded tokens, and attention for rows
+    longer than ``ATTENTION_REFERENCE_LENGTH``).
 
     Returns ``(per-output lists of batch arrays, order, truncated)``: concatenating a list gives the rows in
     ``order`` (``order[k]`` is the input index of row ``k``; :func:`restore_order` puts them back), and
@@ -250,8 +293,9 @@ def run_batches(
     if show_progress_bar is None:
         show_progress_bar = logging.getLogger("sentencekit").getEffectiveLevel() <= logging.INFO
     tokens_per_text = engine.batch_tokens_per_text if not tokenized.is_deferred else None
-    count, budget = resolve_batching(batch_size, max_batch_tokens, tokens_per_text)
-    batches: Any = plan_batches(tokenized.lengths, count, budget) if len(tokenized.lengths) else []
+    count, budget, attention = resolve_batching(batch_size, max_batch_tokens, tokens_per_text,
+                                                lengths_are_tokens=not tokenized.is_deferred)
+    batches: Any = plan_batches(tokenized.lengths, count, budget, attention) if len(tokenized.lengths) else []
     if show_progress_bar:
         from tqdm.auto import tqdm
 
