@@ -145,6 +145,12 @@ class Engine:
         raise NotImplementedError
 
     @property
+    def message_format(self) -> str | None:
+        """``"flat"`` / ``"structured"`` when text inputs are rendered through a chat template (see
+        :mod:`sentencekit.pipeline.chat_messages`), else ``None``."""
+        return None
+
+    @property
     def modalities(self) -> tuple[str, ...]:
         """The input modalities the model takes (sentence-transformers' names: ``"text"``, ``"image"``, ...), in
         the order its ``modality_config`` lists them; ``("text",)`` for text models."""
