@@ -246,7 +246,8 @@ class CrossEncoder(Model):
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
         ``chunk_size`` (see ``sentencekit.parallel``).
         """
-        return run_predict(self, sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar,
+        return run_predict(self, sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar,
                            activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=convert_to_numpy,
                            convert_to_tensor=convert_to_tensor, device=device, max_batch_tokens=max_batch_tokens)
 
@@ -283,7 +284,8 @@ class CrossEncoder(Model):
         docs, _ = as_input_list(documents, what="documents")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt, batch_size=batch_size, show_progress_bar=show_progress_bar,
+        scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
+                              batch_size=batch_size, show_progress_bar=show_progress_bar,
                               activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=True,
                               device=device, max_batch_tokens=max_batch_tokens)
         return ranked(scores, docs, top_k, return_documents)

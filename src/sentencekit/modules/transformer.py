@@ -690,7 +690,7 @@ class Transformer(Module):
             kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
                     "sequence-classification": "a reranker (load it with CrossEncoder)",
                     "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)",
-                    "text-generation": "a causal language model (a generative reranker: load it with CrossEncoder)"}.get(
+                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)"}.get(
                 task, f"a {task!r} model, which sentencekit does not support")
             raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 
