@@ -605,19 +605,14 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
-        if self.is_multimodal:
+        if self.is_multimodal or self.transformer_task in CAUSAL_TASKS:
             return self._multimodal_config()
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too
             method_output, module_output = _ST6_OUTPUTS[self.transformer_task]
             config["transformer_task"] = self.transformer_task
             config["modality_config"] = {"text": {"method": "forward", "method_output_name": method_output}}
-            if self.message_format is not None:
-                config["modality_config"]["message"] = {"method": "forward", "method_output_name": method_output,
-                                                        "format": self.message_format}
             config["module_output_name"] = module_output
-            if self.processing_kwargs:
-                config["processing_kwargs"] = {k: dict(v) for k, v in self.processing_kwargs.items()}
         elif self.transformer_task != "feature-extraction":
             config["transformer_task"] = self.transformer_task
         for key in MULTIVECTOR_KEYS:  # written only when set, as 6.2 does
@@ -626,11 +621,21 @@ class Transformer(Module):
         return config
 
     def _multimodal_config(self) -> dict[str, Any]:
-        """sentence-transformers 6.2's keys, exactly what it writes for a CLIP module; a length limit or
-        lower-casing only when set (6.2 reads both as legacy keys)."""
-        config: dict[str, Any] = {"transformer_task": self.transformer_task,
-                                  "modality_config": {m: dict(e) for m, e in self.modality_config.items()},
+        """sentence-transformers 6.2's keys, exactly what it writes for a CLIP module or a causal LM (with its
+        ``message`` entry and ``processing_kwargs`` when set); a length limit or lower-casing only when set (6.2
+        reads both as legacy keys)."""
+        if self.modality_config is not None:
+            modality_config = {m: dict(e) for m, e in self.modality_config.items()}
+        else:
+            method_output = _ST6_OUTPUTS[self.transformer_task][0]
+            modality_config = {"text": {"method": "forward", "method_output_name": method_output}}
+            if self.message_format is not None:
+                modality_config["message"] = {"method": "forward", "method_output_name": method_output,
+                                              "format": self.message_format}
+        config: dict[str, Any] = {"transformer_task": self.transformer_task, "modality_config": modality_config,
                                   "module_output_name": self.module_output_name}
+        if self.processing_kwargs:
+            config["processing_kwargs"] = {k: dict(v) for k, v in self.processing_kwargs.items()}
         tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
         if self.max_seq_length is not None and self.max_seq_length != tokenizer_limit:
             config["max_seq_length"] = self.max_seq_length
