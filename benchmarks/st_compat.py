@@ -464,6 +464,10 @@ def generative_cases(tmp: Path) -> float:
             worst = max(worst, compare_pairs(f"generative ({style}), plain folder loaded by both{what}", ours, theirs,
                                              **kw))
         short = 24  # cuts the long pair: the chat template's tail is restored over the last tokens
+        for settings in ({"chat_template": {"add_generation_prompt": True}}, {"text": {"max_length": short}},
+                         {"text": {"max_length": short}, "chat_template": {"restore_suffix": False}}):
+            worst = max(worst, compare_pairs(f"  ... per call processing_kwargs={settings}", ours, theirs,
+                                             processing_kwargs=settings))
         theirs.max_length, ours.max_length = short, short
         worst = max(worst, compare_pairs(f"  ... max_length={short} (truncated rows)", ours, theirs))
         theirs = Theirs(str(folder), device="cpu")

@@ -179,6 +179,19 @@ def test_truncation_restores_the_templates_tail(gen_dirs):
     assert model.tokenize([(q, d)])["input_ids"][0].tolist() == full[:70]
 
 
+def test_processing_kwargs_per_call_override_the_models(gen_models):
+    model = gen_models["qwen3-reranker"]
+    q, d = RERANKER_PAIRS[1]
+    full = rendered_ids(model, [{"role": "query", "content": q}, {"role": "document", "content": d}])
+    cut = model.predict((q, d), processing_kwargs={"text": {"max_length": 60},
+                                                   "chat_template": {"restore_suffix": False}})
+    assert cut == pytest.approx(reference_score(model, full[:60]), abs=1e-6)
+    assert model.last_predict_info.truncated_indices == (0,)
+    assert model.predict((q, d)) == pytest.approx(reference_score(model, full), abs=1e-6)  # the call's only
+    with pytest.raises(ValueError, match="padding"):
+        model.predict((q, d), processing_kwargs={"text": {"padding": "max_length"}})
+
+
 def test_a_tokenizer_without_yes_or_no_is_refused(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

@@ -256,6 +256,16 @@ class TorchEngine(Engine):
                 return tokenized
         return Tokenized.deferred(items)
 
+    accepts_processing_kwargs = True
+
+    def tokenize_with(self, items: list[Any], processing_kwargs: dict[str, Any], task: str | None = None) -> Tokenized:
+        first = self.network[0]
+        tokenized = first.tokenize_unpadded(items, task=task, processing_kwargs=processing_kwargs) \
+            if isinstance(first, Transformer) else None
+        if tokenized is None:
+            raise ValueError("processing_kwargs per call needs a Transformer input module with a fast tokenizer.")
+        return tokenized
+
     def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
         kwargs = dict(kwargs or {})

@@ -232,6 +232,7 @@ class CrossEncoder(Model):
         max_batch_tokens: int | None = None,
         pool: Any = None,
         chunk_size: int | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
     ) -> Any:
         """Score pairs. A list of N pairs gives ``[N]`` float32 scores (``[N, num_labels]`` for multi-label
         models); a single pair gives a scalar. Every pair is tokenized once and batched by token length;
@@ -244,12 +245,15 @@ class CrossEncoder(Model):
         ``prompt_name`` / ``prompt`` pick an instruction (``model.prompts``; ``default_prompt_name`` when neither
         is given): a system message for a chat-template model, else prepended to each pair's first text.
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
-        ``chunk_size`` (see ``sentencekit.parallel``).
+        ``chunk_size`` (see ``sentencekit.parallel``). ``processing_kwargs`` overrides the model's for this call,
+        as in sentence-transformers 6.2 (torch backend): ``{"chat_template": {...}}`` (template arguments,
+        ``restore_suffix``) and ``{"text": {"max_length": n}}``.
         """
         return run_predict(self, sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
                            show_progress_bar=show_progress_bar,
                            activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=convert_to_numpy,
-                           convert_to_tensor=convert_to_tensor, device=device, max_batch_tokens=max_batch_tokens)
+                           convert_to_tensor=convert_to_tensor, device=device, max_batch_tokens=max_batch_tokens,
+                           processing_kwargs=processing_kwargs)
 
     def rank(
         self,

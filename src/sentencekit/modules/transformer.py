@@ -447,7 +447,21 @@ class Transformer(Module):
             columns = [[s.lower() for s in col] for col in columns]
         return columns
 
-    def _chat_ids(self, items: list[Any], task: str | None, limit: int | None) -> tuple[list[list[int]], list[bool]]:
+    def merged_processing_kwargs(self, per_call: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """The module's ``processing_kwargs`` with a call's on top, per key (6.2's shallow per-key merge). A call
+        may set ``{"chat_template": {...}}`` (render arguments, ``restore_suffix``) and ``{"text": {"max_length":
+        n}}``; anything else raises ``ValueError`` (sentencekit does not pass other tokenizer arguments)."""
+        per_call = check_processing_kwargs(per_call)
+        unsupported = sorted(set(per_call.get("text", {})) - {"max_length"}) + \
+            sorted(k for k in per_call if k not in ("text", "chat_template"))
+        if unsupported:
+            raise ValueError(f"processing_kwargs per call: sentencekit reads {{'chat_template': {{...}}, 'text': "
+                             f"{{'max_length': n}}}}; got {unsupported}. Set other processing on the model.")
+        keys = set(self.processing_kwargs) | set(per_call)
+        return {k: {**self.processing_kwargs.get(k, {}), **per_call.get(k, {})} for k in keys}
+
+    def _chat_ids(self, items: list[Any], task: str | None, limit: int | None,
+                  processing: dict[str, dict[str, Any]] | None = None) -> tuple[list[list[int]], list[bool]]:
         """Token ids of texts / pairs / conversations rendered through the chat template (texts and pairs become
         messages first: :func:`~sentencekit.pipeline.chat_messages.to_conversation`), tokenized without special
         tokens (as ``apply_chat_template`` does), cut at ``limit``; a cut row gets the template's tail back
@@ -456,7 +470,8 @@ class Transformer(Module):
         tok = self.tokenizer
         fmt = self.message_format or message_format(getattr(tok, "chat_template", None), None)
         conversations = [item if is_conversation(item) else to_conversation(item, fmt) for item in items]
-        settings = dict(self.processing_kwargs.get("chat_template") or {})
+        source = processing if processing is not None else self.processing_kwargs
+        settings = dict(source.get("chat_template") or {})
         kwargs = template_kwargs(settings, getattr(tok, "chat_template", None), task)
         if any({"query", "document"} <= {m.get("role") for m in c} for c in conversations):
             name = getattr(self.auto_model.config, "name_or_path", None) or "this model"
@@ -477,21 +492,26 @@ class Transformer(Module):
                        for row, conv, cut in zip(ids, conversations, truncated)]
         return ids, truncated
 
-    def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None) -> Tokenized | None:
+    def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None,
+                          processing_kwargs: dict[str, Any] | None = None) -> Tokenized | None:
         """Tokenize every text once without padding (ids, token types, lengths, truncation flags at the
         limit of ``task``, :meth:`max_length_for`), so the pipeline plans batches on real token counts and
         pads each batch from these ids (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which
-        the pipeline then calls per batch through :meth:`tokenize`."""
+        the pipeline then calls per batch through :meth:`tokenize`. ``processing_kwargs``: a call's
+        (:meth:`merged_processing_kwargs`)."""
         if not texts:
             return None
-        limit = self.max_length_for(task)
+        processing = self.merged_processing_kwargs(processing_kwargs)
+        limit = processing.get("text", {}).get("max_length") or self.max_length_for(task)
         if self.uses_chat_template or is_conversation(texts[0]):
-            ids, truncated = self._chat_ids(texts, task, limit)
+            ids, truncated = self._chat_ids(texts, task, limit, processing)
             arrays = [np.asarray(row, dtype=np.int64) for row in ids]
             lengths = np.fromiter((len(x) for x in arrays), dtype=np.int64, count=len(arrays))
             return Tokenized(list(texts), lengths, np.asarray(truncated, dtype=bool), arrays,
                              [np.zeros_like(x) for x in arrays])
         if not getattr(self.tokenizer, "is_fast", False):
+            if processing_kwargs:
+                raise ValueError("processing_kwargs per call needs a fast tokenizer (a tokenizer.json).")
             return None
         columns = self._columns(texts)
         with self._tokenizer_lock:

@@ -80,6 +80,7 @@ def predict(
     convert_to_tensor: bool = False,
     device: Any = None,
     max_batch_tokens: int | None = None,
+    processing_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Score ``(text_a, text_b)`` pairs with ``model`` (a ``CrossEncoder``); see ``CrossEncoder.predict``.
     The truncation report lands in ``model.last_predict_info`` (and one ``TruncationWarning`` when pairs
@@ -93,7 +94,8 @@ def predict(
     engine.prepare(device, {})
     text = resolve_prompt(getattr(model, "prompts", {}) or {}, prompt_name, prompt,
                           getattr(model, "default_prompt_name", None))
-    tokenized = engine.tokenize(_with_prompt([tuple(p) for p in pairs], text, engine.message_format))
+    items = _with_prompt([tuple(p) for p in pairs], text, engine.message_format)
+    tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
     parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                     show_progress_bar=show_progress_bar, outputs=_SCORES)
     model._set_info(report_truncation(len(pairs), np.flatnonzero(tokenized.truncated).tolist() + cut,
