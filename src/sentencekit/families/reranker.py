@@ -304,6 +304,11 @@ class CrossEncoder(Model):
         if self.is_generative:
             self._save_v6(network, folder, safe_serialization=safe_serialization)
             return
+        if self.prompts:
+            warnings.warn("This reranker is saved in the sentence-transformers v5 layout (a Hugging Face "
+                          "sequence-classification folder), which has no place for prompts: "
+                          f"{sorted(self.prompts)} are not saved. Pass prompts={{...}} when loading it.",
+                          stacklevel=external_stacklevel())
         transformer = network[0]
         # sentence-transformers takes the length limit from the tokenizer; ours is max_seq_length.
         transformer.tokenizer.model_max_length = transformer.max_seq_length

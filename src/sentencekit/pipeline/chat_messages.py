@@ -86,8 +86,10 @@ def template_kwargs(settings: dict[str, Any] | None, template: str | None, task:
 def _uses_variable(template: str | None, name: str) -> bool:
     if not isinstance(template, str):
         return False
-    from transformers.utils.chat_template_utils import _get_template_variables
-
+    try:
+        from transformers.utils.chat_template_utils import _get_template_variables
+    except ImportError:  # older transformers: an extra template argument is harmless (6.2 does the same)
+        return True
     return name in _get_template_variables(template)
 
 
