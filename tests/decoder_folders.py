@@ -32,6 +32,41 @@ CHATML_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+#: the system prompt of Qwen3-Reranker's published usage
+QWEN3_RERANKER_SYSTEM = ('Judge whether the Document meets the requirements based on the Query and the Instruct '
+                         'provided. Note that the answer can only be "yes" or "no".')
+#: Qwen3-Reranker's published prompt as a Jinja template over ``query`` / ``document`` messages (flat content): a
+#: ``system`` message (a prompt) replaces the default instruction; ends with the assistant prefill that the "yes" /
+#: "no" logits follow
+QWEN3_RERANKER_TEMPLATE = (
+    '{%- set ns = namespace(instruct="Given a web search query, retrieve relevant passages that answer the query", '
+    'query="", document="") -%}'
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}{%- set ns.instruct = message['content'] -%}"
+    "{%- elif message['role'] == 'query' -%}{%- set ns.query = message['content'] -%}"
+    "{%- elif message['role'] == 'document' -%}{%- set ns.document = message['content'] -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{{- '<|im_start|>system\\n" + QWEN3_RERANKER_SYSTEM.replace('"', '\\"') + "<|im_end|>\\n' -}}"
+    "{{- '<|im_start|>user\\n<Instruct>: ' + ns.instruct + '\\n<Query>: ' + ns.query + '\\n<Document>: ' "
+    "+ ns.document + '<|im_end|>\\n' -}}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' -}}"
+)
+#: a chat template that renders only ``user`` / ``assistant`` messages: it drops a pair's query and document
+USER_ONLY_TEMPLATE = (
+    "{%- for message in messages %}{%- if message['role'] in ('user', 'assistant') %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}{%- endfor %}{{- '<|im_start|>assistant\\n' }}"
+)
+#: the generative-reranker folder styles :func:`build_generative_reranker` writes: chat template by name
+RERANKER_TEMPLATES = {"bare": None, "chatml": CHATML_TEMPLATE, "qwen3-reranker": QWEN3_RERANKER_TEMPLATE}
+#: (query, document) pairs of mixed lengths
+RERANKER_PAIRS = [("What is the capital of France?", "Paris is the capital and largest city of France."),
+                  ("hi", "The quick brown fox jumps over the lazy dog. " * 6),
+                  ("Résumé: 日本語", "no"),
+                  ("Which animal is fast?", "Cheetahs can run at 110 km/h."),
+                  ("a", "b")]
+
 #: texts of mixed lengths (a batch of them is left- or right-padded)
 DECODER_TEXTS = ["Hi", "What is the capital of France?", "The quick brown fox jumps over the lazy dog. " * 4,
                  "Résumé: 日本語のテキストも含む", "Last one."]
@@ -117,6 +152,14 @@ def build_tiny_decoder(folder: Path, arch: str = "qwen3", *, append_eos: bool = 
     qwen_tokenizer(append_eos=append_eos, padding_side=padding_side, chat_template=chat_template).save_pretrained(
         folder)
     return folder
+
+
+def build_generative_reranker(folder: Path, style: str = "qwen3-reranker", *, seed: int = 0) -> Path:
+    """A plain Qwen3 ``*ForCausalLM`` folder (random weights, Qwen's tokenizer without an appended EOS) as a
+    generative reranker is published: ``style`` picks its chat template (:data:`RERANKER_TEMPLATES`: Qwen3-
+    Reranker's prompt, plain ChatML, or none). ``"yes"`` and ``"no"`` are single tokens of Qwen's vocabulary."""
+    return build_tiny_decoder(folder, "qwen3", append_eos=False, padding_side="left",
+                              chat_template=RERANKER_TEMPLATES[style], seed=seed)
 
 
 def write_prompts(folder: Path, prompts: dict[str, str], model_type: str = "SentenceTransformer") -> None:

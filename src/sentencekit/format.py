@@ -32,7 +32,7 @@ def _classes() -> dict[str, type]:
             "SpladePooling": m.SpladePooling, "SparseStaticEmbedding": m.SparseStaticEmbedding,
             "SparseAutoEncoder": m.SparseAutoEncoder, "MLMTransformer": m.Transformer,
             "MultiVectorMask": m.MultiVectorMask, "HierarchicalTokenPooling": m.HierarchicalTokenPooling,
-            "CLIPModel": m.CLIPModel}
+            "CLIPModel": m.CLIPModel, "LogitScore": m.LogitScore}
 
 
 #: legacy class names that load as another class with a default: name -> ``load`` keyword arguments.
@@ -135,7 +135,7 @@ def save_modules(modules: list[nn.Module], folder: Path, *, safe_serialization: 
 _MODEL_FILE = re.compile(
     r"^(modules\.json|config.*\.json|.*\.safetensors|.*\.safetensors\.index\.json|pytorch_model.*\.bin"
     r"|.*_config\.json|tokenizer.*|special_tokens_map\.json|vocab\..*|merges\.txt|.*\.model|added_tokens\.json"
-    r"|README\.md|onnx|openvino|\d+_\w+|\w+_\d+_\w+)$"
+    r"|README\.md|chat_template\.jinja|onnx|openvino|\d+_\w+|\w+_\d+_\w+)$"
 )
 
 

@@ -33,6 +33,10 @@ def _torch_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engin
 
 
 def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    if family == "reranker" and spec.is_generative_reranker:
+        # a ValueError: backend="auto" (CLI, server) falls back to torch with a warning
+        raise ValueError(f"{spec.folder} is a generative (causal-LM) reranker, which the onnx backend does not run "
+                         "yet (its chat template and last-position LogitScore are torch-only): use backend='torch'.")
     if family in ("embedder", "sparse") and spec.router is not None:
         from sentencekit.engines.router_engine import RouterEngine
 

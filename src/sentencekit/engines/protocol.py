@@ -145,6 +145,19 @@ class Engine:
         """Run the rows ``indices`` of ``tokenized`` as one batch; named arrays in that order."""
         raise NotImplementedError
 
+    #: whether :meth:`tokenize_with` takes a call's ``processing_kwargs`` (6.2's per-call tokenization settings)
+    accepts_processing_kwargs: bool = False
+
+    def tokenize_with(self, items: list[Any], processing_kwargs: dict[str, Any], task: str | None = None) -> Tokenized:
+        """:meth:`tokenize` with a call's ``processing_kwargs``; engines that do not take them raise ``ValueError``."""
+        raise ValueError(f"processing_kwargs per call needs the torch backend; this model runs on {self.backend}.")
+
+    @property
+    def message_format(self) -> str | None:
+        """``"flat"`` / ``"structured"`` when text inputs are rendered through a chat template (see
+        :mod:`sentencekit.pipeline.chat_messages`), else ``None``."""
+        return None
+
     @property
     def modalities(self) -> tuple[str, ...]:
         """The input modalities the model takes (sentence-transformers' names: ``"text"``, ``"image"``, ...), in

@@ -137,9 +137,14 @@ def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
 
 
 def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
-    """The one sequence-classification Transformer of a cross-encoder folder: sentence-transformers v6
-    (``modules.json`` with ``model_type: CrossEncoder``) or v5 (a Hugging Face ``*ForSequenceClassification``
-    folder; any other transformer gets a fresh one-label head, marked ``untrained_head`` on the module)."""
+    """The modules of a cross-encoder folder: a generative reranker (:func:`load_generative_reranker_modules`),
+    else the one sequence-classification Transformer of sentence-transformers v6 (``modules.json`` with
+    ``model_type: CrossEncoder``) or v5 (a Hugging Face ``*ForSequenceClassification`` folder; any other
+    transformer gets a fresh one-label head, marked ``untrained_head`` on the module)."""
+    if spec.is_generative_reranker:
+        from sentencekit.engines.generative_reranker import load_generative_reranker_modules
+
+        return load_generative_reranker_modules(spec, options)
     config_kwargs = dict(options.config_kwargs or {})
     if options.num_labels is not None:
         config_kwargs["num_labels"] = options.num_labels
@@ -148,14 +153,11 @@ def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
         if kinds != ["Transformer"]:
             raise ModelFormatError(f"{spec.folder / 'modules.json'}: this CrossEncoder uses modules {kinds}; "
                                    "sentencekit supports sequence-classification rerankers (a single Transformer "
-                                   "module).")
+                                   "module) and generative ones (a text-generation Transformer + LogitScore).")
         folder = spec.modules[0].path
     else:
         folder = spec.transformer_folder
         archs = spec.hf_config.get("architectures") or []
-        if any(a.endswith("ForCausalLM") for a in archs):
-            raise ModelFormatError(f"{spec.folder} is a causal language model; sentencekit's CrossEncoder supports "
-                                   "sequence-classification rerankers.")
         if not any(a.endswith("ForSequenceClassification") for a in archs):
             config_kwargs.setdefault("num_labels", 1)  # a fresh classification head
     transformer = Transformer.load(folder, model_kwargs=options.model_kwargs, tokenizer_kwargs=options.tokenizer_kwargs,
@@ -254,6 +256,16 @@ class TorchEngine(Engine):
                 return tokenized
         return Tokenized.deferred(items)
 
+    accepts_processing_kwargs = True
+
+    def tokenize_with(self, items: list[Any], processing_kwargs: dict[str, Any], task: str | None = None) -> Tokenized:
+        first = self.network[0]
+        tokenized = first.tokenize_unpadded(items, task=task, processing_kwargs=processing_kwargs) \
+            if isinstance(first, Transformer) else None
+        if tokenized is None:
+            raise ValueError("processing_kwargs per call needs a Transformer input module with a fast tokenizer.")
+        return tokenized
+
     def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
         kwargs = dict(kwargs or {})
@@ -312,6 +324,11 @@ class TorchEngine(Engine):
             self.network.eval()
 
     # -- what the model reports -------------------------------------------------------------------------------
+    @property
+    def message_format(self) -> str | None:  # type: ignore[override]
+        first = self.network[0]
+        return getattr(first, "message_format", None) if isinstance(first, Transformer) else None
+
     @property
     def modalities(self) -> tuple[str, ...]:  # type: ignore[override]
         first = self.network[0]

@@ -40,6 +40,14 @@ class CrossEncoder(Model):
     ``modules.json``). ``backend="onnx"`` runs the classifier on ONNX Runtime (``compute_dtype="int8"``
     for calibrated int8) and the activation in NumPy. ``activation_fn`` defaults to the saved one (Sigmoid
     for one label, else Identity).
+
+    Generative rerankers (sentence-transformers 6.2): a causal language model scored by ``LogitScore``
+    (``logit("yes") - logit("no")`` at the last position, then Sigmoid), saved as ``[Transformer(text-generation),
+    LogitScore]``; a plain ``*ForCausalLM`` folder gets these modules with the tokenizer's ``yes`` / ``no`` ids.
+    When the tokenizer has a chat template, each pair is rendered through it as a ``query`` and a ``document``
+    message (a prompt becomes a system message; see :mod:`sentencekit.pipeline.chat_messages`). Torch backend only.
+    ``prompts`` / ``default_prompt_name`` (and ``predict(prompt_name=..., prompt=...)``) work for every reranker:
+    without a chat template the prompt is prepended to the first text of each pair.
     """
 
     family = "reranker"
@@ -66,6 +74,8 @@ class CrossEncoder(Model):
         num_threads: int | None = None,
         compute_dtype: str | None = None,
         calibration_pairs: list[tuple[str, str]] | None = None,
+        prompts: dict[str, str] | None = None,
+        default_prompt_name: str | None = None,
     ) -> None:
         self.trust_remote_code = trust_remote_code
         options = EngineOptions(device=device, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
@@ -83,17 +93,40 @@ class CrossEncoder(Model):
             self._labels = int(self.engine.num_labels or num_labels or hf.get("num_labels")
                                or len(hf.get("id2label") or {}) or 1)
         self.activation_fn = activation_fn if activation_fn is not None else self._saved_activation()
+        saved = self.spec.model_config if self.spec is not None and self.spec.model_type == "CrossEncoder" else {}
+        self.prompts: dict[str, str] = {**{k: v for k, v in (saved.get("prompts") or {}).items() if v is not None},
+                                        **(prompts or {})}
+        self.default_prompt_name = default_prompt_name or saved.get("default_prompt_name")
+        if self.default_prompt_name is not None and self.default_prompt_name not in self.prompts:
+            raise ValueError(f"default_prompt_name {self.default_prompt_name!r} is not one of the prompts "
+                             f"{sorted(self.prompts)}.")
 
     def _check_torch_modules(self) -> None:
-        from sentencekit.modules import Transformer
+        """A CrossEncoder is a sequence-classification Transformer alone, or a text-generation Transformer
+        followed by LogitScore (a generative reranker); ``ModelFormatError`` otherwise."""
+        from sentencekit.modules import LogitScore, Transformer
 
         network = self.network
-        if len(network) != 1 or not isinstance(network[0], Transformer):
-            raise ModelFormatError("A CrossEncoder is a single sequence-classification Transformer module; "
-                                   f"got {[type(m).__name__ for m in network]}.")
-        if network[0].transformer_task != "sequence-classification":
-            raise ModelFormatError("A CrossEncoder needs a Transformer with "
-                                   "transformer_task='sequence-classification'.")
+        kinds = [type(m).__name__ for m in network]
+        first = network[0] if len(network) else None
+        if len(network) == 1 and isinstance(first, Transformer) and first.transformer_task == "sequence-classification":
+            return
+        if len(network) == 2 and isinstance(first, Transformer) and first.transformer_task == "text-generation" \
+                and isinstance(network[1], LogitScore):
+            return
+        raise ModelFormatError("A CrossEncoder is a Transformer with transformer_task='sequence-classification', or "
+                               "a Transformer with transformer_task='text-generation' followed by LogitScore; got "
+                               f"{kinds}" + (f" (task {first.transformer_task!r})" if isinstance(first, Transformer)
+                                             else "") + ".")
+
+    @property
+    def is_generative(self) -> bool:
+        """Whether this reranker scores with a causal language model's next-token logits (LogitScore)."""
+        if self.engine.backend != "torch":
+            return False
+        from sentencekit.modules import LogitScore
+
+        return isinstance(self.network[-1], LogitScore)
 
     def _saved_activation_path(self) -> str | None:
         """The activation a saved model names: the ONNX export's record, the v6 model config, the v5
@@ -129,7 +162,8 @@ class CrossEncoder(Model):
     # -- properties -------------------------------------------------------------------------------------------------
     @property
     def model(self) -> Any:
-        """The Hugging Face ``*ForSequenceClassification`` model (torch backend)."""
+        """The Hugging Face ``*ForSequenceClassification`` (or, for a generative reranker, ``*ForCausalLM``)
+        model (torch backend)."""
         return self.network[0].auto_model
 
     @property
@@ -141,7 +175,7 @@ class CrossEncoder(Model):
     def num_labels(self) -> int:
         """Scores per pair."""
         if self.engine.backend == "torch":
-            return int(self.config.num_labels)
+            return 1 if self.is_generative else int(self.config.num_labels)  # LogitScore: one score
         return self._labels
 
     @property
@@ -186,6 +220,8 @@ class CrossEncoder(Model):
     def predict(
         self,
         sentences: Pair | Sequence[Pair],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         activation_fn: Callable[[Any], Any] | None = None,
@@ -196,6 +232,7 @@ class CrossEncoder(Model):
         max_batch_tokens: int | None = None,
         pool: Any = None,
         chunk_size: int | None = None,
+        processing_kwargs: dict[str, Any] | None = None,
     ) -> Any:
         """Score pairs. A list of N pairs gives ``[N]`` float32 scores (``[N, num_labels]`` for multi-label
         models); a single pair gives a scalar. Every pair is tokenized once and batched by token length;
@@ -205,12 +242,18 @@ class CrossEncoder(Model):
         >>> model.predict([("query", "relevant passage"), ("query", "other text")])  # doctest: +SKIP
         array([0.91, 0.02], dtype=float32)
 
+        ``prompt_name`` / ``prompt`` pick an instruction (``model.prompts``; ``default_prompt_name`` when neither
+        is given): a system message for a chat-template model, else prepended to each pair's first text.
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
-        ``chunk_size`` (see ``sentencekit.parallel``).
+        ``chunk_size`` (see ``sentencekit.parallel``). ``processing_kwargs`` overrides the model's for this call,
+        as in sentence-transformers 6.2 (torch backend): ``{"chat_template": {...}}`` (template arguments,
+        ``restore_suffix``) and ``{"text": {"max_length": n}}``.
         """
-        return run_predict(self, sentences, batch_size=batch_size, show_progress_bar=show_progress_bar,
+        return run_predict(self, sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
+                           show_progress_bar=show_progress_bar,
                            activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=convert_to_numpy,
-                           convert_to_tensor=convert_to_tensor, device=device, max_batch_tokens=max_batch_tokens)
+                           convert_to_tensor=convert_to_tensor, device=device, max_batch_tokens=max_batch_tokens,
+                           processing_kwargs=processing_kwargs)
 
     def rank(
         self,
@@ -218,6 +261,8 @@ class CrossEncoder(Model):
         documents: Sequence[str],
         top_k: int | None = None,
         return_documents: bool = False,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
         batch_size: int = 32,
         show_progress_bar: bool | None = None,
         activation_fn: Any = None,
@@ -243,7 +288,8 @@ class CrossEncoder(Model):
         docs, _ = as_input_list(documents, what="documents")
         if top_k is not None and top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        scores = self.predict([(query, d) for d in docs], batch_size=batch_size, show_progress_bar=show_progress_bar,
+        scores = self.predict([(query, d) for d in docs], prompt_name=prompt_name, prompt=prompt,
+                              batch_size=batch_size, show_progress_bar=show_progress_bar,
                               activation_fn=activation_fn, apply_softmax=apply_softmax, convert_to_numpy=True,
                               device=device, max_batch_tokens=max_batch_tokens)
         return ranked(scores, docs, top_k, return_documents)
@@ -255,6 +301,14 @@ class CrossEncoder(Model):
         recorded there (``sentence_transformers.untrained_head``), so loading the folder still refuses to score."""
         from sentencekit.modules.activations import activation_name
 
+        if self.is_generative:
+            self._save_v6(network, folder, safe_serialization=safe_serialization)
+            return
+        if self.prompts:
+            warnings.warn("This reranker is saved in the sentence-transformers v5 layout (a Hugging Face "
+                          "sequence-classification folder), which has no place for prompts: "
+                          f"{sorted(self.prompts)} are not saved. Pass prompts={{...}} when loading it.",
+                          stacklevel=external_stacklevel())
         transformer = network[0]
         # sentence-transformers takes the length limit from the tokenizer; ours is max_seq_length.
         transformer.tokenizer.model_max_length = transformer.max_seq_length
@@ -264,6 +318,22 @@ class CrossEncoder(Model):
             meta["untrained_head"] = self.untrained_head
         self.config.sentence_transformers = meta
         transformer.save(folder, safe_serialization=safe_serialization)
+
+    def _save_v6(self, network: Any, folder: Path, *, safe_serialization: bool) -> None:
+        """sentence-transformers 6.2's CrossEncoder layout (what it writes for a generative reranker, which v5
+        cannot run): the modules (``modules.json``; the Transformer in the root with ``generation_config.json``
+        and ``chat_template.jinja``, ``1_LogitScore/config.json``) and ``config_sentence_transformers.json``."""
+        from sentencekit.format import save_modules, write_model_config
+        from sentencekit.modules.activations import activation_name
+
+        transformer = network[0]
+        # 6.2 reads the length limit from the tokenizer (a legacy max_seq_length is honoured too)
+        transformer.tokenizer.model_max_length = transformer.max_seq_length
+        save_modules(list(network), folder, safe_serialization=safe_serialization,
+                     module_kwargs=getattr(network, "module_kwargs", None))
+        write_model_config(folder, {"__version__": {"sentencekit": __version__}, "model_type": "CrossEncoder",
+                                    "activation_fn": activation_name(self.activation_fn), "prompts": dict(self.prompts),
+                                    "default_prompt_name": self.default_prompt_name})
 
 
 __all__ = ["CrossEncoder"]

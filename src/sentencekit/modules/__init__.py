@@ -4,6 +4,7 @@ sentence_embedding), and saves its own config and weights."""
 from sentencekit.modules.base import Module
 from sentencekit.modules.clip_model import CLIPModel
 from sentencekit.modules.dense import Dense
+from sentencekit.modules.logit_score import LogitScore
 from sentencekit.modules.multi_vector_mask import MultiVectorMask
 from sentencekit.modules.normalize import Normalize
 from sentencekit.modules.pooling import Pooling
@@ -17,4 +18,4 @@ from sentencekit.modules.transformer import Transformer
 
 __all__ = ["Module", "Transformer", "Pooling", "Dense", "Normalize", "StaticEmbedding", "Router", "Asym",
            "SpladePooling", "SparseStaticEmbedding", "SparseAutoEncoder", "MultiVectorMask", "BaseTokenPooling",
-           "HierarchicalTokenPooling", "LambdaTokenPooling", "CLIPModel"]
+           "HierarchicalTokenPooling", "LambdaTokenPooling", "CLIPModel", "LogitScore"]

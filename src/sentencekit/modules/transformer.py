@@ -14,6 +14,15 @@ from sentencekit.engines.protocol import Tokenized
 from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
+from sentencekit.pipeline.chat_messages import (
+    TemplateChecks,
+    is_conversation,
+    message_format,
+    render,
+    restore_suffix,
+    template_kwargs,
+    to_conversation,
+)
 from sentencekit.pipeline.query_expansion import check_lengths, check_query_expansion, expand_queries, task_max_length
 from sentencekit.spec.model_spec import (
     TRANSFORMER_CONFIG_FILES,
@@ -24,14 +33,18 @@ from sentencekit.spec.model_spec import (
 )
 
 # What the wrapped transformer computes: token embeddings (embedders), class logits (rerankers) or
-# masked-language-model logits over the vocabulary (SPLADE sparse encoders).
-TASKS = ("feature-extraction", "sequence-classification", "fill-mask")
+# masked-language-model logits over the vocabulary (SPLADE sparse encoders), or next-token logits of a causal
+# language model (generative rerankers: LogitScore reads the last position).
+TASKS = ("feature-extraction", "sequence-classification", "fill-mask", "text-generation")
+#: the tasks whose model reads the last position: inputs are left-padded and must end in a real token
+CAUSAL_TASKS = ("text-generation",)
 #: sentence-transformers 6.2's type string of its one Transformer class; written for tasks v5 cannot run
 ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 #: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
 #: (``sentence_bert_config.json``), for the tasks saved in 6.2's layout
 _ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings"), "sequence-classification": ("logits", "scores"),
-                "feature-extraction": ("last_hidden_state", "token_embeddings")}
+                "feature-extraction": ("last_hidden_state", "token_embeddings"),
+                "text-generation": ("logits", "causal_logits")}
 #: multi-vector (ColBERT) settings: per-task input lengths and query expansion (6.2 keys, saved when set)
 MULTIVECTOR_KEYS = ("query_length", "document_length", "query_expansion")
 
@@ -64,6 +77,28 @@ def _transformers_major() -> int:
     import transformers
 
     return int(transformers.__version__.split(".")[0])
+
+
+#: the keys of ``processing_kwargs`` (6.2's): per modality, shared, and the chat template's render arguments
+PROCESSING_KEYS = ("common", "text", "chat_template")
+
+
+def check_processing_kwargs(value: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """A copy of 6.2's ``processing_kwargs`` (``{"text": {"logits_to_keep": n}, "chat_template": {...}}``);
+    ``ValueError`` for another key, a non-dict entry or a negative / non-integer ``logits_to_keep``."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"processing_kwargs must be a dict of dicts (keys {PROCESSING_KEYS}), got {value!r}")
+    for key, entry in value.items():
+        if key not in PROCESSING_KEYS or not isinstance(entry, dict):
+            raise ValueError(f"processing_kwargs[{key!r}] = {entry!r}: sentencekit reads the keys {PROCESSING_KEYS}, "
+                             "each a dict (e.g. {'text': {'logits_to_keep': 1}, 'chat_template': {'enable_thinking': "
+                             "False}}).")
+    keep = (value.get("text") or {}).get("logits_to_keep", 1)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError(f"processing_kwargs['text']['logits_to_keep'] must be a non-negative integer, got {keep!r}")
+    return {k: dict(v) for k, v in value.items()}
 
 
 def _normalize_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -135,11 +170,13 @@ class Transformer(Module):
         query_expansion: dict[str, Any] | None = None,
         modality_config: dict[str, dict[str, str]] | None = None,
         module_output_name: str | None = None,
+        processing_kwargs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         from transformers import (
             AutoConfig,
             AutoModel,
+            AutoModelForCausalLM,
             AutoModelForMaskedLM,
             AutoModelForSequenceClassification,
             AutoTokenizer,
@@ -147,6 +184,9 @@ class Transformer(Module):
             T5EncoderModel,
         )
 
+        if transformer_task == "any-to-any":
+            raise ValueError("transformer_task='any-to-any' (multimodal generative models) is not supported by "
+                             "sentencekit; text-only causal language models load with 'text-generation'.")
         if transformer_task not in TASKS:
             raise ValueError(f"transformer_task must be one of {TASKS}, got {transformer_task!r}")
         self.transformer_task = transformer_task
@@ -159,6 +199,8 @@ class Transformer(Module):
             model_cls = AutoModelForSequenceClassification
         elif transformer_task == "fill-mask":
             model_cls = AutoModelForMaskedLM
+        elif transformer_task == "text-generation":
+            model_cls = AutoModelForCausalLM
         else:
             model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
         with quiet_transformers():
@@ -169,6 +211,14 @@ class Transformer(Module):
         self.tokenizer = AutoTokenizer.from_pretrained(
             tokenizer_name_or_path or model_name_or_path, **hub, **tokenizer_kwargs
         )
+        self.processing_kwargs = check_processing_kwargs(processing_kwargs)
+        #: the chat-message format ("flat" / "structured") when inputs go through the chat template, else None
+        self.message_format: str | None = None
+        if transformer_task in CAUSAL_TASKS:
+            # the last position must be a real token for logits_to_keep=1 and LogitScore (as 6.2 forces it)
+            self.tokenizer.padding_side = "left"
+            modality_config = self._take_message_config(modality_config, config.model_type)
+        self._template_checks = TemplateChecks()
         if modality_config is None and transformer_task == "feature-extraction":
             local = Path(str(model_name_or_path))
             has_images = read_image_processor_config(local) is not None if local.is_dir() else \
@@ -201,6 +251,36 @@ class Transformer(Module):
         self.query_length = query_length
         self.document_length = document_length
         self.query_expansion = query_expansion
+
+    def _take_message_config(self, modality_config: dict[str, Any] | None, model_type: str) -> dict[str, Any] | None:
+        """Set :attr:`message_format` from a saved ``modality_config["message"]`` (its ``format``, ``auto``
+        detected) or, on a fresh load (no config), from the tokenizer's chat template (6.2 adds ``message``
+        whenever the tokenizer has one); return the config without ``message`` (text through ``forward``)."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        if modality_config is None:
+            if isinstance(template, str) and template:
+                self.message_format = message_format(template, model_type)
+            return None
+        rest = {k: v for k, v in modality_config.items() if k != "message"}
+        if "message" in modality_config:
+            if not (isinstance(template, str) and template):
+                raise ModelFormatError("The saved modality_config lists 'message' (chat-template inputs), but the "
+                                       "tokenizer has no chat_template: add chat_template.jinja to the folder.")
+            self.message_format = message_format(template, model_type,
+                                                  (modality_config["message"] or {}).get("format", "auto"))
+        return rest or None
+
+    @property
+    def uses_chat_template(self) -> bool:
+        """Whether text inputs are rendered through the tokenizer's chat template (see
+        :mod:`sentencekit.pipeline.chat_messages`)."""
+        return self.message_format is not None
+
+    @property
+    def logits_to_keep(self) -> int:
+        """Positions whose logits a causal model returns (``processing_kwargs["text"]["logits_to_keep"]``,
+        default 1; 0 = all), as 6.2 sends it."""
+        return int((self.processing_kwargs.get("text") or {}).get("logits_to_keep", 1))
 
     # -- multi-vector settings ------------------------------------------------------------------
     @property
@@ -319,11 +399,13 @@ class Transformer(Module):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_tokenizer_lock", None)  # locks cannot be pickled; each copy gets its own
+        state.pop("_template_checks", None)  # caches with a lock: rebuilt
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._tokenizer_lock = threading.Lock()
+        self._template_checks = TemplateChecks()
 
     # -- tokenization ---------------------------------------------------------------------------
     def tokenize(self, texts: list[TextInput], padding: bool | str = True, task: str | None = None,
@@ -334,8 +416,13 @@ class Transformer(Module):
 
         Adds ``truncated``: a bool tensor marking the texts that were longer than the limit.
         """
-        columns = self._columns(texts)
         limit = self.max_length_for(task, max_length)
+        if self.uses_chat_template or (texts and is_conversation(texts[0])):
+            ids, truncated = self._chat_ids(texts, task, limit)
+            with self._tokenizer_lock:
+                padded = self.tokenizer.pad({"input_ids": ids}, padding=padding, return_tensors="pt")
+            return {**dict(padded), "truncated": torch.tensor(truncated, dtype=torch.bool)}
+        columns = self._columns(texts)
         with self._tokenizer_lock:
             encoded = self.tokenizer(
                 *columns,
@@ -368,15 +455,73 @@ class Transformer(Module):
             columns = [[s.lower() for s in col] for col in columns]
         return columns
 
-    def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None) -> Tokenized | None:
+    def merged_processing_kwargs(self, per_call: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        """The module's ``processing_kwargs`` with a call's on top, per key (6.2's shallow per-key merge). A call
+        may set ``{"chat_template": {...}}`` (render arguments, ``restore_suffix``) and ``{"text": {"max_length":
+        n}}``; anything else raises ``ValueError`` (sentencekit does not pass other tokenizer arguments)."""
+        per_call = check_processing_kwargs(per_call)
+        unsupported = sorted(set(per_call.get("text", {})) - {"max_length"}) + \
+            sorted(k for k in per_call if k not in ("text", "chat_template"))
+        if unsupported:
+            raise ValueError(f"processing_kwargs per call: sentencekit reads {{'chat_template': {{...}}, 'text': "
+                             f"{{'max_length': n}}}}; got {unsupported}. Set other processing on the model.")
+        keys = set(self.processing_kwargs) | set(per_call)
+        return {k: {**self.processing_kwargs.get(k, {}), **per_call.get(k, {})} for k in keys}
+
+    def _chat_ids(self, items: list[Any], task: str | None, limit: int | None,
+                  processing: dict[str, dict[str, Any]] | None = None) -> tuple[list[list[int]], list[bool]]:
+        """Token ids of texts / pairs / conversations rendered through the chat template (texts and pairs become
+        messages first: :func:`~sentencekit.pipeline.chat_messages.to_conversation`), tokenized without special
+        tokens (as ``apply_chat_template`` does), cut at ``limit``; a cut row gets the template's tail back
+        (``processing_kwargs["chat_template"]["restore_suffix"]``, default on). Raises ``ValueError`` when the
+        template drops a pair's query or document."""
+        tok = self.tokenizer
+        fmt = self.message_format or message_format(getattr(tok, "chat_template", None), None)
+        conversations = [item if is_conversation(item) else to_conversation(item, fmt) for item in items]
+        source = processing if processing is not None else self.processing_kwargs
+        settings = dict(source.get("chat_template") or {})
+        kwargs = template_kwargs(settings, getattr(tok, "chat_template", None), task)
+        if any({"query", "document"} <= {m.get("role") for m in c} for c in conversations):
+            name = getattr(self.auto_model.config, "name_or_path", None) or "this model"
+            self._template_checks.check_pair_roles(tok, fmt, kwargs, name)
+        with self._tokenizer_lock:
+            texts = render(tok, conversations, kwargs)
+            encoded = tok(texts, add_special_tokens=False, padding=False, truncation=bool(limit), max_length=limit,
+                          return_attention_mask=False)
+            ids = [list(row) for row in encoded["input_ids"]]
+            if limit:
+                encodings = getattr(encoded, "encodings", None)
+                truncated = [bool(e.overflowing) for e in encodings] if encodings else \
+                    [len(r) > limit for r in tok(texts, add_special_tokens=False)["input_ids"]]
+            else:
+                truncated = [False] * len(ids)
+            if settings.get("restore_suffix", True):
+                ids = [restore_suffix(row, self._template_checks.suffix_ids(tok, conv, kwargs)) if cut else row
+                       for row, conv, cut in zip(ids, conversations, truncated)]
+        return ids, truncated
+
+    def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None,
+                          processing_kwargs: dict[str, Any] | None = None) -> Tokenized | None:
         """Tokenize every text once without padding (ids, token types, lengths, truncation flags at the
         limit of ``task``, :meth:`max_length_for`), so the pipeline plans batches on real token counts and
         pads each batch from these ids (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which
-        the pipeline then calls per batch through :meth:`tokenize`."""
-        if not getattr(self.tokenizer, "is_fast", False) or not texts:
+        the pipeline then calls per batch through :meth:`tokenize`. ``processing_kwargs``: a call's
+        (:meth:`merged_processing_kwargs`)."""
+        if not texts:
+            return None
+        processing = self.merged_processing_kwargs(processing_kwargs)
+        limit = processing.get("text", {}).get("max_length") or self.max_length_for(task)
+        if self.uses_chat_template or is_conversation(texts[0]):
+            ids, truncated = self._chat_ids(texts, task, limit, processing)
+            arrays = [np.asarray(row, dtype=np.int64) for row in ids]
+            lengths = np.fromiter((len(x) for x in arrays), dtype=np.int64, count=len(arrays))
+            return Tokenized(list(texts), lengths, np.asarray(truncated, dtype=bool), arrays,
+                             [np.zeros_like(x) for x in arrays])
+        if not getattr(self.tokenizer, "is_fast", False):
+            if processing_kwargs:
+                raise ValueError("processing_kwargs per call needs a fast tokenizer (a tokenizer.json).")
             return None
         columns = self._columns(texts)
-        limit = self.max_length_for(task)
         with self._tokenizer_lock:
             encoded = self.tokenizer(*columns, padding=False, truncation="longest_first" if limit else False,
                                      max_length=limit, return_attention_mask=False)
@@ -416,6 +561,8 @@ class Transformer(Module):
         if self.modality_config is not None:
             return self._forward_modality(features, kwargs)
         inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, Tensor)}
+        if self.transformer_task in CAUSAL_TASKS:
+            return {**features, "causal_logits": self._causal_logits(inputs, kwargs)}
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
         if self.transformer_task == "sequence-classification":
             return {**features, "scores": outputs.logits}
@@ -425,6 +572,19 @@ class Transformer(Module):
         if getattr(outputs, "hidden_states", None) is not None:  # config or output_hidden_states=True
             features["all_layer_embeddings"] = outputs.hidden_states
         return features
+
+    def _causal_logits(self, inputs: dict[str, Tensor], kwargs: dict[str, Any]) -> Tensor:
+        """Next-token logits ``[b, logits_to_keep or T, vocab]`` of a causal model. Raises ``ValueError`` when a row
+        ends in padding (the last position must be a real token: left padding)."""
+        mask = inputs.get("attention_mask")
+        if mask is not None and mask.dim() == 2 and not bool(mask[:, -1].all()):
+            raise ValueError("At least one row ends in a padding token, but a causal model reads the last position "
+                             "(logits_to_keep, LogitScore), so inputs must be left-padded. The tokenizer's "
+                             f"padding_side is {self.tokenizer.padding_side!r}: set "
+                             "model.tokenizer.padding_side = 'left' (it is set on load).")
+        if "logits_to_keep" in self._forward_params:
+            kwargs = {**kwargs, "logits_to_keep": self.logits_to_keep}
+        return self.auto_model(**inputs, **kwargs, return_dict=True).logits
 
     def _forward_modality(self, features: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``modality_config``'s method for the batch's modality, its output field as ``module_output_name``
@@ -464,7 +624,7 @@ class Transformer(Module):
     def _st6_only(self) -> bool:
         """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings, a
         ``modality_config``)."""
-        return self.transformer_task == "fill-mask" or self.is_multivector or self.is_multimodal
+        return self.transformer_task in ("fill-mask", *CAUSAL_TASKS) or self.is_multivector or self.is_multimodal
 
     @property
     def st_type(self) -> str:  # type: ignore[override]
@@ -473,7 +633,7 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
-        if self.is_multimodal:
+        if self.is_multimodal or self.transformer_task in CAUSAL_TASKS:
             return self._multimodal_config()
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too
@@ -489,11 +649,21 @@ class Transformer(Module):
         return config
 
     def _multimodal_config(self) -> dict[str, Any]:
-        """sentence-transformers 6.2's keys, exactly what it writes for a CLIP module; a length limit or
-        lower-casing only when set (6.2 reads both as legacy keys)."""
-        config: dict[str, Any] = {"transformer_task": self.transformer_task,
-                                  "modality_config": {m: dict(e) for m, e in self.modality_config.items()},
+        """sentence-transformers 6.2's keys, exactly what it writes for a CLIP module or a causal LM (with its
+        ``message`` entry and ``processing_kwargs`` when set); a length limit or lower-casing only when set (6.2
+        reads both as legacy keys)."""
+        if self.modality_config is not None:
+            modality_config = {m: dict(e) for m, e in self.modality_config.items()}
+        else:
+            method_output = _ST6_OUTPUTS[self.transformer_task][0]
+            modality_config = {"text": {"method": "forward", "method_output_name": method_output}}
+            if self.message_format is not None:
+                modality_config["message"] = {"method": "forward", "method_output_name": method_output,
+                                              "format": self.message_format}
+        config: dict[str, Any] = {"transformer_task": self.transformer_task, "modality_config": modality_config,
                                   "module_output_name": self.module_output_name}
+        if self.processing_kwargs:
+            config["processing_kwargs"] = {k: dict(v) for k, v in self.processing_kwargs.items()}
         tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
         if self.max_seq_length is not None and self.max_seq_length != tokenizer_limit:
             config["max_seq_length"] = self.max_seq_length
@@ -552,7 +722,8 @@ class Transformer(Module):
                       "fill-mask": "a sparse encoder"}.get(transformer_task, transformer_task)
             kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
                     "sequence-classification": "a reranker (load it with CrossEncoder)",
-                    "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)"}.get(
+                    "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)",
+                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)"}.get(
                 task, f"a {task!r} model, which sentencekit does not support")
             raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 
@@ -578,6 +749,7 @@ class Transformer(Module):
             trust_remote_code=trust_remote_code,
             local_files_only=True,
             transformer_task=task,
+            processing_kwargs=config.get("processing_kwargs") or None,
             **modality,
             **{key: config[key] for key in MULTIVECTOR_KEYS if config.get(key) is not None},
         )

@@ -13,7 +13,9 @@ import numpy as np
 
 from sentencekit._warnings import external_stacklevel
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
+from sentencekit.pipeline.chat_messages import to_conversation
 from sentencekit.pipeline.postprocess import concat, finish_scores, take
+from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
 
 _SCORES = frozenset({"scores"})
 
@@ -56,10 +58,20 @@ def check_trained_head(model: Any) -> None:
         )
 
 
+def _with_prompt(pairs: list[tuple[Any, ...]], prompt: str | None, fmt: str | None) -> list[Any]:
+    """The model's inputs: with a chat template (``fmt``) each pair as messages (the prompt a system message),
+    else the pairs with the prompt before their first text (6.2's rules). New objects; the input is kept."""
+    if fmt is not None:
+        return [to_conversation(p, fmt, prompt) for p in pairs]
+    return [apply_prompt(prompt, p) for p in pairs] if prompt else pairs
+
+
 def predict(
     model: Any,
     sentences: Any,
     *,
+    prompt_name: str | None = None,
+    prompt: str | None = None,
     batch_size: int = 32,
     show_progress_bar: bool | None = None,
     activation_fn: Callable[[Any], Any] | None = None,
@@ -68,6 +80,7 @@ def predict(
     convert_to_tensor: bool = False,
     device: Any = None,
     max_batch_tokens: int | None = None,
+    processing_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """Score ``(text_a, text_b)`` pairs with ``model`` (a ``CrossEncoder``); see ``CrossEncoder.predict``.
     The truncation report lands in ``model.last_predict_info`` (and one ``TruncationWarning`` when pairs
@@ -79,7 +92,10 @@ def predict(
         convert_to_numpy = False
     engine = model.engine
     engine.prepare(device, {})
-    tokenized = engine.tokenize([tuple(p) for p in pairs])
+    text = resolve_prompt(getattr(model, "prompts", {}) or {}, prompt_name, prompt,
+                          getattr(model, "default_prompt_name", None))
+    items = _with_prompt([tuple(p) for p in pairs], text, engine.message_format)
+    tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
     parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                     show_progress_bar=show_progress_bar, outputs=_SCORES)
     model._set_info(report_truncation(len(pairs), np.flatnonzero(tokenized.truncated).tolist() + cut,

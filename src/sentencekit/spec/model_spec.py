@@ -377,6 +377,22 @@ class ModelSpec:
         return any(str(a).endswith("ForMaskedLM") for a in self.hf_config.get("architectures") or [])
 
     @property
+    def is_causal_lm(self) -> bool:
+        """Whether the transformer's first ``architectures`` entry ends in ``ForCausalLM`` (6.2 decides on the
+        first one)."""
+        archs = self.hf_config.get("architectures") or []
+        return bool(archs) and str(archs[0]).endswith("ForCausalLM")
+
+    @property
+    def is_generative_reranker(self) -> bool:
+        """Whether a CrossEncoder over this folder is a generative reranker (6.2's rules): a CrossEncoder save
+        with a ``LogitScore`` module, or a folder without a CrossEncoder ``modules.json`` whose transformer is a
+        ``*ForCausalLM`` (it gets ``[Transformer(text-generation), LogitScore("yes", "no")]``)."""
+        if self.layout == "sentence-transformers" and self.model_type == "CrossEncoder":
+            return "LogitScore" in self.module_kinds
+        return self.is_causal_lm
+
+    @property
     def is_sparse(self) -> bool:
         """Whether the folder is a sparse encoder: saved as one (``model_type: SparseEncoder``) or holding a
         module only sparse encoders have (also inside a Router)."""
@@ -410,6 +426,8 @@ class ModelSpec:
         if self.layout == "sentence-transformers" and self.model_type == "CrossEncoder":
             return None
         if any(a.endswith("ForSequenceClassification") for a in hf.get("architectures") or []):
+            return None
+        if self.is_generative_reranker:  # scored by the language-model head (LogitScore), which is trained
             return None
         kind = "an embedding model" if self.layout == "sentence-transformers" else "a transformer"
         return f"{self.folder} is {kind} without a trained classification head"
