@@ -24,7 +24,6 @@ that runs on every ``add_documents`` or search, so documents added without ``sta
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,15 +34,7 @@ from pydantic import ConfigDict
 
 from sentencekit.fingerprint import model_fingerprint
 from sentencekit.integrations.metadata_guard import FINGERPRINT_KEY, check_fingerprints
-
-
-def _load(model: Any, family: str) -> Any:
-    """A model instance as it is, or a path / Hub name loaded as the sentencekit ``family`` class."""
-    if not isinstance(model, (str, os.PathLike)):
-        return model
-    import sentencekit
-
-    return getattr(sentencekit, family)(str(model))
+from sentencekit.integrations.model_loading import load_model
 
 
 class SentencekitEmbeddings(Embeddings):
@@ -62,7 +53,7 @@ class SentencekitEmbeddings(Embeddings):
 
     def __init__(self, model: Any, *, batch_size: int = 32, normalize_embeddings: bool = False,
                  encode_kwargs: dict[str, Any] | None = None) -> None:
-        self.model = _load(model, "SentenceTransformer")
+        self.model = load_model(model, "SentenceTransformer")
         self.batch_size = batch_size
         self.normalize_embeddings = normalize_embeddings
         self.encode_kwargs = dict(encode_kwargs or {})
@@ -143,7 +134,7 @@ class SentencekitReranker(BaseDocumentCompressor):
     batch_size: int = 32
 
     def model_post_init(self, context: Any) -> None:
-        self.model = _load(self.model, "CrossEncoder")
+        self.model = load_model(self.model, "CrossEncoder")
         if self.top_n <= 0:
             raise ValueError(f"top_n must be a positive integer, got {self.top_n!r}")
 
