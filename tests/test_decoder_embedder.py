@@ -36,18 +36,16 @@ pytestmark = pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-
                                                                  "(requirements-models.txt)")
 PROMPTS = {"query": QWEN3_QUERY_PROMPT, "document": ""}
 EOS_ID = 151643
+#: every text in one padded batch (no token budget splitting it)
+ONE_BATCH = {"batch_size": len(DECODER_TEXTS), "max_batch_tokens": 100_000}
 
 
 @pytest.fixture(scope="session")
 def decoders(tmp_path_factory) -> dict[str, object]:
-    """One plain ``*ForCausalLM`` folder per architecture: left padding, EOS appended by the post-processor,
-    Qwen3-Embedding-style prompts in ``config_sentence_transformers.json``."""
+    """One plain ``*ForCausalLM`` folder per architecture: left padding, EOS appended by the post-processor."""
     root = tmp_path_factory.mktemp("decoders")
-    folders = {}
-    for arch in DECODER_ARCHS:
-        folders[arch] = build_tiny_decoder(root / arch, arch, append_eos=True, padding_side="left")
-        write_prompts(folders[arch], PROMPTS)
-    return folders
+    return {arch: build_tiny_decoder(root / arch, arch, append_eos=True, padding_side="left")
+            for arch in DECODER_ARCHS}
 
 
 @pytest.fixture(scope="session")
@@ -59,13 +57,23 @@ def qwen3_right(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def loaded(decoders) -> dict[str, tuple[SentenceTransformer, list[str]]]:
-    """Each folder loaded, with the warnings its load gave."""
+    """Each folder loaded with Qwen3-Embedding-style prompts, with the warnings its load gave."""
     out = {}
     for arch, folder in decoders.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out[arch] = (SentenceTransformer(str(folder), device="cpu"), [str(w.message) for w in caught])
+            model = SentenceTransformer(str(folder), device="cpu", prompts=PROMPTS)
+        out[arch] = (model, [str(w.message) for w in caught])
     return out
+
+
+@pytest.fixture(scope="session")
+def qwen3_saved(loaded, tmp_path_factory):
+    """The Qwen3 model saved: the layout decoder embedders are published in (Qwen3-Embedding's: modules.json,
+    last-token Pooling, the instruction prompts in config_sentence_transformers.json)."""
+    folder = tmp_path_factory.mktemp("qwen3-saved") / "m"
+    loaded["qwen3"][0].save(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -152,7 +160,7 @@ def test_transformer_warns_when_transformers_would_ignore_is_causal(decoders, tm
 def test_batch_equals_one_by_one(models, arch, side):
     model = set_padding_side(models[arch], side)
     try:
-        batch = model.encode(DECODER_TEXTS, batch_size=len(DECODER_TEXTS))
+        batch = model.encode(DECODER_TEXTS, **ONE_BATCH)
         lengths = [len(model.tokenizer(t)["input_ids"]) for t in DECODER_TEXTS]
         assert len(set(lengths)) > 2  # the batch is padded
         assert np.isfinite(batch).all()
@@ -170,7 +178,7 @@ def test_every_pooling_mode_ignores_left_padding(models, mode, include_prompt):
                                 prompts=PROMPTS, device="cpu")
     for side in ("left", "right"):
         set_padding_side(model, side)
-        batch = model.encode_query(DECODER_TEXTS, batch_size=8)
+        batch = model.encode_query(DECODER_TEXTS, **ONE_BATCH)
         assert np.abs(batch - one_by_one(model, DECODER_TEXTS, prompt_name="query")).max() < 1e-5, side
     set_padding_side(model, "left")
 
@@ -284,15 +292,25 @@ def test_onnx_tokenizer_matches_the_hf_tokenizer(request, fixture, side):
 
 
 # -- prompts, Matryoshka, precision ----------------------------------------------------------------------------
-def test_instruction_prompts_from_the_folder(models):
-    model = models["qwen3"]
-    assert model.prompts["query"] == QWEN3_QUERY_PROMPT
+def test_instruction_prompts_from_the_folder(qwen3_saved):
+    model = SentenceTransformer(str(qwen3_saved), device="cpu")
+    assert model.prompts == PROMPTS and model.tokenizer.padding_side == "left"
     prefixed = model.encode([QWEN3_QUERY_PROMPT + t for t in DECODER_TEXTS])
     assert np.array_equal(model.encode_query(DECODER_TEXTS), prefixed)
     assert np.array_equal(model.encode(DECODER_TEXTS, prompt_name="query"), prefixed)
     assert np.array_equal(model.encode(DECODER_TEXTS, prompt=QWEN3_QUERY_PROMPT), prefixed)
     assert np.array_equal(model.encode_document(DECODER_TEXTS), model.encode(DECODER_TEXTS))  # "" is no prompt
     assert not np.allclose(prefixed, model.encode(DECODER_TEXTS))
+
+
+def test_plain_folder_prompts_file_is_not_read(decoders, tmp_path):
+    """Without a modules.json, sentence-transformers 6.2 builds the model from its defaults and never reads
+    config_sentence_transformers.json: the same embeddings here, and a warning says so."""
+    folder = shutil.copytree(decoders["qwen2"], tmp_path / "m")
+    write_prompts(folder, PROMPTS)
+    with pytest.warns(UserWarning, match="config_sentence_transformers.json .* is not read"):
+        model = SentenceTransformer(str(folder), device="cpu")
+    assert model.prompts == {"query": "", "document": ""}
 
 
 def test_include_prompt_false_with_left_padding(models):
@@ -304,7 +322,7 @@ def test_include_prompt_false_with_left_padding(models):
     prompt_ids = model.tokenizer(QWEN3_QUERY_PROMPT)["input_ids"]
     assert prompt_ids[-1] == EOS_ID
     assert model.engine.prompt_length(QWEN3_QUERY_PROMPT) == len(prompt_ids) - 1
-    pooled = model.encode_query(DECODER_TEXTS, batch_size=8)
+    pooled = model.encode_query(DECODER_TEXTS, **ONE_BATCH)
     tokens = model.encode_query(DECODER_TEXTS, output_value="token_embeddings", convert_to_numpy=True)
     expected = np.stack([np.asarray(t)[len(prompt_ids) - 1:].mean(0) for t in tokens])
     assert np.abs(pooled - expected).max() < 1e-5
@@ -364,8 +382,8 @@ def test_saves_in_sentence_transformers_layout(models, tmp_path):
 
 # -- ONNX Runtime ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def qwen3_onnx(decoders, tmp_path_factory):
-    folder = shutil.copytree(decoders["qwen3"], tmp_path_factory.mktemp("onnx") / "qwen3")  # exports land beside it
+def qwen3_onnx(qwen3_saved, tmp_path_factory):
+    folder = shutil.copytree(qwen3_saved, tmp_path_factory.mktemp("onnx") / "qwen3")  # exports land beside it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return SentenceTransformer(str(folder), backend="onnx")
@@ -380,7 +398,7 @@ def test_onnx_backend_matches_torch(models, qwen3_onnx, side):
     qwen3_onnx.tokenizer.padding_side = side
     try:
         for encode, prompt_name in (("encode", None), ("encode_query", "query")):
-            ours = getattr(qwen3_onnx, encode)(DECODER_TEXTS, batch_size=8)
+            ours = getattr(qwen3_onnx, encode)(DECODER_TEXTS, **ONE_BATCH)
             assert np.abs(ours - getattr(torch_model, encode)(DECODER_TEXTS)).max() < 1e-4, encode
             assert np.abs(ours - one_by_one(qwen3_onnx, DECODER_TEXTS, prompt_name=prompt_name)).max() < 1e-5, encode
     finally:
@@ -396,7 +414,7 @@ def test_onnx_backend_right_padding_folder(qwen3_right, tmp_path):
         onnx = SentenceTransformer(str(folder), backend="onnx")
         torch_model = SentenceTransformer(str(folder), device="cpu")
     assert onnx.tokenizer.padding_side == "right"
-    rows = onnx.encode(DECODER_TEXTS, batch_size=8)
+    rows = onnx.encode(DECODER_TEXTS, **ONE_BATCH)
     assert np.abs(rows - torch_model.encode(DECODER_TEXTS)).max() < 1e-4
     assert np.abs(rows - one_by_one(onnx, DECODER_TEXTS)).max() < 1e-5
 
@@ -407,7 +425,7 @@ def test_onnx_backend_exports_every_architecture(decoders, models, arch, tmp_pat
     folder = shutil.copytree(decoders[arch], tmp_path / arch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        onnx = SentenceTransformer(str(folder), backend="onnx")
+        onnx = SentenceTransformer(str(folder), backend="onnx", prompts=PROMPTS)
     assert np.abs(onnx.encode_query(DECODER_TEXTS) - models[arch].encode_query(DECODER_TEXTS)).max() < 1e-4
 
 

@@ -135,8 +135,10 @@ def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
     (mode,) = spec.pooling_modes  # one mode: mean, or lasttoken for a causal LM
     how = "last-token pooling (Transformer + Pooling('lasttoken'): a causal LM)" if mode == "lasttoken" else \
         "mean pooling (Transformer + Pooling)"
-    warnings.warn(f"No sentence-transformers model found in {spec.folder}{saved_as}: creating a new one with {how}.",
-                  stacklevel=external_stacklevel())
+    unread = " Its config_sentence_transformers.json (prompts, similarity) is not read without a modules.json, " \
+        "as in sentence-transformers: pass prompts=... or save the model." if spec.model_config.get("prompts") else ""
+    warnings.warn(f"No sentence-transformers model found in {spec.folder}{saved_as}: creating a new one with "
+                  f"{how}.{unread}", stacklevel=external_stacklevel())
     return [transformer, Pooling(transformer.get_word_embedding_dimension(), pooling_mode=mode)], {}
 
 
