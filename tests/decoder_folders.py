@@ -70,6 +70,10 @@ RERANKER_PAIRS = [("What is the capital of France?", "Paris is the capital and l
 #: texts of mixed lengths (a batch of them is left- or right-padded)
 DECODER_TEXTS = ["Hi", "What is the capital of France?", "The quick brown fox jumps over the lazy dog. " * 4,
                  "Résumé: 日本語のテキストも含む", "Last one."]
+#: a Qwen3-Embedding-style instruction prompt (the query prompt its ``config_sentence_transformers.json`` holds)
+QWEN3_QUERY_PROMPT = "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:"
+#: the five decoder architectures :func:`tiny_decoder_config` builds
+DECODER_ARCHS = ("qwen2", "qwen3", "llama", "mistral", "gemma")
 
 
 def qwen_tiktoken() -> Path | None:

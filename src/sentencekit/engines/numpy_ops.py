@@ -21,40 +21,35 @@ import numpy as np
 from sentencekit.files import ModelFormatError
 
 
-def prompt_mask(attention_mask: np.ndarray, prompt_length: int | None) -> np.ndarray:
-    """Drop the first ``prompt_length`` real tokens of each row (include_prompt=False)."""
-    if not prompt_length:
-        return attention_mask
-    return attention_mask * (np.cumsum(attention_mask, axis=1) > prompt_length)
-
-
 def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: tuple[str, ...],
          prompt_length: int | None = None) -> np.ndarray:
-    """Pool ``[n, seq, dim]`` token embeddings into ``[n, dim * len(modes)]``."""
+    """Pool ``[n, seq, dim]`` token embeddings into ``[n, dim * len(modes)]`` float32: the NumPy twin of
+    :func:`sentencekit.modules.pooling.pool_tokens` (see it for the rules: either padding side, values at padded
+    positions never read, ``prompt_length`` drops each row's first real tokens)."""
     emb = token_embeddings.astype(np.float32, copy=False)
-    am = prompt_mask(attention_mask, prompt_length)
-    mask = am[..., None].astype(emb.dtype)
+    real = attention_mask > 0
+    keep = real & (np.cumsum(real, axis=1) > prompt_length) if prompt_length else real
+    kept = np.where(keep[..., None], emb, np.float32(0.0))
     rows = np.arange(emb.shape[0])
     out = []
     for mode in modes:
         if mode == "cls":
-            out.append(emb[rows, am.astype(np.int32).argmax(axis=1)])
+            out.append(kept[rows, keep.argmax(axis=1)])
         elif mode == "max":
-            pooled = np.where(mask == 0, -np.inf, emb).max(axis=1)
-            out.append(np.where(np.isinf(pooled), 0.0, pooled).astype(emb.dtype))
+            pooled = np.where(keep[..., None], emb, -np.inf).max(axis=1)
+            out.append(np.where(np.isneginf(pooled), 0.0, pooled).astype(np.float32))
         elif mode in ("mean", "mean_sqrt_len_tokens"):
-            summed = (emb * mask).sum(axis=1)
-            counts = np.clip(mask.sum(axis=1), 1e-9, None)
-            out.append(summed / counts if mode == "mean" else summed / np.sqrt(counts))
+            counts = np.clip(keep.sum(axis=1, keepdims=True).astype(np.float32), 1e-9, None)
+            out.append(kept.sum(axis=1) / (counts if mode == "mean" else np.sqrt(counts)))
         elif mode == "weightedmean":
-            weights = np.arange(1, emb.shape[1] + 1, dtype=emb.dtype).reshape(1, -1, 1) * mask
-            out.append((emb * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None))
+            weights = (np.cumsum(real, axis=1) * keep).astype(np.float32)[..., None]  # 1 at the first real token
+            out.append((kept * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None))
         elif mode == "lasttoken":
-            positions = np.broadcast_to(np.arange(am.shape[1]), am.shape)
-            out.append(emb[rows, (positions * (am > 0)).max(axis=1)])
+            positions = np.broadcast_to(np.arange(keep.shape[1]), keep.shape)
+            out.append(kept[rows, (positions * keep).max(axis=1)])
         else:
             raise ValueError(f"Unknown pooling mode {mode!r}")
-    return np.concatenate(out, axis=1)
+    return np.concatenate(out, axis=1).astype(np.float32, copy=False)
 
 
 def splade_pool(logits: np.ndarray, attention_mask: np.ndarray, strategy: str, activation_function: str) -> np.ndarray:

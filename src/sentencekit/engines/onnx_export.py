@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit.engines.protocol import EngineOptions
+from sentencekit.modules.pooling import pool_tokens
 from sentencekit.spec.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -36,32 +37,6 @@ OPSET = 17
 class UnsupportedModelError(ValueError):
     """This model's modules cannot be exported (the ONNX backend supports Transformer, Pooling, Dense,
     Normalize)."""
-
-
-def _pool(tokens: Tensor, mask: Tensor, modes: tuple[str, ...]) -> Tensor:
-    """Pooling.forward in trace-friendly form (gathers, no Python ints of tensors)."""
-    fmask = mask.unsqueeze(-1).to(tokens.dtype)
-    hidden = tokens.shape[-1]
-    out = []
-    for mode in modes:
-        if mode == "cls":
-            first = mask.to(torch.int32).argmax(dim=1)
-            out.append(tokens.gather(1, first.view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1))
-        elif mode == "max":
-            pooled = tokens.masked_fill(fmask == 0, float("-inf")).max(dim=1).values
-            out.append(torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled))
-        elif mode in ("mean", "mean_sqrt_len_tokens"):
-            summed = (tokens * fmask).sum(dim=1)
-            counts = fmask.sum(dim=1).clamp(min=1e-9)
-            out.append(summed / counts if mode == "mean" else summed / counts.sqrt())
-        elif mode == "weightedmean":
-            weights = torch.ones_like(fmask).cumsum(dim=1) * fmask
-            out.append((tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9))
-        else:  # lasttoken
-            positions = torch.ones_like(mask).cumsum(dim=1) - 1
-            last = (positions * (mask > 0).to(positions.dtype)).max(dim=1).values
-            out.append(tokens.gather(1, last.view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1))
-    return torch.cat(out, dim=1)
 
 
 class EmbeddingGraph(nn.Module):
@@ -78,6 +53,7 @@ class EmbeddingGraph(nn.Module):
                 f"The ONNX backend exports Transformer -> Pooling -> Dense -> Normalize pipelines; this model is "
                 f"{[type(m).__name__ for m in modules]}. Use backend='torch'.")
         self.transformer = modules[0].auto_model
+        self.no_cache = "use_cache" in modules[0]._forward_params
         self.pooling: Pooling | None = None
         self.dense = nn.ModuleList()
         self.normalize = False
@@ -100,12 +76,11 @@ class EmbeddingGraph(nn.Module):
     def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None,
                 prompt_length: Tensor | None = None) -> tuple[Tensor, Tensor]:
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        if self.no_cache:
+            kwargs["use_cache"] = False  # a decoder: no key/value cache in the graph (see Transformer.forward)
         tokens = self.transformer(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
                                   **kwargs)[0]
-        mask = attention_mask
-        if prompt_length is not None:
-            mask = mask * (mask.cumsum(dim=1) > prompt_length).to(mask.dtype)
-        emb = _pool(tokens, mask, self.modes)
+        emb = pool_tokens(tokens, attention_mask, self.modes, prompt_length=prompt_length)
         for dense in self.dense:
             emb = dense.activation(dense.linear(emb))
         if self.normalize:
@@ -191,9 +166,16 @@ def _quiet_export():
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
             dynamic_axes: dict[str, dict[int, str]]) -> None:
     with _quiet_export(), torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                          do_constant_folding=True)
+        try:
+            torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
+                              input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
+                              do_constant_folding=True)
+        except Exception as error:  # the exporter's errors name operators, not the model or the way out
+            inner = getattr(module, "transformer", module)
+            raise UnsupportedModelError(
+                f"Exporting {type(inner).__name__} to ONNX failed ({type(error).__name__}: {error}). This "
+                "architecture does not export with torch.onnx here: load the model with backend='torch' (the "
+                "default).") from error
 
 
 def export_embedder(model: Any, target: Path, meta: dict[str, Any]) -> Path:

@@ -114,8 +114,9 @@ class ModuleSequence(nn.Sequential):
 def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:
     """The modules of an embedder folder: its ``modules.json``; a model2vec table; a plain Hugging Face dual
     encoder (CLIP), which is one Transformer embedding texts and images (sentence-transformers 6.2's inference);
-    or a plain Hugging Face transformer, which gets mean pooling (with a warning: it was not saved as an
-    embedder)."""
+    or a plain Hugging Face transformer, which gets mean pooling, or last-token pooling when it is a causal LM
+    (``*ForCausalLM``: the base model, its saved tokenizer and padding side, no Normalize; sentence-transformers
+    6.2's rule, :mod:`sentencekit.spec.decoder_config`), with a warning: it was not saved as an embedder."""
     from sentencekit.format import load_modules
 
     kwargs = options.torch_kwargs("embedder")
@@ -131,9 +132,14 @@ def load_embedder_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list
     if transformer.is_multimodal:  # its output is the sentence embedding: nothing to pool
         return [transformer], {}
     saved_as = f" (it was saved as a {spec.model_type})" if spec.model_type != "SentenceTransformer" else ""
-    warnings.warn(f"No sentence-transformers model found in {spec.folder}{saved_as}: creating a new one with mean "
-                  "pooling (Transformer + Pooling).", stacklevel=external_stacklevel())
-    return [transformer, Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")], {}
+    (mode,) = spec.pooling_modes  # one mode: mean, or lasttoken for a causal LM
+    how = "last-token pooling (Transformer + Pooling('lasttoken'): a causal LM)" if mode == "lasttoken" else \
+        "mean pooling (Transformer + Pooling)"
+    unread = " Its config_sentence_transformers.json (prompts, similarity) is not read without a modules.json, " \
+        "as in sentence-transformers: pass prompts=... or save the model." if spec.model_config.get("prompts") else ""
+    warnings.warn(f"No sentence-transformers model found in {spec.folder}{saved_as}: creating a new one with "
+                  f"{how}.{unread}", stacklevel=external_stacklevel())
+    return [transformer, Pooling(transformer.get_word_embedding_dimension(), pooling_mode=mode)], {}
 
 
 def load_reranker_modules(spec: ModelSpec, options: EngineOptions) -> tuple[list[nn.Module], dict[str, list[str]]]:

@@ -73,8 +73,10 @@ class SentenceTransformer(QueryDocumentEncoding, Model):
                                 num_threads=num_threads, compute_dtype=compute_dtype, calibration=calibration_texts)
         self._build(model_name_or_path, modules, backend=backend, options=options, cache_folder=cache_folder,
                     revision=revision, local_files_only=local_files_only, token=token)
+        # config_sentence_transformers.json counts beside a modules.json only: sentence-transformers 6.2 builds a
+        # plain Hugging Face folder's model from its defaults without reading it (prompts, similarity, truncate_dim)
         saved = self.spec.model_config if self.spec is not None and self.spec.model_type == "SentenceTransformer" \
-            else {}
+            and self.spec.layout != "transformers" else {}
         self.prompts = {"query": "", "document": "",
                         **{k: v for k, v in (saved.get("prompts") or {}).items() if v is not None}, **(prompts or {})}
         self.default_prompt_name = default_prompt_name or saved.get("default_prompt_name")

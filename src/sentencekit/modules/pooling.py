@@ -108,47 +108,70 @@ class Pooling(Module):
         return cls(dim, **flags, include_prompt=include_prompt)
 
     def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
-        token_embeddings = features["token_embeddings"]
-        attention_mask = features.get("attention_mask")
-        if attention_mask is None:
-            attention_mask = torch.ones(token_embeddings.shape[:2], device=token_embeddings.device)
-        prompt_length = features.get("prompt_length")
-        if not self.include_prompt and prompt_length:
-            # Drop the first `prompt_length` real tokens of each row (works for left padding too);
-            # a new tensor, so the caller's attention_mask is not changed.
-            prompt_length = int(prompt_length)
-            attention_mask = attention_mask * (attention_mask.cumsum(dim=1) > prompt_length)
-        mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
+        prompt_length = features.get("prompt_length") if not self.include_prompt else None
+        pooled = pool_tokens(features["token_embeddings"], features.get("attention_mask"), self.pooling_modes,
+                             prompt_length=prompt_length or None,
+                             token_weights_sum=features.get("token_weights_sum"),
+                             cls_token_embeddings=features.get("cls_token_embeddings"))
+        return {**features, "sentence_embedding": pooled}
 
-        outputs = []
-        for mode in self.pooling_modes:
-            if mode == "cls":
-                cls = features.get("cls_token_embeddings")
-                if cls is None:
-                    # First token left in the mask (left padding aware). With include_prompt=False that
-                    # is the first non-prompt token, as in sentence-transformers v6 (v5 took token 0).
-                    first = attention_mask.int().argmax(dim=1)
-                    cls = token_embeddings[torch.arange(token_embeddings.shape[0]), first]
-                outputs.append(cls)
-            elif mode == "max":
-                masked = token_embeddings.masked_fill(mask == 0, float("-inf"))
-                pooled = masked.max(dim=1).values
-                outputs.append(torch.where(torch.isinf(pooled), torch.zeros_like(pooled), pooled))
-            elif mode in ("mean", "mean_sqrt_len_tokens"):
-                summed = (token_embeddings * mask).sum(dim=1)
-                if "token_weights_sum" in features:
-                    counts = features["token_weights_sum"].unsqueeze(-1).expand(summed.shape)
-                else:
-                    counts = mask.sum(dim=1)
-                counts = counts.clamp(min=1e-9)
-                outputs.append(summed / counts if mode == "mean" else summed / counts.sqrt())
-            elif mode == "weightedmean":
-                weights = torch.arange(1, token_embeddings.shape[1] + 1, device=token_embeddings.device)
-                weights = weights.to(token_embeddings.dtype).view(1, -1, 1) * mask
-                outputs.append((token_embeddings * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9))
-            else:  # lasttoken: the last position whose mask is 1 (right or left padding)
-                seq_len = attention_mask.shape[1]
-                positions = torch.arange(seq_len, device=attention_mask.device).expand_as(attention_mask)
-                last = (positions * (attention_mask > 0)).max(dim=1).values
-                outputs.append(token_embeddings[torch.arange(token_embeddings.shape[0]), last])
-        return {**features, "sentence_embedding": torch.cat(outputs, dim=1)}
+
+def pool_tokens(token_embeddings: Tensor, attention_mask: Tensor | None, modes: tuple[str, ...], *,
+                prompt_length: int | Tensor | None = None, token_weights_sum: Tensor | None = None,
+                cls_token_embeddings: Tensor | None = None) -> Tensor:
+    """Pool ``token_embeddings`` ``[b, tokens, dim]`` into ``[b, dim * len(modes)]`` (the modes concatenated in
+    the given order), the math of :class:`Pooling` and of its ONNX export (traceable: no Python values read from
+    tensors). Same results as sentence-transformers 6.2's ``Pooling`` for either padding side:
+
+    - only positions whose ``attention_mask`` is 1 count, and their values are selected, never multiplied by the
+      mask, so whatever a model leaves at padded positions (left-padded causal attention may leave NaN there)
+      cannot leak into any mode;
+    - ``prompt_length`` (``include_prompt=False``) drops each row's first ``prompt_length`` real tokens, wherever
+      its padding is;
+    - ``cls`` is the first position left, ``lasttoken`` the last one (a row with none left gives zeros); ``max``
+      gives 0 for a row with none left; ``weightedmean`` weighs the k-th position from the first real token
+      (prompt included) by k, so left padding does not shift the weights;
+    - ``mean`` / ``weightedmean`` sum half-precision embeddings in float32 and return the input dtype;
+      ``token_weights_sum`` ``[b]`` (a module's weighted token counts) replaces their denominators and
+      ``cls_token_embeddings`` ``[b, dim]`` the ``cls`` rows.
+    """
+    if attention_mask is None:
+        attention_mask = torch.ones(token_embeddings.shape[:2], dtype=torch.int64, device=token_embeddings.device)
+    real = attention_mask > 0
+    keep = real
+    if prompt_length is not None:
+        keep = real & (real.to(torch.int32).cumsum(dim=1) > prompt_length)
+    keep3 = keep.unsqueeze(-1)
+    wide = torch.float32 if token_embeddings.dtype in (torch.float16, torch.bfloat16) else token_embeddings.dtype
+    kept = torch.where(keep3, token_embeddings, torch.zeros((), dtype=token_embeddings.dtype,
+                                                            device=token_embeddings.device))
+    hidden = token_embeddings.shape[-1]
+
+    def gather(index: Tensor) -> Tensor:
+        return kept.gather(1, index.to(torch.int64).view(-1, 1, 1).expand(-1, 1, hidden)).squeeze(1)
+
+    outputs = []
+    for mode in modes:
+        if mode == "cls":
+            # argmax on int32: ONNX Runtime has no int64 ArgMax kernel on some builds
+            outputs.append(cls_token_embeddings if cls_token_embeddings is not None else
+                           gather(keep.to(torch.int32).argmax(dim=1)))
+        elif mode == "max":
+            pooled = token_embeddings.masked_fill(~keep3, float("-inf")).max(dim=1).values
+            outputs.append(torch.where(torch.isinf(pooled) & (pooled < 0), torch.zeros_like(pooled), pooled))
+        elif mode in ("mean", "mean_sqrt_len_tokens"):
+            summed = kept.to(wide).sum(dim=1)
+            counts = keep.to(wide).sum(dim=1, keepdim=True) if token_weights_sum is None else \
+                token_weights_sum.to(wide).unsqueeze(-1)
+            counts = counts.clamp(min=1e-9)
+            outputs.append((summed / (counts if mode == "mean" else counts.sqrt())).to(token_embeddings.dtype))
+        elif mode == "weightedmean":
+            positions = real.to(torch.int32).cumsum(dim=1)  # 1 at the first real token, whatever the padding
+            weights = (positions * keep.to(torch.int32)).to(wide).unsqueeze(-1)
+            total = weights.sum(dim=1) if token_weights_sum is None else token_weights_sum.to(wide).unsqueeze(-1)
+            summed = (kept.to(wide) * weights).sum(dim=1)
+            outputs.append((summed / total.clamp(min=1e-9)).to(token_embeddings.dtype))
+        else:  # lasttoken: the last position left (positions * keep peaks there; a row with none gives 0: zeros)
+            positions = torch.ones_like(keep, dtype=torch.int32).cumsum(dim=1) - 1
+            outputs.append(gather((positions * keep.to(torch.int32)).max(dim=1).values))
+    return torch.cat(outputs, dim=1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sentencekit._warnings import external_stacklevel
 from sentencekit.engines.protocol import Tokenized
 from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
@@ -24,6 +26,7 @@ from sentencekit.pipeline.chat_messages import (
     to_conversation,
 )
 from sentencekit.pipeline.query_expansion import check_lengths, check_query_expansion, expand_queries, task_max_length
+from sentencekit.spec.decoder_config import unsupported_attention_settings
 from sentencekit.spec.model_spec import (
     TRANSFORMER_CONFIG_FILES,
     custom_modality_config,
@@ -183,6 +186,7 @@ class Transformer(Module):
             MT5EncoderModel,
             T5EncoderModel,
         )
+        from transformers import __version__ as transformers_version
 
         if transformer_task == "any-to-any":
             raise ValueError("transformer_task='any-to-any' (multimodal generative models) is not supported by "
@@ -195,6 +199,8 @@ class Transformer(Module):
                "token": token, "trust_remote_code": trust_remote_code}
         self.do_lower_case = bool(do_lower_case)
         config = AutoConfig.from_pretrained(model_name_or_path, **hub, **(config_args or {}))
+        for message in unsupported_attention_settings(config.to_dict(), transformers_version):
+            warnings.warn(message, stacklevel=external_stacklevel())
         if transformer_task == "sequence-classification":
             model_cls = AutoModelForSequenceClassification
         elif transformer_task == "fill-mask":
@@ -561,6 +567,10 @@ class Transformer(Module):
         if self.modality_config is not None:
             return self._forward_modality(features, kwargs)
         inputs = {k: v for k, v in features.items() if k in self._forward_params and isinstance(v, Tensor)}
+        if "use_cache" in self._forward_params and "use_cache" not in kwargs:
+            # a decoder's key/value cache serves generating further tokens, which embedding and scoring never
+            # do: building it only costs memory (sentence-transformers 6.2 switches it off too)
+            inputs["use_cache"] = False
         if self.transformer_task in CAUSAL_TASKS:
             return {**features, "causal_logits": self._causal_logits(inputs, kwargs)}
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)

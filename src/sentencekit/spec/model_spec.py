@@ -7,10 +7,11 @@ CLI and the server. The folder layouts it understands:
 - a sentence-transformers folder (``modules.json`` + per-module configs + ``config_sentence_transformers.json``),
   v5 and v6 type strings alike, for embedders and (v6) cross-encoders;
 - a model2vec folder (a static token table);
-- a plain Hugging Face transformer folder (``config.json``): an embedder gets mean pooling, a cross-encoder
-  is the v5 layout; a CLIP-style dual encoder (text and vision towers and an image processor) embeds texts and
-  images with ``get_text_features`` / ``get_image_features`` and no pooling (:func:`infer_modality_config`),
-  as sentence-transformers 6.2 does;
+- a plain Hugging Face transformer folder (``config.json``): an embedder gets mean pooling (last-token pooling
+  for a causal LM, :mod:`sentencekit.spec.decoder_config`), a cross-encoder is the v5 layout; a CLIP-style
+  dual encoder (text and vision towers and an image processor) embeds texts and images with
+  ``get_text_features`` / ``get_image_features`` and no pooling (:func:`infer_modality_config`), as
+  sentence-transformers 6.2 does;
 - sentence-transformers' CLIP layouts: v5's ``0_CLIPModel/`` module and 6.2's root ``Transformer`` with a
   ``modality_config`` (see :attr:`ModelSpec.modality_config`).
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from sentencekit.files import ModelFormatError, read_json, read_json_if_exists
 from sentencekit.model2vec import is_model2vec_folder, model2vec_normalizes
+from sentencekit.spec.decoder_config import default_pooling_mode
 
 MODULES_FILE = "modules.json"
 MODEL_CONFIG_FILE = "config_sentence_transformers.json"
@@ -287,8 +289,14 @@ class ModelSpec:
 
     @property
     def pooling(self) -> dict[str, Any]:
+        """The ``Pooling`` config; a plain Hugging Face folder gets the one the loaders build for it (last-token
+        for a causal LM, mean otherwise: :func:`~sentencekit.spec.decoder_config.default_pooling_mode`)."""
         entry = self.first("Pooling")
-        return entry.config if entry is not None else {"pooling_mode_mean_tokens": True}
+        if entry is not None:
+            return entry.config
+        if self.layout == "transformers":
+            return {"pooling_mode": default_pooling_mode(self.hf_config)}
+        return {"pooling_mode_mean_tokens": True}
 
     @property
     def pooling_modes(self) -> tuple[str, ...]:
