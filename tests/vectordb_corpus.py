@@ -1,0 +1,54 @@
+"""The small index both vector-database test files export (documents with metadata, titles and chunks), and
+a second tiny model with other weights (for the refused-model checks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEXTS = [
+    "how do i get a refund for my order",
+    "shipping is late please help",
+    "reset my account password",
+    "the cat sat on the mat",
+    "weather in paris today is mild",
+    # chunked into several windows, all different
+    "payment card cost price order ship delivery late broken item please thanks support ticket email phone "
+    "number hello world test sentence query document passage good bad help cancel subscription login",
+]
+IDS = ["refund", "late", "password", "cat", "paris", "long"]
+METADATA = [{"lang": "en", "n": 1}, None, {"tags": ["account", "login"]}, {"n": 4}, None, {"kind": "manual"}]
+TITLES = ["Refunds", None, "Account help", None, None, "A manual"]
+QUERIES = ["refund my payment", "late delivery", "cat on a mat", "password login", "broken item"]
+
+
+def build_index(path: Path, model, *, normalize: bool = True):
+    """An EmbeddingIndex at ``path`` with titles, chunks (the long document) and metadata."""
+    from sentencekit.search.index import EmbeddingIndex
+
+    index = EmbeddingIndex.create(path, model, normalize=normalize)
+    index.add(TEXTS[:5], ids=IDS[:5], metadata=METADATA[:5], titles=TITLES[:5])
+    index.add(TEXTS[5:], ids=IDS[5:], metadata=METADATA[5:], titles=TITLES[5:], chunk=True, chunk_size=8,
+              chunk_overlap=2)
+    index.delete(["cat"])  # deleted documents are not exported
+    return index
+
+
+def build_other_model(folder: Path) -> Path:
+    """Same architecture as the tiny model, different random weights."""
+    from sentencekit import SentenceTransformer
+    from sentencekit.modules import Normalize, Pooling, Transformer
+    from tests.conftest import build_tiny_bert
+
+    bert = build_tiny_bert(folder / "bert", seed=1)
+    model = SentenceTransformer(modules=[Transformer(str(bert), max_seq_length=48), Pooling(32, "mean"), Normalize()],
+                                device="cpu")
+    model.save(folder / "model")
+    return folder / "model"
+
+
+def assert_same_hits(got: list[dict], want: list[dict]) -> None:
+    """Same documents in the same order, the same fields, scores within 1e-5."""
+    assert [h["id"] for h in got] == [h["id"] for h in want]
+    for a, b in zip(got, want):
+        assert abs(a["score"] - b["score"]) < 1e-5, (a, b)
+        assert {k: v for k, v in a.items() if k != "score"} == {k: v for k, v in b.items() if k != "score"}
