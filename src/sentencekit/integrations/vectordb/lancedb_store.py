@@ -92,7 +92,7 @@ class LanceDBStore(VectorTableStore):
         record = table_record(index, where)
         schema = _schema(int(record["dimension"]), record)
         db = lancedb.connect(os.fspath(path))
-        existed = table in db.table_names(limit=1_000_000)
+        existed = _listed(db, table)
         if existed and not overwrite:
             if _opens(db, table):
                 raise FileExistsError(f"{where} already exists; pass overwrite=True (`--overwrite` on the command "
@@ -112,7 +112,7 @@ class LanceDBStore(VectorTableStore):
         try:
             handle = db.create_table(table, reader, schema=schema, mode="overwrite" if existed else "create")
         except BaseException:
-            if not existed and table in db.table_names(limit=1_000_000):
+            if not existed and _listed(db, table):
                 db.drop_table(table)
             raise
         return cls(handle, where, record, index.model)
@@ -132,7 +132,7 @@ class LanceDBStore(VectorTableStore):
             raise IndexFormatError(f"No LanceDB database at {os.fspath(path)} (no such folder); export an index "
                                    f"there first: `sentencekit index export INDEX_DIR --to {where}`.")
         db = lancedb.connect(os.fspath(path))
-        if table not in db.table_names(limit=1_000_000) or not _opens(db, table):
+        if not _listed(db, table) or not _opens(db, table):
             raise IndexFormatError(f"No table {table!r} in the LanceDB database at {os.fspath(path)}; export an "
                                    f"index there first: `sentencekit index export INDEX_DIR --to {where}`.")
         handle = db.open_table(table)
@@ -160,6 +160,18 @@ class LanceDBStore(VectorTableStore):
                  .distance_type(self._metric()).select([*COLUMNS[:-1], "_distance"]).limit(limit)
                  .to_arrow().to_pylist())
         return [(row, 1.0 - float(row.pop("_distance"))) for row in found]
+
+
+def _listed(db: Any, table: str) -> bool:
+    """Whether the database lists ``table`` (a folder for it exists, committed or not)."""
+    token = None
+    while True:
+        page = db.list_tables(page_token=token)
+        if table in page.tables:
+            return True
+        token = page.page_token
+        if not token:
+            return False
 
 
 def _opens(db: Any, table: str) -> bool:
