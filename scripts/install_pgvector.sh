@@ -34,6 +34,18 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+work="$(mktemp -d)"
+cleanup() {
+  rm -rf "$work"
+  if [ -n "${own_policy:-}" ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+trap cleanup EXIT
+# Installing postgresql-15 must not start Debian's system cluster: the tests start their own server.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  own_policy=1
+fi
 apt_updated=0
 apt_update() {
   if [ "$apt_updated" = 0 ]; then
@@ -65,8 +77,6 @@ if ! grep -rqs "^deb-src .*trixie" /etc/apt/sources.list /etc/apt/sources.list.d
 fi
 apt_update
 
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 cd "$work"
 echo "[pgvector] fetching Debian trixie's pgvector source package" >&2
 apt-get source -qq --download-only pgvector >&2

@@ -179,3 +179,28 @@ def test_core_never_imports_the_database_clients():
             "print(sorted(m for m in ('lancedb', 'pyarrow', 'psycopg', 'pgvector') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_example_runs_and_matches_the_index(tiny_st_dir, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "vector_databases.py"
+    spec = importlib.util.spec_from_file_location("vector_databases_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    results = example.main(["--model", str(tiny_st_dir), "--to", f"lancedb://{tmp_path}/lance?table=sample"])
+    assert len(results) == 3 and all(len(hits) == 3 for hits in results)
+    assert lancedb.connect(tmp_path / "lance").open_table("sample").count_rows() == 400  # 200 texts + 200 titles
+
+
+def test_doctests():
+    import doctest
+
+    import sentencekit.integrations.vectordb as vectordb
+    from sentencekit.integrations.vectordb import pgvector_store, records
+    from sentencekit.search import results
+
+    for module in (vectordb, records, pgvector_store, results):
+        outcome = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert outcome.attempted and not outcome.failed, module.__name__
