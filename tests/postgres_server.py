@@ -27,13 +27,15 @@ class ServerUnavailable(RuntimeError):
 def bindir() -> Path:
     """The folder holding ``initdb`` and ``pg_ctl``; :class:`ServerUnavailable` when there is none."""
     given = os.environ.get("SENTENCEKIT_PG_BINDIR")
-    candidates = [Path(given)] if given else []
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
-                                           key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
-                                           else 0, reverse=True)]
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(on_path).parent)
+    if given:
+        candidates = [Path(given)]
+    else:
+        candidates = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                                              key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit()
+                                              else 0, reverse=True)]
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(Path(on_path).parent)
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
             return folder
