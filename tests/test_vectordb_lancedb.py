@@ -181,6 +181,7 @@ def test_core_never_imports_the_database_clients():
     assert out.strip() == "[]"
 
 
+@pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")  # 48-token tiny model
 def test_example_runs_and_matches_the_index(tiny_st_dir, tmp_path):
     import importlib.util
     from pathlib import Path
