@@ -13,7 +13,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
 
 # The tiers slower than `unit` (see the markers in pyproject.toml).
-SLOW_TIERS = ("real_model", "server", "pool", "ray", "slow")
+SLOW_TIERS = ("real_model", "server", "pool", "ray", "slow", "pgvector")
 REAL_MODEL_FIXTURES = ("minilm", "minilm_dir", "splade_tiny_dir")  # a test using one loads a real model
 
 

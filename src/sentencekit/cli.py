@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # stdlib-only: keeps start-up fast
+from sentencekit.cli_index_export import add_export_parser
 from sentencekit.cli_notes import shorten, truncation_notes
 from sentencekit.cli_options import add_backend_args, add_encoding_arg, add_model_args, resolve_default_model
 from sentencekit.cli_sides import (
@@ -425,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "side is dropped")
     add_model_args(p, model_backend_alias=True)
     p.set_defaults(func=cmd_index_repair)
+    add_export_parser(index_sub)
 
     p = sub.add_parser("encode", help="embed texts from a file into a .npy array (sparse: .npz or .jsonl)",
                        description="Embed each text of INPUT (text file, one per line; Parquet; JSON lines; CSV; '-' "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -324,15 +324,33 @@ class EmbeddingIndex:
         number = snap.live.get(doc_id)
         if number is None:
             return None
-        doc = snap.docs[number]
-        out = {"id": doc["id"], "text": doc["text"], "metadata": doc.get("metadata")}
-        if doc.get("title"):
-            out["title"] = doc["title"]
-        if doc.get("chunks"):
-            out["chunks"] = [list(span) for span in doc["chunks"]]
-        if doc.get("modality"):
-            out["modality"] = doc["modality"]
-        return out
+        return _public_doc(snap.docs[number])
+
+    def iter_vectors(self, batch_size: int = 4096) -> Iterator[tuple[list[dict[str, Any]], np.ndarray, np.ndarray]]:
+        """The stored vectors of the live documents, in the order they were added, from one committed state:
+        batches of ``(docs, parts, vectors)`` with one entry per vector: ``docs[i]`` the stored document it
+        belongs to (as :meth:`get` returns it; the same dict for a document's every vector), ``parts[i]`` its
+        number within the document (int64; a titled document's title vector is 0, then its text's or its
+        chunks'), ``vectors`` float32 ``[n, dimension]`` exactly as stored (normalized when the index is).
+        A document's vectors never straddle two batches. For exporting an index (e.g.
+        :mod:`sentencekit.integrations.vectordb`).
+
+        >>> docs, parts, vectors = next(index.iter_vectors())  # doctest: +SKIP
+        >>> docs[0]["id"], parts[0], vectors.shape  # doctest: +SKIP
+        ('refund', 0, (2, 384))
+        """
+        snap = self._refresh()
+        numbers = list(snap.live.values())
+        for start in range(0, len(numbers), max(1, int(batch_size))):
+            docs, parts, rows = [], [], []
+            for number in numbers[start:start + max(1, int(batch_size))]:
+                first, end = int(snap.doc_first_row[number]), int(snap.doc_first_row[number + 1])
+                doc = _public_doc(snap.docs[number])
+                docs.extend([doc] * (end - first))
+                parts.extend(range(end - first))
+                rows.extend(range(first, end))
+            yield docs, np.asarray(parts, np.int64), scoring.gather(snap.blocks, snap.offsets,
+                                                                     np.asarray(rows, np.int64))
 
     def __repr__(self) -> str:
         m = self._snap.manifest
@@ -902,6 +920,18 @@ class EmbeddingIndex:
             write_manifest(self.path, new)
             remove_uncommitted(self.path, new)  # files a compaction replaced
         self._refresh()
+
+
+def _public_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The public form of a stored document record (what :meth:`EmbeddingIndex.get` returns for it)."""
+    out = {"id": doc["id"], "text": doc["text"], "metadata": doc.get("metadata")}
+    if doc.get("title"):
+        out["title"] = doc["title"]
+    if doc.get("chunks"):
+        out["chunks"] = [list(span) for span in doc["chunks"]]
+    if doc.get("modality"):
+        out["modality"] = doc["modality"]
+    return out
 
 
 __all__ = ["EmbeddingIndex", "AUTO_HNSW_MIN_VECTORS"]

@@ -14,16 +14,26 @@ from sentencekit.search.segments import Snapshot
 
 
 def make_hit(snap: Snapshot, number: int, row: int, score: float) -> dict[str, Any]:
-    """The result dict of global document ``number`` found through ``row``: for a document with a title,
-    ``"title"`` and ``"field"`` (``"title"`` when its title's vector scored best, else ``"text"``); for a
-    chunked document found through a chunk, ``"chunk"``.
+    """The result dict of global document ``number`` found through ``row`` (see :func:`document_hit`).
 
     >>> make_hit(snap, 0, 0, 0.83)["id"]  # doctest: +SKIP
     'refund'
     """
-    doc = snap.docs[number]
+    return document_hit(snap.docs[number], int(row - snap.doc_first_row[number]), score)
+
+
+def document_hit(doc: dict[str, Any], part: int, score: float) -> dict[str, Any]:
+    """The result dict of stored document ``doc`` (``{"id", "text", "metadata"}``, optional ``"title"``,
+    ``"modality"``, ``"chunks"``: ``[start, end]`` spans indexable by chunk number) found through its vector
+    number ``part`` (0-based, in the order the document's vectors are stored: its title's first, then its text's
+    or its chunks'): for a document with a title, ``"title"`` and ``"field"`` (``"title"`` when its title's
+    vector scored best, else ``"text"``); for a chunked document found through a chunk, ``"chunk"``.
+
+    >>> document_hit({"id": "a", "text": "Refunds. Shipping.", "chunks": [[0, 8], [9, 18]]}, 1, 0.5)["chunk"]
+    {'index': 1, 'start': 9, 'end': 18, 'text': 'Shipping.'}
+    """
     hit = {"id": doc["id"], "score": float(score), "text": doc["text"], "metadata": doc.get("metadata")}
-    index = int(row - snap.doc_first_row[number])
+    index = int(part)
     if doc.get("title"):
         hit["title"] = doc["title"]
         hit["field"] = "title" if index == 0 else "text"
