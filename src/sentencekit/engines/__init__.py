@@ -8,10 +8,12 @@ a backend name -> the function that builds its engine for a model family from a
 - ``onnx``: torch-free: ONNX Runtime for transformer pipelines (SPLADE sparse encoders with their pooling
   inside the graph; multi-vector models with their token projection inside it and their masks and pooling in
   NumPy; CLIP-style models with one graph per modality and images preprocessed in NumPy), a NumPy table lookup
-  for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models.
+  for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models;
+- ``openvino``: the ``onnx`` engine's pipeline with OpenVINO's CPU runtime running the same graph (embedders,
+  cross-encoders, SPLADE; :mod:`sentencekit.engines.openvino_engine`).
 
 >>> sorted(BACKENDS)
-['onnx', 'torch']
+['onnx', 'openvino', 'torch']
 """
 
 from __future__ import annotations
@@ -63,10 +65,17 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
     return OnnxEngine(spec, family, options)
 
 
+def _openvino_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    from sentencekit.engines.openvino_engine import OpenVinoEngine
+
+    return OpenVinoEngine(spec, family, options)
+
+
 #: backend name -> engine builder ``(spec, family, options) -> Engine``
 BACKENDS = {
     "torch": _torch_engine,
     "onnx": _torch_free_engine,
+    "openvino": _openvino_engine,
 }
 
 
