@@ -207,9 +207,34 @@ def test_import_sentencekit_does_not_import_openvino():
     assert out.stdout.strip() == "False"
 
 
-def test_auto_is_a_registered_backend_on_the_cpu():
-    assert choose_backend("auto", device="cpu") in ("onnx", "openvino")
+def test_auto_picks_openvino_for_float32_where_preferred_and_falls_back(st_copy, tiny_bert_dir, tmp_path,
+                                                                        monkeypatch):
+    from sentencekit.engines import load_on_backend
+    from sentencekit.engines.cpu import CpuFeatures, openvino_preferred
+
+    monkeypatch.setattr("sentencekit.engines.cpu.cpu_features", lambda: CpuFeatures(frozenset({"avx512f"})))
+    monkeypatch.setattr("sentencekit.engines.cpu.platform.machine", lambda: "x86_64")
+    assert openvino_preferred(None) and openvino_preferred("float32") and not openvino_preferred("int8")
+    assert choose_backend("auto", device="cpu") == "openvino"
+    assert choose_backend("auto", device="cpu", compute_dtype="int8") == "onnx"  # ONNX Runtime's int8 is faster
+    assert choose_backend("auto", device="cuda") == "torch"
     assert choose_backend("auto", device="cpu", compute_dtype="bfloat16") == "torch"
+    model, backend = load_on_backend(SentenceTransformer, str(st_copy), "auto", device="cpu")
+    assert backend == "openvino" and isinstance(model.engine, OpenVinoEngine)
+    # a static-embedding model: OpenVINO refuses it, ONNX Runtime (a NumPy lookup) runs it
+    from tokenizers import Tokenizer
+
+    from sentencekit.modules import StaticEmbedding
+
+    tokenizer = Tokenizer.from_file(str(tiny_bert_dir / "tokenizer.json"))
+    static = tmp_path / "static"
+    table = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 8))
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, table)], device="cpu").save(static)
+    model, backend = load_on_backend(SentenceTransformer, str(static), "auto", device="cpu")
+    assert backend == "onnx" and model.engine.backend != "openvino"
+    # no AVX-512 (or ARM): ONNX Runtime
+    monkeypatch.setattr("sentencekit.engines.cpu.cpu_features", lambda: CpuFeatures(frozenset({"avx2"})))
+    assert choose_backend("auto", device="cpu") == "onnx"
 
 
 @pytest.mark.real_model

@@ -82,7 +82,10 @@ BACKENDS = {
 def choose_backend(requested: str, *, device: str | None = None, compute_dtype: str | None = None) -> str:
     """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
     (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
-    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16).
+    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16). On the
+    CPUs where OpenVINO runs the same graph faster (:func:`sentencekit.engines.cpu.openvino_preferred`:
+    float32 on x86-64 with AVX-512, ``openvino`` installed) it picks ``openvino``; :func:`load_on_backend`
+    then falls back to ONNX Runtime for models OpenVINO does not run.
     ``--backend auto`` of the server and of every CLI command uses it (through :func:`load_on_backend`).
 
     >>> choose_backend("auto", device="cuda")
@@ -95,7 +98,9 @@ def choose_backend(requested: str, *, device: str | None = None, compute_dtype: 
     # device=None means "best available" to torch: a CUDA GPU when there is one, which beats the CPU
     on_cpu = device == "cpu" or (device is None and not cuda_gpu_visible())
     if on_cpu and compute_dtype in (None, "float32", "int8") and importlib.util.find_spec("onnxruntime"):
-        return "onnx"
+        from sentencekit.engines.cpu import openvino_preferred
+
+        return "openvino" if openvino_preferred(compute_dtype) else "onnx"
     return "torch"
 
 
@@ -115,6 +120,12 @@ def load_on_backend(cls: Any, name: str, requested: str, *, what: str = "model",
     export, e.g. Router or a custom module) is loaded on torch instead, with one warning. The one loader
     the CLI commands and ``sentencekit serve`` share, so ``auto`` means the same everywhere."""
     backend = choose_backend(requested, device=kwargs.get("device"), compute_dtype=kwargs.get("compute_dtype"))
+    if backend == "openvino" and requested == "auto":
+        try:
+            return cls(name, backend="openvino", **kwargs), "openvino"
+        except (ValueError, ImportError) as exc:  # e.g. static / Router / CLIP models: ONNX Runtime runs them
+            logger.info("%s %s does not run on OpenVINO (%s); trying ONNX Runtime.", what, name, exc)
+            backend = "onnx"
     if backend == "onnx" and requested == "auto":
         try:
             return cls(name, backend="onnx", **kwargs), "onnx"
