@@ -67,6 +67,11 @@ def test_float32_equals_torch_and_batches_equal_one_by_one(st_copy):
     one_by_one = np.stack([model.encode(t) for t in TEXTS])
     np.testing.assert_allclose(emb, one_by_one, atol=1e-5)
     assert model.fingerprint() == SentenceTransformer(str(st_copy), device="cpu").fingerprint()
+    import pickle  # pool workers get the model pickled: the engine recompiles its graph there
+
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.engine.ov_config == model.engine.ov_config
+    np.testing.assert_allclose(copy.encode(TEXTS), emb, atol=1e-6)
     tokens = model.encode(TEXTS[:2], output_value="token_embeddings")
     assert [t.shape[0] for t in tokens] == [len(model.tokenizer.encode([t]).ids[0]) for t in TEXTS[:2]]
 
@@ -198,13 +203,20 @@ def test_cross_encoder_and_splade_on_the_same_engine(tiny_ce_dir, tiny_mlm_dir, 
     np.testing.assert_allclose(sparse.encode(TEXTS).toarray(), dense_ref, atol=1e-4, rtol=1e-4)
 
 
-def test_import_sentencekit_does_not_import_openvino():
+def test_import_sentencekit_does_not_import_openvino_and_openvino_writes_no_telemetry(tmp_path):
     import subprocess
 
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HOME": str(tmp_path)}
+    env.pop("SENTENCEKIT_OPENVINO_TELEMETRY", None)
     code = "import sentencekit, sys; from sentencekit import SentenceTransformer; print('openvino' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
+    # a fresh process importing OpenVINO the engine's way: its converter's telemetry (a usage event, a client
+    # id and a counter under ~/intel) stays off
+    code = ("from sentencekit.engines.openvino_session import ov_core; ov_core(); "
+            "import openvino.tools.ovc.telemetry_utils as t; print(t.tm.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip().endswith("telemetry_stub") and not (tmp_path / "intel").exists()
 
 
 def test_auto_picks_openvino_for_float32_where_preferred_and_falls_back(st_copy, tiny_bert_dir, tmp_path,

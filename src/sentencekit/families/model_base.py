@@ -187,7 +187,8 @@ class Model:
 
     @property
     def session(self) -> Any:
-        """The ``onnxruntime.InferenceSession`` (ONNX backend; ``None`` for a NumPy static model)."""
+        """The ``onnxruntime.InferenceSession`` (ONNX backend; ``None`` for a NumPy static model), or on
+        ``backend="openvino"`` the :class:`~sentencekit.engines.openvino_session.OpenVinoSession`."""
         return getattr(self.engine, "session", None)
 
     @property
@@ -224,7 +225,7 @@ class Model:
         return self.engine.fingerprint()
 
     def get_backend(self) -> str:
-        """``"torch"`` or ``"onnx"`` (as sentence-transformers' ``get_backend``)."""
+        """``"torch"``, ``"onnx"`` or ``"openvino"`` (as sentence-transformers' ``get_backend``)."""
         return self.backend
 
     def get_max_seq_length(self) -> Any:
