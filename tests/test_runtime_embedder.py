@@ -191,7 +191,7 @@ def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
     with pytest.raises(ValueError, match="num_threads"):
         model.num_threads = 0
     with pytest.raises(ValueError, match="Unknown backend"):
-        SentenceTransformer(str(folder), backend="openvino")
+        SentenceTransformer(str(folder), backend="tensorrt")
     with pytest.raises(ValueError, match="bf16"):
         SentenceTransformer(str(folder), backend="onnx", compute_dtype="bfloat16")
     with pytest.raises(ValueError, match="modules"):

@@ -414,6 +414,8 @@ def test_auto_backend_prefers_onnx_on_cpu_and_falls_back_to_torch(tiny_st_dir, t
     from sentencekit.engines.onnx_engine import OnnxEngine
     from sentencekit.serve.models import load_models, preferred_backend
 
+    # where OpenVINO is installed and preferred, auto picks it first (tests/test_openvino_engine.py): not here
+    monkeypatch.setattr("sentencekit.engines.cpu.openvino_preferred", lambda compute_dtype: False)
     monkeypatch.setattr(engines, "cuda_gpu_visible", lambda: True)  # device=None on a GPU machine: torch
     assert preferred_backend(ServeConfig()) == "torch"
     assert preferred_backend(ServeConfig(device="cpu")) == "onnx"

@@ -8,10 +8,12 @@ a backend name -> the function that builds its engine for a model family from a
 - ``onnx``: torch-free: ONNX Runtime for transformer pipelines (SPLADE sparse encoders with their pooling
   inside the graph; multi-vector models with their token projection inside it and their masks and pooling in
   NumPy; CLIP-style models with one graph per modality and images preprocessed in NumPy), a NumPy table lookup
-  for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models.
+  for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models;
+- ``openvino``: the ``onnx`` engine's pipeline with OpenVINO's CPU runtime running the same graph (embedders,
+  cross-encoders, SPLADE; :mod:`sentencekit.engines.openvino_engine`).
 
 >>> sorted(BACKENDS)
-['onnx', 'torch']
+['onnx', 'openvino', 'torch']
 """
 
 from __future__ import annotations
@@ -63,17 +65,27 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
     return OnnxEngine(spec, family, options)
 
 
+def _openvino_engine(spec: ModelSpec, family: str, options: EngineOptions) -> Engine:
+    from sentencekit.engines.openvino_engine import OpenVinoEngine
+
+    return OpenVinoEngine(spec, family, options)
+
+
 #: backend name -> engine builder ``(spec, family, options) -> Engine``
 BACKENDS = {
     "torch": _torch_engine,
     "onnx": _torch_free_engine,
+    "openvino": _openvino_engine,
 }
 
 
 def choose_backend(requested: str, *, device: str | None = None, compute_dtype: str | None = None) -> str:
     """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
     (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
-    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16).
+    is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16). On the
+    CPUs where OpenVINO runs the same graph faster (:func:`sentencekit.engines.cpu.openvino_preferred`:
+    float32 on x86-64 with AVX-512, ``openvino`` installed) it picks ``openvino``; :func:`load_on_backend`
+    then falls back to ONNX Runtime for models OpenVINO does not run.
     ``--backend auto`` of the server and of every CLI command uses it (through :func:`load_on_backend`).
 
     >>> choose_backend("auto", device="cuda")
@@ -86,7 +98,9 @@ def choose_backend(requested: str, *, device: str | None = None, compute_dtype: 
     # device=None means "best available" to torch: a CUDA GPU when there is one, which beats the CPU
     on_cpu = device == "cpu" or (device is None and not cuda_gpu_visible())
     if on_cpu and compute_dtype in (None, "float32", "int8") and importlib.util.find_spec("onnxruntime"):
-        return "onnx"
+        from sentencekit.engines.cpu import openvino_preferred
+
+        return "openvino" if openvino_preferred(compute_dtype) else "onnx"
     return "torch"
 
 
@@ -106,6 +120,12 @@ def load_on_backend(cls: Any, name: str, requested: str, *, what: str = "model",
     export, e.g. Router or a custom module) is loaded on torch instead, with one warning. The one loader
     the CLI commands and ``sentencekit serve`` share, so ``auto`` means the same everywhere."""
     backend = choose_backend(requested, device=kwargs.get("device"), compute_dtype=kwargs.get("compute_dtype"))
+    if backend == "openvino" and requested == "auto":
+        try:
+            return cls(name, backend="openvino", **kwargs), "openvino"
+        except (ValueError, ImportError) as exc:  # e.g. static / Router / CLIP models: ONNX Runtime runs them
+            logger.info("%s %s does not run on OpenVINO (%s); trying ONNX Runtime.", what, name, exc)
+            backend = "onnx"
     if backend == "onnx" and requested == "auto":
         try:
             return cls(name, backend="onnx", **kwargs), "onnx"

@@ -22,7 +22,7 @@ import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
-from sentencekit.engines.onnx_artifacts import export_variant, locate
+from sentencekit.engines.onnx_artifacts import Artifact, export_variant, locate
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.spec.model_spec import ModelSpec
@@ -80,10 +80,7 @@ class OnnxEngine(Engine):
         # on 2 CPU cores that are not in benchmarks/ (pairs: 384-768 tokens per batch ran fastest over 300
         # sample pairs of ~59 tokens, by a few percent); compare_peers.py measures the result, not the choice
         self.batch_tokens_per_text = 16 if family == "reranker" else 32
-        artifact = locate(spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
-                          compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
-                          calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
-                          transformer_only=family in ("embedder", "reranker"))
+        artifact = self._locate(options)
         self.graph, self.tokenizer_json = artifact.graph, artifact.tokenizer_json
         self._num_threads = options.num_threads
         self._open()
@@ -91,6 +88,20 @@ class OnnxEngine(Engine):
             self.max_seq_length = options.max_length
 
     # -- building ------------------------------------------------------------------------------------------
+    def _locate(self, options: EngineOptions) -> Artifact:
+        """The graph to run (cached, or exported / quantized now) and its tokenizer."""
+        return locate(self.spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
+                      compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
+                      calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
+                      transformer_only=self.family in ("embedder", "reranker"))
+
+    def _new_session(self) -> Any:
+        """The runtime session of :attr:`graph` (subclasses run the same graph on another runtime)."""
+        return make_session(self.graph, self._num_threads)
+
+    def _session_metadata(self) -> dict[str, Any]:
+        return read_metadata(self._session)
+
     def _variant(self, options: EngineOptions) -> str:
         kind = self.family if self.spec.route_name is None else f"{self.family}:route={self.spec.route_name}"
         return export_variant(kind, options.torch_kwargs(self.family))
@@ -128,8 +139,8 @@ class OnnxEngine(Engine):
         return tok
 
     def _open(self) -> None:
-        self._session = make_session(self.graph, self._num_threads)
-        self.meta = read_metadata(self._session)
+        self._session = self._new_session()
+        self.meta = self._session_metadata()
         self._inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
         self._tokenizer = self._make_tokenizer(self.tokenizer_json, self.meta)
@@ -228,7 +239,7 @@ class OnnxEngine(Engine):
     def num_threads(self, value: int | None) -> None:
         check_num_threads(value)
         self._num_threads = value
-        self._session = make_session(self.graph, value)
+        self._session = self._new_session()
 
     @property
     def max_seq_length(self) -> int | None:

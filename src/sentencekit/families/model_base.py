@@ -151,8 +151,8 @@ class Model:
     # -- what runs the model ----------------------------------------------------------------------------------------
     @property
     def backend(self) -> str:
-        """``"torch"`` or ``"onnx"`` (ONNX Runtime, or NumPy for static-embedding models)."""
-        return "torch" if self.engine.backend == "torch" else "onnx"
+        """``"torch"``, ``"openvino"`` or ``"onnx"`` (ONNX Runtime, or NumPy for static-embedding models)."""
+        return self.engine.backend if self.engine.backend in ("torch", "openvino") else "onnx"
 
     @property
     def network(self) -> Any:
@@ -187,7 +187,8 @@ class Model:
 
     @property
     def session(self) -> Any:
-        """The ``onnxruntime.InferenceSession`` (ONNX backend; ``None`` for a NumPy static model)."""
+        """The ``onnxruntime.InferenceSession`` (ONNX backend; ``None`` for a NumPy static model), or on
+        ``backend="openvino"`` the :class:`~sentencekit.engines.openvino_session.OpenVinoSession`."""
         return getattr(self.engine, "session", None)
 
     @property
@@ -224,7 +225,7 @@ class Model:
         return self.engine.fingerprint()
 
     def get_backend(self) -> str:
-        """``"torch"`` or ``"onnx"`` (as sentence-transformers' ``get_backend``)."""
+        """``"torch"``, ``"onnx"`` or ``"openvino"`` (as sentence-transformers' ``get_backend``)."""
         return self.backend
 
     def get_max_seq_length(self) -> Any:
@@ -376,16 +377,24 @@ class Model:
     # -- saving -------------------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, model_name: str | None = None, create_model_card: bool = True,
              train_datasets: list[str] | None = None, safe_serialization: bool = True) -> None:
-        """Save in the sentence-transformers format (loadable by sentence-transformers itself; torch backend).
+        """Save in the sentence-transformers format (loadable by sentence-transformers itself; torch backend;
+        on ``backend="openvino"``: the loaded folder's files plus ``openvino/openvino_model.xml`` + ``.bin``).
 
         The folder is written beside the target and renamed into place: a failed save leaves an existing
         folder untouched; files a save does not own (notes, checkpoints) are kept.
         """
         if path is None:
             raise ValueError("save() needs a folder path.")
-        network = self.network
         from sentencekit.files import atomic_directory
         from sentencekit.format import is_foreign_entry
+
+        save_folder = getattr(self.engine, "save_folder", None)
+        if getattr(self.engine, "network", None) is None and save_folder is not None:
+            # an engine without torch modules that can write its own folder (OpenVINO: source files + IR)
+            with atomic_directory(path, keep=is_foreign_entry) as tmp:
+                save_folder(tmp)
+            return
+        network = self.network
 
         with atomic_directory(path, keep=is_foreign_entry) as tmp:
             self._save_to(network, tmp, safe_serialization=safe_serialization)

@@ -100,8 +100,9 @@ OPTIONS: tuple[Option, ...] = (
            "answer 429 at once); keeps clients that retry at once from swamping the server with 429s"),
     Option("backend", "--backend", "SENTENCEKIT_BACKEND", str, "auto",
            "auto (default: onnx on the CPU when onnxruntime is installed, the model exports and no CUDA GPU is in "
-           "use, else torch), "
-           "torch, or onnx (ONNX Runtime, torch-free once the model's export exists)", ("auto", "torch", "onnx")),
+           "use (openvino instead for float32 on AVX-512 x86 CPUs when openvino is installed), else torch), "
+           "torch, onnx (ONNX Runtime, torch-free once the model's export exists) or openvino (OpenVINO running "
+           "the same graph)", ("auto", "torch", "onnx", "openvino")),
     Option("served_model_name", "--served-model-name", "SENTENCEKIT_SERVED_MODEL_NAME", _optional_text, None,
            "model name reported in responses and /v1/models (default: the model's folder name)"),
     Option("payload_limit", "--payload-limit", "SENTENCEKIT_PAYLOAD_LIMIT", _positive_int, 2_000_000,

@@ -55,9 +55,9 @@ class ServedModel:
         (not static-embedding models, which tokenize without special tokens, nor Router models, whose route
         decides the tokenizer)."""
         engine = self.model.engine
-        if self.kind != "embedder" or engine.routes or engine.backend not in ("torch", "onnx"):
+        if self.kind != "embedder" or engine.routes or engine.backend not in ("torch", "onnx", "openvino"):
             return False
-        if engine.backend == "onnx":
+        if engine.backend in ("onnx", "openvino"):  # one tokenizer (FastTokenizer) for both runtimes
             return True
         from sentencekit.modules import Transformer
 

@@ -1,0 +1,146 @@
+"""OpenVINO against ONNX Runtime (and sentencekit's torch fp32), fp32 and int8, side by side in one run.
+
+Every path encodes the same texts (STS-B test sentences as short texts, ~230-token passages stitched from
+the bundled sample corpus as long ones; peers_lib.build_corpus), alternating path by path and round by round
+so that machine drift hits all alike. Both runtimes run the same graphs: the fp32 ONNX export and the
+calibrated int8 ONNX graph (one file each; OpenVINO compiles them with ``Core.read_model``, precision hint f32).
+Printed: texts/s, ratio to ONNX Runtime of the same precision and to torch fp32, cosine to torch fp32
+(mean / min), STS-B test Spearman (x100), load time. Needs only the dev environment (no peer venv).
+
+    nice python benchmarks/openvino_vs_onnx.py [--quick] [--threads N] [--json out.json]
+
+Measured (``PYTHONPATH=src nice /work/main/.venv/bin/python benchmarks/openvino_vs_onnx.py``, 2026-12-06;
+all-MiniLM-L6-v2, batch 32, 2 threads, best of 3 alternating rounds; 1024 short texts of ~14 tokens, 128 long
+ones of ~230 cut at 256): AMD EPYC, 2 vCPUs (AVX-512 + VNNI + BF16, no AMX), shared with other jobs (load
+average ~7 on 2 vCPUs throughout), so absolute rates are far below an idle machine's (the README's torch
+fp32 does ~590 short texts/s) and the ratios carry noise, torch's most; openvino 2026.4.1, onnxruntime 1.32.0.
+"load s" is the first load of each path in this run: "onnx fp32" includes the one-time ONNX export and "onnx int8"
+the one-time int8 calibration, which the openvino rows then reuse (loading from a cached export and encoding one
+text, measured apart: onnx 0.7 s, openvino 1.4-1.8 s, as OpenVINO compiles the graph at every load):
+
+    path              short t/s  x ORT  x torch   long t/s  x ORT  x torch   cos mean / min (long)  STS-B  load s
+    torch fp32             37.1      -    1.00x        1.8      -    1.00x   1.000000 / 1.000000   82.03     9.2
+    onnx fp32             139.0  1.00x    3.75x        8.5  1.00x    4.68x   1.000000 / 1.000000   82.03     6.8
+    openvino fp32         176.1  1.27x    4.75x        9.3  1.10x    5.13x   1.000000 / 1.000000   82.03     0.9
+    onnx int8             250.8  1.00x    6.76x        9.9  1.00x    5.44x   0.995198 / 0.992693   81.64    79.5
+    openvino int8          98.8  0.39x    2.67x        6.2  0.62x    3.38x   0.995207 / 0.992494   81.63     1.4
+
+OpenVINO fp32 is faster than ONNX Runtime fp32 at identical outputs (so ``auto`` picks it for float32 on
+AVX-512 x86, :func:`sentencekit.engines.cpu.openvino_preferred`); OpenVINO running our dynamic-quantization
+int8 graph is slower than ONNX Runtime's int8 kernels (``auto`` keeps int8 on ONNX Runtime). NNCF's static
+int8 for OpenVINO was not tried (it would add nncf and its dependencies to the shared environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers_lib import InProcess, build_corpus, cosine_stats, spearman  # noqa: E402
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def paths(folder: Path, threads: int) -> list[InProcess]:
+    from sentencekit import SentenceTransformer as SK
+
+    def on(backend: str, dtype: str):
+        return lambda: SK(str(folder), backend=backend, compute_dtype=dtype, num_threads=threads)
+
+    return [InProcess("torch fp32", "fp32", lambda: SK(str(folder), device="cpu", num_threads=threads)),
+            InProcess("onnx fp32", "fp32", on("onnx", "float32")),
+            InProcess("openvino fp32", "fp32", on("openvino", "float32")),
+            InProcess("onnx int8", "int8", on("onnx", "int8")),
+            InProcess("openvino int8", "int8", on("openvino", "int8"))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--short", type=int, default=1024)
+    parser.add_argument("--long", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--quick", action="store_true", help="small corpus, one round, no STS-B")
+    parser.add_argument("--json", help="write all figures to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.short, args.long, args.repeats = 256, 32, 1
+
+    import onnxruntime
+
+    import sentencekit
+    from sentencekit.engines.cpu import cpu_features
+    from sentencekit.engines.openvino_session import require_openvino
+    from sentencekit.hub import resolve_model
+
+    work = Path(tempfile.mkdtemp(prefix="openvino-vs-onnx-"))
+    folder = work / "model"  # a private copy: exports land beside it, not in site-packages
+    shutil.copytree(resolve_model(args.model).path, folder, ignore=shutil.ignore_patterns("onnx", "openvino"))
+    print(f"# {platform.node()}: {cpu_features().describe()}, {args.threads} threads; {args.model}; batch "
+          f"{args.batch_size}; openvino {require_openvino().get_version()}, onnxruntime {onnxruntime.__version__}, "
+          f"sentencekit {sentencekit.__version__}", flush=True)
+    corpus = build_corpus(args.short, args.long)
+    runs = paths(folder, args.threads)
+    loads = {}
+    for p in runs:
+        t0 = time.perf_counter()
+        p.load()
+        loads[p.name] = time.perf_counter() - t0
+        print(f"  loaded {p.name} in {loads[p.name]:.1f}s ({p.model.engine.describe()})", flush=True)
+    for p in runs:
+        p.warm(corpus["short"][:64], args.batch_size)
+    times = {p.name: {k: [] for k in corpus} for p in runs}
+    outputs: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in runs}
+    for r in range(args.repeats):
+        for kind, texts in corpus.items():
+            for p in runs if r % 2 == 0 else runs[::-1]:
+                seconds, emb = p.encode(texts, args.batch_size, keep=r == 0)
+                times[p.name][kind].append(seconds)
+                if emb is not None:
+                    outputs[p.name][kind] = emb
+        print(f"  round {r + 1}/{args.repeats} done", flush=True)
+
+    rows = []
+    for p in runs:
+        same_precision = "onnx " + p.name.split()[-1]
+        row = {"path": p.name, "load_s": loads[p.name]}
+        for kind, texts in corpus.items():
+            best = min(times[p.name][kind])
+            mean, low = cosine_stats(outputs[p.name][kind], outputs["torch fp32"][kind])
+            row[kind] = {"texts_per_s": len(texts) / best, "x_ort": min(times[same_precision][kind]) / best
+                         if p.name != "torch fp32" else None, "x_torch": min(times["torch fp32"][kind]) / best,
+                         "cos_mean": mean, "cos_min": low, "seconds": times[p.name][kind]}
+        if not args.quick:
+            row["stsb"] = spearman(p)
+        rows.append(row)
+    print(f"\n{'path':<16} {'short t/s':>10} {'x ORT':>6} {'x torch':>8} {'long t/s':>10} {'x ORT':>6} "
+          f"{'x torch':>8}   {'cos mean / min (long)':<21} {'STS-B':>6} {'load s':>7}")
+    for row in rows:
+        cells = []
+        for kind in corpus:
+            c = row[kind]
+            x_ort = "-" if c["x_ort"] is None else f"{c['x_ort']:.2f}x"
+            cells.append(f"{c['texts_per_s']:10.1f} {x_ort:>6} {c['x_torch']:7.2f}x")
+        long = row["long"]
+        print(f"{row['path']:<16} {' '.join(cells)}   {long['cos_mean']:.6f} / {long['cos_min']:.6f}  "
+              f"{row.get('stsb', float('nan')):6.2f} {row['load_s']:7.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

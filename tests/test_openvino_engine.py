@@ -1,0 +1,260 @@
+"""backend="openvino": the ONNX engine's pipeline on OpenVINO's CPU runtime. float32 gives the torch
+embeddings; batches equal one-by-one; save() writes sentence-transformers' ``openvino/openvino_model.xml``
++ ``.bin`` and that folder reloads without exporting; a folder holding only a transformer-only IR (as
+sentence-transformers / optimum-intel save it) loads; int8 stays close; ov_config / threads; errors.
+Every model folder is a private copy (exports are written beside the model)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentencekit import CrossEncoder, SentenceTransformer, SparseEncoder
+from sentencekit.engines import choose_backend
+from sentencekit.engines.openvino_engine import OpenVinoEngine
+
+# find_spec, not importorskip: importing openvino here would bypass the telemetry guard the engine imports it with.
+# CI installs the openvino extra: a missing one must fail there.
+if importlib.util.find_spec("openvino") is None and os.environ.get("CI", "").lower() != "true":
+    pytest.skip("openvino is not installed (pip install 'sentencekit[openvino]')", allow_module_level=True)
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
+
+TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a", "password reset help please",
+         "what is your return policy for a broken item that was delivered late " * 3]
+
+
+def copy_model(src: Path, tmp_path: Path, name: str = "model") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(src, dst)
+    return dst
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def no_export(monkeypatch) -> None:
+    """Make any ONNX export fail loudly: a load that should reuse files must not export."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("exported although a saved graph was there")
+
+    monkeypatch.setattr("sentencekit.engines.onnx_export.export_spec", refuse)
+
+
+@pytest.fixture()
+def st_copy(tiny_st_dir, tmp_path):
+    return copy_model(tiny_st_dir, tmp_path)
+
+
+def test_float32_equals_torch_and_batches_equal_one_by_one(st_copy):
+    torch_emb = SentenceTransformer(str(st_copy), device="cpu").encode(TEXTS)
+    model = SentenceTransformer(str(st_copy), backend="openvino")
+    assert isinstance(model.engine, OpenVinoEngine) and model.backend == "openvino" == model.get_backend()
+    assert model.engine.graph.suffix == ".onnx" and model.engine.full_pipeline  # the ONNX backend's own export
+    # no silent bf16 (OpenVINO's default on CPUs with AVX-512 BF16 / AMX)
+    assert model.engine.session.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f32"
+    emb = model.encode(TEXTS, batch_size=4)  # length-sorted batches: padding in them
+    assert emb.dtype == np.float32 and emb.shape == torch_emb.shape
+    np.testing.assert_allclose(emb, torch_emb, atol=1e-4)
+    one_by_one = np.stack([model.encode(t) for t in TEXTS])
+    np.testing.assert_allclose(emb, one_by_one, atol=1e-5)
+    assert model.fingerprint() == SentenceTransformer(str(st_copy), device="cpu").fingerprint()
+    import pickle  # pool workers get the model pickled: the engine recompiles its graph there
+
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.engine.ov_config == model.engine.ov_config
+    np.testing.assert_allclose(copy.encode(TEXTS), emb, atol=1e-6)
+    tokens = model.encode(TEXTS[:2], output_value="token_embeddings")
+    assert [t.shape[0] for t in tokens] == [len(model.tokenizer.encode([t]).ids[0]) for t in TEXTS[:2]]
+
+
+def test_reuses_the_onnx_backend_export(st_copy, monkeypatch):
+    SentenceTransformer(str(st_copy), backend="onnx")
+    no_export(monkeypatch)
+    model = SentenceTransformer(str(st_copy), backend="openvino")
+    assert model.engine.graph.parent == st_copy / "onnx"
+
+
+def test_save_writes_openvino_ir_and_reloads_without_export(st_copy, tmp_path, monkeypatch):
+    model = SentenceTransformer(str(st_copy), backend="openvino")
+    emb = model.encode(TEXTS)
+    out = tmp_path / "saved"
+    model.save(str(out))
+    assert (out / "openvino" / "openvino_model.xml").is_file() and (out / "openvino" / "openvino_model.bin").is_file()
+    assert (out / "modules.json").is_file() and not (out / "onnx").exists()
+    no_export(monkeypatch)
+    again = SentenceTransformer(str(out), backend="openvino")
+    assert again.engine.graph == out / "openvino" / "openvino_model.xml" and again.engine.full_pipeline
+    np.testing.assert_allclose(again.encode(TEXTS), emb, atol=1e-6)
+    assert again.fingerprint() == model.fingerprint()
+
+
+def export_transformer_only_ir(folder: Path) -> None:
+    """``openvino/openvino_model.xml`` as optimum-intel writes it for sentence-transformers: the transformer
+    alone, inputs input_ids / attention_mask / token_type_ids, output last_hidden_state; nothing else."""
+    import torch
+
+    from sentencekit.engines.openvino_session import require_openvino
+
+    ov = require_openvino()
+    auto_model = SentenceTransformer(str(folder), device="cpu")[0].auto_model
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    features = {n: torch.ones(2, 5, dtype=torch.long) for n in names}
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = auto_model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+
+    onnx_path = folder / "transformer.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Wrapper().eval(), tuple(features[n] for n in names), str(onnx_path), dynamo=False,
+                          input_names=names, output_names=["last_hidden_state"],
+                          dynamic_axes={n: {0: "b", 1: "s"} for n in [*names, "last_hidden_state"]}, opset_version=17)
+    (folder / "openvino").mkdir()
+    ov.save_model(ov.Core().read_model(str(onnx_path)), str(folder / "openvino" / "openvino_model.xml"),
+                  compress_to_fp16=False)
+    onnx_path.unlink()
+
+
+def test_folder_with_only_a_transformer_ir_loads_without_export(st_copy, monkeypatch):
+    torch_emb = SentenceTransformer(str(st_copy), device="cpu").encode(TEXTS)
+    export_transformer_only_ir(st_copy)
+    no_export(monkeypatch)
+    model = SentenceTransformer(str(st_copy), backend="openvino")
+    assert model.engine.graph.name == "openvino_model.xml" and not model.engine.full_pipeline
+    assert [p.name for p in model.engine.session.get_outputs()] == ["last_hidden_state"]
+    np.testing.assert_allclose(model.encode(TEXTS), torch_emb, atol=1e-4)  # pooling + Normalize in NumPy
+    named = SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"file_name": "openvino_model.xml"})
+    assert named.engine.graph == model.engine.graph
+    assert not (st_copy / "onnx").exists()
+
+
+def test_int8_runs_our_calibrated_graph_and_stays_close(st_copy):
+    torch_emb = SentenceTransformer(str(st_copy), device="cpu").encode(TEXTS)
+    model = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    assert model.engine.graph.name.endswith("_int8.onnx") and model.compute_dtype == "int8"
+    assert cosines(model.encode(TEXTS), torch_emb).min() > 0.99
+    onnx_int8 = SentenceTransformer(str(st_copy), backend="onnx", compute_dtype="int8")
+    assert onnx_int8.engine.graph == model.engine.graph  # one calibration, both runtimes
+    np.testing.assert_allclose(model.encode(TEXTS), onnx_int8.encode(TEXTS), atol=2e-2)
+
+
+def test_threads_ov_config_and_telemetry(st_copy, tmp_path):
+    model = SentenceTransformer(str(st_copy), backend="openvino", num_threads=1,
+                                model_kwargs={"ov_config": {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": "1"}})
+    assert model.num_threads == 1
+    assert model.engine.ov_config["PERFORMANCE_HINT"] == "THROUGHPUT"
+    assert model.engine.session.compiled.get_property("NUM_STREAMS") == 1
+    model.num_threads = 2
+    assert model.num_threads == 2
+    with pytest.raises(ValueError, match="num_threads"):
+        model.num_threads = 0
+    config = tmp_path / "ov.json"
+    config.write_text('{"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}')
+    from_file = SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"ov_config": str(config)})
+    assert from_file.engine.ov_config["PERFORMANCE_HINT"] == "LATENCY"
+    with pytest.raises(ValueError, match="ov_config"):
+        SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"ov_config": str(tmp_path / "none.json")})
+    # OpenVINO's converter sends a usage event on import unless its telemetry package is hidden
+    if os.environ.get("SENTENCEKIT_OPENVINO_TELEMETRY") != "1":
+        import openvino.tools.ovc.telemetry_utils as telemetry
+
+        assert telemetry.tm.__name__.endswith("telemetry_stub")
+
+
+def test_bad_file_name_and_unsupported_models(st_copy):
+    with pytest.raises(FileNotFoundError, match="missing.xml"):
+        SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"file_name": "missing.xml"})
+    (st_copy / "openvino").mkdir()
+    (st_copy / "openvino" / "lonely.xml").write_text("<net/>")
+    with pytest.raises(FileNotFoundError, match="lonely.bin"):
+        SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"file_name": "lonely.xml"})
+    (st_copy / "openvino" / "lonely.bin").write_bytes(b"")
+    with pytest.raises(ValueError, match="lonely.xml"):
+        SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"file_name": "lonely.xml"})
+    (st_copy / "weights.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"\.xml\) or an ONNX"):
+        SentenceTransformer(str(st_copy), backend="openvino", model_kwargs={"file_name": "weights.txt"})
+
+
+def test_cross_encoder_and_splade_on_the_same_engine(tiny_ce_dir, tiny_mlm_dir, tmp_path):
+    folder = copy_model(tiny_ce_dir, tmp_path, "ce")
+    pairs = [("how do i get a refund", "refund policy"), ("hello", "the weather in paris today is mild")]
+    reference = CrossEncoder(str(folder), device="cpu").predict(pairs)
+    model = CrossEncoder(str(folder), backend="openvino")
+    assert isinstance(model.engine, OpenVinoEngine)
+    np.testing.assert_allclose(model.predict(pairs), reference, atol=1e-4)
+    mlm = copy_model(tiny_mlm_dir, tmp_path, "mlm")
+    sparse = SparseEncoder(str(mlm), backend="openvino")
+    dense_ref = SparseEncoder(str(mlm), device="cpu").encode(TEXTS, convert_to_tensor=True).to_dense().numpy()
+    np.testing.assert_allclose(sparse.encode(TEXTS).toarray(), dense_ref, atol=1e-4, rtol=1e-4)
+
+
+def test_import_sentencekit_does_not_import_openvino_and_openvino_writes_no_telemetry(tmp_path):
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HOME": str(tmp_path)}
+    env.pop("SENTENCEKIT_OPENVINO_TELEMETRY", None)
+    code = "import sentencekit, sys; from sentencekit import SentenceTransformer; print('openvino' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "False"
+    # a fresh process importing OpenVINO the engine's way: its converter's telemetry (a usage event, a client
+    # id and a counter under ~/intel) stays off
+    code = ("from sentencekit.engines.openvino_session import ov_core; ov_core(); "
+            "import openvino.tools.ovc.telemetry_utils as t; print(t.tm.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip().endswith("telemetry_stub") and not (tmp_path / "intel").exists()
+
+
+def test_auto_picks_openvino_for_float32_where_preferred_and_falls_back(st_copy, tiny_bert_dir, tmp_path,
+                                                                        monkeypatch):
+    from sentencekit.engines import load_on_backend
+    from sentencekit.engines.cpu import CpuFeatures, openvino_preferred
+
+    monkeypatch.setattr("sentencekit.engines.cpu.cpu_features", lambda: CpuFeatures(frozenset({"avx512f"})))
+    monkeypatch.setattr("sentencekit.engines.cpu.platform.machine", lambda: "x86_64")
+    assert openvino_preferred(None) and openvino_preferred("float32") and not openvino_preferred("int8")
+    assert choose_backend("auto", device="cpu") == "openvino"
+    assert choose_backend("auto", device="cpu", compute_dtype="int8") == "onnx"  # ONNX Runtime's int8 is faster
+    assert choose_backend("auto", device="cuda") == "torch"
+    assert choose_backend("auto", device="cpu", compute_dtype="bfloat16") == "torch"
+    model, backend = load_on_backend(SentenceTransformer, str(st_copy), "auto", device="cpu")
+    assert backend == "openvino" and isinstance(model.engine, OpenVinoEngine)
+    # a static-embedding model: OpenVINO refuses it, ONNX Runtime (a NumPy lookup) runs it
+    from tokenizers import Tokenizer
+
+    from sentencekit.modules import StaticEmbedding
+
+    tokenizer = Tokenizer.from_file(str(tiny_bert_dir / "tokenizer.json"))
+    static = tmp_path / "static"
+    table = np.random.default_rng(0).normal(size=(tokenizer.get_vocab_size(), 8))
+    SentenceTransformer(modules=[StaticEmbedding(tokenizer, table)], device="cpu").save(static)
+    model, backend = load_on_backend(SentenceTransformer, str(static), "auto", device="cpu")
+    assert backend == "onnx" and model.engine.backend != "openvino"
+    # no AVX-512 (or ARM): ONNX Runtime
+    monkeypatch.setattr("sentencekit.engines.cpu.cpu_features", lambda: CpuFeatures(frozenset({"avx2"})))
+    assert choose_backend("auto", device="cpu") == "onnx"
+
+
+@pytest.mark.real_model
+def test_minilm_float32_matches_torch(minilm, minilm_dir, tmp_path):
+    folder = copy_model(minilm_dir, tmp_path, "minilm")
+    texts = [*TEXTS, "A man is playing a guitar.", "Three dogs run across a snowy field near the trees."]
+    reference = minilm.encode(texts)
+    model = SentenceTransformer(str(folder), backend="openvino")
+    assert cosines(model.encode(texts, batch_size=3), reference).min() >= 0.99999
+    int8 = SentenceTransformer(str(folder), backend="openvino", compute_dtype="int8")
+    assert cosines(int8.encode(texts), reference).min() > 0.98
