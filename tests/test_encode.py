@@ -475,3 +475,15 @@ def test_concurrent_encode_matches_single_threaded(model):
         # the truncation report is per thread
         assert infos[i].num_inputs == len(inputs[i])
         assert infos[i].num_truncated == (1 if i == 5 else 0)
+
+
+def test_prompt_and_prompt_name_together_warn_and_the_prompt_wins(tiny_model):
+    """sentence-transformers 6.2 warns and uses ``prompt`` when both are given; so do we."""
+    tiny_model.prompts = {"query": "query: "}
+    try:
+        with pytest.warns(UserWarning, match="ignoring prompt_name"):
+            both = tiny_model.encode(["a question"], prompt="passage: ", prompt_name="query")
+        only = tiny_model.encode(["a question"], prompt="passage: ")
+    finally:
+        tiny_model.prompts = {}
+    np.testing.assert_allclose(both, only, atol=1e-6)

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import warnings
+
+from sentencekit._warnings import external_stacklevel
+
 #: the prompt names ``encode_document`` looks for, in order (sentence-transformers' convention)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
 
@@ -13,7 +17,8 @@ def resolve_prompt(
     prompt: str | None = None,
     default_prompt_name: str | None = None,
 ) -> str | None:
-    """Return the prompt text to prepend, or None.
+    """Return the prompt text to prepend, or None. Given both ``prompt`` and ``prompt_name``, ``prompt`` wins
+    and a ``UserWarning`` says the name is ignored (sentence-transformers 6.2 logs the same warning).
 
     >>> resolve_prompt({"query": "query: "}, prompt_name="query")
     'query: '
@@ -21,6 +26,9 @@ def resolve_prompt(
     if prompt is not None:
         if not isinstance(prompt, str):
             raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
+        if prompt_name is not None:
+            warnings.warn(f"Both prompt={prompt!r} and prompt_name={prompt_name!r} were given: using the prompt, "
+                          "ignoring prompt_name. Pass one of them.", UserWarning, stacklevel=external_stacklevel())
         return prompt or None
     if prompt_name is not None:
         if prompt_name not in prompts:
