@@ -41,6 +41,9 @@ from sentencekit.spec.model_spec import (
 TASKS = ("feature-extraction", "sequence-classification", "fill-mask", "text-generation")
 #: the tasks whose model reads the last position: inputs are left-padded and must end in a real token
 CAUSAL_TASKS = ("text-generation",)
+#: the tasks whose text inputs go through the tokenizer's chat template when the model has one (a fresh load, or
+#: a saved ``modality_config`` with ``message``); sentencekit leaves classification and fill-mask models as text
+MESSAGE_TASKS = ("feature-extraction", *CAUSAL_TASKS)
 #: sentence-transformers 6.2's type string of its one Transformer class; written for tasks v5 cannot run
 ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 #: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
@@ -223,7 +226,6 @@ class Transformer(Module):
         if transformer_task in CAUSAL_TASKS:
             # the last position must be a real token for logits_to_keep=1 and LogitScore (as 6.2 forces it)
             self.tokenizer.padding_side = "left"
-            modality_config = self._take_message_config(modality_config, config.model_type)
         self._template_checks = TemplateChecks()
         if modality_config is None and transformer_task == "feature-extraction":
             local = Path(str(model_name_or_path))
@@ -231,6 +233,10 @@ class Transformer(Module):
                 getattr(config, "vision_config", None) is not None
             modality_config = infer_modality_config(config.to_dict(), has_images)
             module_output_name = "sentence_embedding" if modality_config is not None else module_output_name
+        if transformer_task in MESSAGE_TASKS:
+            # 6.2 adds a `message` modality whenever a fresh load's tokenizer has a chat template: embedders
+            # (decoder LLMs) too, not only generative rerankers (model-families.md, section 5)
+            modality_config = self._take_message_config(modality_config, config.model_type)
         self._set_modality_config(modality_config, module_output_name)
         #: transformers' combined processor (tokenizer + image processor) of a multimodal model, which is what
         #: saves ``processor_config.json``; ``None`` for text models
@@ -481,6 +487,13 @@ class Transformer(Module):
         tokens (as ``apply_chat_template`` does), cut at ``limit``; a cut row gets the template's tail back
         (``processing_kwargs["chat_template"]["restore_suffix"]``, default on). Raises ``ValueError`` when the
         template drops a pair's query or document."""
+        if task == "query" and self._query_expansion is not None:
+            # the expansion length would cut the rendered text: every query would become the template's preamble
+            raise ValueError("query_expansion cannot be combined with a chat-template model (6.2 refuses it too): "
+                             "queries are rendered through the template, then cut to the expansion length, which "
+                             "drops their content. Put query augmentation in the template (it receives "
+                             "task='query'), or load with modality_config={'text': {'method': 'forward', "
+                             "'method_output_name': 'last_hidden_state'}} and module_output_name='token_embeddings'.")
         tok = self.tokenizer
         fmt = self.message_format or message_format(getattr(tok, "chat_template", None), None)
         conversations = [item if is_conversation(item) else to_conversation(item, fmt) for item in items]
@@ -634,7 +647,8 @@ class Transformer(Module):
     def _st6_only(self) -> bool:
         """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings, a
         ``modality_config``)."""
-        return self.transformer_task in ("fill-mask", *CAUSAL_TASKS) or self.is_multivector or self.is_multimodal
+        return self.transformer_task in ("fill-mask", *CAUSAL_TASKS) or self.is_multivector or self.is_multimodal \
+            or self.uses_chat_template
 
     @property
     def st_type(self) -> str:  # type: ignore[override]
@@ -643,7 +657,7 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
-        if self.is_multimodal or self.transformer_task in CAUSAL_TASKS:
+        if self.is_multimodal or self.uses_chat_template or self.transformer_task in CAUSAL_TASKS:
             return self._multimodal_config()
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too

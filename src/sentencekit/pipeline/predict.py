@@ -13,9 +13,8 @@ import numpy as np
 
 from sentencekit._warnings import external_stacklevel
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
-from sentencekit.pipeline.chat_messages import to_conversation
 from sentencekit.pipeline.postprocess import concat, finish_scores, take
-from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
+from sentencekit.pipeline.prompts import prompted_inputs, resolve_prompt
 
 _SCORES = frozenset({"scores"})
 
@@ -58,14 +57,6 @@ def check_trained_head(model: Any) -> None:
         )
 
 
-def _with_prompt(pairs: list[tuple[Any, ...]], prompt: str | None, fmt: str | None) -> list[Any]:
-    """The model's inputs: with a chat template (``fmt``) each pair as messages (the prompt a system message),
-    else the pairs with the prompt before their first text (6.2's rules). New objects; the input is kept."""
-    if fmt is not None:
-        return [to_conversation(p, fmt, prompt) for p in pairs]
-    return [apply_prompt(prompt, p) for p in pairs] if prompt else pairs
-
-
 def predict(
     model: Any,
     sentences: Any,
@@ -94,7 +85,7 @@ def predict(
     engine.prepare(device, {})
     text = resolve_prompt(getattr(model, "prompts", {}) or {}, prompt_name, prompt,
                           getattr(model, "default_prompt_name", None))
-    items = _with_prompt([tuple(p) for p in pairs], text, engine.message_format)
+    items = prompted_inputs([tuple(p) for p in pairs], text, engine.message_format)
     tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
     parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                     show_progress_bar=show_progress_bar, outputs=_SCORES)
