@@ -32,11 +32,13 @@ sentence-transformers compute for the same folder:
      sentence-transformers 6.2 and loaded here; saved here and loaded there.
   9. Decoder (LLM) embedders: tiny random Qwen2 / Qwen3 / Llama / Mistral / Gemma folders with Qwen's real tokenizer
      (tests/decoder_folders.py: left padding, EOS appended by the post-processor, a Qwen3-Embedding-style query
-     prompt in config_sentence_transformers.json; no chat template, which 6.2 would render texts through) loaded
+     prompt in config_sentence_transformers.json; no chat template) loaded
      by both as plain Hugging Face folders (last-token pooling); re-saved by sentence-transformers and loaded here;
      saved here and loaded there (also with Pooling(include_prompt=False)); a right-padded folder without EOS; and
      our torch-free path (backend="onnx") against sentence-transformers on torch. encode, encode_query and
-     encode_document of texts of mixed lengths, one padded batch.
+     encode_document of texts of mixed lengths, one padded batch. Then a Qwen3 folder WITH a ChatML chat template
+     (left and right padding): both render each text as a user message and the prompt as a system message; also
+     cut at 12 tokens (restore_suffix), and in both save/load directions (modality_config "message").
 
 ``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only; ``... decoder``
 section 9 only.
