@@ -32,11 +32,13 @@ sentence-transformers compute for the same folder:
      sentence-transformers 6.2 and loaded here; saved here and loaded there.
   9. Decoder (LLM) embedders: tiny random Qwen2 / Qwen3 / Llama / Mistral / Gemma folders with Qwen's real tokenizer
      (tests/decoder_folders.py: left padding, EOS appended by the post-processor, a Qwen3-Embedding-style query
-     prompt in config_sentence_transformers.json; no chat template, which 6.2 would render texts through) loaded
+     prompt in config_sentence_transformers.json; no chat template) loaded
      by both as plain Hugging Face folders (last-token pooling); re-saved by sentence-transformers and loaded here;
      saved here and loaded there (also with Pooling(include_prompt=False)); a right-padded folder without EOS; and
      our torch-free path (backend="onnx") against sentence-transformers on torch. encode, encode_query and
-     encode_document of texts of mixed lengths, one padded batch.
+     encode_document of texts of mixed lengths, one padded batch. Then a Qwen3 folder WITH a ChatML chat template
+     (left and right padding): both render each text as a user message and the prompt as a system message; also
+     cut at 12 tokens (restore_suffix), and in both save/load directions (modality_config "message").
 
 ``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only; ``... decoder``
 section 9 only.
@@ -45,6 +47,7 @@ section 9 only.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import sys
@@ -493,6 +496,41 @@ def decoder_cases(tmp: Path) -> float:
     worst = max(worst, compare_decoder("plain folder + config_sentence_transformers.json (not read by either)",
                                        sk.SentenceTransformer(str(tmp / "decoder-qwen3-left"), device="cpu"),
                                        Theirs(str(tmp / "decoder-qwen3-left"), device="cpu"), DECODER_TEXTS))
+    return max(worst, chat_decoder_cases(tmp, prompts))
+
+
+def chat_decoder_cases(tmp: Path, prompts: dict[str, str]) -> float:
+    """A plain decoder folder whose tokenizer has a chat template: both render every text as a ``user`` message
+    (a prompt as a system message) through it, in both load directions and after a 6.2 save (which records
+    ``message`` in ``modality_config`` and keeps the template in ``chat_template.jinja``)."""
+    from sentence_transformers import SentenceTransformer as Theirs
+
+    import sentencekit as sk
+    from tests.decoder_folders import CHATML_TEMPLATE, DECODER_TEXTS, build_tiny_decoder
+
+    worst = 0.0
+    for side in ("left", "right"):
+        name = f"decoder-chatml-{side}"
+        folder = build_tiny_decoder(tmp / name, "qwen3", append_eos=True, padding_side=side,
+                                    chat_template=CHATML_TEMPLATE)
+        theirs = Theirs(str(folder), device="cpu", prompts=prompts)
+        ours = sk.SentenceTransformer(str(folder), device="cpu", prompts=prompts)
+        assert "message" in theirs[0].modality_config and ours[0].message_format == "flat"
+        worst = max(worst, compare_decoder(f"ChatML template ({side} padding): plain folder loaded by both",
+                                           ours, theirs, DECODER_TEXTS))
+        # cuts most rendered texts: restore_suffix writes the template's tail back over their last tokens
+        ours.max_seq_length = theirs.max_seq_length = 12
+        worst = max(worst, compare_decoder("  ... max_seq_length=12 (restore_suffix)", ours, theirs, DECODER_TEXTS))
+        ours.max_seq_length = theirs.max_seq_length = 8192
+        theirs.save(str(tmp / f"st-{name}"))
+        saved = json.loads((tmp / f"st-{name}" / "sentence_bert_config.json").read_text())
+        assert "message" in saved["modality_config"], saved
+        worst = max(worst, compare_decoder("  ... saved by sentence-transformers, loaded here",
+                                           sk.SentenceTransformer(str(tmp / f"st-{name}"), device="cpu"), theirs,
+                                           DECODER_TEXTS))
+        ours.save(tmp / f"sk-{name}")
+        worst = max(worst, compare_decoder("  ... saved by sentencekit, loaded by sentence-transformers", ours,
+                                           Theirs(str(tmp / f"sk-{name}"), device="cpu"), DECODER_TEXTS))
     return worst
 
 

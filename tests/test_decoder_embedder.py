@@ -444,3 +444,19 @@ def test_onnx_export_failure_names_the_architecture(decoders, tmp_path, monkeypa
         warnings.simplefilter("ignore")
         with pytest.raises(onnx_export.UnsupportedModelError, match=r"GemmaModel.*backend='torch'"):
             SentenceTransformer(str(folder), backend="onnx")
+
+
+def test_sparse_encoder_on_a_plain_causal_lm_folder(decoders):
+    """6.2's SparseEncoder builds a CSR model for any non-MLM folder, a causal LM included: Transformer
+    (feature-extraction: the base model) + mean Pooling (not last-token) + an untrained SparseAutoEncoder(d, 4d,
+    k=256, k_aux=512), with a warning that it needs training (``sparse_encoder/model.py``)."""
+    from sentencekit import SparseEncoder
+    from sentencekit.modules import SparseAutoEncoder
+
+    with pytest.warns(UserWarning, match="untrained"):
+        model = SparseEncoder(str(decoders["qwen3"]), device="cpu")
+    transformer, pooling, sae = list(model)
+    assert isinstance(transformer, Transformer) and transformer.transformer_task == "feature-extraction"
+    assert pooling.pooling_modes == ("mean",) and isinstance(sae, SparseAutoEncoder)
+    assert (sae.k, sae.k_aux) == (256, 512)
+    assert model.encode(DECODER_TEXTS[:2]).shape == (2, 4 * 32)

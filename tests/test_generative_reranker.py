@@ -294,6 +294,12 @@ def test_serve_scores_rerank_routes_with_a_generative_reranker(gen_dirs, gen_mod
         r = client.post("/rerank", json={"query": query, "texts": docs})
         assert r.status_code == 200, r.text
         assert [x["index"] for x in r.json()] == best_first
+        # the header counts the chat template's tokens, which the model reads, not the bare pair's
+        tok = gen_models["chatml"].tokenizer
+        rendered = [tok(tok.apply_chat_template([{"role": "query", "content": query},
+                                                 {"role": "document", "content": d}], tokenize=False),
+                        add_special_tokens=False)["input_ids"] for d in docs]
+        assert r.headers["x-compute-tokens"] == str(sum(len(ids) for ids in rendered))
         np.testing.assert_allclose([x["score"] for x in r.json()], scores[best_first], atol=1e-5)
         r = client.post("/v1/rerank", json={"query": query, "documents": docs, "top_n": 2})
         assert r.status_code == 200, r.text

@@ -39,6 +39,12 @@ def _torch_free_engine(spec: ModelSpec, family: str, options: EngineOptions) -> 
         # a ValueError: backend="auto" (CLI, server) falls back to torch with a warning
         raise ValueError(f"{spec.folder} is a generative (causal-LM) reranker, which the onnx backend does not run "
                          "yet (its chat template and last-position LogitScore are torch-only): use backend='torch'.")
+    if family in ("embedder", "multivector") and spec.renders_chat_template:
+        # the torch-free tokenizer has no Jinja renderer: tokenizing the bare text would silently differ
+        raise ValueError(f"{spec.folder} renders its text inputs through the tokenizer's chat template (as "
+                         "sentence-transformers 6.2 does for a model whose tokenizer has one), which the onnx "
+                         "backend does not do yet: use backend='torch', or save the model with a text-only "
+                         "Transformer (modality_config without 'message') to encode the bare texts.")
     if family in ("embedder", "sparse") and spec.router is not None:
         from sentencekit.engines.router_engine import RouterEngine
 

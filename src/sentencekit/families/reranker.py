@@ -247,7 +247,9 @@ class CrossEncoder(Model):
         ``pool=model.start_multi_process_pool()`` spreads the pairs over worker processes in chunks of
         ``chunk_size`` (see ``sentencekit.parallel``). ``processing_kwargs`` overrides the model's for this call,
         as in sentence-transformers 6.2 (torch backend): ``{"chat_template": {...}}`` (template arguments,
-        ``restore_suffix``) and ``{"text": {"max_length": n}}``.
+        ``restore_suffix``) and ``{"text": {"max_length": n}}``. ``sentences`` may also be a
+        :class:`~sentencekit.engines.protocol.Tokenized` of rows the model's own tokenization gave (prompt and
+        chat template included, e.g. ``model.engine.tokenize(...)``), run without tokenizing again.
         """
         return run_predict(self, sentences, prompt_name=prompt_name, prompt=prompt, batch_size=batch_size,
                            show_progress_bar=show_progress_bar,

@@ -16,15 +16,14 @@ from sentencekit.engines.protocol import Tokenized
 from sentencekit.files import ModelFormatError, write_json
 from sentencekit.modules._quiet import quiet_transformers
 from sentencekit.modules.base import Module
-from sentencekit.pipeline.chat_messages import (
-    TemplateChecks,
-    is_conversation,
-    message_format,
-    render,
-    restore_suffix,
-    template_kwargs,
-    to_conversation,
+from sentencekit.modules.causal_inputs import (
+    causal_logits,
+    chat_token_ids,
+    check_processing_kwargs,
+    refuse_query_expansion,
+    split_message_config,
 )
+from sentencekit.pipeline.chat_messages import TemplateChecks, is_conversation
 from sentencekit.pipeline.query_expansion import check_lengths, check_query_expansion, expand_queries, task_max_length
 from sentencekit.spec.decoder_config import unsupported_attention_settings
 from sentencekit.spec.model_spec import (
@@ -41,6 +40,9 @@ from sentencekit.spec.model_spec import (
 TASKS = ("feature-extraction", "sequence-classification", "fill-mask", "text-generation")
 #: the tasks whose model reads the last position: inputs are left-padded and must end in a real token
 CAUSAL_TASKS = ("text-generation",)
+#: the tasks whose text inputs go through the tokenizer's chat template when the model has one (a fresh load, or
+#: a saved ``modality_config`` with ``message``); sentencekit leaves classification and fill-mask models as text
+MESSAGE_TASKS = ("feature-extraction", *CAUSAL_TASKS)
 #: sentence-transformers 6.2's type string of its one Transformer class; written for tasks v5 cannot run
 ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 #: what the forward call outputs and under which name, as sentence-transformers 6.2 records it
@@ -80,28 +82,6 @@ def _transformers_major() -> int:
     import transformers
 
     return int(transformers.__version__.split(".")[0])
-
-
-#: the keys of ``processing_kwargs`` (6.2's): per modality, shared, and the chat template's render arguments
-PROCESSING_KEYS = ("common", "text", "chat_template")
-
-
-def check_processing_kwargs(value: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """A copy of 6.2's ``processing_kwargs`` (``{"text": {"logits_to_keep": n}, "chat_template": {...}}``);
-    ``ValueError`` for another key, a non-dict entry or a negative / non-integer ``logits_to_keep``."""
-    if not value:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"processing_kwargs must be a dict of dicts (keys {PROCESSING_KEYS}), got {value!r}")
-    for key, entry in value.items():
-        if key not in PROCESSING_KEYS or not isinstance(entry, dict):
-            raise ValueError(f"processing_kwargs[{key!r}] = {entry!r}: sentencekit reads the keys {PROCESSING_KEYS}, "
-                             "each a dict (e.g. {'text': {'logits_to_keep': 1}, 'chat_template': {'enable_thinking': "
-                             "False}}).")
-    keep = (value.get("text") or {}).get("logits_to_keep", 1)
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-        raise ValueError(f"processing_kwargs['text']['logits_to_keep'] must be a non-negative integer, got {keep!r}")
-    return {k: dict(v) for k, v in value.items()}
 
 
 def _normalize_model_kwargs(model_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -223,7 +203,6 @@ class Transformer(Module):
         if transformer_task in CAUSAL_TASKS:
             # the last position must be a real token for logits_to_keep=1 and LogitScore (as 6.2 forces it)
             self.tokenizer.padding_side = "left"
-            modality_config = self._take_message_config(modality_config, config.model_type)
         self._template_checks = TemplateChecks()
         if modality_config is None and transformer_task == "feature-extraction":
             local = Path(str(model_name_or_path))
@@ -231,6 +210,11 @@ class Transformer(Module):
                 getattr(config, "vision_config", None) is not None
             modality_config = infer_modality_config(config.to_dict(), has_images)
             module_output_name = "sentence_embedding" if modality_config is not None else module_output_name
+        if transformer_task in MESSAGE_TASKS:
+            # 6.2 adds a `message` modality whenever a fresh load's tokenizer has a chat template: embedders
+            # (decoder LLMs) too, not only generative rerankers (model-families.md, section 5)
+            modality_config, self.message_format = split_message_config(
+                modality_config, getattr(self.tokenizer, "chat_template", None), config.model_type)
         self._set_modality_config(modality_config, module_output_name)
         #: transformers' combined processor (tokenizer + image processor) of a multimodal model, which is what
         #: saves ``processor_config.json``; ``None`` for text models
@@ -257,24 +241,6 @@ class Transformer(Module):
         self.query_length = query_length
         self.document_length = document_length
         self.query_expansion = query_expansion
-
-    def _take_message_config(self, modality_config: dict[str, Any] | None, model_type: str) -> dict[str, Any] | None:
-        """Set :attr:`message_format` from a saved ``modality_config["message"]`` (its ``format``, ``auto``
-        detected) or, on a fresh load (no config), from the tokenizer's chat template (6.2 adds ``message``
-        whenever the tokenizer has one); return the config without ``message`` (text through ``forward``)."""
-        template = getattr(self.tokenizer, "chat_template", None)
-        if modality_config is None:
-            if isinstance(template, str) and template:
-                self.message_format = message_format(template, model_type)
-            return None
-        rest = {k: v for k, v in modality_config.items() if k != "message"}
-        if "message" in modality_config:
-            if not (isinstance(template, str) and template):
-                raise ModelFormatError("The saved modality_config lists 'message' (chat-template inputs), but the "
-                                       "tokenizer has no chat_template: add chat_template.jinja to the folder.")
-            self.message_format = message_format(template, model_type,
-                                                  (modality_config["message"] or {}).get("format", "auto"))
-        return rest or None
 
     @property
     def uses_chat_template(self) -> bool:
@@ -476,35 +442,17 @@ class Transformer(Module):
 
     def _chat_ids(self, items: list[Any], task: str | None, limit: int | None,
                   processing: dict[str, dict[str, Any]] | None = None) -> tuple[list[list[int]], list[bool]]:
-        """Token ids of texts / pairs / conversations rendered through the chat template (texts and pairs become
-        messages first: :func:`~sentencekit.pipeline.chat_messages.to_conversation`), tokenized without special
-        tokens (as ``apply_chat_template`` does), cut at ``limit``; a cut row gets the template's tail back
-        (``processing_kwargs["chat_template"]["restore_suffix"]``, default on). Raises ``ValueError`` when the
-        template drops a pair's query or document."""
-        tok = self.tokenizer
-        fmt = self.message_format or message_format(getattr(tok, "chat_template", None), None)
-        conversations = [item if is_conversation(item) else to_conversation(item, fmt) for item in items]
+        """Token ids and truncation flags of ``items`` through the chat template
+        (:func:`~sentencekit.modules.causal_inputs.chat_token_ids`), with this module's (or a call's merged)
+        ``processing_kwargs``. Expanded queries are refused
+        (:func:`~sentencekit.modules.causal_inputs.refuse_query_expansion`)."""
+        if task == "query" and self._query_expansion is not None:
+            refuse_query_expansion()
         source = processing if processing is not None else self.processing_kwargs
-        settings = dict(source.get("chat_template") or {})
-        kwargs = template_kwargs(settings, getattr(tok, "chat_template", None), task)
-        if any({"query", "document"} <= {m.get("role") for m in c} for c in conversations):
-            name = getattr(self.auto_model.config, "name_or_path", None) or "this model"
-            self._template_checks.check_pair_roles(tok, fmt, kwargs, name)
-        with self._tokenizer_lock:
-            texts = render(tok, conversations, kwargs)
-            encoded = tok(texts, add_special_tokens=False, padding=False, truncation=bool(limit), max_length=limit,
-                          return_attention_mask=False)
-            ids = [list(row) for row in encoded["input_ids"]]
-            if limit:
-                encodings = getattr(encoded, "encodings", None)
-                truncated = [bool(e.overflowing) for e in encodings] if encodings else \
-                    [len(r) > limit for r in tok(texts, add_special_tokens=False)["input_ids"]]
-            else:
-                truncated = [False] * len(ids)
-            if settings.get("restore_suffix", True):
-                ids = [restore_suffix(row, self._template_checks.suffix_ids(tok, conv, kwargs)) if cut else row
-                       for row, conv, cut in zip(ids, conversations, truncated)]
-        return ids, truncated
+        name = getattr(self.auto_model.config, "name_or_path", None) or "this model"
+        return chat_token_ids(self.tokenizer, items, fmt=self.message_format,
+                              settings=dict(source.get("chat_template") or {}), task=task, limit=limit,
+                              checks=self._template_checks, lock=self._tokenizer_lock, name=name)
 
     def tokenize_unpadded(self, texts: list[TextInput], task: str | None = None,
                           processing_kwargs: dict[str, Any] | None = None) -> Tokenized | None:
@@ -572,7 +520,10 @@ class Transformer(Module):
             # do: building it only costs memory (sentence-transformers 6.2 switches it off too)
             inputs["use_cache"] = False
         if self.transformer_task in CAUSAL_TASKS:
-            return {**features, "causal_logits": self._causal_logits(inputs, kwargs)}
+            keep = self.logits_to_keep if "logits_to_keep" in self._forward_params else None
+            logits = causal_logits(self.auto_model, inputs, kwargs, logits_to_keep=keep,
+                                   padding_side=str(self.tokenizer.padding_side))
+            return {**features, "causal_logits": logits}
         outputs = self.auto_model(**inputs, **kwargs, return_dict=True)
         if self.transformer_task == "sequence-classification":
             return {**features, "scores": outputs.logits}
@@ -582,19 +533,6 @@ class Transformer(Module):
         if getattr(outputs, "hidden_states", None) is not None:  # config or output_hidden_states=True
             features["all_layer_embeddings"] = outputs.hidden_states
         return features
-
-    def _causal_logits(self, inputs: dict[str, Tensor], kwargs: dict[str, Any]) -> Tensor:
-        """Next-token logits ``[b, logits_to_keep or T, vocab]`` of a causal model. Raises ``ValueError`` when a row
-        ends in padding (the last position must be a real token: left padding)."""
-        mask = inputs.get("attention_mask")
-        if mask is not None and mask.dim() == 2 and not bool(mask[:, -1].all()):
-            raise ValueError("At least one row ends in a padding token, but a causal model reads the last position "
-                             "(logits_to_keep, LogitScore), so inputs must be left-padded. The tokenizer's "
-                             f"padding_side is {self.tokenizer.padding_side!r}: set "
-                             "model.tokenizer.padding_side = 'left' (it is set on load).")
-        if "logits_to_keep" in self._forward_params:
-            kwargs = {**kwargs, "logits_to_keep": self.logits_to_keep}
-        return self.auto_model(**inputs, **kwargs, return_dict=True).logits
 
     def _forward_modality(self, features: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
         """``modality_config``'s method for the batch's modality, its output field as ``module_output_name``
@@ -634,7 +572,8 @@ class Transformer(Module):
     def _st6_only(self) -> bool:
         """Whether sentence-transformers v5 cannot run this module (a fill-mask task, multi-vector settings, a
         ``modality_config``)."""
-        return self.transformer_task in ("fill-mask", *CAUSAL_TASKS) or self.is_multivector or self.is_multimodal
+        return self.transformer_task in ("fill-mask", *CAUSAL_TASKS) or self.is_multivector or self.is_multimodal \
+            or self.uses_chat_template
 
     @property
     def st_type(self) -> str:  # type: ignore[override]
@@ -643,7 +582,7 @@ class Transformer(Module):
 
     # -- persistence ----------------------------------------------------------------------------
     def get_config_dict(self) -> dict[str, Any]:
-        if self.is_multimodal or self.transformer_task in CAUSAL_TASKS:
+        if self.is_multimodal or self.uses_chat_template or self.transformer_task in CAUSAL_TASKS:
             return self._multimodal_config()
         config: dict[str, Any] = {"max_seq_length": self.max_seq_length, "do_lower_case": self.do_lower_case}
         if self._st6_only:  # v5 readers reject unknown keys: only when needed; 6.2 reads the two above too

@@ -33,7 +33,7 @@ from sentencekit.pipeline.modality import (
     read_inputs_by_modality,
 )
 from sentencekit.pipeline.postprocess import check_truncate_dim, concat, finish_embeddings, is_tensor, take
-from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
+from sentencekit.pipeline.prompts import prompted_inputs, resolve_prompt
 from sentencekit.quantization import check_precision
 
 OUTPUT_VALUES = ("sentence_embedding", "token_embeddings", None)
@@ -130,8 +130,11 @@ def run_pipeline(
     task = kwargs.pop("task", None)
     prompt_text = resolve_prompt(model.prompts, prompt_name, prompt, model.default_prompt_name)
     # token-id input already starts with its prompt; the prompt's length still matters to models whose
-    # pooling leaves the prompt out
-    prompt_length = engine.prompt_length(prompt_text, task) if prompt_text and not engine.include_prompt else 0
+    # pooling leaves the prompt out. A chat-template model gets the prompt as a system message, whose tokens
+    # 6.2 does not track (include_prompt=False has no effect there)
+    chat = engine.message_format
+    prompt_length = engine.prompt_length(prompt_text, task) \
+        if prompt_text and not engine.include_prompt and chat is None else 0
     parts: dict[str, list[Any]] = {}
     orders: list[np.ndarray] = []
     cut_at: list[int] = []
@@ -139,7 +142,7 @@ def run_pipeline(
     for modality, where, items in modality_groups(inputs):
         tokenized = inputs.tokenized
         if tokenized is None and modality == "text":
-            tokenized = engine.tokenize([apply_prompt(prompt_text, t) for t in items], task)
+            tokenized = engine.tokenize(prompted_inputs(items, prompt_text, chat), task)
         elif tokenized is None:  # media: processed batch by batch by the engine (prompts are for text)
             tokenized = Tokenized.deferred(items, modality)
         group, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from sentencekit._warnings import external_stacklevel
+from sentencekit.engines.protocol import Tokenized
 from sentencekit.pipeline.batching import as_input_list, report_truncation, restore_order, run_batches
-from sentencekit.pipeline.chat_messages import to_conversation
 from sentencekit.pipeline.postprocess import concat, finish_scores, take
-from sentencekit.pipeline.prompts import apply_prompt, resolve_prompt
+from sentencekit.pipeline.prompts import prompted_inputs, resolve_prompt
 
 _SCORES = frozenset({"scores"})
 
@@ -58,14 +58,6 @@ def check_trained_head(model: Any) -> None:
         )
 
 
-def _with_prompt(pairs: list[tuple[Any, ...]], prompt: str | None, fmt: str | None) -> list[Any]:
-    """The model's inputs: with a chat template (``fmt``) each pair as messages (the prompt a system message),
-    else the pairs with the prompt before their first text (6.2's rules). New objects; the input is kept."""
-    if fmt is not None:
-        return [to_conversation(p, fmt, prompt) for p in pairs]
-    return [apply_prompt(prompt, p) for p in pairs] if prompt else pairs
-
-
 def predict(
     model: Any,
     sentences: Any,
@@ -87,18 +79,25 @@ def predict(
     were cut, pointing at the caller's line). Raises :class:`UntrainedHeadError` for a head that was not in
     the checkpoint (see :func:`check_trained_head`)."""
     check_trained_head(model)
-    pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
     if convert_to_tensor:
         convert_to_numpy = False
     engine = model.engine
     engine.prepare(device, {})
-    text = resolve_prompt(getattr(model, "prompts", {}) or {}, prompt_name, prompt,
-                          getattr(model, "default_prompt_name", None))
-    items = _with_prompt([tuple(p) for p in pairs], text, engine.message_format)
-    tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
+    if isinstance(sentences, Tokenized):
+        # ids that already hold the prompt / chat template (the server's counted rows): run as they are
+        if prompt_name is not None or prompt is not None or processing_kwargs:
+            raise ValueError("Token-id input (Tokenized) already holds its prompt and template: leave out "
+                             "prompt_name, prompt and processing_kwargs.")
+        tokenized, single = sentences, False
+    else:
+        pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
+        text = resolve_prompt(getattr(model, "prompts", {}) or {}, prompt_name, prompt,
+                              getattr(model, "default_prompt_name", None))
+        items = prompted_inputs([tuple(p) for p in pairs], text, engine.message_format)
+        tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
     parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                     show_progress_bar=show_progress_bar, outputs=_SCORES)
-    model._set_info(report_truncation(len(pairs), np.flatnonzero(tokenized.truncated).tolist() + cut,
+    model._set_info(report_truncation(len(tokenized.lengths), np.flatnonzero(tokenized.truncated).tolist() + cut,
                                       engine.max_seq_length, model._info_attribute, external_stacklevel() + 1))
     num_labels = model.num_labels
     if not parts:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 from sentencekit._warnings import external_stacklevel
+from sentencekit.pipeline.chat_messages import to_conversation
 
 #: the prompt names ``encode_document`` looks for, in order (sentence-transformers' convention)
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
@@ -55,3 +57,17 @@ def apply_prompt(prompt: str | None, item):
         key, value = next(iter(item.items()))
         return {key: prompt + value}
     return item
+
+
+def prompted_inputs(items: list[Any], prompt: str | None, message_format: str | None) -> list[Any]:
+    """The model's inputs with the prompt, by sentence-transformers 6.2's rules: with a chat template
+    (``message_format`` ``"flat"`` / ``"structured"``) each text or pair becomes chat messages and the prompt a
+    leading system message (:func:`~sentencekit.pipeline.chat_messages.to_conversation`); otherwise the prompt
+    is prepended to each text (a pair's first text). New objects; ``items`` is not modified.
+
+    >>> prompted_inputs(["hi"], "Q: ", None), prompted_inputs(["hi"], "Q: ", "flat")[0][0]["role"]
+    (['Q: hi'], 'system')
+    """
+    if message_format is not None:
+        return [to_conversation(item, message_format, prompt) for item in items]  # type: ignore[arg-type]
+    return [apply_prompt(prompt, item) for item in items] if prompt else list(items)

@@ -57,6 +57,8 @@ class ServedModel:
         engine = self.model.engine
         if self.kind != "embedder" or engine.routes or engine.backend not in ("torch", "onnx", "openvino"):
             return False
+        if engine.message_format is not None:  # the model reads the chat template's rows (chat_rows), not these
+            return False
         if engine.backend in ("onnx", "openvino"):  # one tokenizer (FastTokenizer) for both runtimes
             return True
         from sentencekit.modules import Transformer
@@ -122,6 +124,19 @@ class ServedModel:
             items = Tokenized.from_ids(items)
         return self._call("encode", items, max_batch_tokens, prompt=prompt)
 
+    def chat_rows(self, items: list[Any], prompt: str) -> Any:
+        """The model's own token rows of ``items`` (texts, or ``(query, document)`` pairs) with ``prompt``, when it
+        renders inputs through a chat template: a :class:`~sentencekit.engines.protocol.Tokenized` (lengths as the
+        model reads them, cut at its limit; ``truncated`` per row). ``None`` for models that tokenize the bare
+        text, which :class:`~sentencekit.serve.tokens.TokenCounter` counts. Tokenizes through the engine (under
+        its tokenizer lock), so the rows are exactly what the model runs."""
+        from sentencekit.pipeline.prompts import prompted_inputs
+
+        engine = self.model.engine
+        if engine.message_format is None or self.kind not in ("embedder", "reranker"):
+            return None
+        return engine.tokenize(prompted_inputs(list(items), prompt or None, engine.message_format))
+
     def run_sparse(self, prompt: str, texts: list[str], max_batch_tokens: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Sparse embeddings of ``texts`` with ``prompt`` (inference thread): per text its non-zero ``(indices
         ascending, values)`` (:func:`sentencekit.sparse_formats.row_entries`, whatever form the engine returns).
@@ -134,14 +149,21 @@ class ServedModel:
                                     **self._batch_kwargs(len(texts), max_batch_tokens))
         return row_entries(out, len(texts))
 
-    def run_rerank(self, raw_scores: bool, pairs: list[tuple[str, str]], max_batch_tokens: int) -> np.ndarray:
-        """Scores ``[n]`` of ``(query, document)`` pairs (inference thread). A multi-vector reranker encodes
-        each distinct query once and each document once, and scores the pairs with its similarity (MaxSim or
-        MeanMaxSim; :meth:`MultiVectorEncoder.predict`)."""
+    def run_rerank(self, key: bool | tuple[bool, bool], pairs: list[Any], max_batch_tokens: int) -> np.ndarray:
+        """Scores ``[n]`` of ``(query, document)`` pairs (inference thread). ``key`` is ``raw_scores``, or
+        ``(raw_scores, True)`` when ``pairs`` are the model's own token rows (:meth:`chat_rows`), run as they are.
+        A multi-vector reranker encodes each distinct query once and each document once, and scores the pairs
+        with its similarity (MaxSim or MeanMaxSim; :meth:`MultiVectorEncoder.predict`)."""
+        raw_scores, counted = key if isinstance(key, tuple) else (key, False)
+        n = len(pairs)
+        if counted:
+            from sentencekit.engines.protocol import Tokenized
+
+            pairs = Tokenized.from_ids(pairs)
         # MultiVectorEncoder.predict scores by MaxSim: there is no activation to leave out
         activation = {} if self.kind == "late_interaction" else {"activation_fn": _identity if raw_scores else None}
         scores = self._call("predict", pairs, max_batch_tokens, **activation)
-        return scores.reshape(len(pairs))
+        return scores.reshape(n)
 
 @dataclass
 class ServedModels:

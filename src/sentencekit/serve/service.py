@@ -301,6 +301,27 @@ class Service:
                                         "truncate=true to cut it", "Validation", param=param)
         return [model.tokens.used(n) for n in lengths]
 
+    async def _chat_rows(self, model: ServedModel, items: list[Any], prompt: str, *, truncate: bool, direction: str,
+                         param: str) -> tuple[list[Any], list[int]] | None:
+        """For a model that renders inputs through its chat template: its own token rows of ``items`` (the
+        template's text, tokenized once by the model's tokenization: :meth:`ServedModel.chat_rows`) and the tokens
+        it reads of each; 413 for a row the model's limit cuts with ``truncate=false``; 422 for
+        ``truncation_direction=left`` on a cut row (the template's text has no end to keep). ``None`` for
+        other models."""
+        rows = await asyncio.to_thread(model.chat_rows, items, prompt)
+        if rows is None:
+            return None
+        cut = np.flatnonzero(rows.truncated).tolist()
+        if cut and not truncate:
+            raise ApiError(413, f"{param}[{cut[0]}] is longer than the model's limit of {model.max_length} tokens once "
+                                "rendered through its chat template (truncate=false); shorten or split it, or send "
+                                "truncate=true to cut it", "Validation", param=param)
+        if cut and direction.lower() == "left":
+            raise ApiError(422, f"{param}[{cut[0]}] must be cut, and this model renders inputs through its chat "
+                                "template, whose end (the template's closing tokens) is kept: truncation_direction="
+                                "left is not supported for it; send right", "Validation", param=param)
+        return list(rows.ids), [int(n) for n in rows.lengths]
+
     async def _submit(self, batcher: DynamicBatcher, key: Any, items: list[Any], tokens: int) -> BatchResult:
         try:
             return await batcher.submit(key, items, tokens)
@@ -325,10 +346,18 @@ class Service:
         self.check_dimensions(dimensions)
         prompt = self.prompt(prompt_name, model)
         truncate = self._truncate(truncate)
+        chat = model.model.engine.message_format is not None
+        if self.is_token_ids(inputs) and chat:
+            raise ApiError(422, f"`{param}`: this model renders its inputs through a chat template, so token ids "
+                                "cannot be run as they are; send the texts", "Validation", param=param)
         if self.is_token_ids(inputs):
             items: list[Any] = self.id_inputs(inputs, param=param, prompt=prompt, truncate=truncate,
                                               direction=direction)
             key, tokens = (prompt, True), sum(len(r) for r in items)  # the model reads every id (rows fit its limit)
+        elif chat:  # the template's rows, counted as the model reads them and run as they are
+            items, used = await self._chat_rows(model, self.texts_from(inputs, param), prompt, truncate=truncate,
+                                                direction=direction, param=param)
+            key, tokens = (prompt, True), sum(used)
         else:
             texts = self.texts_from(inputs, param)
             encodings = await self._encode(model, [prompt + t for t in texts] if prompt else texts)
@@ -394,6 +423,12 @@ class Service:
         self.check_texts(documents, param)
         truncate = self._truncate(truncate)
         pairs = [(query, d) for d in documents]
+        chat = await self._chat_rows(model, pairs, self.prompt(None, model), truncate=truncate, direction=direction,
+                                     param=param)
+        if chat is not None:  # a chat-template reranker: count the template's rows, and run them as they are
+            rows, used = chat
+            result = await self._submit(self.rerank_batcher, (raw_scores, True), rows, sum(used))
+            return Outcome(np.asarray(result.values), sum(used), result)
         # a late-interaction reranker reads each document on its own (the query apart, cut at its own length)
         alone = model.kind == "late_interaction"
         used = await self._count(model, documents if alone else pairs, truncate, param)

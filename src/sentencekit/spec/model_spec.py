@@ -128,6 +128,20 @@ def default_max_length(path: str | os.PathLike) -> int | None:
     return min(limits) if limits else None
 
 
+#: the files transformers reads a tokenizer's chat template from, besides ``tokenizer_config.json``'s key
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+def has_chat_template(path: str | os.PathLike) -> bool:
+    """Whether the tokenizer saved in ``path`` has a chat template (``tokenizer_config.json``'s
+    ``chat_template``, or a ``chat_template.jinja`` / ``.json`` file), read without transformers."""
+    folder = Path(path)
+    if any((folder / name).is_file() for name in CHAT_TEMPLATE_FILES):
+        return True
+    tconf = read_json_if_exists(folder / "tokenizer_config.json") or {}
+    return isinstance(tconf, dict) and bool(tconf.get("chat_template"))
+
+
 def read_image_processor_config(path: str | os.PathLike) -> dict[str, Any] | None:
     """The image processor settings saved in a transformer folder (``processor_config.json``'s
     ``image_processor``, else a ``preprocessor_config.json`` that describes an image processor), or ``None``."""
@@ -255,12 +269,29 @@ class ModelSpec:
         if entry is None:
             return None
         if entry.config.get("modality_config"):
-            return custom_modality_config(entry.config["modality_config"])
+            # `message` is how text is formatted (a chat template: :attr:`renders_chat_template`), not a modality
+            saved = {k: v for k, v in entry.config["modality_config"].items() if k != "message"}
+            return custom_modality_config(saved)
         if str(entry.type).rsplit(".", 1)[-1] == "CLIPModel":
             return {k: dict(v) for k, v in DUAL_ENCODER_MODALITY_CONFIG.items()}
         if self.layout == "transformers":
             return infer_modality_config(self.hf_config, read_image_processor_config(entry.path) is not None)
         return None
+
+    @property
+    def renders_chat_template(self) -> bool:
+        """Whether an embedder's text inputs go through its tokenizer's chat template (sentence-transformers
+        6.2's ``message`` modality): the saved Transformer config lists ``message``, or the transformer folder has
+        no Transformer config (a plain Hugging Face folder, as 6.2 infers it) and its tokenizer has a chat
+        template (:func:`has_chat_template`). A saved config without ``message`` (v5, or text-only) never does."""
+        entry = self.first("Transformer")
+        folder = entry.path if entry is not None else self.folder
+        saved = entry.config if entry is not None else read_transformer_config(folder)
+        if isinstance(saved.get("modality_config"), dict):
+            return "message" in saved["modality_config"]
+        if saved or any((folder / name).is_file() for name in TRANSFORMER_CONFIG_FILES):
+            return False
+        return self.modality_config is None and has_chat_template(folder)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -556,6 +587,6 @@ __all__ = ["ModelSpec", "ModuleEntry", "DenseSpec", "RouterSpec", "read_spec", "
            "read_modules_json", "read_transformer_config", "default_max_length", "module_kind",
            "parse_pooling_modes", "MODULES_FILE", "MODEL_CONFIG_FILE", "DEFAULT_DENSE_ACTIVATION", "SPARSE_KINDS",
            "DUAL_ENCODER_MODALITY_CONFIG", "DUAL_ENCODER_MODEL_TYPES", "infer_modality_config",
-           "custom_modality_config",
+           "custom_modality_config", "has_chat_template",
            "read_image_processor_config",
            "MULTIVECTOR_KINDS", "MULTIVECTOR_MODEL_TYPES", "FOREIGN_KINDS"]

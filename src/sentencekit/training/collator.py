@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from sentencekit.pipeline.prompts import apply_prompt
+from sentencekit.pipeline.prompts import prompted_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +87,10 @@ class SentenceTransformerDataCollator:
         for position, column in enumerate(columns):
             prompt = resolve_column_value(self.prompts, dataset_name, column)
             task = self.column_task(dataset_name, column, position)
-            texts = [apply_prompt(prompt, row[column]) for row in rows]
+            chat = self.model.engine.message_format  # a chat template: the prompt is a system message
+            texts = prompted_inputs([row[column] for row in rows], prompt, chat)
             tokenized = self.tokenize_column(texts, task)
-            if prompt and not self.model.engine.include_prompt:
+            if prompt and not self.model.engine.include_prompt and chat is None:
                 tokenized["prompt_length"] = self.model.engine.prompt_length(prompt, task)
             features.append(tokenized)
         batch: dict[str, Any] = {"features": features, "label": labels_tensor(rows, label)}
