@@ -6,6 +6,7 @@ sentence-transformers parity is measured by ``benchmarks/st_compat.py generative
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,19 @@ def test_truncation_restores_the_templates_tail(gen_dirs):
     assert model.tokenize([(q, d)])["input_ids"][0].tolist() == full[:70]
 
 
+def test_a_limit_the_template_alone_fills_is_warned_about(gen_dirs):
+    """Qwen3-Reranker's instructions take more than 24 tokens: cut there, no query or document text is left and
+    every pair scores the same (6.2 computes the same numbers); the warning says so."""
+    model = CrossEncoder(str(gen_dirs["qwen3-reranker"]), device="cpu", max_length=24)
+    with pytest.warns(UserWarning, match="chat template and prompt alone take"):
+        scores = model.predict(RERANKER_PAIRS)
+    assert np.ptp(scores) == 0.0
+    roomy = CrossEncoder(str(gen_dirs["qwen3-reranker"]), device="cpu", max_length=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        roomy.predict(RERANKER_PAIRS[:2])
+
+
 def test_processing_kwargs_per_call_override_the_models(gen_models):
     model = gen_models["qwen3-reranker"]
     q, d = RERANKER_PAIRS[1]
@@ -187,6 +201,7 @@ def test_processing_kwargs_per_call_override_the_models(gen_models):
                                                    "chat_template": {"restore_suffix": False}})
     assert cut == pytest.approx(reference_score(model, full[:60]), abs=1e-6)
     assert model.last_predict_info.truncated_indices == (0,)
+    assert model.last_predict_info.max_seq_length == 60  # the call's limit is the one reported
     assert model.predict((q, d)) == pytest.approx(reference_score(model, full), abs=1e-6)  # the call's only
     with pytest.raises(ValueError, match="padding"):
         model.predict((q, d), processing_kwargs={"text": {"padding": "max_length"}})

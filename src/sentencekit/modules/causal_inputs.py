@@ -8,8 +8,10 @@ last position (``logits_to_keep``, the left-padding check). The renderer itself 
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
+from sentencekit._warnings import external_stacklevel
 from sentencekit.files import ModelFormatError
 from sentencekit.pipeline.chat_messages import (
     TemplateChecks,
@@ -92,7 +94,32 @@ def chat_token_ids(tokenizer: Any, items: list[Any], *, fmt: str | None, setting
         if settings.get("restore_suffix", True):
             ids = [restore_suffix(row, checks.suffix_ids(tokenizer, conv, kwargs)) if cut else row
                    for row, conv, cut in zip(ids, conversations, truncated)]
+        if limit and any(truncated):
+            _warn_if_template_fills(tokenizer, conversations[truncated.index(True)], kwargs, limit, name)
     return ids, truncated
+
+
+def _blank(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with every non-system message's text emptied (the template's fixed part, prompt kept)."""
+    def empty(content: Any) -> Any:
+        if isinstance(content, str):
+            return ""
+        return [{**part, "text": ""} if isinstance(part, dict) and part.get("type") == "text" else part
+                for part in content or []]
+    return [m if m.get("role") == "system" else {**m, "content": empty(m.get("content"))} for m in conversation]
+
+
+def _warn_if_template_fills(tokenizer: Any, conversation: list[dict[str, Any]], kwargs: dict[str, Any], limit: int,
+                            name: str) -> None:
+    """Warn when the template and prompt alone take ``limit`` tokens: then no text of any input reaches the model
+    and every input gets the same output (sentence-transformers 6.2 computes the same numbers, silently)."""
+    fixed = len(tokenizer(render(tokenizer, [_blank(conversation)], kwargs), add_special_tokens=False,
+                          return_attention_mask=False)["input_ids"][0])
+    if fixed >= limit:
+        warnings.warn(
+            f"{name}: the chat template and prompt alone take {fixed} tokens, but inputs are cut at {limit}: no "
+            "text of the query, document or input reaches the model, so every input gets the same output. Raise "
+            f"max_length (max_seq_length) well above {fixed}.", UserWarning, stacklevel=external_stacklevel())
 
 
 def refuse_query_expansion() -> None:

@@ -97,8 +97,10 @@ def predict(
         tokenized = engine.tokenize_with(items, processing_kwargs) if processing_kwargs else engine.tokenize(items)
     parts, order, cut = run_batches(engine, tokenized, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
                                     show_progress_bar=show_progress_bar, outputs=_SCORES)
+    # a call's own processing_kwargs={"text": {"max_length": n}} is the limit its inputs were cut at
+    limit = ((processing_kwargs or {}).get("text") or {}).get("max_length") or engine.max_seq_length
     model._set_info(report_truncation(len(tokenized.lengths), np.flatnonzero(tokenized.truncated).tolist() + cut,
-                                      engine.max_seq_length, model._info_attribute, external_stacklevel() + 1))
+                                      limit, model._info_attribute, external_stacklevel() + 1))
     num_labels = model.num_labels
     if not parts:
         empty = np.zeros((0,) if num_labels == 1 else (0, num_labels), dtype=np.float32)
