@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_lib import (  # noqa: E402
     InProcess,
     Worker,
+    alternate_rounds,
     build_corpus,
     cold_start,
     corpus_flops,
@@ -149,16 +150,7 @@ def main() -> None:
 
     for p in paths:  # warm-up (and the embeddings compared with the fp32 reference)
         p.warm(corpus["short"][:64], args.batch_size)
-    times: dict[str, dict[str, list[float]]] = {p.name: {k: [] for k in corpus} for p in paths}
-    outputs: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in paths}
-    for r in range(args.repeats):
-        for kind, texts in corpus.items():
-            for p in paths if r % 2 == 0 else paths[::-1]:
-                seconds, emb = p.encode(texts, args.batch_size, keep=r == 0)
-                times[p.name][kind].append(seconds)
-                if emb is not None:
-                    outputs[p.name][kind] = emb
-        print(f"  round {r + 1}/{args.repeats} done", flush=True)
+    times, outputs = alternate_rounds(paths, corpus, args.repeats, args.batch_size)
 
     rows = []
     reference = paths[0].name

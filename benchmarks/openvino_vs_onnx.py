@@ -43,12 +43,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peers_lib import InProcess, build_corpus, cosine_stats, spearman  # noqa: E402
+from peers_lib import InProcess, alternate_rounds, build_corpus, cosine_stats, spearman  # noqa: E402
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -103,16 +101,7 @@ def main() -> None:
         print(f"  loaded {p.name} in {loads[p.name]:.1f}s ({p.model.engine.describe()})", flush=True)
     for p in runs:
         p.warm(corpus["short"][:64], args.batch_size)
-    times = {p.name: {k: [] for k in corpus} for p in runs}
-    outputs: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in runs}
-    for r in range(args.repeats):
-        for kind, texts in corpus.items():
-            for p in runs if r % 2 == 0 else runs[::-1]:
-                seconds, emb = p.encode(texts, args.batch_size, keep=r == 0)
-                times[p.name][kind].append(seconds)
-                if emb is not None:
-                    outputs[p.name][kind] = emb
-        print(f"  round {r + 1}/{args.repeats} done", flush=True)
+    times, outputs = alternate_rounds(runs, corpus, args.repeats, args.batch_size)
 
     rows = []
     for p in runs:

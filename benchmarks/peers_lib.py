@@ -115,6 +115,24 @@ class Worker:
             self.proc.wait(timeout=60)
 
 
+def alternate_rounds(paths: list[Any], corpus: dict[str, list[str]], repeats: int, batch_size: int
+                     ) -> tuple[dict[str, dict[str, list[float]]], dict[str, dict[str, np.ndarray]]]:
+    """Time every path on every text set, ``repeats`` rounds, alternating the paths' order round by round so
+    that machine drift hits all alike. Returns seconds per path and set (one per round) and the first round's
+    embeddings per path and set."""
+    times: dict[str, dict[str, list[float]]] = {p.name: {k: [] for k in corpus} for p in paths}
+    outputs: dict[str, dict[str, np.ndarray]] = {p.name: {} for p in paths}
+    for r in range(repeats):
+        for kind, texts in corpus.items():
+            for p in paths if r % 2 == 0 else paths[::-1]:
+                seconds, emb = p.encode(texts, batch_size, keep=r == 0)
+                times[p.name][kind].append(seconds)
+                if emb is not None:
+                    outputs[p.name][kind] = emb
+        print(f"  round {r + 1}/{repeats} done", flush=True)
+    return times, outputs
+
+
 def build_corpus(n_short: int, n_long: int) -> dict[str, list[str]]:
     """Short: shuffled STS-B test sentences (~14 tokens). Long: passages stitched from the bundled sample
     corpus (~170 words, ~230 tokens). Fixed seed: the same corpus on every run."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from sentencekit import CrossEncoder, SentenceTransformer, SparseEncoder
 from sentencekit.engines import choose_backend
 from sentencekit.engines.openvino_engine import OpenVinoEngine
+from tests.engine_parity import TEXTS, copy_model, cosines
 
 # find_spec, not importorskip: importing openvino here would bypass the telemetry guard the engine imports it with.
 # CI installs the openvino extra: a missing one must fail there.
@@ -26,19 +26,6 @@ if importlib.util.find_spec("openvino") is None and os.environ.get("CI", "").low
     pytest.skip("openvino is not installed (pip install 'sentencekit[openvino]')", allow_module_level=True)
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
-
-TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a", "password reset help please",
-         "what is your return policy for a broken item that was delivered late " * 3]
-
-
-def copy_model(src: Path, tmp_path: Path, name: str = "model") -> Path:
-    dst = tmp_path / name
-    shutil.copytree(src, dst)
-    return dst
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def no_export(monkeypatch) -> None:

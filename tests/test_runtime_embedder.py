@@ -3,7 +3,6 @@ gives the torch path's embeddings, cached and reused, read-only folders, transfo
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -14,23 +13,10 @@ from sentencekit import SentenceTransformer
 from sentencekit.engines.onnx_engine import OnnxEngine
 from sentencekit.modules import Dense, Normalize, Pooling, Transformer
 from sentencekit.pipeline.batching import TruncationWarning
+from tests.engine_parity import TEXTS, copy_model, cosines
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
-
-TEXTS = ["hello world", "how do i get a refund", "the cat sat on the mat", "a", "password reset help please",
-         "what is your return policy for a broken item that was delivered late " * 3]
-
-
-def copy_model(src: Path, tmp_path: Path, name: str = "model") -> Path:
-    dst = tmp_path / name
-    shutil.copytree(src, dst)
-    return dst
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-
 
 def build_pipeline(tiny_bert_dir: Path, folder: Path, modes, *, include_prompt: bool = True, dense: bool = False,
                    normalize: bool = False) -> Path:
