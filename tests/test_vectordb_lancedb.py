@@ -19,6 +19,7 @@ from tests.vectordb_corpus import (
     build_other_model,
     check_record_kept,
     check_refuses,
+    check_truncate_dim_named,
     check_round_trip,
     dot_model,
 )
@@ -90,6 +91,13 @@ def test_another_model_is_refused(index, other_model_dir, tmp_path):
     export_index(index, location)
     other = SentenceTransformer(str(other_model_dir), device="cpu")
     check_refuses(lambda model: open_store(location, model), index, other)
+
+
+def test_truncate_dim_alone_is_named_not_another_model(index, tiny_st_dir, tmp_path):
+    location = f"lancedb://{tmp_path}/lance?table=faq"
+    export_index(index, location)
+    check_truncate_dim_named(lambda model: open_store(location, model), tiny_st_dir)
+    check_truncate_dim_named(lambda model: EmbeddingIndex.open(index.path, model), tiny_st_dir)
 
 
 def test_existing_table_needs_overwrite_and_failed_writes_change_nothing(index, tiny_model, tmp_path, monkeypatch):

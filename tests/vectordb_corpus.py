@@ -102,4 +102,22 @@ def check_refuses(open_with, index, other) -> None:
     message = str(by_store.value)
     recorded, given = index.manifest["model"]["fingerprint"], by_index.value.args[0].split("given ")[1].split()[0]
     assert recorded in message and given in message and recorded != given
-    assert "Open it with the model it was exported with" in message
+    assert "open it with the model(s) it was exported with" in message
+
+
+def check_truncate_dim_named(open_with, model_dir) -> None:
+    """``open_with(model)`` with the exporting model loaded with ``truncate_dim=16`` names the dimension and
+    ``truncate_dim`` as what differs and says how to load the model, not "another model"."""
+    import pytest
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.search.errors import IndexMismatchError
+
+    truncated = SentenceTransformer(str(model_dir), device="cpu", truncate_dim=16)
+    with pytest.raises(IndexMismatchError) as caught:
+        open_with(truncated)
+    message = str(caught.value)
+    assert "dimension: recorded 32, given 16 (the model was loaded with truncate_dim=16)" in message
+    assert "load the model without truncate_dim (or with truncate_dim=32)" in message
+    assert "model fingerprint" not in message and "another model" not in message
+    assert "open it with the model" not in message
