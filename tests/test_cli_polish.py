@@ -400,3 +400,10 @@ def test_hybrid_with_one_named_side_is_refused():
         hybrid_sides("hybrid", {"sparse": 1.0}, has_sparse=True, has_lexical=True)
     assert hybrid_sides("hybrid", {"dense": 0.3, "sparse": 0.7}, has_sparse=True, has_lexical=True) == \
         {"dense": 0.3, "sparse": 0.7}
+
+
+def test_python_dash_m_sentencekit_runs_the_cli():
+    """``python -m sentencekit`` is the ``sentencekit`` script (it failed: no ``sentencekit.__main__``)."""
+    run = subprocess.run([sys.executable, "-m", "sentencekit", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "usage:" in run.stdout and "search" in run.stdout

@@ -120,3 +120,47 @@ def test_ranker_threshold_top_k_and_errors(reranker):
         SentencekitRanker(reranker, top_k=0)
     with pytest.raises(ValueError, match="top_k"):
         ranker.run(QUERY, docs, top_k=-1)
+
+
+def test_pipeline_dumps_loads_and_runs_the_same(tiny_st_dir, tiny_bert_dir, tiny_ce_dir, tiny_model):
+    """Pipelines with sentencekit components serialize (YAML) with the model's path and init arguments, load
+    lazily (warm_up) and give the same embeddings and ranking; a model without a path refuses clearly."""
+    from haystack.core.errors import SerializationError
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.modules import Normalize, Pooling, Transformer
+
+    def pipeline(embedder):
+        p = Pipeline()
+        p.add_component("embed", embedder)
+        p.add_component("docs", SentencekitDocumentEmbedder(str(tiny_st_dir), meta_fields_to_embed=["n"]))
+        p.add_component("rank", SentencekitRanker(str(tiny_ce_dir), top_k=2, score_threshold=-100.0))
+        return p
+
+    import inspect
+
+    # haystack 3 loads only allowlisted modules: the user trusts ours explicitly (haystack 2 has no allowlist)
+    allowlisted = "allowed_modules" in inspect.signature(Pipeline.loads).parameters
+    trusted = {"allowed_modules": ["sentencekit.integrations.haystack"]} if allowlisted else {}
+    docs = [Document(content=d, meta={"n": i}) for i, d in enumerate(DOCS)]
+    inputs = {"embed": {"text": QUERY}, "docs": {"documents": docs}, "rank": {"query": QUERY, "documents": docs}}
+    for embedder in (SentencekitTextEmbedder(str(tiny_st_dir), prefix="q: "),  # a path: loaded on warm_up
+                     SentencekitTextEmbedder(tiny_model, prefix="q: ")):  # a loaded model: its path is stored
+        original = pipeline(embedder)
+        text = original.dumps()
+        assert str(tiny_st_dir) in text and "q: " in text and "score_threshold: -100.0" in text
+        loaded = Pipeline.loads(text, **trusted)
+        embed = loaded.get_component("embed")
+        assert embed._model is None and embed.prefix == "q: "  # lazy: nothing loaded before warm_up / run
+        want, got = original.run(inputs), loaded.run(inputs)
+        assert np.allclose(got["embed"]["embedding"], want["embed"]["embedding"], atol=1e-6)
+        assert got["embed"]["fingerprint"] == want["embed"]["fingerprint"]
+        assert [d.embedding for d in got["docs"]["documents"]] == [d.embedding for d in want["docs"]["documents"]]
+        assert [(d.id, d.score) for d in got["rank"]["documents"]] == [(d.id, d.score)
+                                                                      for d in want["rank"]["documents"]]
+    in_memory = SentenceTransformer(modules=[Transformer(str(tiny_bert_dir)), Pooling(32, "mean"), Normalize()],
+                                    device="cpu")
+    p = Pipeline()
+    p.add_component("embed", SentencekitTextEmbedder(in_memory))
+    with pytest.raises(SerializationError, match=r"no model_name_or_path.*model\.save\(folder\)"):
+        p.dumps()

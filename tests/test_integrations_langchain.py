@@ -14,7 +14,11 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.runnables import RunnableLambda  # noqa: E402
 from langchain_core.vectorstores import InMemoryVectorStore  # noqa: E402
 
-from sentencekit.integrations.langchain import SentencekitEmbeddings, SentencekitReranker  # noqa: E402
+from sentencekit.integrations.langchain import (  # noqa: E402
+    SentencekitEmbeddings,
+    SentencekitReranker,
+    add_stamped_documents,
+)
 
 DOCS = ["how do i get a refund", "the cat sat on the mat", "reset my password", "weather in paris today"]
 
@@ -117,3 +121,32 @@ def test_reranker_compresses_to_the_cross_encoders_top_n(tiny_ce_dir):
         SentencekitReranker(model=model, top_n=0)
     from_path = SentencekitReranker(model=str(tiny_ce_dir), top_n=1)
     assert from_path.compress_documents(docs, "how do i get a refund")[0].metadata["n"] == ranked[0]["corpus_id"]
+
+
+def test_stamp_comes_from_the_store_embeddings(tiny_model, tiny_st_dir):
+    """add_stamped_documents stamps with the store's own embeddings (the model that embeds the documents);
+    a stamp from another adapter is refused with a message that points at the wrong stamp."""
+    import torch
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.integrations.metadata_guard import FINGERPRINT_KEY
+
+    minilm = SentencekitEmbeddings(tiny_model)
+    other = SentenceTransformer(str(tiny_st_dir), device="cpu")
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    e5 = SentencekitEmbeddings(other)
+    store = InMemoryVectorStore(minilm)
+    ids = add_stamped_documents(store, [Document(page_content=d) for d in DOCS], ids=["a", "b", "c", "d"])
+    assert ids == ["a", "b", "c", "d"]
+    assert {rec["metadata"][FINGERPRINT_KEY] for rec in store.store.values()} == {minilm.fingerprint}
+    minilm.check_vector_store(store)  # the bug: stamping with another adapter made this a false refusal
+    (store.as_retriever() | RunnableLambda(minilm.check_documents)).invoke("refund")
+
+    misused = InMemoryVectorStore(minilm)
+    misused.add_documents(e5.stamp([Document(page_content="x")]))  # the stamp names e5, minilm embedded it
+    with pytest.raises(ValueError, match=r"the stamp is wrong.*add_stamped_documents\(store, documents\)"):
+        minilm.check_vector_store(misused)
+    with pytest.raises(TypeError, match="not a SentencekitEmbeddings"):
+        add_stamped_documents(InMemoryVectorStore(DeterministicFakeEmbedding(size=8)), [Document(page_content="x")])

@@ -154,7 +154,7 @@ def test_refuses_other_model_dimension_and_normalization(tiny_model, tiny_st_dir
         EmbeddingIndex.open(path, other)
     message = str(err.value)
     assert "model fingerprint: recorded" in message and "given" in message
-    assert "EmbeddingIndex.create" in message and "original_model" in message
+    assert "EmbeddingIndex.create" in message and "open it with the model(s) it was built with" in message
     with pytest.raises(IndexMismatchError, match="normalize: recorded True, given False"):
         EmbeddingIndex.open(path, tiny_model, normalize=False)
     with pytest.raises(IndexMismatchError, match="dimension: recorded 32, given 16"):

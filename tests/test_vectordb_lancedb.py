@@ -17,9 +17,12 @@ from sentencekit.search.index import EmbeddingIndex
 from tests.vectordb_corpus import (
     build_index,
     build_other_model,
+    build_zero_vector_index,
     check_record_kept,
     check_refuses,
     check_round_trip,
+    check_truncate_dim_named,
+    check_zero_vector_hits,
     dot_model,
 )
 
@@ -44,6 +47,13 @@ def test_round_trip_matches_the_index_search(index, tiny_model, tmp_path):
     written = export_index(index, location)
     check_round_trip(index, written)
     check_round_trip(index, open_store(location, tiny_model))  # reopened from disk
+
+
+def test_zero_vector_document_scores_zero_as_in_the_index(tiny_model, tmp_path, monkeypatch):
+    index = build_zero_vector_index(tmp_path / "index", tiny_model, monkeypatch)
+    location = f"lancedb://{tmp_path}/lance?table=faq"
+    export_index(index, location)
+    check_zero_vector_hits(index, open_store(location, tiny_model))
 
 
 def test_dot_product_index_round_trip(tiny_bert_dir, tmp_path):
@@ -90,6 +100,13 @@ def test_another_model_is_refused(index, other_model_dir, tmp_path):
     export_index(index, location)
     other = SentenceTransformer(str(other_model_dir), device="cpu")
     check_refuses(lambda model: open_store(location, model), index, other)
+
+
+def test_truncate_dim_alone_is_named_not_another_model(index, tiny_st_dir, tmp_path):
+    location = f"lancedb://{tmp_path}/lance?table=faq"
+    export_index(index, location)
+    check_truncate_dim_named(lambda model: open_store(location, model), tiny_st_dir)
+    check_truncate_dim_named(lambda model: EmbeddingIndex.open(index.path, model), tiny_st_dir)
 
 
 def test_existing_table_needs_overwrite_and_failed_writes_change_nothing(index, tiny_model, tmp_path, monkeypatch):

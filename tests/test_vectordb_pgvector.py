@@ -18,9 +18,11 @@ from tests.postgres_server import ServerUnavailable, postgres_server
 from tests.vectordb_corpus import (
     build_index,
     build_other_model,
+    build_zero_vector_index,
     check_record_kept,
     check_refuses,
     check_round_trip,
+    check_zero_vector_hits,
     dot_model,
 )
 
@@ -72,6 +74,12 @@ def test_round_trip_matches_the_index_search(index, tiny_model, server, table):
         check_round_trip(index, written)
     with open_store(location, tiny_model) as store:  # a new connection
         check_round_trip(index, store)
+
+
+def test_zero_vector_document_scores_zero_as_in_the_index(tiny_model, tmp_path, monkeypatch, server, table):
+    index = build_zero_vector_index(tmp_path / "index", tiny_model, monkeypatch)
+    with export_index(index, f"{server}?table={table}", vector_index="hnsw") as store:
+        check_zero_vector_hits(index, store)
 
 
 def test_dot_product_index_round_trip(tiny_bert_dir, tmp_path, server, table):
@@ -163,7 +171,7 @@ def test_hnsw_index(index, server, table):
     with psycopg.connect(server) as conn:
         definition = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE "
                                   "'%%USING hnsw%%'", (table,)).fetchone()[0]
-    assert "vector_cosine_ops" in definition
+    assert "vector_ip_ops" in definition  # inner product for every index (cosine ones hold unit vectors)
 
 
 def test_bad_table_name_and_unreachable_server(index, server):

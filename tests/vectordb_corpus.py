@@ -102,4 +102,49 @@ def check_refuses(open_with, index, other) -> None:
     message = str(by_store.value)
     recorded, given = index.manifest["model"]["fingerprint"], by_index.value.args[0].split("given ")[1].split()[0]
     assert recorded in message and given in message and recorded != given
-    assert "Open it with the model it was exported with" in message
+    assert "open it with the model(s) it was exported with" in message
+
+
+def check_truncate_dim_named(open_with, model_dir) -> None:
+    """``open_with(model)`` with the exporting model loaded with ``truncate_dim=16`` names the dimension and
+    ``truncate_dim`` as what differs and says how to load the model, not "another model"."""
+    import pytest
+
+    from sentencekit import SentenceTransformer
+    from sentencekit.search.errors import IndexMismatchError
+
+    truncated = SentenceTransformer(str(model_dir), device="cpu", truncate_dim=16)
+    with pytest.raises(IndexMismatchError) as caught:
+        open_with(truncated)
+    message = str(caught.value)
+    assert "dimension: recorded 32, given 16 (the model was loaded with truncate_dim=16)" in message
+    assert "load the model without truncate_dim (or with truncate_dim=32)" in message
+    assert "model fingerprint" not in message and "another model" not in message
+    assert "open it with the model" not in message
+
+
+def build_zero_vector_index(path: Path, model, monkeypatch):
+    """A cosine index (see :func:`build_index`) plus a document "blank" whose stored vector is all zeros
+    (the model's document embedding of it is patched to zeros while it is added)."""
+    import numpy as np
+
+    index = build_index(path, model)
+    encode = model.encode_document
+
+    def zero_blank(texts, *args, **kwargs):
+        vectors = np.array(encode(texts, *args, **kwargs), dtype=np.float32)
+        vectors[[i for i, text in enumerate(texts) if text == "blank"]] = 0.0
+        return vectors
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model, "encode_document", zero_blank)
+        index.add(["blank"], ids=["blank"])
+    return index
+
+
+def check_zero_vector_hits(index, store) -> None:
+    """``store`` ranks and scores the zero-vector document "blank" as the index does: found, score 0.0."""
+    for query in QUERIES:
+        want = index.search(query, top_k=10)
+        assert "blank" in [h["id"] for h in want] and {h["score"] for h in want if h["id"] == "blank"} == {0.0}
+        assert_same_hits(store.search(query, top_k=10), want)

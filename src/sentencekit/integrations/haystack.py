@@ -9,6 +9,14 @@ The model-fingerprint guard: the document embedder writes its model's fingerprin
 :class:`SentencekitFingerprintCheck` (between the retriever and the ranker) refuses retrieved documents that
 another model embedded. Documents embedded by other components carry no fingerprint and pass unchecked.
 
+Serialization (``Pipeline.dumps`` / ``loads``, YAML): the components store their model's name or path and
+their init arguments (``to_dict`` / ``from_dict``), as Haystack's SentenceTransformers components do. A
+component given a path or Hub name loads the model lazily, in ``warm_up`` (which ``Pipeline.run`` calls; a
+direct ``run`` or ``.model`` loads it too). One given a loaded model stores its ``model_name_or_path``; a model
+without one (built from modules in memory) cannot be serialized (``SerializationError``). Weights changed in
+memory after loading (training) are not stored: the loaded pipeline reloads the saved path. Haystack 3 loads only
+trusted modules: ``Pipeline.loads(yaml, allowed_modules=["sentencekit.integrations.haystack"])``.
+
 >>> from haystack import Document, Pipeline                                     # doctest: +SKIP
 >>> from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
 >>> from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -34,10 +42,12 @@ another model embedded. Documents embedded by other components carry no fingerpr
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import replace
 from typing import Any
 
-from haystack import Document, component
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.core.errors import SerializationError
 
 from sentencekit.fingerprint import model_fingerprint
 from sentencekit.integrations.metadata_guard import FINGERPRINT_KEY, check_fingerprints
@@ -47,6 +57,63 @@ from sentencekit.integrations.model_loading import load_model
 def _model_meta(model: Any, fingerprint: str) -> dict[str, Any]:
     return {"model": str(getattr(model, "model_name_or_path", None) or type(model).__name__),
             "fingerprint": fingerprint}
+
+
+class _LazyModel:
+    """The model of a component: given loaded, or as a path / Hub name loaded on :meth:`warm_up` (or first
+    use); :meth:`to_dict` / :meth:`from_dict` store its name or path with :meth:`_init_parameters`."""
+
+    _family = "SentenceTransformer"
+
+    def _set_model(self, model: Any) -> None:
+        self._source = model
+        self._model = None if isinstance(model, (str, os.PathLike)) else model
+        self._fingerprint: str | None = None
+
+    def warm_up(self) -> None:
+        """Load the model from its path or Hub name, if it is not loaded yet (``Pipeline.run`` calls this)."""
+        if self._model is None:
+            self._model = load_model(self._source, self._family)
+
+    @property
+    def model(self) -> Any:
+        """The sentencekit model (loaded now if it was given as a path or Hub name)."""
+        self.warm_up()
+        return self._model
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's fingerprint (:func:`sentencekit.fingerprint.model_fingerprint`)."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model)
+        return self._fingerprint
+
+    def _model_name(self) -> str:
+        """The path or Hub name ``to_dict`` stores. Raises ``SerializationError`` for a loaded model without a
+        ``model_name_or_path`` (built from modules in memory), which no saved pipeline could reload."""
+        if isinstance(self._source, (str, os.PathLike)):
+            return os.fspath(self._source)
+        name = getattr(self._source, "model_name_or_path", None)
+        if not name:
+            raise SerializationError(
+                f"Cannot serialize {type(self).__name__}: its {type(self._source).__name__} has no "
+                "model_name_or_path to reload it from (it was built in memory). Save the model "
+                "(model.save(folder)) and pass the folder's path, or the Hub name, to the component instead.")
+        return os.fspath(name)
+
+    def _init_parameters(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Haystack's serialization: the model's path or Hub name (``model``) and the init arguments. Raises
+        ``SerializationError`` for a loaded model without a ``model_name_or_path``."""
+        return default_to_dict(self, model=self._model_name(), **self._init_parameters())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The component :meth:`to_dict` described (its model loads on ``warm_up``). Raises Haystack's
+        ``DeserializationError`` for data of another component type."""
+        return default_from_dict(cls, data)
 
 
 def _texts_to_embed(documents: list[Document], meta_fields: list[str], separator: str, who: str) -> list[str]:
@@ -59,7 +126,7 @@ def _texts_to_embed(documents: list[Document], meta_fields: list[str], separator
 
 
 @component
-class SentencekitTextEmbedder:
+class SentencekitTextEmbedder(_LazyModel):
     """Embeds one query string with ``model.encode_query`` (the model's query prompt; ``prefix`` / ``suffix``
     added around the text). Outputs ``embedding`` (``dim`` floats), ``meta`` (model name, fingerprint) and
     ``fingerprint`` (to connect to :class:`SentencekitFingerprintCheck`). Raises ``TypeError`` for a
@@ -71,10 +138,13 @@ class SentencekitTextEmbedder:
 
     def __init__(self, model: Any, *, prefix: str = "", suffix: str = "", batch_size: int = 32,
                  normalize_embeddings: bool = False) -> None:
-        self.model = load_model(model, "SentenceTransformer")
+        self._set_model(model)
         self.prefix, self.suffix = prefix, suffix
         self.batch_size, self.normalize_embeddings = batch_size, normalize_embeddings
-        self.fingerprint = model_fingerprint(self.model)
+
+    def _init_parameters(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "suffix": self.suffix, "batch_size": self.batch_size,
+                "normalize_embeddings": self.normalize_embeddings}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any], fingerprint=str)
     def run(self, text: str) -> dict[str, Any]:
@@ -93,7 +163,7 @@ class SentencekitTextEmbedder:
 
 
 @component
-class SentencekitDocumentEmbedder:
+class SentencekitDocumentEmbedder(_LazyModel):
     """Embeds documents with ``model.encode_document`` (the model's document prompt; the values of
     ``meta_fields_to_embed`` joined before the content with ``embedding_separator``). Outputs ``documents``:
     copies with ``embedding`` set and ``meta["sentencekit_fingerprint"]`` recording the model, and ``meta``
@@ -105,11 +175,14 @@ class SentencekitDocumentEmbedder:
 
     def __init__(self, model: Any, *, batch_size: int = 32, normalize_embeddings: bool = False,
                  meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n") -> None:
-        self.model = load_model(model, "SentenceTransformer")
+        self._set_model(model)
         self.batch_size, self.normalize_embeddings = batch_size, normalize_embeddings
         self.meta_fields_to_embed = list(meta_fields_to_embed or [])
         self.embedding_separator = embedding_separator
-        self.fingerprint = model_fingerprint(self.model)
+
+    def _init_parameters(self) -> dict[str, Any]:
+        return {"batch_size": self.batch_size, "normalize_embeddings": self.normalize_embeddings,
+                "meta_fields_to_embed": self.meta_fields_to_embed, "embedding_separator": self.embedding_separator}
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     def run(self, documents: list[Document]) -> dict[str, Any]:
@@ -139,7 +212,7 @@ class SentencekitFingerprintCheck:
 
 
 @component
-class SentencekitRanker:
+class SentencekitRanker(_LazyModel):
     """Reranks documents for a query with a sentencekit ``CrossEncoder`` (``rank``): outputs the best
     ``top_k`` ``documents``, best first, as copies whose ``score`` is the cross-encoder's (a float);
     ``score_threshold`` drops lower scores. ``meta_fields_to_embed`` values are joined before the content as
@@ -149,14 +222,20 @@ class SentencekitRanker:
     [Document(content='Refunds are paid within 5 days.', score=0.93, ...)]
     """
 
+    _family = "CrossEncoder"
+
     def __init__(self, model: Any, *, top_k: int = 10, batch_size: int = 32, score_threshold: float | None = None,
                  meta_fields_to_embed: list[str] | None = None, embedding_separator: str = "\n") -> None:
         if top_k <= 0:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-        self.model = load_model(model, "CrossEncoder")
+        self._set_model(model)
         self.top_k, self.batch_size, self.score_threshold = top_k, batch_size, score_threshold
         self.meta_fields_to_embed = list(meta_fields_to_embed or [])
         self.embedding_separator = embedding_separator
+
+    def _init_parameters(self) -> dict[str, Any]:
+        return {"top_k": self.top_k, "batch_size": self.batch_size, "score_threshold": self.score_threshold,
+                "meta_fields_to_embed": self.meta_fields_to_embed, "embedding_separator": self.embedding_separator}
 
     @component.output_types(documents=list[Document])
     def run(self, query: str, documents: list[Document], top_k: int | None = None,

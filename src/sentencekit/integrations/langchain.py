@@ -6,17 +6,21 @@ model's query / document prompts apply); :class:`SentencekitReranker` is a ``Bas
 ``CrossEncoder`` (``rank``). Async methods run the blocking encode in a worker thread.
 
 The model-fingerprint guard: LangChain vector stores keep no record of the model that embedded them, so the
-adapter writes one into each document's metadata (:meth:`SentencekitEmbeddings.stamp`) and checks it on the
-way out (:meth:`SentencekitEmbeddings.check_documents`, a step to pipe a retriever into, and
-:meth:`SentencekitEmbeddings.check_vector_store` for a store reloaded from disk). LangChain gives no hook
-that runs on every ``add_documents`` or search, so documents added without ``stamp`` are not guarded.
+adapter writes one into each document's metadata and checks it on the way out
+(:meth:`SentencekitEmbeddings.check_documents`, a step to pipe a retriever into, and
+:meth:`SentencekitEmbeddings.check_vector_store` for a store reloaded from disk). Add documents with
+:func:`add_stamped_documents` (``add_stamped_documents(store, docs)``): it stamps them with the fingerprint of the
+embeddings the store itself embeds with, so the stamp cannot name another model than the one that embedded
+them (:meth:`SentencekitEmbeddings.stamp` stamps with its own model, right only when it is the store's).
+LangChain gives no hook that runs on every ``add_documents`` or search, so documents added unstamped are not
+guarded.
 
 >>> from langchain_core.vectorstores import InMemoryVectorStore            # doctest: +SKIP
 >>> from langchain_core.documents import Document
->>> from sentencekit.integrations.langchain import SentencekitEmbeddings
+>>> from sentencekit.integrations.langchain import SentencekitEmbeddings, add_stamped_documents
 >>> embeddings = SentencekitEmbeddings("sentence-transformers/all-MiniLM-L6-v2")
 >>> store = InMemoryVectorStore(embeddings)
->>> store.add_documents(embeddings.stamp([Document("Refunds are paid within 5 days.")]))
+>>> add_stamped_documents(store, [Document("Refunds are paid within 5 days.")])
 >>> store.similarity_search("How do I get a refund?", k=1)[0].page_content
 'Refunds are paid within 5 days.'
 """
@@ -87,8 +91,10 @@ class SentencekitEmbeddings(Embeddings):
     # -- the fingerprint guard ------------------------------------------------------------------------------------
     def stamp(self, documents: Sequence[Document]) -> list[Document]:
         """Copies of ``documents`` whose metadata records this model's fingerprint (under
-        ``"sentencekit_fingerprint"``): add these to a vector store so that :meth:`check_documents` can tell
-        which model embedded them."""
+        ``"sentencekit_fingerprint"``), so that :meth:`check_documents` can tell which model embedded them.
+        Add them only to a store that embeds with this same object (``InMemoryVectorStore(embeddings)``): the
+        stamp names this adapter's model, not the store's. :func:`add_stamped_documents` (``store`` in, the
+        stamp from ``store.embeddings``) cannot get that wrong."""
         return [doc.model_copy(update={"metadata": {**doc.metadata, FINGERPRINT_KEY: self.fingerprint}})
                 for doc in documents]
 
@@ -111,8 +117,33 @@ class SentencekitEmbeddings(Embeddings):
                              "for documents and queries.")
         records = getattr(store, "store", None)
         if isinstance(records, dict):
+            hint = ("" if own is None else " If this store embeds with this model (it was not saved by "
+                    "another one), the stamp is wrong: the documents were stamped with another "
+                    "SentencekitEmbeddings' stamp() than the store's embeddings; add them with "
+                    "add_stamped_documents(store, documents), which stamps with store.embeddings.")
             check_fingerprints(((key, rec.get("metadata")) for key, rec in records.items()
-                                if isinstance(rec, dict)), self.fingerprint, where="SentencekitEmbeddings")
+                                if isinstance(rec, dict)), self.fingerprint, where="SentencekitEmbeddings",
+                               hint=hint)
+
+
+def add_stamped_documents(store: Any, documents: Sequence[Document], **kwargs: Any) -> list[str]:
+    """``store.add_documents`` of ``documents`` stamped with the fingerprint of ``store.embeddings`` (the
+    model that embeds them), so :meth:`SentencekitEmbeddings.check_documents` and
+    :meth:`SentencekitEmbeddings.check_vector_store` can tell which model embedded them. ``kwargs`` go to
+    ``add_documents`` (e.g. ``ids``); returns its ids. Raises ``TypeError`` when the store does not embed
+    with a :class:`SentencekitEmbeddings` (its fingerprint is unknown).
+
+    >>> store = InMemoryVectorStore(SentencekitEmbeddings(model))               # doctest: +SKIP
+    >>> add_stamped_documents(store, [Document("Refunds are paid within 5 days.")])
+    ['3f2a...']
+    """
+    own = getattr(store, "embeddings", None)
+    if not isinstance(own, SentencekitEmbeddings):
+        raise TypeError(f"add_stamped_documents: {type(store).__name__} embeds with "
+                        f"{type(own).__name__ if own is not None else 'no embeddings object'}, not a "
+                        "SentencekitEmbeddings, so the model that embeds the documents has no fingerprint to "
+                        "stamp. Build the store with SentencekitEmbeddings(model), or add the documents unstamped.")
+    return store.add_documents(own.stamp(documents), **kwargs)
 
 
 class SentencekitReranker(BaseDocumentCompressor):
@@ -155,4 +186,4 @@ class SentencekitReranker(BaseDocumentCompressor):
         return await asyncio.to_thread(self.compress_documents, documents, query, callbacks)
 
 
-__all__ = ["SentencekitEmbeddings", "SentencekitReranker", "FINGERPRINT_KEY"]
+__all__ = ["SentencekitEmbeddings", "SentencekitReranker", "add_stamped_documents", "FINGERPRINT_KEY"]

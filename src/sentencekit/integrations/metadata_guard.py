@@ -15,11 +15,12 @@ FINGERPRINT_KEY = "sentencekit_fingerprint"
 
 
 def check_fingerprints(metadata: Iterable[tuple[Any, Mapping[str, Any] | None]], expected: str, *,
-                       where: str) -> None:
+                       where: str, hint: str = "") -> None:
     """Raise ``ValueError`` if any ``(document id, metadata)`` records a fingerprint other than ``expected``.
 
     Documents without a recorded fingerprint pass (they were embedded by something this guard cannot
-    see). The message names the first mismatching document, both fingerprints and what to do.
+    see). The message names the first mismatching document, both fingerprints and what to do (``hint``, when
+    given, is appended: another cause the caller knows of).
 
     >>> check_fingerprints([("d1", {FINGERPRINT_KEY: "aa"})], "aa", where="test")
     >>> check_fingerprints([("d1", {FINGERPRINT_KEY: "bb"})], "aa", where="test")  # doctest: +ELLIPSIS
@@ -33,5 +34,5 @@ def check_fingerprints(metadata: Iterable[tuple[Any, Mapping[str, Any] | None]],
             raise ValueError(
                 f"{where}: document {doc_id!r} was embedded by model fingerprint {found}, but the query model's "
                 f"fingerprint is {expected}. Vectors of two different models are not comparable: query with the "
-                f"model that embedded the documents, or re-embed the documents with this model.")
+                f"model that embedded the documents, or re-embed the documents with this model.{hint}")
 

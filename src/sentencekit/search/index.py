@@ -238,7 +238,7 @@ class EmbeddingIndex:
                 part_kinds()[key].check_model(side_model)
                 problems += side_mismatches(part_kinds()[key], manifest, side_model)
         if problems:
-            raise mismatch_error(root, problems)
+            raise mismatch_error(f"the embedding index at {root}", problems, manifest)
         return cls(root, model, manifest, lock_timeout, side_models)
 
     # -- damage ----------------------------------------------------------------------------------
@@ -593,7 +593,8 @@ class EmbeddingIndex:
         snap = self._refresh()
         if isinstance(snap.manifest.get(key), dict):
             if side_mismatches(kind, snap.manifest, side_model):
-                raise mismatch_error(self.path, side_mismatches(kind, snap.manifest, side_model))
+                problems = side_mismatches(kind, snap.manifest, side_model)
+                raise mismatch_error(f"the embedding index at {self.path}", problems)
             self._side_models[key] = side_model
             return
         kind.require()
@@ -606,7 +607,7 @@ class EmbeddingIndex:
             if not isinstance(manifest.get(key), dict):
                 return manifest["log"], {key: entry}
             if side_mismatches(kind, manifest, side_model):  # another process enabled it meanwhile
-                raise mismatch_error(self.path, side_mismatches(kind, manifest, side_model))
+                raise mismatch_error(f"the embedding index at {self.path}", side_mismatches(kind, manifest, side_model))
             return manifest["log"], {}
 
         self._commit(write, side_rows={key: lambda seg: encoded.get(seg["name"])})

@@ -245,13 +245,14 @@ def repair(root: str | os.PathLike, model: Any = None, *, sparse_model: Any = No
             check_bi_encoder(model)
             problems = mismatches(manifest, model)
             if problems:
-                raise mismatch_error(root, problems)
+                raise mismatch_error(f"the embedding index at {root}", problems, manifest)
         kinds, side_models = part_kinds(), {"sparse": sparse_model, "multivector": multivector_model}
         for key, side_model in side_models.items():
             if side_model is not None:
                 kinds[key].check_model(side_model)
                 if side_mismatches(kinds[key], manifest, side_model):
-                    raise mismatch_error(root, side_mismatches(kinds[key], manifest, side_model))
+                    problems = side_mismatches(kinds[key], manifest, side_model)
+                    raise mismatch_error(f"the embedding index at {root}", problems)
         remove_uncommitted(root, manifest)
         folder, log, dropped = root / SEGMENTS, [], []
         lost: list[tuple[int, list[str]]] = []  # (log position, ids) of dropped segments

@@ -166,20 +166,45 @@ def mismatches(manifest: dict[str, Any], model: Any, *, normalize: bool | None =
     return problems
 
 
-def mismatch_error(root: Any, problems: list[str]) -> IndexMismatchError:
-    """The error for :func:`mismatches`: what differs, and what to do.
+def mismatch_error(where: Any, problems: list[str], manifest: dict[str, Any] | None = None, *,
+                   built: str = "built", rebuild: str = "build a new index for this model with "
+                   "EmbeddingIndex.create(new_path, model) and add the documents again") -> IndexMismatchError:
+    """The error for :func:`mismatches`: what differs, and what to do about each kind of difference. ``where``
+    names the index or table, ``manifest`` is its record (it names the recorded model and ``truncate_dim``),
+    ``built`` how its vectors were made ("built", "exported") and ``rebuild`` the way out with this model.
 
-    >>> print(mismatch_error("idx", ["normalize: recorded True, given False"]))  # doctest: +NORMALIZE_WHITESPACE
+    >>> print(mismatch_error("the embedding index at idx", ["normalize: recorded True, given False"],
+    ...                      {"normalize": True}))  # doctest: +NORMALIZE_WHITESPACE
     Cannot use the embedding index at idx with this model/settings; its stored vectors would not be
     comparable with new ones:
       - normalize: recorded True, given False
-    Open it with the model and settings it was built with (EmbeddingIndex.open(path, original_model)), or
-    build a new index for this model with EmbeddingIndex.create(new_path, model) and add the documents again.
+    To use it: open it with normalize=True. Or build a new index for this model with
+    EmbeddingIndex.create(new_path, model) and add the documents again.
+    >>> print(mismatch_error("t", ["dimension: recorded 384, given 128 (the model was loaded with truncate_dim=128)"],
+    ...                      {"truncate_dim": None, "dimension": 384}, built="exported", rebuild="export again"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Cannot use t with this model/settings; its stored vectors would not be
+    comparable with new ones:
+      - dimension: recorded 384, given 128 (the model was loaded with truncate_dim=128)
+    To use it: it was exported with 384-dimensional vectors: load the model without truncate_dim (or with
+    truncate_dim=384) and pass no other truncate_dim. Or export again.
     """
+    manifest = manifest or {}
     lines = "\n".join(f"  - {p}" for p in problems)
+    advice = []
+    if any("model fingerprint" in p for p in problems):
+        name = (manifest.get("model") or {}).get("name_or_path")
+        advice.append(f"open it with the model(s) it was {built} with"
+                      + (f" ({name!r})" if name and any(p.startswith("model fingerprint") for p in problems) else ""))
+    if any(p.startswith("dimension") and "truncate_dim" in p for p in problems):
+        dim, recorded = manifest.get("dimension"), manifest.get("truncate_dim")
+        how = (f"load the model with truncate_dim={recorded}" if recorded is not None else
+               f"load the model without truncate_dim (or with truncate_dim={dim})")
+        advice.append(f"it was {built} with {dim}-dimensional vectors: {how} and pass no other truncate_dim")
+    if any(p.startswith("normalize") for p in problems):
+        advice.append(f"open it with normalize={manifest.get('normalize')}")
+    todo = f"To use it: {'; '.join(advice)}. Or {rebuild}." if advice else (
+        f"Open it with the model and settings it was {built} with, or {rebuild}.")
     return IndexMismatchError(
-        f"Cannot use the embedding index at {root} with this model/settings; its stored vectors would not be\n"
-        f"comparable with new ones:\n{lines}\n"
-        "Open it with the model and settings it was built with (EmbeddingIndex.open(path, original_model)), or\n"
-        "build a new index for this model with EmbeddingIndex.create(new_path, model) and add the documents again."
-    )
+        f"Cannot use {where} with this model/settings; its stored vectors would not be\n"
+        f"comparable with new ones:\n{lines}\n{todo}")

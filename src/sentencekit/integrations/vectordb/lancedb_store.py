@@ -29,6 +29,9 @@ from sentencekit.search.errors import IndexFormatError
 
 RECORD_KEY = b"sentencekit"
 INSTALL = "pip install 'sentencekit[lancedb]'"
+#: LanceDB's distance for every table: ``dot`` (1 - inner product). Cosine tables hold normalized vectors, so
+#: it ranks and scores as the index does, all-zero vectors included (score 0.0; ``cosine`` makes them NaN).
+METRIC = "dot"
 
 
 def import_lancedb() -> Any:
@@ -58,9 +61,11 @@ def _schema(dimension: int, record: dict[str, Any] | None) -> Any:
 
 
 class LanceDBStore(VectorTableStore):
-    """An exported index in a LanceDB table, searched with LanceDB's vector search (``cosine`` distance for
-    cosine indexes, ``dot`` for dot-product ones; score = 1 - distance, the index's similarity). Exact (a scan)
-    unless :meth:`create_vector_index` built an approximate index.
+    """An exported index in a LanceDB table, searched with LanceDB's vector search by ``dot`` distance for
+    every index (score = 1 - distance = the inner product, the index's own score). A cosine index stores
+    normalized vectors and queries are normalized, so the inner product is its cosine; LanceDB's ``cosine``
+    distance is not used because it is NaN for an all-zero vector, and such rows were dropped, while the index
+    scores them 0.0. Exact (a scan) unless :meth:`create_vector_index` built an approximate index.
 
     >>> store = LanceDBStore.open("/tmp/vectors", "faq", model)  # doctest: +SKIP
     >>> len(store), store.record["dimension"]  # doctest: +SKIP
@@ -150,14 +155,11 @@ class LanceDBStore(VectorTableStore):
 
         >>> store.create_vector_index(num_partitions=16, num_sub_vectors=16)  # doctest: +SKIP
         """
-        self.table.create_index(metric=self._metric(), vector_column_name="vector", **options)
-
-    def _metric(self) -> str:
-        return "cosine" if self.record["similarity_fn_name"] == "cosine" else "dot"
+        self.table.create_index(metric=METRIC, vector_column_name="vector", **options)
 
     def _nearest(self, vector: np.ndarray, limit: int) -> list[tuple[dict[str, Any], float]]:
         found = (self.table.search(np.asarray(vector, np.float32), vector_column_name="vector")
-                 .distance_type(self._metric()).select([*COLUMNS[:-1], "_distance"]).limit(limit)
+                 .distance_type(METRIC).select([*COLUMNS[:-1], "_distance"]).limit(limit)
                  .to_arrow().to_pylist())
         return [(row, 1.0 - float(row.pop("_distance"))) for row in found]
 

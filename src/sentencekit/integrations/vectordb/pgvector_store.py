@@ -12,9 +12,11 @@ Writes are one transaction (PostgreSQL's DDL is transactional): the table is cre
 HNSW / IVFFlat index built, then committed; a failure at any point rolls all of it back, so readers see the old
 table or the new one, never a half one.
 
-Search orders by pgvector's distance operator matching the index's similarity: ``<=>`` (cosine distance; score
-= 1 - distance) for cosine indexes, ``<#>`` (negative inner product; score = -distance) for dot-product ones.
-Exact (a sequential scan) unless the table has an HNSW / IVFFlat index.
+Search orders by pgvector's ``<#>`` (negative inner product; score = -distance) for every index, and an HNSW /
+IVFFlat index is built with ``vector_ip_ops``: a cosine index stores normalized vectors and queries are
+normalized, so the inner product is its cosine score. ``<=>`` (cosine distance) is not used: it is NaN for an
+all-zero vector (such rows came last, scored NaN), while the index scores them 0.0. Exact (a sequential scan)
+unless the table has an HNSW / IVFFlat index.
 
 >>> PgVectorStore.write(index, "postgresql://me@127.0.0.1:5432/app", "faq")  # doctest: +SKIP
 >>> PgVectorStore.open("postgresql://me@127.0.0.1:5432/app", "faq", model).search("refund?", top_k=1)  # doctest: +SKIP
@@ -167,9 +169,8 @@ class PgVectorStore(VectorTableStore):
                                      "table_name) DO UPDATE SET record = EXCLUDED.record")
                              .format(sql.Identifier(RECORDS_TABLE)), (table, Jsonb(record)))
                 if vector_index is not None:
-                    ops = "vector_cosine_ops" if record["similarity_fn_name"] == "cosine" else "vector_ip_ops"
-                    conn.execute(sql.SQL("CREATE INDEX ON {} USING {} (vector {})")
-                                 .format(name, sql.SQL(vector_index), sql.SQL(ops)))
+                    conn.execute(sql.SQL("CREATE INDEX ON {} USING {} (vector vector_ip_ops)")
+                                 .format(name, sql.SQL(vector_index)))
         except BaseException:
             conn.close()
             raise
@@ -227,14 +228,11 @@ class PgVectorStore(VectorTableStore):
         from psycopg import sql
         from psycopg.rows import dict_row
 
-        cosine = self.record["similarity_fn_name"] == "cosine"
-        operator = sql.SQL("<=>" if cosine else "<#>")
-        query = sql.SQL("SELECT {}, vector {} %(q)s AS distance FROM {} ORDER BY vector {} %(q)s LIMIT %(n)s").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS[:-1]), operator, sql.Identifier(self.table),
-            operator)
+        query = sql.SQL("SELECT {}, vector <#> %(q)s AS distance FROM {} ORDER BY vector <#> %(q)s LIMIT %(n)s").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS[:-1]), sql.Identifier(self.table))
         with self.conn.transaction(), self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(query, {"q": np.asarray(vector, np.float32), "n": int(limit)}).fetchall()
-        return [(row, (1.0 - row.pop("distance")) if cosine else -row.pop("distance")) for row in rows]
+        return [(row, -row.pop("distance")) for row in rows]
 
 
 def _exists(conn: Any, table: str) -> bool:

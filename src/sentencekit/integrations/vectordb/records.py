@@ -22,8 +22,8 @@ import json
 import os
 from typing import Any
 
-from sentencekit.search.errors import IndexFormatError, IndexMismatchError, IndexReadOnlyError
-from sentencekit.search.model_check import check_bi_encoder, mismatches
+from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
+from sentencekit.search.model_check import check_bi_encoder, mismatch_error, mismatches
 
 RECORD_FORMAT = "sentencekit-vector-table"
 RECORD_VERSION = 1
@@ -86,25 +86,22 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
 def check_model(record: dict[str, Any], model: Any, where: str) -> None:
     """Refuse ``model`` unless it is the one the table's vectors came from: the fingerprint and dimension
     checks of ``EmbeddingIndex.open`` (:func:`sentencekit.search.model_check.mismatches`). Raises
-    :class:`~sentencekit.search.errors.IndexMismatchError` naming both models and what to do, or ``TypeError``
-    for a model that cannot embed texts (e.g. a cross-encoder). ``model=None`` passes (inspection only).
+    :class:`~sentencekit.search.errors.IndexMismatchError` naming what differs (model, dimension) and what to
+    do, or ``TypeError`` for a model that cannot embed texts (e.g. a cross-encoder).
+    ``model=None`` passes (inspection only).
 
     >>> check_model(record, other_model, "lancedb:///tmp/db?table=faq")  # doctest: +SKIP
     Traceback (most recent call last):
     ...
-    sentencekit.search.errors.IndexMismatchError: Cannot search lancedb:///tmp/db?table=faq with this model: ...
+    sentencekit.search.errors.IndexMismatchError: Cannot use lancedb:///tmp/db?table=faq with this model/settings; ...
     """
     if model is None:
         return
     check_bi_encoder(model)
     problems = mismatches(record, model)
     if problems:
-        lines = "\n".join(f"  - {p}" for p in problems)
-        raise IndexMismatchError(
-            f"Cannot search {where} with this model: its vectors come from another model, so scores against "
-            f"new query vectors would be meaningless:\n{lines}\n"
-            f"Open it with the model it was exported with ({record['model'].get('name_or_path')!r}), or export an "
-            "index built with this model to another table (`sentencekit index export INDEX_DIR --to ...`).")
+        raise mismatch_error(where, problems, record, built="exported", rebuild="export an index built with this "
+                             "model to another table (`sentencekit index export INDEX_DIR --to ...`)")
 
 
 def require_model(model: Any, where: str) -> Any:
