@@ -288,9 +288,10 @@ def print_targets(rows: list[dict], ce_rows: list[dict]) -> None:
 
     print("\nTargets")
     ref_stsb = by.get("ST torch fp32", {}).get("stsb", float("nan"))
-    for kind, goal in (("short", 1.3), ("long", 1.1)):
+    for kind, goal in (("short", 1.6), ("long", 1.4)):  # issue 19
         line(f"onnx fp32 / ST torch fp32, {kind}", speed("sentencekit onnx fp32", kind) / speed("ST torch fp32", kind),
              goal)
+    line("onnx fp32 share of the fp32 matmul peak, long", by["sentencekit onnx fp32"]["long"]["peak_share"], 0.75, "")
     line("onnx fp32 cosine min to fp32 (short, long)", min(by["sentencekit onnx fp32"][k]["cos_min"]
                                                           for k in ("short", "long")), 0.99999, "")
     line("bf16 / ST torch bf16, short", speed("sentencekit torch bf16", "short") / speed("ST torch bf16", "short"),
@@ -301,9 +302,9 @@ def print_targets(rows: list[dict], ce_rows: list[dict]) -> None:
         line("bf16 STS-B drop vs fp32 (points)", ref_stsb - by["sentencekit torch bf16"]["stsb"], 0.2, "",
              lower=True)
     if "ST onnx int8" in by:
-        for kind in ("short", "long"):
+        for kind, goal in (("short", 1.3), ("long", 1.6)):  # long: issue 19
             line(f"onnx int8 / ST onnx int8, {kind}",
-                 speed("sentencekit onnx int8", kind) / speed("ST onnx int8", kind), 1.3)
+                 speed("sentencekit onnx int8", kind) / speed("ST onnx int8", kind), goal)
     line("int8 cosine mean to fp32 (worst of short, long)",
          min(by["sentencekit onnx int8"][k]["cos_mean"] for k in ("short", "long")), 0.99, "")
     if "stsb" in by["sentencekit onnx int8"]:

@@ -168,7 +168,7 @@ def test_transformer_only_graph_as_sentence_transformers_exports_it(tiny_bert_di
     assert chosen.engine.graph == model.engine.graph
 
 
-def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
+def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path, monkeypatch):
     folder = copy_model(tiny_st_dir, tmp_path)
     model = SentenceTransformer(str(folder), backend="onnx", num_threads=1)
     assert model.num_threads == 1
@@ -182,6 +182,11 @@ def test_threads_backend_and_dtype_arguments(tiny_st_dir, tmp_path):
         SentenceTransformer(str(folder), backend="onnx", compute_dtype="bfloat16")
     with pytest.raises(ValueError, match="modules"):
         SentenceTransformer(modules=[Normalize()], backend="onnx")
+    spin_key = "session.intra_op.allow_spinning"  # idle threads sleep unless SENTENCEKIT_ORT_SPIN=1 (onnx_session.py)
+    assert model.engine.session.get_session_options().get_session_config_entry(spin_key) == "0"
+    monkeypatch.setenv("SENTENCEKIT_ORT_SPIN", "1")
+    model.num_threads = 1  # rebuilds the session
+    assert model.engine.session.get_session_options().get_session_config_entry(spin_key) == "1"
     torch_model = SentenceTransformer(str(folder), device="cpu", num_threads=1)
     import torch
 

@@ -9,7 +9,12 @@ sequence-classification transformer, output ``logits`` (the activation runs in N
 Files are written to a temporary name and renamed into place, so a reader never sees half a file; the
 graph carries its settings (input names, max_seq_length, ...) as ONNX metadata under ``sentencekit``.
 The graph is left unfused: ONNX Runtime's own session optimizations (level ALL) do the fusions that
-pay off on CPUs; its offline BERT fusions (fused Attention etc.) measured 5-10% slower here.
+pay off on CPUs; its offline BERT fusions (``onnxruntime.transformers.optimizer``, model_type "bert":
+fused Attention or MultiHeadAttention, SkipLayerNorm, BiasGelu) cost more CPU time on long passages
+(``benchmarks/onnx_profile.py --variants export,bert-fused,bert-mha --rows 1,4,16 --threads 1``,
+all-MiniLM-L6-v2, 32 passages of ~230 tokens, 2 shared AMD EPYC cores: 935 / 1018 / 1083 ms CPU at 1 row a
+batch, 1000 / 1064 / 1119 ms at 4). ONNX Runtime's CPU flash attention (MultiHeadAttention) only runs
+without a padding mask, so it would not lower the memory of padded batches either.
 """
 
 from __future__ import annotations
