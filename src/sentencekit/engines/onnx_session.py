@@ -12,6 +12,22 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: whether the intra-op threads of sessions made from now on spin-wait for work (ONNX Runtime's default);
+#: set by :func:`set_spin_wait`
+_SPIN_WAIT = True
+
+
+def set_spin_wait(enabled: bool) -> None:
+    """Whether sessions made after this call let their intra-op threads spin while they wait for work
+    (ONNX Runtime's default: on; ``session.intra_op.allow_spinning``). Results are the same either way.
+
+    Spinning saves a wake-up between operators, but the threads keep burning CPU for a while after each
+    call, taking it from everything else in the process. ``sentencekit serve`` turns it off: its event
+    loop (HTTP, tokenization, responses) shares the cores with the inference thread, and under 64 clients
+    on 2 cores the server went from 53 to 93 texts/s (``benchmarks/serve_load.py --backend onnx``)."""
+    global _SPIN_WAIT
+    _SPIN_WAIT = bool(enabled)
+
 
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask, not the machine's total)."""
@@ -49,6 +65,8 @@ def make_session(path: Path, num_threads: int | None = None, *, optimize: bool =
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
     options.log_severity_level = 3
+    if not _SPIN_WAIT:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
