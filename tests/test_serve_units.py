@@ -682,14 +682,13 @@ def test_the_issue_example_on_minilm(minilm_dir):
 
 
 def test_the_server_makes_onnx_sessions_that_do_not_spin(tmp_path, monkeypatch):
-    """run_server turns ONNX Runtime's spin-waiting (and OpenMP's, for torch) off before loading: the
-    spinning threads took the event loop's CPU. Sessions made while it is on keep ONNX Runtime's default;
-    an OMP_WAIT_POLICY the user set is kept."""
+    """ONNX sessions do not spin-wait (unless SENTENCEKIT_ORT_SPIN=1) and run_server turns OpenMP's off for
+    torch before loading: spinning threads took the event loop's CPU. An OMP_WAIT_POLICY the user set is kept."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 
-    from sentencekit.engines.onnx_session import make_session, set_spin_wait
+    from sentencekit.engines.onnx_session import make_session
     from sentencekit.serve.cli import _quiet_inference_threads
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
@@ -699,17 +698,14 @@ def test_the_server_makes_onnx_sessions_that_do_not_spin(tmp_path, monkeypatch):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     key = "session.intra_op.allow_spinning"
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    try:
-        _quiet_inference_threads()
-        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-        monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-        _quiet_inference_threads()
-        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-        quiet = make_session(path, 1)
-        assert quiet.get_session_options().get_session_config_entry(key) == "0"
-        assert quiet.run(None, {"x": np.array([2.0], dtype=np.float32)})[0].tolist() == [2.0]
-        set_spin_wait(True)
-        with pytest.raises(RuntimeError):  # not set: ONNX Runtime's default (spinning)
-            make_session(path, 1).get_session_options().get_session_config_entry(key)
-    finally:
-        set_spin_wait(True)
+    monkeypatch.delenv("SENTENCEKIT_ORT_SPIN", raising=False)
+    _quiet_inference_threads()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    _quiet_inference_threads()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    quiet = make_session(path, 1)
+    assert quiet.get_session_options().get_session_config_entry(key) == "0"
+    assert quiet.run(None, {"x": np.array([2.0], dtype=np.float32)})[0].tolist() == [2.0]
+    monkeypatch.setenv("SENTENCEKIT_ORT_SPIN", "1")  # the user's switch back to ONNX Runtime's spinning
+    assert make_session(path, 1).get_session_options().get_session_config_entry(key) == "1"

@@ -12,22 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-#: whether the intra-op threads of sessions made from now on spin-wait for work (ONNX Runtime's default);
-#: set by :func:`set_spin_wait`
-_SPIN_WAIT = True
-
-
-def set_spin_wait(enabled: bool) -> None:
-    """Whether sessions made after this call let their intra-op threads spin while they wait for work
-    (ONNX Runtime's default: on; ``session.intra_op.allow_spinning``). Results are the same either way.
-
-    Spinning saves a wake-up between operators, but the threads keep burning CPU for a while after each
-    call, taking it from everything else in the process. ``sentencekit serve`` turns it off: its event
-    loop (HTTP, tokenization, responses) shares the cores with the inference thread, and under 64 clients
-    on 2 cores the server went from 53 to 93 texts/s (``benchmarks/serve_load.py --backend onnx``)."""
-    global _SPIN_WAIT
-    _SPIN_WAIT = bool(enabled)
-
 
 def available_cpus() -> int:
     """CPUs this process may run on (its affinity mask, not the machine's total)."""
@@ -60,13 +44,13 @@ def make_session(path: Path, num_threads: int | None = None, *, optimize: bool =
     # thread it waits for. `benchmarks/onnx_profile.py --spin both --rows 4` on 2 AMD EPYC cores shared
     # with other jobs (load 12), all-MiniLM-L6-v2, 32 long passages: 3.45 s wall / 1.19 s CPU asleep,
     # 4.26 s / 1.62 s spinning. On an idle machine sleeping costs a wake-up per operator (~150 a batch).
+    # The server gains most (its event loop shares the cores): 64 clients on 2 loaded cores, server / one
+    # batched encode 0.86-0.97 -> 1.18 (benchmarks/serve_load.py --backend onnx).
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
                                         else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
     options.log_severity_level = 3
-    if not _SPIN_WAIT:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

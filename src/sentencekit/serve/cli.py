@@ -52,17 +52,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _quiet_inference_threads() -> None:
     """The inference threads of this process sleep rather than spin-wait between model calls, so that the
-    event loop (HTTP, tokenization, responses) gets the CPU: ONNX sessions through
-    :func:`sentencekit.engines.onnx_session.set_spin_wait`, torch's OpenMP threads through
-    ``OMP_WAIT_POLICY=PASSIVE`` (set before torch loads; a value the user set wins). Results are the same.
-    Under 64 clients on 2 loaded cores (``benchmarks/serve_load.py``), server / one batched ``encode``:
-    ONNX 0.86-0.97 -> 1.18, torch 0.74 -> 2.53."""
+    event loop (HTTP, tokenization, responses) gets the CPU: torch's OpenMP threads through
+    ``OMP_WAIT_POLICY=PASSIVE`` (set before torch loads; a value the user set wins; ONNX sessions never spin
+    unless ``SENTENCEKIT_ORT_SPIN=1``: :func:`sentencekit.engines.onnx_session.make_session`). Results are the
+    same. Under 64 clients on 2 loaded cores (``benchmarks/serve_load.py --backend torch``), server / one batched
+    ``encode``: 0.74 -> 2.53."""
     import os
 
-    from sentencekit.engines.onnx_session import set_spin_wait  # no onnxruntime import until a session is made
-
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    set_spin_wait(False)
 
 
 def run_server(config: ServeConfig) -> int:
