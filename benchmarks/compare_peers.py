@@ -9,10 +9,12 @@ that machine drift hits all alike:
                              export). optimum-onnx needs transformers < 4.58 while 6.2 needs >= 5, so the
                              onnx backends run in a second environment with sentence-transformers 5.x
                              (``--peer-onnx-python``), as a worker process driven from here;
-  sentencekit                torch fp32, torch bf16 (``compute_dtype="auto"``), onnx fp32, onnx int8.
+  sentencekit                torch fp32, torch bf16 (``compute_dtype="auto"``), onnx fp32, onnx int8,
+                             and openvino fp32 / int8 where ``openvino`` is installed.
 
 It prints texts/s and tokens/s, the ratio to sentence-transformers torch fp32, the share of the
-machine's measured matmul peak (of the path's own precision), the cosine to the fp32 reference
+machine's measured matmul peak (of the path's own precision; the best of torch's and ONNX Runtime's GEMM
+on one transformer-shaped product, so no path can pass 100%), the cosine to the fp32 reference
 (mean / min), STS-B test Spearman, cold start (fresh process: import, load, encode one sentence) wall
 time and peak RSS, and the same speed figures for CrossEncoder.predict.
 
@@ -75,11 +77,19 @@ def embedder_paths(folder: Path, onnx_folder: Path, peer_python: str | None, thr
     paths += [
         InProcess("sentencekit torch fp32", "fp32", lambda: SK(str(folder), device="cpu")),
         InProcess("sentencekit torch bf16", "bf16", lambda: SK(str(folder), device="cpu", compute_dtype="auto")),
-        InProcess("sentencekit onnx fp32", "fp32", lambda: SK(str(folder), backend="onnx", num_threads=threads)),
-        InProcess("sentencekit onnx int8", "int8",
-                  lambda: SK(str(folder), backend="onnx", compute_dtype="int8", num_threads=threads)),
     ]
+    for backend in ("onnx", *(["openvino"] if openvino_installed() else [])):
+        for precision, dtype in (("fp32", "float32"), ("int8", "int8")):
+            paths.append(InProcess(f"sentencekit {backend} {precision}", precision,
+                                   lambda b=backend, d=dtype: SK(str(folder), backend=b, compute_dtype=d,
+                                                                 num_threads=threads)))
     return paths
+
+
+def openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 COLD = {
@@ -96,6 +106,9 @@ COLD = {
     "sentencekit onnx fp32": "from sentencekit import SentenceTransformer as M; m = M({f!r}, backend='onnx')",
     "sentencekit onnx int8": ("from sentencekit import SentenceTransformer as M; "
                               "m = M({f!r}, backend='onnx', compute_dtype='int8')"),
+    "sentencekit openvino fp32": "from sentencekit import SentenceTransformer as M; m = M({f!r}, backend='openvino')",
+    "sentencekit openvino int8": ("from sentencekit import SentenceTransformer as M; "
+                                  "m = M({f!r}, backend='openvino', compute_dtype='int8')"),
 }
 
 
@@ -145,8 +158,9 @@ def main() -> None:
     tok = AutoTokenizer.from_pretrained(str(folder))
     lengths = {k: [len(x) for x in tok(v, truncation=True, max_length=256)["input_ids"]] for k, v in corpus.items()}
     flops = {k: corpus_flops(folder, v) for k, v in lengths.items()}
-    peaks = matmul_peaks(args.threads)
-    print("# matmul peak GFLOP/s: " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()), flush=True)
+    peaks, peak_sources = matmul_peaks(args.threads)
+    print("# matmul peak GFLOP/s (best library): " + ", ".join(f"{k} {v:.0f} ({peak_sources[k]})"
+                                                             for k, v in peaks.items()), flush=True)
 
     for p in paths:  # warm-up (and the embeddings compared with the fp32 reference)
         p.warm(corpus["short"][:64], args.batch_size)
@@ -183,7 +197,8 @@ def main() -> None:
     ce_rows = [] if args.no_reranker else rerankers(args, work)
     print_targets(rows, ce_rows)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "rerankers": ce_rows, "peaks": peaks}, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "rerankers": ce_rows, "peaks": peaks,
+                                                "peak_sources": peak_sources}, indent=2))
 
 
 def rerankers(args: argparse.Namespace, work: Path) -> list[dict]:
