@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_encoding_arg(p)
     p.set_defaults(func=cmd_rerank)
 
-    from sentencekit.serve.cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
+    from sentencekit.serve.serve_cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
 
     add_serve_parser(sub)
 
