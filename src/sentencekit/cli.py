@@ -521,7 +521,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # an index opened without the model an action needs: a message, not a traceback
-        from sentencekit.search.errors import IndexReadOnlyError
+        from sentencekit.search.index_errors import IndexReadOnlyError
 
         if not isinstance(exc, IndexReadOnlyError):
             raise

@@ -28,7 +28,6 @@ import numpy as np
 from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, check_titles, refuse_existing
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.hybrid import candidate_depth, check_options, fused_results, hybrid_sides
 from sentencekit.search.image_documents import (
     IMAGE,
@@ -38,6 +37,7 @@ from sentencekit.search.image_documents import (
     query_list,
     refuse_text_sides,
 )
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.model_check import (
     check_bi_encoder,
     check_reranker,
@@ -217,7 +217,7 @@ class EmbeddingIndex:
         """Open an existing index. ``model`` must be the model it was built with (same fingerprint and
         output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones, and so
         must ``sparse_model`` / ``multivector_model`` (their fingerprints) on an index that keeps that side.
-        Anything else raises :class:`~sentencekit.search.errors.IndexMismatchError` listing recorded vs
+        Anything else raises :class:`~sentencekit.search.index_errors.IndexMismatchError` listing recorded vs
         given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``). An index
         with a sparse (multi-vector) side opened without ``sparse_model`` (``multivector_model``) searches,
         deletes and compacts, but cannot add documents (they would have no vectors on that side) or search

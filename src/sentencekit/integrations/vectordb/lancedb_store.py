@@ -25,7 +25,7 @@ import numpy as np
 
 from sentencekit.integrations.vectordb.records import COLUMNS, check_record, row_values, table_record
 from sentencekit.integrations.vectordb.table_store import VectorTableStore
-from sentencekit.search.errors import IndexFormatError
+from sentencekit.search.index_errors import IndexFormatError
 
 RECORD_KEY = b"sentencekit"
 INSTALL = "pip install 'sentencekit[lancedb]'"

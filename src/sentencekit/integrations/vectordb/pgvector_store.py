@@ -33,7 +33,7 @@ import numpy as np
 
 from sentencekit.integrations.vectordb.records import COLUMNS, check_record, row_values, table_record
 from sentencekit.integrations.vectordb.table_store import VectorTableStore
-from sentencekit.search.errors import IndexFormatError
+from sentencekit.search.index_errors import IndexFormatError
 
 RECORDS_TABLE = "sentencekit_vector_tables"
 INSTALL = "pip install 'sentencekit[pgvector]'"
