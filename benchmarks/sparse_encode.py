@@ -1,7 +1,7 @@
 """Throughput of ``SparseEncoder.encode`` (SPLADE): sentencekit on ONNX Runtime (pooling inside the graph, no
 torch at run time) and on torch, against sentence-transformers' ``SparseEncoder`` (torch) on the same texts.
 
-The corpus is ``encode.py``'s (short STS-B sentences, ~230-token passages). Runners alternate within each
+The corpus is ``encode_speed.py``'s (short STS-B sentences, ~230-token passages). Runners alternate within each
 repeat, so drift hits all alike; the best of ``--repeats`` is reported, with each runner's ratio to the peer.
 The model folder is copied to a temporary folder first: the ONNX export (done once, untimed) is never written
 into the shared model folder. Outputs are compared to the peer's (max abs difference of the dense rows).
@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from peers_lib import build_corpus  # noqa: E402  (the fixed corpus encode.py and compare_peers.py measure)
+from peers_lib import build_corpus  # noqa: E402  (the fixed corpus encode_speed.py and compare_peers.py measure)
 
 
 def splade_tiny() -> Path:

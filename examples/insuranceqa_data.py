@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from transformers import TrainerCallback
 
-from sentencekit.evaluation.base import SentenceEvaluator
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator
 
 PACKAGE = "insuranceqa-data==1.2"  # only versions 1.0-1.2 of the package ship the data files
 SPLITS = ("train", "valid", "test")

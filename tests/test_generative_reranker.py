@@ -301,8 +301,8 @@ def test_rerank_command_with_a_generative_reranker(gen_dirs, gen_models, tmp_pat
 
 def test_serve_scores_rerank_routes_with_a_generative_reranker(gen_dirs, gen_models, tiny_st_dir):
     pytest.importorskip("fastapi")
-    from sentencekit.serve.config import ServeConfig
     from sentencekit.serve.models import load_models
+    from sentencekit.serve.server_config import ServeConfig
     from tests.test_serve_sparse import served_client
 
     served = load_models(ServeConfig(model=str(tiny_st_dir), reranker=str(gen_dirs["chatml"]), backend="torch"))

@@ -12,7 +12,7 @@ import pytest
 from sentencekit import EmbeddingIndex, SentenceTransformer
 from sentencekit.fingerprint import model_fingerprint
 from sentencekit.search.chunking import chunk_texts, default_chunk_size
-from sentencekit.search.errors import IndexMismatchError
+from sentencekit.search.index_errors import IndexMismatchError
 
 pytest.importorskip("onnxruntime")
 

@@ -21,9 +21,9 @@ import pytest
 from sentencekit.cli import main
 from sentencekit.search import fusion, hybrid
 from sentencekit.search import lexical as lexical_module
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.lexical import LexicalIndex, load_lexical, tokenize
 from sentencekit.search.storage import PAUSE_ENV
 from tests.test_search_index import LookupModel, unit

@@ -18,8 +18,8 @@ import torch
 
 from sentencekit import SentenceTransformer
 from sentencekit.search import index as index_module
-from sentencekit.search.errors import IndexFormatError, IndexLockTimeout, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError, IndexLockTimeout, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.storage import PAUSE_ENV, writer_lock
 
 TEXTS = [

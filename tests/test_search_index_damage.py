@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from sentencekit.cli import main
-from sentencekit.search.errors import IndexFormatError
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError
 from tests.test_search_index import LookupModel, unit
 
 DIM = 16

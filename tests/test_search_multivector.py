@@ -21,9 +21,9 @@ import pytest
 import sentencekit.late_interaction as late_interaction
 from sentencekit.search import index as index_module
 from sentencekit.search import late_interaction_side, packed_maxsim, segment_sides, token_centroids
-from sentencekit.search.errors import IndexFormatError, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.fusion import reciprocal_rank_fusion
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.late_interaction_side import PackedTokens, token_rows
 from sentencekit.search.packed_maxsim import maxsim_packed, pack, reduce_maxsim
 from sentencekit.search.token_centroids import CentroidIndex, cluster

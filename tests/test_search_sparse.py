@@ -21,9 +21,9 @@ import torch
 
 from sentencekit.search import hybrid, sparse_side
 from sentencekit.search import index as index_module
-from sentencekit.search.errors import IndexFormatError, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.fusion import reciprocal_rank_fusion, weighted_score_fusion
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError, IndexMismatchError, IndexReadOnlyError
 from sentencekit.search.sparse_side import SparseIndex, sparse_rows, to_csr, top_rows
 from tests.test_search_hybrid import DIM, DOCS, TaggedModel
 from tests.test_search_index import unit

@@ -12,8 +12,8 @@ import pytest
 
 from sentencekit.serve.admission import Admission
 from sentencekit.serve.batcher import BatcherClosed, DynamicBatcher
-from sentencekit.serve.errors import ApiError
-from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.http_errors import ApiError
+from sentencekit.serve.server_metrics import ServerMetrics
 
 pytest.importorskip("fastapi")
 

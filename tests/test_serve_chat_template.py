@@ -9,9 +9,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from sentencekit.serve.config import ServeConfig
-from sentencekit.serve.errors import ApiError
-from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.http_errors import ApiError
+from sentencekit.serve.server_config import ServeConfig
+from sentencekit.serve.server_metrics import ServerMetrics
 from tests.decoder_folders import (
     CHATML_TEMPLATE,
     RERANKER_PAIRS,

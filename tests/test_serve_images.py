@@ -15,7 +15,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 
-from sentencekit.serve.config import ServeConfig  # noqa: E402
+from sentencekit.serve.server_config import ServeConfig  # noqa: E402
 
 
 def served_client(served, **config):

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from sentencekit.serve.config import ServeConfig  # noqa: E402
+from sentencekit.serve.server_config import ServeConfig  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 

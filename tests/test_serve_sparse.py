@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from sentencekit.serve.config import ServeConfig  # noqa: E402
+from sentencekit.serve.server_config import ServeConfig  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sentencekit.pipeline.batching.TruncationWarning")
 
@@ -181,7 +181,7 @@ def test_two_sparse_models_are_refused_at_start(tiny_splade_dir, tiny_mlm_dir):
 def test_serve_flag_and_variable():
     import argparse
 
-    from sentencekit.serve.config import add_serve_arguments
+    from sentencekit.serve.server_config import add_serve_arguments
 
     parser = argparse.ArgumentParser()
     add_serve_arguments(parser, environ={"SENTENCEKIT_SPARSE_MODEL": "splade"})

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from sentencekit.serve.batcher import BatcherClosed, DynamicBatcher
-from sentencekit.serve.config import OPTIONS, ServeConfig, add_serve_arguments
-from sentencekit.serve.errors import ApiError, validation_message
-from sentencekit.serve.metrics import Registry, ServerMetrics
+from sentencekit.serve.http_errors import ApiError, validation_message
+from sentencekit.serve.server_config import OPTIONS, ServeConfig, add_serve_arguments
+from sentencekit.serve.server_metrics import Registry, ServerMetrics
 
 
 def parse(argv, environ=None) -> ServeConfig:
@@ -689,7 +689,7 @@ def test_the_server_makes_onnx_sessions_that_do_not_spin(tmp_path, monkeypatch):
     from onnx import TensorProto, helper
 
     from sentencekit.engines.onnx_session import make_session
-    from sentencekit.serve.cli import _quiet_inference_threads
+    from sentencekit.serve.serve_cli import _quiet_inference_threads
 
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

@@ -91,8 +91,8 @@ def test_the_onnx_backend_refuses_too(tiny_bert_dir, tmp_path, saved):
 
 
 def test_the_server_refuses_an_untrained_reranker_at_start_up(tiny_st_dir):
-    from sentencekit.serve.config import ServeConfig
     from sentencekit.serve.models import load_models
+    from sentencekit.serve.server_config import ServeConfig
 
     with pytest.raises(ValueError, match="--reranker .*untrained"):
         load_models(ServeConfig(model=str(tiny_st_dir), reranker=str(tiny_st_dir), backend="torch"))

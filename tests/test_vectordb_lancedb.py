@@ -12,8 +12,8 @@ import pytest
 
 from sentencekit import SentenceTransformer
 from sentencekit.integrations.vectordb import export_index, open_store, parse_location
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.index import EmbeddingIndex
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from tests.vectordb_corpus import (
     build_index,
     build_other_model,

@@ -13,7 +13,7 @@ import pytest
 
 from sentencekit import SentenceTransformer
 from sentencekit.integrations.vectordb import export_index, open_store
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from tests.postgres_server import ServerUnavailable, postgres_server
 from tests.vectordb_corpus import (
     build_index,

@@ -92,8 +92,8 @@ def check_refuses(open_with, index, other) -> None:
     both fingerprints, and what to do."""
     import pytest
 
-    from sentencekit.search.errors import IndexMismatchError
     from sentencekit.search.index import EmbeddingIndex
+    from sentencekit.search.index_errors import IndexMismatchError
 
     with pytest.raises(IndexMismatchError) as by_index:
         EmbeddingIndex.open(index.path, other)
@@ -111,7 +111,7 @@ def check_truncate_dim_named(open_with, model_dir) -> None:
     import pytest
 
     from sentencekit import SentenceTransformer
-    from sentencekit.search.errors import IndexMismatchError
+    from sentencekit.search.index_errors import IndexMismatchError
 
     truncated = SentenceTransformer(str(model_dir), device="cpu", truncate_dim=16)
     with pytest.raises(IndexMismatchError) as caught:

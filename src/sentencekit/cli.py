@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_encoding_arg(p)
     p.set_defaults(func=cmd_rerank)
 
-    from sentencekit.serve.cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
+    from sentencekit.serve.serve_cli import add_serve_parser  # stdlib-only: FastAPI/uvicorn load inside the command
 
     add_serve_parser(sub)
 
@@ -521,7 +521,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sentencekit {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:  # an index opened without the model an action needs: a message, not a traceback
-        from sentencekit.search.errors import IndexReadOnlyError
+        from sentencekit.search.index_errors import IndexReadOnlyError
 
         if not isinstance(exc, IndexReadOnlyError):
             raise

@@ -20,7 +20,7 @@ from sentencekit.engines.image_processor import ImageProcessor
 from sentencekit.engines.onnx_artifacts import export_variant, locate
 from sentencekit.engines.onnx_engine import OnnxEngine, check_compute_dtype
 from sentencekit.engines.onnx_session import make_session, read_metadata
-from sentencekit.engines.protocol import EngineOptions, Tokenized, check_num_threads
+from sentencekit.engines.protocol import EngineOptions, Tokenized
 from sentencekit.pipeline.modality import load_batch
 from sentencekit.spec.model_spec import ModelSpec
 
@@ -80,6 +80,10 @@ class MultimodalOnnxEngine(OnnxEngine):
             self._media_sessions[modality] = session
             self._processors[modality] = ImageProcessor.from_config(read_metadata(session)["image_processor"])
 
+    def _reopen_sessions(self) -> None:  # a new num_threads: the text tower's session and each modality's
+        super()._reopen_sessions()
+        self._media_sessions = {m: make_session(self.graphs[m], self._num_threads) for m in self._media_sessions}
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.pop("_media_sessions", None)  # reopened by _open from the paths
@@ -107,17 +111,6 @@ class MultimodalOnnxEngine(OnnxEngine):
     @property
     def modalities(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(self.meta.get("modalities") or self.spec.modalities)
-
-    @property
-    def num_threads(self) -> int:
-        return int(self._session.get_session_options().intra_op_num_threads)
-
-    @num_threads.setter
-    def num_threads(self, value: int | None) -> None:
-        check_num_threads(value)
-        self._num_threads = value
-        self._session = make_session(self.graph, value)
-        self._media_sessions = {m: make_session(self.graphs[m], value) for m in self._media_sessions}
 
     @property
     def media_sessions(self) -> dict[str, Any]:

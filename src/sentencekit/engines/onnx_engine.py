@@ -239,6 +239,10 @@ class OnnxEngine(Engine):
     def num_threads(self, value: int | None) -> None:
         check_num_threads(value)
         self._num_threads = value
+        self._reopen_sessions()
+
+    def _reopen_sessions(self) -> None:
+        """Rebuild the session(s) for a new :attr:`num_threads` (an engine with more graphs reopens them too)."""
         self._session = self._new_session()
 
     @property

@@ -14,14 +14,14 @@ given.
 
 from __future__ import annotations
 
-from sentencekit.evaluation.base import BaseEvaluator, SentenceEvaluator, SimilarityFunction
 from sentencekit.evaluation.binary_classification import BinaryClassificationEvaluator
 from sentencekit.evaluation.cross_encoder_classification import CrossEncoderClassificationEvaluator
 from sentencekit.evaluation.cross_encoder_correlation import CrossEncoderCorrelationEvaluator
 from sentencekit.evaluation.cross_encoder_reranking import CrossEncoderRerankingEvaluator
 from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvaluator
+from sentencekit.evaluation.evaluator_base import BaseEvaluator, SentenceEvaluator, SimilarityFunction
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
-from sentencekit.evaluation.mse import MSEEvaluator
+from sentencekit.evaluation.mse_evaluator import MSEEvaluator
 from sentencekit.evaluation.multivector_distillation import MultiVectorDistillationEvaluator
 from sentencekit.evaluation.multivector_evaluation import (
     MultiVectorInformationRetrievalEvaluator,
@@ -45,7 +45,7 @@ from sentencekit.evaluation.sparse_evaluation import (
 )
 from sentencekit.evaluation.sparse_nano_beir import SparseNanoBEIREvaluator
 from sentencekit.evaluation.translation import TranslationEvaluator
-from sentencekit.evaluation.triplet import TripletEvaluator
+from sentencekit.evaluation.triplet_evaluator import TripletEvaluator
 
 __all__ = [
     "SentenceEvaluator",

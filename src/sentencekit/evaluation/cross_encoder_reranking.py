@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.evaluation.metrics import mean_reranking_metrics
 from sentencekit.evaluation.reranking import Sample, as_text_list
 

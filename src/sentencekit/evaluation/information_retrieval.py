@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sentencekit.evaluation.base import SentenceEvaluator, SimilarityName, all_pairs_fn, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, SimilarityName, all_pairs_fn, csv_name
 from sentencekit.evaluation.metrics import (
     hit_at_k,
     map_at_k,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.evaluation.metrics import spearman
 from sentencekit.evaluation.multivector_evaluation import MultiVectorEvaluatorMixin
 from sentencekit.losses._base import function_name

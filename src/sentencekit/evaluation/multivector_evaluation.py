@@ -20,7 +20,7 @@ from torch import Tensor
 
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator, ScoreFunction
 from sentencekit.evaluation.reranking import RerankingEvaluator
-from sentencekit.evaluation.triplet import TripletEvaluator
+from sentencekit.evaluation.triplet_evaluator import TripletEvaluator
 
 NO_TRUNCATE_DIM = ("truncate_dim is not supported by the multi-vector evaluators: token vectors have no Matryoshka "
                    "truncation. Leave truncate_dim unset to evaluate at the full dimension.")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator, SimilarityName
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, SimilarityName
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator, ScoreFunction
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.evaluation.metrics import best_f1_ranked, merge_top_k, ranked_average_precision
 from sentencekit.similarity import cos_sim, to_tensor
 

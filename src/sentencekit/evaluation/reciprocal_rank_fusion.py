@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.evaluation.metrics import mean_reranking_metrics
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.evaluation.metrics import mean_reranking_metrics
 from sentencekit.similarity import cos_sim
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sentencekit.evaluation.base import SentenceEvaluator
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator
 
 
 class SequentialEvaluator(SentenceEvaluator):

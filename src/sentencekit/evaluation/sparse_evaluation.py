@@ -24,10 +24,10 @@ from torch import Tensor
 from sentencekit.evaluation.binary_classification import BinaryClassificationEvaluator
 from sentencekit.evaluation.embedding_similarity import EmbeddingSimilarityEvaluator
 from sentencekit.evaluation.information_retrieval import InformationRetrievalEvaluator
-from sentencekit.evaluation.mse import MSEEvaluator
+from sentencekit.evaluation.mse_evaluator import MSEEvaluator
 from sentencekit.evaluation.reranking import RerankingEvaluator
 from sentencekit.evaluation.translation import TranslationEvaluator
-from sentencekit.evaluation.triplet import TripletEvaluator
+from sentencekit.evaluation.triplet_evaluator import TripletEvaluator
 from sentencekit.similarity import dot_score
 
 

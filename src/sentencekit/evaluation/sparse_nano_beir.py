@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sentencekit.evaluation.base import SimilarityName
+from sentencekit.evaluation.evaluator_base import SimilarityName
 from sentencekit.evaluation.information_retrieval import ScoreFunction
 from sentencekit.evaluation.nano_beir import NanoBEIREvaluator
 from sentencekit.evaluation.sparse_evaluation import SparseInformationRetrievalEvaluator

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator, csv_name
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, csv_name
 from sentencekit.similarity import cos_sim
 
 logger = logging.getLogger(__name__)

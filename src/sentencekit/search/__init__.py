@@ -13,10 +13,10 @@ from typing import Any
 
 _LAZY = {
     "EmbeddingIndex": "sentencekit.search.index",
-    "IndexMismatchError": "sentencekit.search.errors",
-    "IndexLockTimeout": "sentencekit.search.errors",
-    "IndexFormatError": "sentencekit.search.errors",
-    "IndexReadOnlyError": "sentencekit.search.errors",
+    "IndexMismatchError": "sentencekit.search.index_errors",
+    "IndexLockTimeout": "sentencekit.search.index_errors",
+    "IndexFormatError": "sentencekit.search.index_errors",
+    "IndexReadOnlyError": "sentencekit.search.index_errors",
     "semantic_search": "sentencekit.search.retrieval",
     "paraphrase_mining": "sentencekit.search.retrieval",
     "paraphrase_mining_embeddings": "sentencekit.search.retrieval",

@@ -28,7 +28,6 @@ import numpy as np
 from sentencekit.pipeline.batching import as_input_list
 from sentencekit.search import ann, scoring
 from sentencekit.search.documents import auto_ids, check_ids, check_metadata, check_titles, refuse_existing
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.hybrid import candidate_depth, check_options, fused_results, hybrid_sides
 from sentencekit.search.image_documents import (
     IMAGE,
@@ -38,6 +37,7 @@ from sentencekit.search.image_documents import (
     query_list,
     refuse_text_sides,
 )
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.model_check import (
     check_bi_encoder,
     check_reranker,
@@ -217,7 +217,7 @@ class EmbeddingIndex:
         """Open an existing index. ``model`` must be the model it was built with (same fingerprint and
         output dimension); ``normalize``/``truncate_dim``, if given, must match the recorded ones, and so
         must ``sparse_model`` / ``multivector_model`` (their fingerprints) on an index that keeps that side.
-        Anything else raises :class:`~sentencekit.search.errors.IndexMismatchError` listing recorded vs
+        Anything else raises :class:`~sentencekit.search.index_errors.IndexMismatchError` listing recorded vs
         given values. ``model=None`` opens it for inspection only (``len``, ``get``, ``manifest``). An index
         with a sparse (multi-vector) side opened without ``sparse_model`` (``multivector_model``) searches,
         deletes and compacts, but cannot add documents (they would have no vectors on that side) or search
@@ -418,14 +418,8 @@ class EmbeddingIndex:
         written: list[str] = []  # the new segment's name: the sides' encoded rows are its rows
 
         def write(manifest: dict[str, Any], snap: Snapshot) -> tuple[list[dict], dict]:
-            final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
-            refuse_existing(final_ids, snap)
-            for doc, doc_id in zip(docs, final_ids):
-                doc["id"] = doc_id
-            entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
-                                  manifest["precision"])
+            entry, updates = self._write_new_segment(manifest, snap, docs, vectors, given_ids, final_ids)
             written[:] = [entry["name"]]
-            updates = {} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1}
             return manifest["log"] + [entry], updates
 
         self._commit(write, side_rows={key: lambda segment, rows=rows: rows if segment["name"] in written else None
@@ -478,16 +472,8 @@ class EmbeddingIndex:
             # a side enabled by another process meanwhile
             refuse_text_sides({key: value for key, value in manifest.items() if key != MANIFEST_FLAG}, self.path,
                               "add images")
-            final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
-            refuse_existing(final_ids, snap)
-            for doc, doc_id in zip(docs, final_ids):
-                doc["id"] = doc_id
-            entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
-                                  manifest["precision"])
-            updates = {MANIFEST_FLAG: True}
-            if given_ids is None:
-                updates["next_id"] = int(final_ids[-1]) + 1
-            return manifest["log"] + [entry], updates
+            entry, updates = self._write_new_segment(manifest, snap, docs, vectors, given_ids, final_ids)
+            return manifest["log"] + [entry], {MANIFEST_FLAG: True, **updates}
 
         self._commit(write)
         return list(final_ids)
@@ -889,6 +875,21 @@ class EmbeddingIndex:
         if stamp != self._stamp:
             self._snap, self._stamp = self._load(read_manifest(self.path)), stamp
         return self._snap
+
+    def _write_new_segment(self, manifest: dict[str, Any], snap: Snapshot, docs: list[dict[str, Any]],
+                           vectors: np.ndarray, given_ids: list[str] | None,
+                           final_ids: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The commit step of :meth:`add` and :meth:`add_images` (run by :meth:`_commit` under the writer lock):
+        number ``docs`` (``given_ids``, else the next running integers; ``final_ids`` receives them), then write
+        them with ``vectors`` as a new segment. Returns its log entry and the manifest updates (``next_id`` when
+        the ids were numbered here)."""
+        final_ids[:] = given_ids if given_ids is not None else auto_ids(manifest, snap, len(docs))
+        refuse_existing(final_ids, snap)
+        for doc, doc_id in zip(docs, final_ids):
+            doc["id"] = doc_id
+        entry = write_segment(self.path, new_name("seg", manifest["generation"] + 1), vectors, docs,
+                              manifest["precision"])
+        return entry, ({} if given_ids is not None else {"next_id": int(final_ids[-1]) + 1})
 
     def _commit(self, write: Callable[[dict[str, Any], Snapshot], tuple[list[dict], dict]],
                 side_rows: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> None:

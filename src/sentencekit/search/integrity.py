@@ -37,8 +37,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sentencekit.search.errors import IndexFormatError
 from sentencekit.search.image_documents import row_inputs
+from sentencekit.search.index_errors import IndexFormatError
 from sentencekit.search.segment_sides import PartKind, alignment_problem, next_entry, part_kinds
 from sentencekit.search.segment_sides import mismatches as side_mismatches
 from sentencekit.search.segments import (

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.search.errors import IndexMismatchError
+from sentencekit.search.index_errors import IndexMismatchError
 from sentencekit.search.packed_maxsim import maxsim_packed, pack
 from sentencekit.search.segment_sides import PartKind, empty_entry
 from sentencekit.search.storage import SEGMENTS, check_size, damaged, load_npy, save_npy
@@ -232,7 +232,7 @@ def write_part(root: str | os.PathLike, name: str, segment: str, rows: PackedTok
 def load_part(root: str | os.PathLike, part: dict[str, Any], dim: int, checks: dict[str, Any]) -> TokenPart:
     """Load a committed part (token vectors memory-mapped), checking its files against the manifest (sizes,
     shapes, dtypes, offsets, centroid numbers): damage raises
-    :class:`~sentencekit.search.errors.IndexFormatError` naming the file; a missing file raises
+    :class:`~sentencekit.search.index_errors.IndexFormatError` naming the file; a missing file raises
     ``FileNotFoundError`` (a concurrent compaction may have removed it: re-read the manifest).
 
     >>> entry = manifest["multivector"]  # doctest: +SKIP

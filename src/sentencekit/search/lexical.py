@@ -214,7 +214,7 @@ def write_lexical(root: str | os.PathLike, name: str, snap: Snapshot) -> dict[st
 
 def load_lexical(root: str | os.PathLike, entry: dict[str, Any]) -> LexicalIndex:
     """Load a committed lexical side, checking its files against the entry (sizes, shapes, counts).
-    Damage raises :class:`~sentencekit.search.errors.IndexFormatError` naming the file; a missing file
+    Damage raises :class:`~sentencekit.search.index_errors.IndexFormatError` naming the file; a missing file
     raises ``FileNotFoundError`` (a concurrent writer may have replaced it: re-read the manifest).
 
     >>> load_lexical(folder, manifest["lexical"]).top(["refund"], k=1)  # doctest: +SKIP

@@ -15,7 +15,7 @@ import numpy as np
 
 from sentencekit.fingerprint import model_fingerprint
 from sentencekit.pipeline.prompts import DOCUMENT_PROMPT_NAMES, resolve_prompt
-from sentencekit.search.errors import IndexMismatchError
+from sentencekit.search.index_errors import IndexMismatchError
 
 logger = logging.getLogger(__name__)
 

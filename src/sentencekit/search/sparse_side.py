@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.search.errors import IndexMismatchError
+from sentencekit.search.index_errors import IndexMismatchError
 from sentencekit.search.segment_sides import PartKind, empty_entry
 from sentencekit.search.storage import SEGMENTS, check_size, damaged, load_npy, save_npy
 from sentencekit.sparse_arrays import as_csr, encoder_output
@@ -261,7 +261,7 @@ def write_part(root: str | os.PathLike, name: str, segment: str, rows: Any) -> d
 
 def load_part(root: str | os.PathLike, part: dict[str, Any], vocab: int, checks: dict[str, Any]) -> SparseIndex:
     """Load a committed part, checking its files against the manifest (sizes, shapes, counts, term range):
-    damage raises :class:`~sentencekit.search.errors.IndexFormatError` naming the file; a missing file
+    damage raises :class:`~sentencekit.search.index_errors.IndexFormatError` naming the file; a missing file
     raises ``FileNotFoundError`` (a concurrent compaction may have removed it: re-read the manifest).
 
     >>> load_part(folder, manifest["sparse"]["parts"][0], 30522, manifest["sparse"]["checks"]).rows  # doctest: +SKIP

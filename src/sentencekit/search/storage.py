@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit.files import atomic_write, atomic_write_bytes
-from sentencekit.search.errors import IndexFormatError, IndexLockTimeout
+from sentencekit.search.index_errors import IndexFormatError, IndexLockTimeout
 
 FORMAT = "sentencekit-embedding-index"
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
     >>> read_manifest("/no/such/index")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sentencekit.search.errors.IndexFormatError: No embedding index at /no/such/index (no manifest.json). ...
+    sentencekit.search.index_errors.IndexFormatError: No embedding index at /no/such/index (no manifest.json). ...
     """
     path = manifest_path(root)
     if Path(root).is_file():

@@ -12,13 +12,13 @@ batching); one model instance serves every request from a single inference threa
 >>> len(client.embeddings.create(model="all-MiniLM-L6-v2", input=["hello"]).data[0].embedding)
 384
 
-This package's ``__init__``, ``config`` and ``cli`` modules import only the standard library, so that
+This package's ``__init__``, ``server_config`` and ``serve_cli`` modules import only the standard library, so that
 ``sentencekit --help`` stays fast; FastAPI, uvicorn and the model load inside the command.
 """
 
 from __future__ import annotations
 
-from sentencekit.serve.config import ServeConfig
+from sentencekit.serve.server_config import ServeConfig
 
 __all__ = ["ServeConfig", "create_app"]
 

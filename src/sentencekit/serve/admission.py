@@ -27,7 +27,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 
 #: seconds a client is told to wait (``Retry-After``) after a 429 or a 503 while draining
 RETRY_AFTER_S = 1
@@ -35,7 +35,7 @@ RETRY_AFTER_S = 1
 
 class Admission:
     """``limit`` requests in flight; ``wait_s`` seconds of waiting for a slot; ``metrics`` (optional, a
-    :class:`~sentencekit.serve.metrics.ServerMetrics`) gets the ``in_flight`` gauge. Use from one event
+    :class:`~sentencekit.serve.server_metrics.ServerMetrics`) gets the ``in_flight`` gauge. Use from one event
     loop."""
 
     def __init__(self, limit: int, wait_s: float, metrics: Any = None) -> None:

@@ -31,11 +31,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from sentencekit import __version__
-from sentencekit.serve.errors import ApiError, validation_message
-from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.http_errors import ApiError, validation_message
 from sentencekit.serve.middleware import ServeMiddleware
 from sentencekit.serve.models import ServedModels
 from sentencekit.serve.routes import FALLBACK, FAMILIES, ErrorShapes
+from sentencekit.serve.server_metrics import ServerMetrics
 from sentencekit.serve.service import Service
 
 

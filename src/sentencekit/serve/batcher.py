@@ -76,7 +76,7 @@ class DynamicBatcher:
     """Queue + worker packing requests by tokens (see the module docstring).
 
     ``run(key, items)`` runs on the inference thread and returns one result per item (a list or an
-    array). ``metrics`` (optional) is a :class:`sentencekit.serve.metrics.ServerMetrics`; ``name``
+    array). ``metrics`` (optional) is a :class:`sentencekit.serve.server_metrics.ServerMetrics`; ``name``
     labels this batcher's series.
     """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 
 
 def check_sources(inputs: Any, param: str, *, allow_urls: bool) -> list[str]:

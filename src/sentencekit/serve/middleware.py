@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sentencekit.serve.admission import Admission
-from sentencekit.serve.errors import ApiError
-from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.http_errors import ApiError
+from sentencekit.serve.server_metrics import ServerMetrics
 
 if TYPE_CHECKING:  # the middleware itself stays free of FastAPI
     from sentencekit.serve.routes.route_family import ErrorShapes

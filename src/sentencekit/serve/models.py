@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sentencekit.pipeline.batching import TruncationWarning
-from sentencekit.serve.config import ServeConfig
+from sentencekit.serve.server_config import ServeConfig
 from sentencekit.serve.tokens import TokenCounter
 
 

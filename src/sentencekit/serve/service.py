@@ -26,10 +26,10 @@ import numpy as np
 from sentencekit.pipeline.prompts import resolve_prompt
 from sentencekit.serve.admission import Admission
 from sentencekit.serve.batcher import BatcherClosed, BatchResult, DynamicBatcher
-from sentencekit.serve.config import ServeConfig
-from sentencekit.serve.errors import ApiError
-from sentencekit.serve.metrics import ServerMetrics
+from sentencekit.serve.http_errors import ApiError
 from sentencekit.serve.models import ServedModel, ServedModels
+from sentencekit.serve.server_config import ServeConfig
+from sentencekit.serve.server_metrics import ServerMetrics
 
 #: a UTF-16 surrogate code point: in a Python str (from a JSON "\ud800" escape) only when unpaired
 _SURROGATE = re.compile("[\ud800-\udfff]")

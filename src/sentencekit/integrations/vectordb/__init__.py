@@ -10,7 +10,7 @@ Two stores, each behind its own extra (nothing here imports them until used):
 The table keeps every stored vector (float32, normalized when the index is) with its document's id, text,
 title, metadata and chunk span, and a record of the model (fingerprint), prompts, dimension, normalization and
 similarity (:mod:`~sentencekit.integrations.vectordb.records`). Opening it with another model raises
-:class:`~sentencekit.search.errors.IndexMismatchError`, as ``EmbeddingIndex.open`` does; searches embed the
+:class:`~sentencekit.search.index_errors.IndexMismatchError`, as ``EmbeddingIndex.open`` does; searches embed the
 query as the index would and return its hits' shape. The table name defaults to ``sentencekit``.
 
 >>> from sentencekit import SentenceTransformer                                   # doctest: +SKIP
@@ -112,7 +112,7 @@ def export_index(index: Any, to: str, table: str | None = None, *, overwrite: bo
 
 def open_store(location: str, model: Any = None, table: str | None = None) -> Any:
     """Open the exported table at ``location`` (see :func:`parse_location`). ``model`` must be the model it
-    was exported with, else :class:`~sentencekit.search.errors.IndexMismatchError` (raised here, before any
+    was exported with, else :class:`~sentencekit.search.index_errors.IndexMismatchError` (raised here, before any
     search); ``None`` opens it for inspection only (``len``, ``record``). Raises ``IndexFormatError`` for a
     missing table or one sentencekit did not write.
 

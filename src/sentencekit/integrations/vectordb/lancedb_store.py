@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from sentencekit.integrations.vectordb.records import COLUMNS, check_record, row_values, table_record
-from sentencekit.integrations.vectordb.table_store import VectorTableStore
-from sentencekit.search.errors import IndexFormatError
+from sentencekit.integrations.vectordb.table_store import VectorTableStore, import_client
+from sentencekit.search.index_errors import IndexFormatError
 
 RECORD_KEY = b"sentencekit"
 INSTALL = "pip install 'sentencekit[lancedb]'"
@@ -36,13 +36,7 @@ METRIC = "dot"
 
 def import_lancedb() -> Any:
     """``lancedb`` (and pyarrow), or an ``ImportError`` naming the install command."""
-    try:
-        import lancedb
-        import pyarrow  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(f"Exporting to / searching LanceDB needs the lancedb package: {INSTALL} "
-                          f"({type(exc).__name__}: {exc})") from exc
-    return lancedb
+    return import_client(("lancedb", "pyarrow"), "LanceDB", "the lancedb package", INSTALL)
 
 
 def _location(path: str | os.PathLike, table: str) -> str:

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from sentencekit.integrations.vectordb.records import COLUMNS, check_record, row_values, table_record
-from sentencekit.integrations.vectordb.table_store import VectorTableStore
-from sentencekit.search.errors import IndexFormatError
+from sentencekit.integrations.vectordb.table_store import VectorTableStore, import_client
+from sentencekit.search.index_errors import IndexFormatError
 
 RECORDS_TABLE = "sentencekit_vector_tables"
 INSTALL = "pip install 'sentencekit[pgvector]'"
@@ -48,13 +48,7 @@ _COPY_TYPES = {"id": "text", "part": "int4", "text": "text", "title": "text", "m
 
 def import_psycopg() -> Any:
     """``psycopg`` (with pgvector's helpers importable), or an ``ImportError`` naming the install command."""
-    try:
-        import pgvector.psycopg  # noqa: F401
-        import psycopg
-    except ImportError as exc:
-        raise ImportError(f"Exporting to / searching PostgreSQL needs psycopg 3 and pgvector: {INSTALL} "
-                          f"({type(exc).__name__}: {exc})") from exc
-    return psycopg
+    return import_client(("psycopg", "pgvector.psycopg"), "PostgreSQL", "psycopg 3 and pgvector", INSTALL)
 
 
 def check_table_name(table: str) -> str:

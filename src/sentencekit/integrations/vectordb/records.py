@@ -22,7 +22,7 @@ import json
 import os
 from typing import Any
 
-from sentencekit.search.errors import IndexFormatError, IndexReadOnlyError
+from sentencekit.search.index_errors import IndexFormatError, IndexReadOnlyError
 from sentencekit.search.model_check import check_bi_encoder, mismatch_error, mismatches
 
 RECORD_FORMAT = "sentencekit-vector-table"
@@ -61,7 +61,7 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
     >>> check_record(None, "postgresql://db?table=faq")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sentencekit.search.errors.IndexFormatError: postgresql://db?table=faq has no sentencekit record: ...
+    sentencekit.search.index_errors.IndexFormatError: postgresql://db?table=faq has no sentencekit record: ...
     """
     if isinstance(record, (str, bytes)):
         try:
@@ -86,14 +86,14 @@ def check_record(record: Any, where: str) -> dict[str, Any]:
 def check_model(record: dict[str, Any], model: Any, where: str) -> None:
     """Refuse ``model`` unless it is the one the table's vectors came from: the fingerprint and dimension
     checks of ``EmbeddingIndex.open`` (:func:`sentencekit.search.model_check.mismatches`). Raises
-    :class:`~sentencekit.search.errors.IndexMismatchError` naming what differs (model, dimension) and what to
-    do, or ``TypeError`` for a model that cannot embed texts (e.g. a cross-encoder).
+    :class:`~sentencekit.search.index_errors.IndexMismatchError` naming what differs (model, dimension) and
+    what to do, or ``TypeError`` for a model that cannot embed texts (e.g. a cross-encoder).
     ``model=None`` passes (inspection only).
 
     >>> check_model(record, other_model, "lancedb:///tmp/db?table=faq")  # doctest: +SKIP
     Traceback (most recent call last):
     ...
-    sentencekit.search.errors.IndexMismatchError: Cannot use lancedb:///tmp/db?table=faq with this model/settings; ...
+    sentencekit.search.index_errors.IndexMismatchError: Cannot use lancedb:///tmp/db?table=faq with this ...
     """
     if model is None:
         return

@@ -1,12 +1,13 @@
-"""What the LanceDB and pgvector stores share: opening with the model check, embedding queries with the
-recorded settings, and turning the database's nearest rows into :meth:`EmbeddingIndex.search`'s hits (one per
-document, best first).
+"""What the LanceDB and pgvector stores share: importing the database client (or saying what to install),
+opening with the model check, embedding queries with the recorded settings, and turning the database's nearest
+rows into :meth:`EmbeddingIndex.search`'s hits (one per document, best first).
 
 A subclass implements ``_nearest(vector, limit)`` (the database's own vector search) and ``__len__``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,16 @@ import numpy as np
 from sentencekit.integrations.vectordb.records import check_model, require_model, row_document
 from sentencekit.search.model_check import embed
 from sentencekit.search.results import document_hit
+
+
+def import_client(packages: Sequence[str], database: str, needs: str, install: str) -> Any:
+    """Import a store's client ``packages`` and return the first, or raise an ``ImportError`` saying that
+    exporting to / searching ``database`` needs ``needs`` and naming the ``install`` command."""
+    try:
+        return [importlib.import_module(name) for name in packages][0]
+    except ImportError as exc:
+        raise ImportError(f"Exporting to / searching {database} needs {needs}: {install} "
+                          f"({type(exc).__name__}: {exc})") from exc
 
 
 class VectorTableStore:

@@ -10,6 +10,9 @@ from which the loss builds and scores the (query, document) pairs.
 """
 
 from sentencekit.losses.cross_encoder.binary_cross_entropy import BinaryCrossEntropyLoss
+from sentencekit.losses.cross_encoder.cross_encoder_margin_mse import MarginMSELoss
+from sentencekit.losses.cross_encoder.cross_encoder_mnrl import MultipleNegativesRankingLoss
+from sentencekit.losses.cross_encoder.cross_encoder_mse import MSELoss
 from sentencekit.losses.cross_encoder.cross_entropy import CrossEntropyLoss
 from sentencekit.losses.cross_encoder.lambda_loss import (
     BaseWeightingScheme,
@@ -21,9 +24,6 @@ from sentencekit.losses.cross_encoder.lambda_loss import (
     NoWeightingScheme,
 )
 from sentencekit.losses.cross_encoder.listnet import ListNetLoss
-from sentencekit.losses.cross_encoder.margin_mse import MarginMSELoss
-from sentencekit.losses.cross_encoder.mse import MSELoss
-from sentencekit.losses.cross_encoder.multiple_negatives_ranking import MultipleNegativesRankingLoss
 
 __all__ = [
     "BaseWeightingScheme",

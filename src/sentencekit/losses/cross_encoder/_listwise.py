@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns
+from sentencekit.losses.cross_encoder._cross_encoder_loss import CrossEncoderLoss, check_columns
 
 
 class ListwiseLoss(CrossEncoderLoss):

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname, labels_to
+from sentencekit.losses.cross_encoder._cross_encoder_loss import CrossEncoderLoss, check_columns, fullname, labels_to
 
 
 class CrossEntropyLoss(CrossEncoderLoss):

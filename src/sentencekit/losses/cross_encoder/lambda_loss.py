@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from sentencekit.losses.cross_encoder._base import fullname
+from sentencekit.losses.cross_encoder._cross_encoder_loss import fullname
 from sentencekit.losses.cross_encoder._listwise import ListwiseLoss
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentencekit.losses.cross_encoder._base import fullname
+from sentencekit.losses.cross_encoder._cross_encoder_loss import fullname
 from sentencekit.losses.cross_encoder._listwise import ListwiseLoss
 
 

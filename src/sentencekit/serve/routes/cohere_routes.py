@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from sentencekit.serve import schemas as s
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 from sentencekit.serve.routes.openai_routes import openai_error_body
 from sentencekit.serve.routes.route_family import RouteFamily, answer, documented_errors
 from sentencekit.serve.service import Outcome, Service

@@ -4,7 +4,7 @@ Errors are OpenAI's ``{"error": {"message", "type", "param", "code"}}``, from wh
 its ``openai.APIStatusError`` subclasses; they answer on every ``/v1/`` and ``/v2/`` path no other
 family routes (an SDK pointed at a wrong path still reads the 404).
 
->>> from sentencekit.serve.errors import ApiError
+>>> from sentencekit.serve.http_errors import ApiError
 >>> openai_error_body(ApiError(401, "bad key", "Unauthorized", code="invalid_api_key"))["error"]["code"]
 'invalid_api_key'
 """
@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from sentencekit.serve import schemas as s
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 from sentencekit.serve.routes.route_family import RouteFamily, answer, documented_errors, json_response
 from sentencekit.serve.service import Outcome, Service
 

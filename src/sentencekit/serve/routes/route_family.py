@@ -6,7 +6,7 @@ OpenAPI tag of its routes, and the JSON body of its errors. :class:`ErrorShapes`
 the shape of the family whose route (or path prefix) it happened on, including the errors raised
 before any route runs (API key, body size, unknown path).
 
->>> from sentencekit.serve.errors import ApiError
+>>> from sentencekit.serve.http_errors import ApiError
 >>> family = RouteFamily("demo", lambda service: APIRouter(), lambda e: {"error": e.message})
 >>> family.error_body(ApiError(422, "bad"))
 {'error': 'bad'}
@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 from sentencekit.serve.service import Outcome, Service
 
 try:  # in the `serve` extra; the stdlib encoder stands in where it is missing

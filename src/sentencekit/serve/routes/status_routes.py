@@ -8,9 +8,9 @@ from starlette.responses import Response
 
 from sentencekit import __version__
 from sentencekit.serve import schemas as s
-from sentencekit.serve.metrics import CONTENT_TYPE
 from sentencekit.serve.routes.route_family import RouteFamily, json_response
 from sentencekit.serve.routes.tei_routes import tei_error_body
+from sentencekit.serve.server_metrics import CONTENT_TYPE
 from sentencekit.serve.service import Service
 
 

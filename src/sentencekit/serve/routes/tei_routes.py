@@ -4,7 +4,7 @@
 Errors are TEI's ``{"error": "...", "error_type": "Validation|Empty|Tokenizer|Overloaded|..."}``, the
 server's native shape: the status routes and unknown paths answer in it too.
 
->>> from sentencekit.serve.errors import ApiError
+>>> from sentencekit.serve.http_errors import ApiError
 >>> tei_error_body(ApiError(413, "too many inputs", "Validation"))
 {'error': 'too many inputs', 'error_type': 'Validation'}
 """
@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from sentencekit.serve import schemas as s
-from sentencekit.serve.errors import ApiError
+from sentencekit.serve.http_errors import ApiError
 from sentencekit.serve.routes.route_family import RouteFamily, answer, documented_errors, json_response
 from sentencekit.serve.service import Outcome, Service
 

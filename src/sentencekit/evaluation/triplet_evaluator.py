@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator, SimilarityName, csv_name, pairwise_scores
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator, SimilarityName, csv_name, pairwise_scores
 from sentencekit.similarity import SimilarityFunction, check_similarity_fn_name
 
 

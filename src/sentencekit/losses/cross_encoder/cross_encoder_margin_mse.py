@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from sentencekit.losses._citations import MARGIN_MSE_CITATION
-from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname, labels_to
+from sentencekit.losses.cross_encoder._cross_encoder_loss import CrossEncoderLoss, check_columns, fullname, labels_to
 
 
 class MarginMSELoss(CrossEncoderLoss):

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any
 
-from sentencekit.serve.config import ServeConfig, add_serve_arguments, env_table
+from sentencekit.serve.server_config import ServeConfig, add_serve_arguments, env_table
 
 DESCRIPTION = (
     "Serve the embedding model (and optionally a cross-encoder and a sparse encoder) over HTTP, speaking the "

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentencekit.losses._citations import MNRL_CITATION
-from sentencekit.losses.cross_encoder._base import CrossEncoderLoss, check_columns, fullname
+from sentencekit.losses.cross_encoder._cross_encoder_loss import CrossEncoderLoss, check_columns, fullname
 
 
 class MultipleNegativesRankingLoss(CrossEncoderLoss):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from sentencekit.evaluation.base import SentenceEvaluator
+from sentencekit.evaluation.evaluator_base import SentenceEvaluator
 
 
 class MSEEvaluator(SentenceEvaluator):

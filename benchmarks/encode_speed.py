@@ -5,8 +5,8 @@ sample corpus (~230 tokens). When sentence-transformers is importable (run insid
 environment made by ``benchmarks/setup_peer.sh``) it is measured in the same run, alternating with
 sentencekit, and the ratio is printed.
 
-    .venv/bin/python benchmarks/encode.py                 # sentencekit only
-    bash benchmarks/setup_peer.sh && .venv-peer/bin/python benchmarks/encode.py   # side by side
+    .venv/bin/python benchmarks/encode_speed.py           # sentencekit only
+    bash benchmarks/setup_peer.sh && .venv-peer/bin/python benchmarks/encode_speed.py   # side by side
 """
 
 from __future__ import annotations
