@@ -7,18 +7,26 @@ Around it, in NumPy, with the settings the export recorded from the torch model:
 the ``MultiVectorMask`` scoring mask (:func:`sentencekit.engines.numpy_ops.scoring_mask`) and
 ``HierarchicalTokenPooling`` (SciPy, :func:`sentencekit.token_clusters.pool_padded`). The engine returns what the
 torch engine returns for the family (token vectors and the scoring mask, or every per-input feature), as NumPy.
+
+``compute_dtype="int8"``: the graph quantized by :mod:`sentencekit.engines.onnx_quantize`, calibrated on the
+per-token cosine to float32 over real tokens (see :meth:`MultiVectorOnnxEngine._calibrate`); one int8 file per
+calibration set (``calibration_texts``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import scoring_mask
-from sentencekit.engines.onnx_engine import OnnxEngine, check_compute_dtype
+from sentencekit.engines.onnx_engine import OnnxEngine
+from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import EngineOptions, Tokenized
 from sentencekit.pipeline.query_expansion import expand_queries, task_max_length
 from sentencekit.spec.model_spec import ModelSpec
@@ -52,10 +60,31 @@ class MultiVectorOnnxEngine(OnnxEngine):
 
     def __init__(self, spec: ModelSpec, options: EngineOptions) -> None:
         check_exportable(spec)
-        if check_compute_dtype(options.compute_dtype) == "int8":
-            raise ValueError("compute_dtype='int8' is not available for multi-vector models on the ONNX backend yet "
-                             "(its calibration scores single vectors); use float32.")
         super().__init__(spec, "multivector", options)
+
+    # -- int8 -------------------------------------------------------------------------------------------------------
+    def _int8_tag(self, options: EngineOptions) -> str:
+        """A digest of ``options.calibration`` when texts are given (``""`` for the default set): each calibration
+        set has its own int8 file, so naming other texts calibrates again instead of reusing another set's graph."""
+        if self.compute_dtype != "int8" or not options.calibration:
+            return ""
+        return "cal" + hashlib.sha256(json.dumps(list(options.calibration)).encode()).hexdigest()[:12]
+
+    def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
+        """Write the int8 version of ``src`` to ``dst`` (:func:`sentencekit.engines.onnx_quantize.calibrate`) and
+        return its report. The texts (``items``, else the default calibration set) are tokenized as documents (at
+        the document length the export recorded), and int8 is compared to float32 over each text's real token
+        vectors (mean per-token cosine): what MaxSim scores, where a pooled cosine would hide per-token drift."""
+        from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder
+
+        meta = read_metadata(make_session(src, 1))
+        settings = meta.get("multivector") or {}
+        tokenizer = self._calibration_tokenizer(src, meta)
+        tokenizer.set_max_length(task_max_length("document", max_seq_length=tokenizer.max_length,
+                                                 query_length=settings.get("query_length"),
+                                                 document_length=settings.get("document_length"),
+                                                 expansion=settings.get("query_expansion")))
+        return quantize_embedder(src, dst, GraphRunner(tokenizer, "token_embeddings", per_token=True), items)
 
     def _open(self) -> None:
         super()._open()

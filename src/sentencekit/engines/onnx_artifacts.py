@@ -56,11 +56,12 @@ def export_variant(kind: str, torch_kwargs: dict[str, Any]) -> str:
 
 def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: str,
            export: Callable[[Path], Path], calibration: Callable[[Path, Path], dict[str, Any]] | None,
-           transformer_only: bool = True) -> Artifact:
+           transformer_only: bool = True, int8_tag: str = "") -> Artifact:
     """The artifact for ``folder`` (``variant`` names what else decides the export, e.g. the model
     family); ``export(target)`` writes a new float32 export, ``calibration(src, dst)`` writes the int8
     version of ``src`` (both only called when nothing cached fits). ``transformer_only=False``: do not
-    fall back to a transformer-only ``onnx/model.onnx`` (step 3)."""
+    fall back to a transformer-only ``onnx/model.onnx`` (step 3). ``int8_tag``: what else decides the int8
+    graph (e.g. a digest of its calibration set), appended to its file name: another tag, another file."""
     key = folder_key(folder, variant)
     if file_name:
         graph = find_transformer_onnx(folder, file_name)
@@ -80,6 +81,8 @@ def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: 
         source = graph
         name = f"sentencekit_{key}_int8.onnx" if source.name == f"sentencekit_{key}.onnx" else \
             f"sentencekit_{key}_{source.stem}_int8.onnx"
+        if int8_tag:
+            name = name.removesuffix(".onnx") + f"-{int8_tag}.onnx"
         graph = find_export(folder, name)
         if graph is None:
             if calibration is None:

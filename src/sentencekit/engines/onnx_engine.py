@@ -93,7 +93,12 @@ class OnnxEngine(Engine):
         return locate(self.spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                       compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
                       calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
-                      transformer_only=self.family in ("embedder", "reranker"))
+                      transformer_only=self.family in ("embedder", "reranker"), int8_tag=self._int8_tag(options))
+
+    def _int8_tag(self, options: EngineOptions) -> str:
+        """What besides the float32 graph names its int8 file (see :func:`locate`); ``""`` here: an embedder's or
+        cross-encoder's int8 graph is calibrated once and reused whatever calibration set a later load names."""
+        return ""
 
     def _new_session(self) -> Any:
         """The runtime session of :attr:`graph` (subclasses run the same graph on another runtime)."""
@@ -118,14 +123,19 @@ class OnnxEngine(Engine):
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder, quantize_reranker
 
-        tokenizer_json = src.with_suffix(".tokenizer.json")
-        if not tokenizer_json.is_file():
-            tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
-        runner = GraphRunner(self._make_tokenizer(tokenizer_json, {}),
+        runner = GraphRunner(self._calibration_tokenizer(src, {}),
                              "logits" if self.family == "reranker" else "sentence_embedding")
         if self.family != "reranker":  # sparse rows calibrate like dense ones: cosine to the float32 rows
             return quantize_embedder(src, dst, runner, items)
         return quantize_reranker(src, dst, runner, items)
+
+    def _calibration_tokenizer(self, src: Path, meta: dict[str, Any]) -> FastTokenizer:
+        """The tokenizer of the float32 graph ``src`` (its own tokenizer file beside it, else the model's), with the
+        settings in ``meta`` (see :meth:`_make_tokenizer`)."""
+        tokenizer_json = src.with_suffix(".tokenizer.json")
+        if not tokenizer_json.is_file():
+            tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
+        return self._make_tokenizer(tokenizer_json, meta)
 
     def _make_tokenizer(self, tokenizer_json: Path, meta: dict[str, Any]) -> FastTokenizer:
         """The tokenizer, with the exported settings (max length, lower-casing, pad token) winning over the

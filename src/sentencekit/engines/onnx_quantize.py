@@ -5,7 +5,8 @@ quantizes activations on the fly. Some parts of a network lose more than others,
 set (the bundled sample queries and passages by default):
 
 1. each unit (one role -- attention, attention output, feed-forward in / out -- of one layer) is
-   quantized ALONE and the cosine of the embeddings to float32 measured: its sensitivity;
+   quantized ALONE and the cosine of the embeddings to float32 measured (for multi-vector graphs the mean
+   cosine of each text's real token vectors, see :class:`GraphRunner`): its sensitivity;
 2. everything is quantized; then units are kept in float32, most sensitive per weight first, while the
    mean cosine is under ``target`` and the float32 share of the weights stays under ``max_float_share``
    (a unit is kept only if it helps).
@@ -42,15 +43,29 @@ _LAYER = re.compile(r"layer[._](\d+)")
 
 @dataclass
 class GraphRunner:
-    """Runs a graph on texts (or pairs) for calibration: tokenizer + the output to compare."""
+    """Runs a graph on texts (or pairs) for calibration: tokenizer + the output to compare.
+
+    ``per_token=False``: ``output`` has one row per item (``[b, dim]`` embeddings, ``[b, labels]`` logits);
+    :meth:`run` returns them as one ``[n, ...]`` float32 array and :meth:`agreement` is each row's cosine.
+    ``per_token=True``: ``output`` is ``[b, tokens, dim]`` (multi-vector graphs); :meth:`run` returns one
+    ``[tokens_i, dim]`` float32 array per item, its real tokens only (the attention mask's: padding rows are
+    never scored, and their values depend on the batch), and :meth:`agreement` is each item's mean per-token
+    cosine, the drift late interaction (MaxSim over token vectors) sees.
+    """
 
     tokenizer: FastTokenizer
     output: str
+    per_token: bool = False
 
-    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+    @property
+    def metric(self) -> str:
+        """What :meth:`agreement` measures, for the report."""
+        return "mean per-token cosine over real tokens" if self.per_token else "cosine"
+
+    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray | list[np.ndarray]:
         session = make_session(graph)
         names = [i.name for i in session.get_inputs()]
-        outs = []
+        outs: list[np.ndarray] = []
         enc = self.tokenizer.encode(list(items))
         order = np.argsort(-enc.lengths, kind="stable")
         for start in range(0, len(order), batch_size):
@@ -58,9 +73,24 @@ class GraphRunner:
             feeds = {k: v for k, v in feats.items() if k in names}
             if "prompt_length" in names:
                 feeds["prompt_length"] = np.array(0, dtype=np.int64)
-            outs.append(session.run([self.output], feeds)[0])
+            out = session.run([self.output], feeds)[0]
+            if self.per_token:
+                real = feats["attention_mask"].astype(bool)
+                outs.extend(np.asarray(row[keep], dtype=np.float32) for row, keep in zip(out, real))
+            else:
+                outs.append(out)
+        inverse = np.argsort(order, kind="stable")
+        if self.per_token:
+            return [outs[i] for i in inverse]
         result = np.concatenate(outs).astype(np.float32)
-        return result[np.argsort(order, kind="stable")]
+        return result[inverse]
+
+    def agreement(self, got: np.ndarray | list[np.ndarray], reference: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """``[n]`` float: per item, how close ``got`` (a quantized graph's :meth:`run`) is to ``reference``
+        (float32's) -- 1.0 is identical (see the class docstring for the measure)."""
+        if not self.per_token:
+            return _cosine(got, reference)
+        return np.array([_cosine(a, b).mean() for a, b in zip(got, reference)], dtype=np.float64)
 
 
 def default_calibration_texts() -> list[str]:
@@ -143,7 +173,7 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
             progress("calibrating int8: trial %d (of at most %d) on %d items", done[0], most_trials,
                      len(items[::step]))
             quantize_file(src, trial, exclude, only)
-            cos = _cosine(runner.run(trial, items[::step]), reference[::step])
+            cos = runner.agreement(runner.run(trial, items[::step]), reference[::step])
             return float(cos.mean()), float(cos.min())
 
         # one unit at a time on every third item (ranking only); the decisions use the whole set
@@ -163,7 +193,7 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
             if m > mean:
                 kept, mean, low = [*kept, name], m, lo
         excluded = [n for k in kept for n in units[k]]
-        report = {"precision": "int8", "float32_units": kept,
+        report = {"precision": "int8", "metric": runner.metric, "float32_units": kept,
                   "float32_weight_share": round(sum(share[k] for k in kept), 4),
                   "calibration_items": len(items), "cosine_mean": round(mean, 6), "cosine_min": round(low, 6),
                   "target": target, "trials": {k: [round(v[0], 6), round(v[1], 6)] for k, v in trials.items()},

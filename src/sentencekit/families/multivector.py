@@ -72,7 +72,9 @@ class MultiVectorEncoder(Model):
     to 128 dimensions, with a warning: train it. ``modules=[...]`` builds one from modules. Every argument after
     the first is keyword-only. ``similarity_fn_name``: ``"maxsim"`` (default, recorded when first read) or
     ``"meanmaxsim"``. ``backend="onnx"`` runs the model on ONNX Runtime without torch (the transformer, token
-    ``Dense`` and ``Normalize`` in one exported graph; masking, expansion and pooling in NumPy / SciPy).
+    ``Dense`` and ``Normalize`` in one exported graph; masking, expansion and pooling in NumPy / SciPy);
+    ``compute_dtype="int8"`` there quantizes that graph, calibrated on the per-token cosine to float32 over
+    ``calibration_texts`` (default: the bundled sample queries and passages; each set has its own cached file).
     Raises ``ModelFormatError`` for a folder that is no model, a sparse encoder or a reranker, ``ValueError``
     for bad settings.
     """
@@ -101,10 +103,11 @@ class MultiVectorEncoder(Model):
         similarity_fn_name: str | None = None,
         num_threads: int | None = None,
         compute_dtype: str | None = None,
+        calibration_texts: list[str] | None = None,
     ) -> None:
         options = EngineOptions(device=device, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
                                 tokenizer_kwargs=processor_kwargs, config_kwargs=config_kwargs,
-                                num_threads=num_threads, compute_dtype=compute_dtype)
+                                num_threads=num_threads, compute_dtype=compute_dtype, calibration=calibration_texts)
         self._build(model_name_or_path, modules, backend=backend, options=options, cache_folder=cache_folder,
                     revision=revision, local_files_only=local_files_only, token=token)
         source = read_multivector_source(self.spec, warn=False) if self.spec is not None else \
