@@ -2,7 +2,9 @@
 graph, query expansion, the scoring mask and HierarchicalTokenPooling in NumPy / SciPy. Equal to the torch
 backend (1e-5) for every layout (native with pooling, min expansion with attention, PyLate, Stanford ColBERT),
 NumPy outputs, the same truncation report and fingerprint, pipelines it cannot run refused before any export,
-and torch never imported once the graph exists (fresh interpreters)."""
+and torch never imported once the graph exists (fresh interpreters). ``compute_dtype="int8"``: calibrated on the
+per-token cosine to float32, the same shapes and masks, close token vectors and scores, one cached file per
+calibration set."""
 
 from __future__ import annotations
 
@@ -105,8 +107,6 @@ def test_colbert_checkpoints_of_other_tools(layout, tmp_path):
 
 
 def test_what_it_cannot_run_is_refused_before_any_export(mv_copy, tmp_path):
-    with pytest.raises(ValueError, match="int8"):
-        MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8")
     modules = json.loads((mv_copy / "modules.json").read_text())
     modules.insert(1, {"idx": 9, "name": "9", "path": "9_Pooling", "type": "sentence_transformers.models.Pooling"})
     (mv_copy / "9_Pooling").mkdir()
@@ -115,6 +115,77 @@ def test_what_it_cannot_run_is_refused_before_any_export(mv_copy, tmp_path):
     with pytest.raises(ValueError, match=r"Transformer, token Dense / Normalize.*backend='torch'"):
         MultiVectorEncoder(str(mv_copy), backend="onnx")
     assert not (mv_copy / "onnx").exists()
+
+
+def token_cosines(rows_a, rows_b):
+    """Each token's cosine, over all texts: ``[total tokens]``."""
+    return np.concatenate([(a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+                           for a, b in zip(rows_a, rows_b)])
+
+
+def no_calibration(*args, **kwargs):
+    raise AssertionError("int8 was calibrated again instead of reusing the cached graph")
+
+
+def test_int8_keeps_shapes_masks_and_scores_and_is_cached_per_calibration_set(mv_copy, monkeypatch):
+    from sentencekit.engines import onnx_quantize
+
+    fp32 = MultiVectorEncoder(str(mv_copy), backend="onnx")
+    int8 = MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8")
+    assert int8.engine.graph.name.endswith("_int8.onnx") and int8.engine.graph.parent == fp32.engine.graph.parent
+    report = int8.engine.meta["quantization"]
+    assert report["metric"] == "mean per-token cosine over real tokens" and report["calibration_items"] > 100
+    assert report["cosine_mean"] >= report["trials"]["all int8"][0] and report["cosine_min"] > 0.99
+    assert int8.engine.meta["multivector"] == fp32.engine.meta["multivector"]  # expansion, mask, lengths kept
+    assert int8.fingerprint() != fp32.fingerprint()  # an index built on one does not take the other's vectors
+    for side in ("encode_query", "encode_document"):
+        a, b = getattr(fp32, side)(TEXTS, output_value=None), getattr(int8, side)(TEXTS, output_value=None)
+        for x, y in zip(a, b):
+            assert y["token_embeddings"].shape == x["token_embeddings"].shape
+            assert y["token_embeddings"].dtype == np.float32
+            np.testing.assert_array_equal(y["attention_mask"], x["attention_mask"])
+        assert token_cosines(getattr(fp32, side)(TEXTS), getattr(int8, side)(TEXTS)).min() > 0.99
+    q32, d32 = fp32.encode_query(TEXTS), fp32.encode_document(TEXTS)
+    scores = int8.similarity(int8.encode_query(TEXTS), int8.encode_document(TEXTS))
+    assert scores.dtype == np.float32 and scores.shape == (len(TEXTS), len(TEXTS))
+    np.testing.assert_allclose(scores, fp32.similarity(q32, d32), rtol=0.02)
+    pairs = [(TEXTS[0], d) for d in TEXTS]
+    np.testing.assert_allclose(int8.predict(pairs), fp32.predict(pairs), rtol=0.02)
+    ranking = int8.rank(TEXTS[0], TEXTS, top_k=3)
+    assert [r["corpus_id"] for r in ranking][0] == fp32.rank(TEXTS[0], TEXTS, top_k=1)[0]["corpus_id"]
+    with pytest.raises(TypeError, match="no torch modules"):  # as on float32: save needs backend='torch'
+        int8.save(mv_copy.parent / "saved")
+
+    # a second load reuses the graph; other calibration texts make (and then reuse) their own file
+    monkeypatch.setattr(onnx_quantize, "calibrate", no_calibration)
+    assert MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8").engine.graph == int8.engine.graph
+    with pytest.raises(AssertionError, match="calibrated again"):
+        MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
+    monkeypatch.undo()
+    own = MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
+    assert own.engine.graph != int8.engine.graph and own.engine.meta["quantization"]["calibration_items"] == 18
+    monkeypatch.setattr(onnx_quantize, "calibrate", no_calibration)
+    again = MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
+    assert again.engine.graph == own.engine.graph
+    assert sorted(p.name.count("_int8") for p in (mv_copy / "onnx").glob("*.onnx")) == [0, 1, 1]
+
+
+def test_int8_with_hierarchical_token_pooling(tiny_bert_dir, tmp_path):
+    transformer = Transformer(str(tiny_bert_dir), document_length=30, query_expansion={"strategy": "fixed",
+                                                                                        "length": 12})
+    torch.manual_seed(4)
+    dense = Dense(32, 8, bias=False, activation_function=torch.nn.Identity(), module_input_name="token_embeddings")
+    MultiVectorEncoder(modules=[transformer, dense, MultiVectorMask(list(string.punctuation)),
+                                Normalize("token_embeddings"), HierarchicalTokenPooling(pool_factor=2)],
+                       device="cpu").save(tmp_path / "pooled")
+    fp32 = MultiVectorEncoder(str(tmp_path / "pooled"), backend="onnx")
+    int8 = MultiVectorEncoder(str(tmp_path / "pooled"), backend="onnx", compute_dtype="int8")
+    assert int8.engine.poolings == fp32.engine.poolings and int8.engine.poolings
+    a, b = fp32.encode_document(TEXTS), int8.encode_document(TEXTS)
+    # the cluster count follows the token count; near-equal tokens may still cluster a little differently
+    assert [x.shape for x in b] == [x.shape for x in a]
+    np.testing.assert_allclose(int8.similarity(int8.encode_query(TEXTS), b),
+                               fp32.similarity(fp32.encode_query(TEXTS), a), rtol=0.05)
 
 
 @pytest.mark.slow
