@@ -153,6 +153,12 @@ def test_int8_keeps_shapes_masks_and_scores_and_is_cached_per_calibration_set(mv
     np.testing.assert_allclose(int8.predict(pairs), fp32.predict(pairs), rtol=0.02)
     ranking = int8.rank(TEXTS[0], TEXTS, top_k=3)
     assert [r["corpus_id"] for r in ranking][0] == fp32.rank(TEXTS[0], TEXTS, top_k=1)[0]["corpus_id"]
+    # calibration runs queries (expanded) and documents as the engine does: the float32 graph gives its rows
+    runner = int8.engine._calibration_runner(fp32.engine.graph)
+    rows = runner.run(fp32.engine.graph, [("query", TEXTS[2]), ("document", TEXTS[4]), ("query", TEXTS[0])])
+    assert [r.shape for r in rows] == [(12, 16), (4, 16), (12, 16)]  # queries expanded to 12 tokens
+    for got, want in zip(rows, [q32[2], d32[4], q32[0]]):  # (TEXTS[4] has no punctuation for the skiplist to drop)
+        np.testing.assert_allclose(got, want, atol=1e-5)
     with pytest.raises(TypeError, match="no torch modules"):  # as on float32: save needs backend='torch'
         int8.save(mv_copy.parent / "saved")
 
@@ -163,7 +169,7 @@ def test_int8_keeps_shapes_masks_and_scores_and_is_cached_per_calibration_set(mv
         MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
     monkeypatch.undo()
     own = MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
-    assert own.engine.graph != int8.engine.graph and own.engine.meta["quantization"]["calibration_items"] == 18
+    assert own.engine.graph != int8.engine.graph and own.engine.meta["quantization"]["calibration_items"] == 2 * 18
     monkeypatch.setattr(onnx_quantize, "calibrate", no_calibration)
     again = MultiVectorEncoder(str(mv_copy), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 3)
     assert again.engine.graph == own.engine.graph

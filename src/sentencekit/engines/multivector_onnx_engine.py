@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import numpy as np
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import scoring_mask
 from sentencekit.engines.onnx_engine import OnnxEngine
+from sentencekit.engines.onnx_quantize import GraphRunner, padded_batches
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import EngineOptions, Tokenized
 from sentencekit.pipeline.query_expansion import expand_queries, task_max_length
@@ -54,6 +57,30 @@ def check_exportable(spec: ModelSpec) -> None:
                          "backend='torch'.")
 
 
+@dataclass
+class QueryDocumentRunner(GraphRunner):
+    """A calibration runner (:class:`sentencekit.engines.onnx_quantize.GraphRunner`) whose items are
+    ``("query" | "document", text)``: documents tokenized by ``tokenizer``, queries by ``query_tokenizer`` and
+    expanded as the engine expands them (:func:`expand_queries`); each is compared over the tokens MaxSim scores
+    (real ones, and a query's expansion tokens). Use it with ``per_token=True``."""
+
+    query_tokenizer: FastTokenizer | None = None
+    expansion: dict[str, Any] | None = None
+    expansion_id: int | None = None
+
+    def calibration_batches(self, items: Sequence[Any], batch_size: int,
+                            ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        for task in ("query", "document"):
+            tokenizer = self.query_tokenizer if task == "query" and self.query_tokenizer else self.tokenizer
+            picked = np.array([i for i, (t, _) in enumerate(items) if t == task], dtype=np.int64)
+            for rows, feats in padded_batches(tokenizer, [items[i][1] for i in picked], batch_size):
+                real = feats["attention_mask"].astype(bool)
+                if task == "query" and self.expansion is not None:
+                    feats = expand_queries(feats, self.expansion, self.expansion_id)
+                    real = feats["attention_mask"].astype(bool) | feats["query_expansion_positions"]
+                yield picked[rows], feats, real
+
+
 class MultiVectorOnnxEngine(OnnxEngine):
     """The torch-free engine of ``MultiVectorEncoder`` (see the module docstring). Pickles as the paths it runs
     from, as :class:`OnnxEngine` does."""
@@ -72,19 +99,31 @@ class MultiVectorOnnxEngine(OnnxEngine):
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         """Write the int8 version of ``src`` to ``dst`` (:func:`sentencekit.engines.onnx_quantize.calibrate`) and
-        return its report. The texts (``items``, else the default calibration set) are tokenized as documents (at
-        the document length the export recorded), and int8 is compared to float32 over each text's real token
-        vectors (mean per-token cosine): what MaxSim scores, where a pooled cosine would hide per-token drift."""
-        from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder
+        return its report. Each text (``items``, else the default calibration set) is run twice, as the engine
+        runs it: as a query (cut at the query length, expanded) and as a document (cut at the document length);
+        int8 is compared to float32 over the token vectors MaxSim can score (mean per-token cosine), where a
+        pooled cosine would hide per-token drift."""
+        from sentencekit.engines.onnx_quantize import default_calibration_texts, quantize_embedder
 
+        texts = list(items or default_calibration_texts())
+        return quantize_embedder(src, dst, self._calibration_runner(src),
+                                 [(task, t) for task in ("query", "document") for t in texts])
+
+    def _calibration_runner(self, src: Path) -> QueryDocumentRunner:
+        """The runner that calibrates the float32 graph ``src``: its tokenizer cut at the query and document lengths
+        its metadata records, and its query expansion."""
         meta = read_metadata(make_session(src, 1))
         settings = meta.get("multivector") or {}
-        tokenizer = self._calibration_tokenizer(src, meta)
-        tokenizer.set_max_length(task_max_length("document", max_seq_length=tokenizer.max_length,
-                                                 query_length=settings.get("query_length"),
-                                                 document_length=settings.get("document_length"),
-                                                 expansion=settings.get("query_expansion")))
-        return quantize_embedder(src, dst, GraphRunner(tokenizer, "token_embeddings", per_token=True), items)
+        tokenizers = {}
+        for task in ("query", "document"):
+            tokenizers[task] = tok = self._calibration_tokenizer(src, meta)
+            tok.set_max_length(task_max_length(task, max_seq_length=tok.max_length,
+                                               query_length=settings.get("query_length"),
+                                               document_length=settings.get("document_length"),
+                                               expansion=settings.get("query_expansion")))
+        return QueryDocumentRunner(tokenizers["document"], "token_embeddings", per_token=True,
+                                   query_tokenizer=tokenizers["query"], expansion=settings.get("query_expansion"),
+                                   expansion_id=settings.get("expansion_token_id"))
 
     def _open(self) -> None:
         super()._open()
@@ -149,4 +188,4 @@ class MultiVectorOnnxEngine(OnnxEngine):
         return f"onnx={self.graph.name!r} (multi-vector), threads={self.num_threads}"
 
 
-__all__ = ["MultiVectorOnnxEngine", "check_exportable"]
+__all__ = ["MultiVectorOnnxEngine", "QueryDocumentRunner", "check_exportable"]

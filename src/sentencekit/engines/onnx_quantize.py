@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,10 @@ class GraphRunner:
     ``per_token=False``: ``output`` has one row per item (``[b, dim]`` embeddings, ``[b, labels]`` logits);
     :meth:`run` returns them as one ``[n, ...]`` float32 array and :meth:`agreement` is each row's cosine.
     ``per_token=True``: ``output`` is ``[b, tokens, dim]`` (multi-vector graphs); :meth:`run` returns one
-    ``[tokens_i, dim]`` float32 array per item, its real tokens only (the attention mask's: padding rows are
-    never scored, and their values depend on the batch), and :meth:`agreement` is each item's mean per-token
-    cosine, the drift late interaction (MaxSim over token vectors) sees.
+    ``[tokens_i, dim]`` float32 array per item, its real tokens only (those :meth:`calibration_batches` marks,
+    the attention mask here: padding rows are never scored, and their values depend on the batch), and
+    :meth:`agreement` is each item's mean per-token cosine, the drift late interaction (MaxSim over token
+    vectors) sees.
     """
 
     tokenizer: FastTokenizer
@@ -62,28 +63,34 @@ class GraphRunner:
         """What :meth:`agreement` measures, for the report."""
         return "mean per-token cosine over real tokens" if self.per_token else "cosine"
 
+    def calibration_batches(self, items: Sequence[Any], batch_size: int,
+                ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """The calibration batches of ``items``: ``(positions in items [b] int64, padded features [b, w] int64,
+        which tokens to compare [b, w] bool)``. Here every item is tokenized by :attr:`tokenizer` and compared
+        over its attention mask; a subclass may tokenize items differently (multi-vector queries)."""
+        for rows, feats in padded_batches(self.tokenizer, items, batch_size):
+            yield rows, feats, feats["attention_mask"].astype(bool)
+
     def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray | list[np.ndarray]:
+        """``output`` of ``graph`` for every item, in the order of ``items`` (see the class docstring)."""
         session = make_session(graph)
         names = [i.name for i in session.get_inputs()]
+        positions: list[np.ndarray] = []
         outs: list[np.ndarray] = []
-        enc = self.tokenizer.encode(list(items))
-        order = np.argsort(-enc.lengths, kind="stable")
-        for start in range(0, len(order), batch_size):
-            feats = self.tokenizer.pad(enc, order[start:start + batch_size])
+        for rows, feats, real in self.calibration_batches(items, batch_size):
             feeds = {k: v for k, v in feats.items() if k in names}
             if "prompt_length" in names:
                 feeds["prompt_length"] = np.array(0, dtype=np.int64)
             out = session.run([self.output], feeds)[0]
+            positions.append(rows)
             if self.per_token:
-                real = feats["attention_mask"].astype(bool)
                 outs.extend(np.asarray(row[keep], dtype=np.float32) for row, keep in zip(out, real))
             else:
                 outs.append(out)
-        inverse = np.argsort(order, kind="stable")
+        inverse = np.argsort(np.concatenate(positions), kind="stable")
         if self.per_token:
             return [outs[i] for i in inverse]
-        result = np.concatenate(outs).astype(np.float32)
-        return result[inverse]
+        return np.concatenate(outs).astype(np.float32)[inverse]
 
     def agreement(self, got: np.ndarray | list[np.ndarray], reference: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """``[n]`` float: per item, how close ``got`` (a quantized graph's :meth:`run`) is to ``reference``
@@ -91,6 +98,17 @@ class GraphRunner:
         if not self.per_token:
             return _cosine(got, reference)
         return np.array([_cosine(a, b).mean() for a, b in zip(got, reference)], dtype=np.float64)
+
+
+def padded_batches(tokenizer: FastTokenizer, items: Sequence[Any], batch_size: int,
+                   ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """``items`` tokenized once and padded in batches of ``batch_size``, longest first (less padding):
+    ``(positions in items [b] int64, input_ids / attention_mask / token_type_ids [b, w] int64)``."""
+    enc = tokenizer.encode(list(items))
+    order = np.argsort(-enc.lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        yield rows, tokenizer.pad(enc, rows)
 
 
 def default_calibration_texts() -> list[str]:
