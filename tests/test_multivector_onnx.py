@@ -104,6 +104,9 @@ def test_colbert_checkpoints_of_other_tools(layout, tmp_path):
     check_equal(onnx, torch_model)
     marker = "[Q] " if layout == "pylate" else "[unused0]"  # the registered marker is in the exported tokenizer
     assert onnx.tokenizer.backend.encode(marker + "refund", add_special_tokens=False).tokens == [marker, "refund"]
+    int8 = MultiVectorEncoder(str(folder), backend="onnx", compute_dtype="int8", calibration_texts=TEXTS * 4)
+    for side in ("encode_query", "encode_document"):  # queries and documents carry their markers, as calibrated
+        assert token_cosines(getattr(int8, side)(TEXTS), getattr(onnx, side)(TEXTS)).min() > 0.99
 
 
 def test_what_it_cannot_run_is_refused_before_any_export(mv_copy, tmp_path):

@@ -70,9 +70,12 @@ class QueryDocumentRunner(GraphRunner):
 
     def calibration_batches(self, items: Sequence[Any], batch_size: int,
                             ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """As :meth:`GraphRunner.calibration_batches`, queries first, then documents (each longest first)."""
         for task in ("query", "document"):
             tokenizer = self.query_tokenizer if task == "query" and self.query_tokenizer else self.tokenizer
             picked = np.array([i for i, (t, _) in enumerate(items) if t == task], dtype=np.int64)
+            if not len(picked):
+                continue
             for rows, feats in padded_batches(tokenizer, [items[i][1] for i in picked], batch_size):
                 real = feats["attention_mask"].astype(bool)
                 if task == "query" and self.expansion is not None:
@@ -99,15 +102,17 @@ class MultiVectorOnnxEngine(OnnxEngine):
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         """Write the int8 version of ``src`` to ``dst`` (:func:`sentencekit.engines.onnx_quantize.calibrate`) and
-        return its report. Each text (``items``, else the default calibration set) is run twice, as the engine
-        runs it: as a query (cut at the query length, expanded) and as a document (cut at the document length);
-        int8 is compared to float32 over the token vectors MaxSim can score (mean per-token cosine), where a
-        pooled cosine would hide per-token drift."""
+        return its report. Each text (``items``, else the default calibration set) is run twice, as the model
+        runs it by default: as a query (the saved query prompt, e.g. PyLate's ``[Q] ``, cut at the query length,
+        expanded) and as a document (its prompt, cut at the document length); int8 is compared to float32 over
+        the token vectors MaxSim can score (mean per-token cosine), where a pooled cosine would hide per-token
+        drift."""
         from sentencekit.engines.onnx_quantize import default_calibration_texts, quantize_embedder
 
         texts = list(items or default_calibration_texts())
-        return quantize_embedder(src, dst, self._calibration_runner(src),
-                                 [(task, t) for task in ("query", "document") for t in texts])
+        prompts = read_multivector_source(self.spec, warn=False).prompts
+        items = [(task, (prompts.get(task) or "") + text) for task in ("query", "document") for text in texts]
+        return quantize_embedder(src, dst, self._calibration_runner(src), items)
 
     def _calibration_runner(self, src: Path) -> QueryDocumentRunner:
         """The runner that calibrates the float32 graph ``src``: its tokenizer cut at the query and document lengths
