@@ -18,10 +18,11 @@ printed), and both encode the 200 documents of ``SAMPLE_CORPUS`` and the 30 quer
 
     PYTHONPATH=src .venv/bin/python benchmarks/multivector_int8.py [--rounds 5] [--threads N] [--model FOLDER]
 
-Measured (2 vCPUs shared with other jobs, load average ~4, ONNX Runtime on 2 threads; two runs, the same
-calibration both times): calibration 50-56 s, keeping the projection, layer0 ffn_out, layer4 ffn_in, layer4 and
-layer5 attention_output in float32 (14.3% of the weights; calibration mean token cosine 0.9931, all int8
-0.9885 -- under the 0.995 target, stopped by the 15% float32 cap). 200 documents, 8,017 scored tokens:
+Measured (an AMD EPYC with AVX-512 VNNI, 2 vCPUs shared with other jobs, load average ~4; ONNX Runtime on 2
+threads twice, then ``--threads 1`` once; the same calibration every time): calibration 50-58 s, keeping the
+projection, layer0 ffn_out, layer4 ffn_in, layer4 and layer5 attention_output in float32 (14.3% of the
+weights; calibration mean token cosine 0.9931, all int8 0.9885 -- under the 0.995 target, stopped by the 15%
+float32 cap). 200 documents, 8,017 scored tokens:
 
 =======================================  ==========================================
 per-token cosine, documents              mean 0.99354, 1st percentile 0.98557, min 0.96919
@@ -30,7 +31,8 @@ per-token cosine, documents              mean 0.99354, 1st percentile 0.98557, m
 MaxSim, per query                        Pearson 0.98939 (min 0.98117), Spearman 0.98558 (min 0.97373)
 top-10 overlap int8 / float32            0.913 (min 0.8)
 nDCG@10 (sample qrels)                   float32 0.4999, int8 0.4802
-documents/s (median of 5 alternating)    float32 165.5 / 159.1, int8 311.2 / 269.6 (1.88x / 1.69x)
+documents/s (median of 5 alternating)    2 threads: float32 165.5 / 159.1, int8 311.2 / 269.6 (1.88x / 1.69x)
+... ``--threads 1``                      float32 127.8, int8 210.5 (1.65x)
 =======================================  ==========================================
 """
 
