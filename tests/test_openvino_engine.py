@@ -129,14 +129,87 @@ def test_folder_with_only_a_transformer_ir_loads_without_export(st_copy, monkeyp
     assert not (st_copy / "onnx").exists()
 
 
-def test_int8_runs_our_calibrated_graph_and_stays_close(st_copy):
-    torch_emb = SentenceTransformer(str(st_copy), device="cpu").encode(TEXTS)
+def no_nncf(monkeypatch) -> None:
+    """Make NNCF unimportable and any quantization fail loudly: a load that should reuse an int8 IR must not
+    quantize (None in sys.modules makes `import nncf` raise ImportError)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("quantized although an int8 IR was there")
+
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    monkeypatch.setattr("sentencekit.engines.openvino_quantize.quantize_static", refuse)
+
+
+def test_int8_is_an_nncf_static_ir_cached_and_close(st_copy, monkeypatch):
+    fp32 = SentenceTransformer(str(st_copy), backend="openvino")
     model = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
-    assert model.engine.graph.name.endswith("_int8.onnx") and model.compute_dtype == "int8"
-    assert cosines(model.encode(TEXTS), torch_emb).min() > 0.99
-    onnx_int8 = SentenceTransformer(str(st_copy), backend="onnx", compute_dtype="int8")
-    assert onnx_int8.engine.graph == model.engine.graph  # one calibration, both runtimes
-    np.testing.assert_allclose(model.encode(TEXTS), onnx_int8.encode(TEXTS), atol=2e-2)
+    graph = model.engine.graph
+    assert graph.name.endswith("_ov_int8.xml") and graph.with_suffix(".bin").is_file() and model.compute_dtype == "int8"
+    assert graph.parent == st_copy / "onnx" and model.engine.full_pipeline  # beside the float32 export it came from
+    assert "FakeQuantize" in {op.get_type_name() for op in model.engine.session.model.get_ops()}
+    report = model.engine.meta["quantization"]
+    assert report["method"] == "nncf static post-training quantization" and report["preset"] == "mixed"
+    from sentencekit.engines.onnx_quantize import default_calibration_texts
+
+    assert report["calibration_items"] == len(default_calibration_texts()) and report["cosine_mean"] > 0.995
+    emb = model.encode(TEXTS)
+    assert cosines(emb, fp32.encode(TEXTS)).min() > 0.995
+    assert model.fingerprint() != fp32.fingerprint()
+    assert not list(graph.parent.glob(".ov-int8-*"))  # the temporary folder is gone
+    no_nncf(monkeypatch)
+    again = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    assert again.engine.graph == graph
+    np.testing.assert_allclose(again.encode(TEXTS), emb, atol=1e-6)
+
+
+def test_int8_save_reloads_without_nncf(st_copy, tmp_path, monkeypatch):
+    model = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    emb = model.encode(TEXTS)
+    out = tmp_path / "saved"
+    model.save(str(out))
+    xml = out / "openvino" / "openvino_model_qint8_quantized.xml"
+    assert xml.is_file() and xml.with_suffix(".bin").is_file() and not (out / "onnx").exists()
+    no_nncf(monkeypatch)
+    no_export(monkeypatch)
+    again = SentenceTransformer(str(out), backend="openvino", compute_dtype="int8")
+    assert again.engine.graph == xml and again.engine.meta["quantization"] == model.engine.meta["quantization"]
+    np.testing.assert_allclose(again.encode(TEXTS), emb, atol=1e-6)
+    assert again.fingerprint() == model.fingerprint()
+
+
+def test_int8_without_nncf_says_how_to_install_it(st_copy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(ImportError, match=r"pip install 'sentencekit\[openvino\]'"):
+        SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    assert not list((st_copy / "onnx").glob("*_ov_int8.*"))
+
+
+def test_int8_calibration_texts_make_another_ir(st_copy):
+    default = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    texts = TEXTS * 4
+    own = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8", calibration_texts=texts)
+    assert own.engine.graph != default.engine.graph and "_cal" in own.engine.graph.name
+    assert own.engine.meta["quantization"]["calibration_items"] == len(texts)
+    again = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8", calibration_texts=texts)
+    assert again.engine.graph == own.engine.graph
+
+
+def test_int8_cross_encoder_and_splade(tiny_ce_dir, tiny_mlm_dir, tmp_path):
+    folder = copy_model(tiny_ce_dir, tmp_path, "ce")
+    pairs = [("how do i get a refund", "refund policy"), ("hello", "the weather in paris today is mild"),
+             ("password reset", "to reset your password open settings"), ("a", "b c d")]
+    reference = CrossEncoder(str(folder), backend="openvino").predict(pairs)
+    model = CrossEncoder(str(folder), backend="openvino", compute_dtype="int8")
+    assert model.engine.graph.name.endswith("_ov_int8.xml")
+    report = model.engine.meta["quantization"]
+    from sentencekit.engines.onnx_quantize import default_calibration_pairs
+
+    assert report["calibration_items"] == len(default_calibration_pairs()) and report["score_cosine"] > 0.995
+    np.testing.assert_allclose(model.predict(pairs), reference, atol=0.02)
+    mlm = copy_model(tiny_mlm_dir, tmp_path, "mlm")
+    dense = SparseEncoder(str(mlm), backend="openvino").encode(TEXTS).toarray()
+    sparse = SparseEncoder(str(mlm), backend="openvino", compute_dtype="int8")
+    assert sparse.engine.graph.name.endswith("_ov_int8.xml")
+    assert cosines(sparse.encode(TEXTS).toarray(), dense).min() > 0.995
 
 
 def test_threads_ov_config_and_telemetry(st_copy, tmp_path):

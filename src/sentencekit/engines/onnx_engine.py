@@ -22,7 +22,7 @@ import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
-from sentencekit.engines.onnx_artifacts import Artifact, export_variant, locate
+from sentencekit.engines.onnx_artifacts import Artifact, calibration_key, export_variant, locate
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.spec.model_spec import ModelSpec
@@ -57,6 +57,9 @@ class OnnxEngine(Engine):
     from (a worker reopens its own session)."""
 
     backend = "onnx"
+    #: whether the cached int8 file's name carries its calibration set. Not for ONNX Runtime's: a model
+    #: calibrated once on ``calibration_texts`` keeps that int8 file on later loads without them.
+    int8_keyed_by_calibration = False
 
     def __init__(self, spec: ModelSpec, family: str, options: EngineOptions) -> None:
         if options.device is not None and str(options.device) != "cpu":
@@ -93,7 +96,9 @@ class OnnxEngine(Engine):
         return locate(self.spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                       compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
                       calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
-                      transformer_only=self.family in ("embedder", "reranker"))
+                      transformer_only=self.family in ("embedder", "reranker"), int8_format=self.backend,
+                      calibration_set=calibration_key(options.calibration) if self.int8_keyed_by_calibration
+                      else "")
 
     def _new_session(self) -> Any:
         """The runtime session of :attr:`graph` (subclasses run the same graph on another runtime)."""
@@ -116,16 +121,24 @@ class OnnxEngine(Engine):
         return export_spec(self.spec, self.family, target, options)
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
-        from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder, quantize_reranker
+        """Write the int8 version of the float32 graph ``src`` to ``dst``, calibrated on ``items`` (texts;
+        pairs for cross-encoders; ``None``: the bundled ones); returns the quantization report."""
+        from sentencekit.engines.onnx_quantize import GraphRunner, calibration_items
 
         tokenizer_json = src.with_suffix(".tokenizer.json")
         if not tokenizer_json.is_file():
             tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
         runner = GraphRunner(self._make_tokenizer(tokenizer_json, {}),
                              "logits" if self.family == "reranker" else "sentence_embedding")
-        if self.family != "reranker":  # sparse rows calibrate like dense ones: cosine to the float32 rows
-            return quantize_embedder(src, dst, runner, items)
-        return quantize_reranker(src, dst, runner, items)
+        # sparse rows calibrate like dense ones: cosine to the float32 rows
+        return self._quantize(src, dst, runner, calibration_items(self.family == "reranker", items))
+
+    def _quantize(self, src: Path, dst: Path, runner: Any, items: list[Any]) -> dict[str, Any]:
+        """The int8 method of this runtime: calibrated dynamic quantization for ONNX Runtime
+        (:func:`sentencekit.engines.onnx_quantize.calibrate`)."""
+        from sentencekit.engines.onnx_quantize import calibrate
+
+        return calibrate(src, dst, runner, items)
 
     def _make_tokenizer(self, tokenizer_json: Path, meta: dict[str, Any]) -> FastTokenizer:
         """The tokenizer, with the exported settings (max length, lower-casing, pad token) winning over the

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,25 +42,39 @@ _LAYER = re.compile(r"layer[._](\d+)")
 
 @dataclass
 class GraphRunner:
-    """Runs a graph on texts (or pairs) for calibration: tokenizer + the output to compare."""
+    """Runs a graph on texts (or pairs) for calibration: tokenizer + the output to compare. ``open(graph)``
+    makes the session (ONNX Runtime by default; the OpenVINO int8 path passes
+    :class:`~sentencekit.engines.openvino_session.OpenVinoSession`, which runs IR ``.xml`` files too)."""
 
     tokenizer: FastTokenizer
     output: str
+    open: Callable[[Path], Any] = make_session
 
-    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray:
-        session = make_session(graph)
-        names = [i.name for i in session.get_inputs()]
-        outs = []
+    def batches(self, items: Sequence[Any], names: Sequence[str], batch_size: int = 32
+                ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``(rows, feeds)`` per batch: ``items`` sorted by token length (longest first, so each batch pads
+        little), ``feeds`` the padded ``[b, longest]`` int64 arrays of the graph's input ``names`` (and a
+        0-d ``prompt_length`` where the graph takes one)."""
         enc = self.tokenizer.encode(list(items))
         order = np.argsort(-enc.lengths, kind="stable")
         for start in range(0, len(order), batch_size):
-            feats = self.tokenizer.pad(enc, order[start:start + batch_size])
+            rows = order[start:start + batch_size]
+            feats = self.tokenizer.pad(enc, rows)
             feeds = {k: v for k, v in feats.items() if k in names}
             if "prompt_length" in names:
                 feeds["prompt_length"] = np.array(0, dtype=np.int64)
+            yield rows, feeds
+
+    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray:
+        """The output ``[len(items), ...]`` float32 in the order of ``items``."""
+        session = self.open(graph)
+        names = [i.name for i in session.get_inputs()]
+        outs, order = [], []
+        for rows, feeds in self.batches(items, names, batch_size):
             outs.append(session.run([self.output], feeds)[0])
+            order.append(rows)
         result = np.concatenate(outs).astype(np.float32)
-        return result[np.argsort(order, kind="stable")]
+        return result[np.argsort(np.concatenate(order), kind="stable")]
 
 
 def default_calibration_texts() -> list[str]:
@@ -70,6 +84,29 @@ def default_calibration_texts() -> list[str]:
                if line.strip()]
     docs = [json.loads(line) for line in (data / "sample_corpus.jsonl").read_text().splitlines() if line.strip()]
     return queries + [d["title"] for d in docs[:40]] + [d["text"] for d in docs[::4]]
+
+
+def default_calibration_pairs() -> list[tuple[str, str]]:
+    """96 (query, passage) pairs of the bundled texts, for cross-encoders."""
+    texts = default_calibration_texts()
+    queries, passages = texts[:30], texts[30:]
+    return [(queries[i % len(queries)], passages[(i * 7) % len(passages)]) for i in range(96)]
+
+
+def calibration_items(pairs: bool, items: Sequence[Any] | None = None) -> list[Any]:
+    """What int8 calibrates on: ``items`` (``calibration_texts`` / ``calibration_pairs``) when given, else
+    the bundled defaults (pairs for cross-encoders, texts for embedders and SPLADE)."""
+    if items:
+        return list(items)
+    return default_calibration_pairs() if pairs else default_calibration_texts()
+
+
+def output_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine of two outputs ``[n, ...]`` (``[n]``; for a cross-encoder's ``[n, 1]`` logits a row's
+    cosine is only whether the signs agree)."""
+    a = a.reshape(len(a), -1)
+    b = b.reshape(len(b), -1)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def node_units(graph: Any) -> dict[str, list[str]]:
@@ -111,12 +148,6 @@ def quantize_file(src: Path, dst: Path, exclude: Sequence[str] = (), only: Seque
         root.setLevel(level)
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1)
-    b = b.reshape(len(b), -1)
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-
-
 def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *, target: float = 0.995,
               max_float_share: float = 0.15) -> dict[str, Any]:
     """Quantize ``src`` to ``dst`` keeping the calibrated float32 units; returns the report."""
@@ -143,7 +174,7 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
             progress("calibrating int8: trial %d (of at most %d) on %d items", done[0], most_trials,
                      len(items[::step]))
             quantize_file(src, trial, exclude, only)
-            cos = _cosine(runner.run(trial, items[::step]), reference[::step])
+            cos = output_cosines(runner.run(trial, items[::step]), reference[::step])
             return float(cos.mean()), float(cos.min())
 
         # one unit at a time on every third item (ranking only); the decisions use the whole set
@@ -176,16 +207,3 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
     logger.info("int8: kept %s in float32; calibration cosine mean %.4f, min %.4f", kept or "nothing",
                 report["cosine_mean"], report["cosine_min"])
     return report
-
-
-def quantize_embedder(src: Path, dst: Path, runner: GraphRunner, texts: Sequence[str] | None = None) -> dict:
-    return calibrate(src, dst, runner, list(texts or default_calibration_texts()))
-
-
-def quantize_reranker(src: Path, dst: Path, runner: GraphRunner,
-                      pairs: Sequence[tuple[str, str]] | None = None) -> dict:
-    if pairs is None:
-        texts = default_calibration_texts()
-        queries, passages = texts[:30], texts[30:]
-        pairs = [(queries[i % len(queries)], passages[(i * 7) % len(passages)]) for i in range(96)]
-    return calibrate(src, dst, runner, list(pairs))
