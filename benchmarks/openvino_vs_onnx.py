@@ -2,10 +2,12 @@
 
 Every path encodes the same texts (STS-B test sentences as short texts, ~230-token passages stitched from
 the bundled sample corpus as long ones; peers_lib.build_corpus), alternating path by path and round by round
-so that machine drift hits all alike. Both runtimes run the same graphs: the fp32 ONNX export and the
-calibrated int8 ONNX graph (one file each; OpenVINO compiles them with ``Core.read_model``, precision hint f32).
-Printed: texts/s, ratio to ONNX Runtime of the same precision and to torch fp32, cosine to torch fp32
-(mean / min), STS-B test Spearman (x100), load time. Needs only the dev environment (no peer venv).
+so that machine drift hits all alike. In fp32 both runtimes run the same graph, the fp32 ONNX export (OpenVINO
+compiles it with ``Core.read_model``, precision hint f32). In int8 each runs its own: ONNX Runtime the
+calibrated dynamic-quantization ONNX graph (:mod:`sentencekit.engines.onnx_quantize`), OpenVINO the NNCF static
+int8 IR made from the fp32 export (:mod:`sentencekit.engines.openvino_quantize`). Printed: texts/s, ratio to
+ONNX Runtime of the same precision and to torch fp32, cosine to torch fp32 (mean / min, short and long),
+STS-B test Spearman (x100), load time. Needs only the dev environment (no peer venv).
 
     nice python benchmarks/openvino_vs_onnx.py [--quick] [--threads N] [--json out.json]
 
@@ -117,16 +119,17 @@ def main() -> None:
             row["stsb"] = spearman(p)
         rows.append(row)
     print(f"\n{'path':<16} {'short t/s':>10} {'x ORT':>6} {'x torch':>8} {'long t/s':>10} {'x ORT':>6} "
-          f"{'x torch':>8}   {'cos mean / min (long)':<21} {'STS-B':>6} {'load s':>7}")
+          f"{'x torch':>8}   {'cos mean / min (short)':<22} {'cos mean / min (long)':<21} {'STS-B':>6} {'load s':>7}")
     for row in rows:
         cells = []
         for kind in corpus:
             c = row[kind]
             x_ort = "-" if c["x_ort"] is None else f"{c['x_ort']:.2f}x"
             cells.append(f"{c['texts_per_s']:10.1f} {x_ort:>6} {c['x_torch']:7.2f}x")
-        long = row["long"]
-        print(f"{row['path']:<16} {' '.join(cells)}   {long['cos_mean']:.6f} / {long['cos_min']:.6f}  "
-              f"{row.get('stsb', float('nan')):6.2f} {row['load_s']:7.1f}")
+        short, long = row["short"], row["long"]
+        print(f"{row['path']:<16} {' '.join(cells)}   {short['cos_mean']:.6f} / {short['cos_min']:.6f}  "
+              f"{long['cos_mean']:.6f} / {long['cos_min']:.6f}  {row.get('stsb', float('nan')):6.2f} "
+              f"{row['load_s']:7.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
