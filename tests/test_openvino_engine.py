@@ -176,6 +176,21 @@ def test_int8_save_reloads_without_nncf(st_copy, tmp_path, monkeypatch):
     assert again.fingerprint() == model.fingerprint()
 
 
+def test_sentence_transformers_int8_ir_folder_loads_without_nncf(st_copy, monkeypatch):
+    """A folder with sentence-transformers' transformer-only ``openvino_model_qint8_quantized.xml`` runs that
+    file for int8 (here a float32 IR under that name: which graph runs is what is checked)."""
+    torch_emb = SentenceTransformer(str(st_copy), device="cpu").encode(TEXTS)
+    export_transformer_only_ir(st_copy)
+    for suffix in (".xml", ".bin"):
+        (st_copy / "openvino" / f"openvino_model{suffix}").rename(
+            st_copy / "openvino" / f"openvino_model_qint8_quantized{suffix}")
+    no_nncf(monkeypatch)
+    no_export(monkeypatch)
+    model = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
+    assert model.engine.graph.name == "openvino_model_qint8_quantized.xml" and not model.engine.full_pipeline
+    np.testing.assert_allclose(model.encode(TEXTS), torch_emb, atol=1e-4)
+
+
 def test_int8_without_nncf_says_how_to_install_it(st_copy, monkeypatch):
     monkeypatch.setitem(sys.modules, "nncf", None)
     with pytest.raises(ImportError, match=r"pip install 'sentencekit\[openvino\]'"):
