@@ -67,7 +67,8 @@ def quantize_static(src: Path, dst: Path, runner: GraphRunner, items: list[Any],
                     fast_bias_correction: bool = True, smooth_quant_alpha: float | None = 0.7,
                     ignored_patterns: list[str] | None = None, batch_size: int = CALIBRATION_BATCH) -> dict[str, Any]:
     """Write the int8 OpenVINO IR of the float32 graph ``src`` (``.onnx`` or ``.xml``) to ``dst`` (``.xml``,
-    its ``.bin`` beside it; both appear at once, renamed from a temporary folder beside them) and return
+    its ``.bin`` beside it; both renamed from a temporary folder beside them, the ``.bin`` first, so an
+    ``.xml`` that is there has its weights) and return
     the report stored in its ``sentencekit`` metadata under ``quantization``.
 
     NNCF PTQ (``nncf.quantize``, ``model_type=TRANSFORMER``) calibrated on ``items`` (texts, or pairs for a
