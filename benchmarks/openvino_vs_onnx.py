@@ -26,8 +26,9 @@ the one-time NNCF quantization (both from the cached fp32 export; later loads re
     onnx int8            2118.6  1.00x    4.17x      109.9  1.00x    3.41x  0.9935/0.9698 0.9952/0.9927  81.64    40.4
     openvino int8        3052.3  1.44x    6.01x      160.4  1.46x    4.98x  0.9971/0.9744 0.9976/0.9965  82.07     8.7
 
-A second run under heavier load (torch fp32 86 / 6.1 t/s) gave the same picture: openvino fp32 1.06x / 1.07x,
-openvino int8 1.33x / 1.43x ONNX Runtime int8 and 2.60x / 2.51x openvino fp32, same cosines and STS-B. An
+Two more runs under heavier load (torch fp32 86 / 6.1 and 80 / 5.2 t/s) gave the same picture: openvino fp32
+1.06x / 1.07x and 1.04x / 1.15x ONNX Runtime fp32; openvino int8 1.33x / 1.43x and 1.51x / 1.42x ONNX Runtime
+int8, 2.60x / 2.51x and 3.10x / 2.49x openvino fp32; same cosines and STS-B. An
 earlier run (before NNCF) had openvino fp32 at 1.27x / 1.10x and OpenVINO running ONNX Runtime's dynamic int8
 graph at 0.39x / 0.62x. So ``auto`` picks OpenVINO for float32 on AVX-512 x86 and for int8 on AVX-512 VNNI
 CPUs with nncf installed (:func:`sentencekit.engines.cpu.openvino_preferred`). The long texts come from the

@@ -85,8 +85,8 @@ def openvino_preferred(compute_dtype: str | None) -> bool:
       (~230 tokens), outputs identical (cosine to torch 1.000000 mean and min, STS-B 82.03 on both). It
       starts slower: loading from the cached export and encoding one text took 1.4-1.8 s against 0.7 s for
       ONNX Runtime (OpenVINO compiles the graph at every load), which a served or batch model repays.
-    - int8 (2026-12-06, nncf 3.4.0, two runs): OpenVINO's NNCF static int8 ran at 1.33-1.44x (short) /
-      1.43-1.46x (long) ONNX Runtime's dynamic int8, 2.3-2.6x OpenVINO float32, and stayed closer to float32
+    - int8 (2026-12-06, nncf 3.4.0, three runs): OpenVINO's NNCF static int8 ran at 1.33-1.51x (short) /
+      1.42-1.46x (long) ONNX Runtime's dynamic int8, 2.3-3.1x OpenVINO float32, and stayed closer to float32
       (STS-B 82.07 against 81.64; cosine to torch 0.9971 / 0.9976 mean against 0.9935 / 0.9952). OpenVINO
       running ONNX Runtime's dynamic-quantization graph instead (before NNCF) ran at 0.39x / 0.62x.
 
