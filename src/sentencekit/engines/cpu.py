@@ -82,9 +82,10 @@ def openvino_preferred(compute_dtype: str | None) -> bool:
     absolute rates are low and ratios carry some noise; openvino 2026.4.1, onnxruntime 1.32.0, nncf 3.4.0):
 
     - float32: OpenVINO 1.27x ONNX Runtime on 1024 short texts (~14 tokens), 1.10x on 128 long ones
-      (~230 tokens), outputs identical (cosine to torch 1.000000 mean and min, STS-B 82.03 on both). It
-      starts slower: loading from the cached export and encoding one text took 1.4-1.8 s against 0.7 s for
-      ONNX Runtime (OpenVINO compiles the graph at every load), which a served or batch model repays.
+      (~230 tokens; three later runs: 1.04-1.06x / 1.07-1.15x), outputs identical (cosine to torch 1.000000
+      mean and min, STS-B 82.03 on both). It starts slower: loading from the cached export and encoding one
+      text took 1.4-1.8 s against 0.7 s for ONNX Runtime (OpenVINO compiles the graph at every load), which
+      a served or batch model repays.
     - int8 (2026-12-06, nncf 3.4.0, three runs): OpenVINO's NNCF static int8 ran at 1.33-1.51x (short) /
       1.42-1.46x (long) ONNX Runtime's dynamic int8, 2.3-3.1x OpenVINO float32, and stayed closer to float32
       (STS-B 82.07 against 81.64; cosine to torch 0.9971 / 0.9976 mean against 0.9935 / 0.9952). OpenVINO
