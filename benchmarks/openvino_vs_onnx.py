@@ -2,33 +2,37 @@
 
 Every path encodes the same texts (STS-B test sentences as short texts, ~230-token passages stitched from
 the bundled sample corpus as long ones; peers_lib.build_corpus), alternating path by path and round by round
-so that machine drift hits all alike. Both runtimes run the same graphs: the fp32 ONNX export and the
-calibrated int8 ONNX graph (one file each; OpenVINO compiles them with ``Core.read_model``, precision hint f32).
-Printed: texts/s, ratio to ONNX Runtime of the same precision and to torch fp32, cosine to torch fp32
-(mean / min), STS-B test Spearman (x100), load time. Needs only the dev environment (no peer venv).
+so that machine drift hits all alike. In fp32 both runtimes run the same graph, the fp32 ONNX export (OpenVINO
+compiles it with ``Core.read_model``, precision hint f32). In int8 each runs its own: ONNX Runtime the
+calibrated dynamic-quantization ONNX graph (:mod:`sentencekit.engines.onnx_quantize`), OpenVINO the NNCF static
+int8 IR made from the fp32 export (:mod:`sentencekit.engines.openvino_quantize`). Printed: texts/s, ratio to
+ONNX Runtime of the same precision and to torch fp32, cosine to torch fp32 (mean/min, short and long),
+STS-B test Spearman (x100), load time. Needs only the dev environment (no peer venv).
 
     nice python benchmarks/openvino_vs_onnx.py [--quick] [--threads N] [--json out.json]
 
 Measured (``PYTHONPATH=src nice /work/main/.venv/bin/python benchmarks/openvino_vs_onnx.py``, 2026-12-06;
 all-MiniLM-L6-v2, batch 32, 2 threads, best of 3 alternating rounds; 1024 short texts of ~14 tokens, 128 long
 ones of ~230 cut at 256): AMD EPYC, 2 vCPUs (AVX-512 + VNNI + BF16, no AMX), shared with other jobs (load
-average ~7 on 2 vCPUs throughout), so absolute rates are far below an idle machine's (the README's torch
-fp32 does ~590 short texts/s) and the ratios carry noise, torch's most; openvino 2026.4.1, onnxruntime 1.32.0.
-"load s" is the first load of each path in this run: "onnx fp32" includes the one-time ONNX export and "onnx int8"
-the one-time int8 calibration, which the openvino rows then reuse (loading from a cached export and encoding one
-text, measured apart: onnx 0.7 s, openvino 1.4-1.8 s, as OpenVINO compiles the graph at every load):
+average 3-4 on 2 vCPUs), so absolute rates move between runs (torch's most) and the ratios carry some noise;
+openvino 2026.4.1, onnxruntime 1.32.0, nncf 3.4.0. "load s" is the first load of each path in this run: "onnx
+fp32" includes the one-time ONNX export, "onnx int8" the one-time dynamic-int8 calibration and "openvino int8"
+the one-time NNCF quantization (both from the cached fp32 export; later loads reuse their files):
 
-    path              short t/s  x ORT  x torch   long t/s  x ORT  x torch   cos mean / min (long)  STS-B  load s
-    torch fp32             37.1      -    1.00x        1.8      -    1.00x   1.000000 / 1.000000   82.03     9.2
-    onnx fp32             139.0  1.00x    3.75x        8.5  1.00x    4.68x   1.000000 / 1.000000   82.03     6.8
-    openvino fp32         176.1  1.27x    4.75x        9.3  1.10x    5.13x   1.000000 / 1.000000   82.03     0.9
-    onnx int8             250.8  1.00x    6.76x        9.9  1.00x    5.44x   0.995198 / 0.992693   81.64    79.5
-    openvino int8          98.8  0.39x    2.67x        6.2  0.62x    3.38x   0.995207 / 0.992494   81.63     1.4
+    path              short t/s  x ORT  x torch   long t/s  x ORT  x torch  cos short     cos long       STS-B  load s
+    torch fp32            508.1      -    1.00x       32.2      -    1.00x  1.0000/1.0000 1.0000/1.0000  82.03     3.0
+    onnx fp32            1114.9  1.00x    2.19x       62.6  1.00x    1.94x  1.0000/1.0000 1.0000/1.0000  82.03     3.0
+    openvino fp32        1181.3  1.06x    2.32x       70.4  1.12x    2.18x  1.0000/1.0000 1.0000/1.0000  82.03     0.5
+    onnx int8            2118.6  1.00x    4.17x      109.9  1.00x    3.41x  0.9935/0.9698 0.9952/0.9927  81.64    40.4
+    openvino int8        3052.3  1.44x    6.01x      160.4  1.46x    4.98x  0.9971/0.9744 0.9976/0.9965  82.07     8.7
 
-OpenVINO fp32 is faster than ONNX Runtime fp32 at identical outputs (so ``auto`` picks it for float32 on
-AVX-512 x86, :func:`sentencekit.engines.cpu.openvino_preferred`); OpenVINO running our dynamic-quantization
-int8 graph is slower than ONNX Runtime's int8 kernels (``auto`` keeps int8 on ONNX Runtime). NNCF's static
-int8 for OpenVINO was not tried (it would add nncf and its dependencies to the shared environment).
+Two more runs under heavier load (torch fp32 86 / 6.1 and 80 / 5.2 t/s) gave the same picture: openvino fp32
+1.06x / 1.07x and 1.04x / 1.15x ONNX Runtime fp32; openvino int8 1.33x / 1.43x and 1.51x / 1.42x ONNX Runtime
+int8, 2.60x / 2.51x and 3.10x / 2.49x openvino fp32; same cosines and STS-B. An
+earlier run (before NNCF) had openvino fp32 at 1.27x / 1.10x and OpenVINO running ONNX Runtime's dynamic int8
+graph at 0.39x / 0.62x. So ``auto`` picks OpenVINO for float32 on AVX-512 x86 and for int8 on AVX-512 VNNI
+CPUs with nncf installed (:func:`sentencekit.engines.cpu.openvino_preferred`). The long texts come from the
+same bundled corpus as the default calibration texts; the STS-B sentences (short cosines, STS-B) are outside it.
 """
 
 from __future__ import annotations
@@ -117,16 +121,16 @@ def main() -> None:
             row["stsb"] = spearman(p)
         rows.append(row)
     print(f"\n{'path':<16} {'short t/s':>10} {'x ORT':>6} {'x torch':>8} {'long t/s':>10} {'x ORT':>6} "
-          f"{'x torch':>8}   {'cos mean / min (long)':<21} {'STS-B':>6} {'load s':>7}")
+          f"{'x torch':>8}  {'cos short':<13} {'cos long':<13} {'STS-B':>6} {'load s':>7}")
     for row in rows:
         cells = []
         for kind in corpus:
             c = row[kind]
             x_ort = "-" if c["x_ort"] is None else f"{c['x_ort']:.2f}x"
             cells.append(f"{c['texts_per_s']:10.1f} {x_ort:>6} {c['x_torch']:7.2f}x")
-        long = row["long"]
-        print(f"{row['path']:<16} {' '.join(cells)}   {long['cos_mean']:.6f} / {long['cos_min']:.6f}  "
-              f"{row.get('stsb', float('nan')):6.2f} {row['load_s']:7.1f}")
+        short, long = row["short"], row["long"]
+        print(f"{row['path']:<16} {' '.join(cells)}  {short['cos_mean']:.4f}/{short['cos_min']:.4f} "
+              f"{long['cos_mean']:.4f}/{long['cos_min']:.4f} {row.get('stsb', float('nan')):6.2f} {row['load_s']:7.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

@@ -10,7 +10,7 @@ a backend name -> the function that builds its engine for a model family from a
   NumPy; CLIP-style models with one graph per modality and images preprocessed in NumPy), a NumPy table lookup
   for static models (and ``SparseStaticEmbedding`` query routes), one engine per route for Router models;
 - ``openvino``: the ``onnx`` engine's pipeline with OpenVINO's CPU runtime running the same graph (embedders,
-  cross-encoders, SPLADE; :mod:`sentencekit.engines.openvino_engine`).
+  cross-encoders, SPLADE; int8 by NNCF static quantization; :mod:`sentencekit.engines.openvino_engine`).
 
 >>> sorted(BACKENDS)
 ['onnx', 'openvino', 'torch']
@@ -89,8 +89,9 @@ def choose_backend(requested: str, *, device: str | None = None, compute_dtype: 
     """The backend to try first for ``requested``: a registered name as given; ``"auto"`` picks ONNX Runtime
     (same outputs, faster on CPUs, no torch once exported) for a CPU model in float32/int8 when onnxruntime
     is installed, torch otherwise (GPUs, also for ``device=None`` on a machine with a CUDA GPU; bf16). On the
-    CPUs where OpenVINO runs the same graph faster (:func:`sentencekit.engines.cpu.openvino_preferred`:
-    float32 on x86-64 with AVX-512, ``openvino`` installed) it picks ``openvino``; :func:`load_on_backend`
+    CPUs where OpenVINO runs the model faster (:func:`sentencekit.engines.cpu.openvino_preferred`, x86-64 with
+    ``openvino`` installed: float32 with AVX-512; int8, as NNCF static quantization, with AVX-512 VNNI and
+    ``nncf`` installed) it picks ``openvino``; :func:`load_on_backend`
     then falls back to ONNX Runtime for models OpenVINO does not run.
     ``--backend auto`` of the server and of every CLI command uses it (through :func:`load_on_backend`).
 

@@ -69,28 +69,40 @@ def cpu_features() -> CpuFeatures:
 
 
 def openvino_preferred(compute_dtype: str | None) -> bool:
-    """Whether ``backend="auto"`` runs a CPU model on OpenVINO rather than ONNX Runtime: float32 on an x86-64
-    CPU with AVX-512 when ``openvino`` is installed; never for int8.
+    """Whether ``backend="auto"`` runs a CPU model on OpenVINO rather than ONNX Runtime, on an x86-64 CPU with
+    ``openvino`` installed: float32 where the CPU has AVX-512; int8 where it has AVX-512 VNNI (or AMX-INT8)
+    and ``nncf`` is installed (OpenVINO's int8 is NNCF static quantization, made once per model,
+    :mod:`sentencekit.engines.openvino_quantize`).
 
     A rule, not a per-model micro-benchmark: both runtimes run the same graph, so the outcome depends on the
     CPU and the runtimes far more than on the model, and a timing taken at load time on a shared machine is
     noisy enough to flip the choice between loads (a cached choice would then be arbitrary). Measured with
     ``nice python benchmarks/openvino_vs_onnx.py`` (all-MiniLM-L6-v2, batch 32, 2 threads, best of 3
-    alternating rounds; AMD EPYC, 2 vCPUs, AVX-512 + VNNI + BF16, no AMX; load average ~7 from other jobs,
-    so absolute rates are low and ratios carry some noise; openvino 2026.4.1, onnxruntime 1.32.0):
+    alternating rounds; AMD EPYC, 2 vCPUs, AVX-512 + VNNI + BF16, no AMX; shared with other jobs, so
+    absolute rates are low and ratios carry some noise; openvino 2026.4.1, onnxruntime 1.32.0, nncf 3.4.0):
 
     - float32: OpenVINO 1.27x ONNX Runtime on 1024 short texts (~14 tokens), 1.10x on 128 long ones
-      (~230 tokens), outputs identical (cosine to torch 1.000000 mean and min, STS-B 82.03 on both). It
-      starts slower: loading from the cached export and encoding one text took 1.4-1.8 s against 0.7 s for
-      ONNX Runtime (OpenVINO compiles the graph at every load), which a served or batch model repays.
-    - int8: OpenVINO runs our calibrated dynamic-quantization graph (DynamicQuantizeLinear / MatMulInteger)
-      at 0.39x (short) / 0.62x (long) ONNX Runtime's speed (same outputs), so int8 stays on ONNX Runtime.
+      (~230 tokens; three later runs: 1.04-1.06x / 1.07-1.15x), outputs identical (cosine to torch 1.000000
+      mean and min, STS-B 82.03 on both). It starts slower: loading from the cached export and encoding one
+      text took 1.4-1.8 s against 0.7 s for ONNX Runtime (OpenVINO compiles the graph at every load), which
+      a served or batch model repays.
+    - int8 (2026-12-06, nncf 3.4.0, three runs): OpenVINO's NNCF static int8 ran at 1.33-1.51x (short) /
+      1.42-1.46x (long) ONNX Runtime's dynamic int8, 2.3-3.1x OpenVINO float32, and stayed closer to float32
+      (STS-B 82.07 against 81.64; cosine to torch 0.9971 / 0.9976 mean against 0.9935 / 0.9952). OpenVINO
+      running ONNX Runtime's dynamic-quantization graph instead (before NNCF) ran at 0.39x / 0.62x.
 
-    No measurement covers CPUs without AVX-512 or ARM, where ONNX Runtime stays the choice. The issue's Ice
-    Lake Xeon (AVX-512 + VNNI) is not in the table; the rule extends to it as an AVX-512 x86 CPU.
+    No measurement covers CPUs without AVX-512 or ARM, where ONNX Runtime stays the choice; int8 without
+    VNNI stays on ONNX Runtime too (static int8 needs the VNNI dot products to pay off; not measured). The
+    issue's Ice Lake Xeon (AVX-512 + VNNI) is not in the table; the rule extends to it as an AVX-512 x86 CPU.
     """
     import importlib.util
 
-    if compute_dtype not in (None, "float32") or platform.machine().lower() not in ("x86_64", "amd64"):
+    if compute_dtype not in (None, "float32", "int8") or platform.machine().lower() not in ("x86_64", "amd64"):
         return False
-    return cpu_features().avx512 and importlib.util.find_spec("openvino") is not None
+    features = cpu_features()
+    if importlib.util.find_spec("openvino") is None:
+        return False
+    if compute_dtype == "int8":
+        avx512_int8 = {"avx512_vnni", "amx_int8"} & features.flags
+        return bool(avx512_int8) and importlib.util.find_spec("nncf") is not None
+    return features.avx512

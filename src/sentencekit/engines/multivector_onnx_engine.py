@@ -15,8 +15,6 @@ calibration set (``calibration_texts``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -93,13 +91,6 @@ class MultiVectorOnnxEngine(OnnxEngine):
         super().__init__(spec, "multivector", options)
 
     # -- int8 -------------------------------------------------------------------------------------------------------
-    def _int8_tag(self, options: EngineOptions) -> str:
-        """A digest of ``options.calibration`` when texts are given (``""`` for the default set): each calibration
-        set has its own int8 file, so naming other texts calibrates again instead of reusing another set's graph."""
-        if self.compute_dtype != "int8" or not options.calibration:
-            return ""
-        return "cal" + hashlib.sha256(json.dumps(list(options.calibration)).encode()).hexdigest()[:12]
-
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         """Write the int8 version of ``src`` to ``dst`` (:func:`sentencekit.engines.onnx_quantize.calibrate`) and
         return its report. Each text (``items``, else the default calibration set) is run twice, as the model
@@ -107,12 +98,12 @@ class MultiVectorOnnxEngine(OnnxEngine):
         expanded) and as a document (its prompt, cut at the document length); int8 is compared to float32 over
         the token vectors MaxSim can score (mean per-token cosine), where a pooled cosine would hide per-token
         drift."""
-        from sentencekit.engines.onnx_quantize import default_calibration_texts, quantize_embedder
+        from sentencekit.engines.onnx_quantize import default_calibration_texts
 
         texts = list(items or default_calibration_texts())
         prompts = read_multivector_source(self.spec, warn=False).prompts
         items = [(task, (prompts.get(task) or "") + text) for task in ("query", "document") for text in texts]
-        return quantize_embedder(src, dst, self._calibration_runner(src), items)
+        return self._quantize(src, dst, self._calibration_runner(src), items)
 
     def _calibration_runner(self, src: Path) -> QueryDocumentRunner:
         """The runner that calibrates the float32 graph ``src``: its tokenizer cut at the query and document lengths

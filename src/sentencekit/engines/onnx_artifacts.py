@@ -8,11 +8,15 @@
    logits; a transformer-only graph still runs when ``file_name`` names it);
 4. a new export (this imports torch, once), written atomically where it can be written.
 
-``int8`` is derived from the float32 graph by calibrated dynamic quantization, and cached the same way.
+``int8`` is derived from the float32 graph and cached the same way (the name may also carry the
+calibration set, :func:`calibration_key`): for ONNX Runtime by calibrated dynamic
+quantization (``..._int8.onnx``, :mod:`sentencekit.engines.onnx_quantize`), for OpenVINO by NNCF static
+quantization (``..._ov_int8.xml`` + ``.bin``, :mod:`sentencekit.engines.openvino_quantize`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -54,14 +58,34 @@ def export_variant(kind: str, torch_kwargs: dict[str, Any]) -> str:
     return kind + (":" + json.dumps(kwargs, sort_keys=True, default=str) if kwargs else "")
 
 
+#: the int8 file of each runtime: name tag and extension (an OpenVINO IR's ``.bin`` lies beside its ``.xml``)
+INT8_FORMATS = {"onnx": ("int8", ".onnx"), "openvino": ("ov_int8", ".xml")}
+
+
+def calibration_key(items: list[Any] | None) -> str:
+    """``""`` for the bundled calibration set, else a short hash of the given texts / pairs, so int8 graphs
+    calibrated on different sets are cached as different files."""
+    if not items:
+        return ""
+    return hashlib.sha256(json.dumps(items, default=str).encode()).hexdigest()[:10]
+
+
+def int8_name(key: str, source: Path, int8_format: str = "onnx", calibration: str = "") -> str:
+    """The cached int8 file name derived from the float32 graph ``source`` (export key ``key``)."""
+    tag, ext = INT8_FORMATS[int8_format]
+    stem = f"sentencekit_{key}" if source.name == f"sentencekit_{key}.onnx" else f"sentencekit_{key}_{source.stem}"
+    return f"{stem}{'_cal' + calibration if calibration else ''}_{tag}{ext}"
+
+
 def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: str,
            export: Callable[[Path], Path], calibration: Callable[[Path, Path], dict[str, Any]] | None,
-           transformer_only: bool = True, int8_tag: str = "") -> Artifact:
+           transformer_only: bool = True, int8_format: str = "onnx", calibration_set: str = "") -> Artifact:
     """The artifact for ``folder`` (``variant`` names what else decides the export, e.g. the model
     family); ``export(target)`` writes a new float32 export, ``calibration(src, dst)`` writes the int8
-    version of ``src`` (both only called when nothing cached fits). ``transformer_only=False``: do not
-    fall back to a transformer-only ``onnx/model.onnx`` (step 3). ``int8_tag``: what else decides the int8
-    graph (e.g. a digest of its calibration set), appended to its file name: another tag, another file."""
+    version of ``src`` (both only called when nothing cached fits; ``dst`` must appear whole or not at
+    all). ``transformer_only=False``: do not fall back to a transformer-only ``onnx/model.onnx`` (step 3).
+    ``int8_format``: a key of :data:`INT8_FORMATS`; ``calibration_set``: :func:`calibration_key` of the
+    calibration items."""
     key = folder_key(folder, variant)
     if file_name:
         graph = find_transformer_onnx(folder, file_name)
@@ -79,10 +103,7 @@ def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: 
             step("exported %s to ONNX in %.0f s: %s", model_label(folder), time.perf_counter() - started, graph)
     if compute_dtype == "int8":
         source = graph
-        name = f"sentencekit_{key}_int8.onnx" if source.name == f"sentencekit_{key}.onnx" else \
-            f"sentencekit_{key}_{source.stem}_int8.onnx"
-        if int8_tag:
-            name = name.removesuffix(".onnx") + f"-{int8_tag}.onnx"
+        name = int8_name(key, source, int8_format, calibration_set)
         graph = find_export(folder, name)
         if graph is None:
             if calibration is None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
-from sentencekit.engines.onnx_artifacts import Artifact, export_variant, locate
+from sentencekit.engines.onnx_artifacts import Artifact, calibration_key, export_variant, locate
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.spec.model_spec import ModelSpec
@@ -93,12 +93,8 @@ class OnnxEngine(Engine):
         return locate(self.spec.folder, self._variant(options), file_name=(options.model_kwargs or {}).get("file_name"),
                       compute_dtype=self.compute_dtype, export=lambda target: self._export(target, options),
                       calibration=lambda src, dst: self._calibrate(src, dst, options.calibration),
-                      transformer_only=self.family in ("embedder", "reranker"), int8_tag=self._int8_tag(options))
-
-    def _int8_tag(self, options: EngineOptions) -> str:
-        """What besides the float32 graph names its int8 file (see :func:`locate`); ``""`` here: an embedder's or
-        cross-encoder's int8 graph is calibrated once and reused whatever calibration set a later load names."""
-        return ""
+                      transformer_only=self.family in ("embedder", "reranker"), int8_format=self.backend,
+                      calibration_set=calibration_key(options.calibration))
 
     def _new_session(self) -> Any:
         """The runtime session of :attr:`graph` (subclasses run the same graph on another runtime)."""
@@ -121,13 +117,21 @@ class OnnxEngine(Engine):
         return export_spec(self.spec, self.family, target, options)
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
-        from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder, quantize_reranker
+        """Write the int8 version of the float32 graph ``src`` to ``dst``, calibrated on ``items`` (texts;
+        pairs for cross-encoders; ``None``: the bundled ones); returns the quantization report."""
+        from sentencekit.engines.onnx_quantize import GraphRunner, calibration_items
 
         runner = GraphRunner(self._calibration_tokenizer(src, {}),
                              "logits" if self.family == "reranker" else "sentence_embedding")
-        if self.family != "reranker":  # sparse rows calibrate like dense ones: cosine to the float32 rows
-            return quantize_embedder(src, dst, runner, items)
-        return quantize_reranker(src, dst, runner, items)
+        # sparse rows calibrate like dense ones: cosine to the float32 rows
+        return self._quantize(src, dst, runner, calibration_items(self.family == "reranker", items))
+
+    def _quantize(self, src: Path, dst: Path, runner: Any, items: list[Any]) -> dict[str, Any]:
+        """The int8 method of this runtime: calibrated dynamic quantization for ONNX Runtime
+        (:func:`sentencekit.engines.onnx_quantize.calibrate`)."""
+        from sentencekit.engines.onnx_quantize import calibrate
+
+        return calibrate(src, dst, runner, items)
 
     def _calibration_tokenizer(self, src: Path, meta: dict[str, Any]) -> FastTokenizer:
         """The tokenizer of the float32 graph ``src`` (its own tokenizer file beside it, else the model's), with the

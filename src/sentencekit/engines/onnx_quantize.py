@@ -20,7 +20,7 @@ import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,11 +52,15 @@ class GraphRunner:
     the attention mask here: padding rows are never scored, and their values depend on the batch), and
     :meth:`agreement` is each item's mean per-token cosine, the drift late interaction (MaxSim over token
     vectors) sees.
+
+    ``open(graph)`` makes the session (ONNX Runtime by default; the OpenVINO int8 path passes
+    :class:`~sentencekit.engines.openvino_session.OpenVinoSession`, which runs IR ``.xml`` files too).
     """
 
     tokenizer: FastTokenizer
     output: str
     per_token: bool = False
+    open: Callable[[Path], Any] = make_session
 
     @property
     def metric(self) -> str:
@@ -71,16 +75,24 @@ class GraphRunner:
         for rows, feats in padded_batches(self.tokenizer, items, batch_size):
             yield rows, feats, feats["attention_mask"].astype(bool)
 
-    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray | list[np.ndarray]:
-        """``output`` of ``graph`` for every item, in the order of ``items`` (see the class docstring)."""
-        session = make_session(graph)
-        names = [i.name for i in session.get_inputs()]
-        positions: list[np.ndarray] = []
-        outs: list[np.ndarray] = []
+    def batches(self, items: Sequence[Any], names: Sequence[str], batch_size: int = 32,
+                ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
+        """:meth:`calibration_batches` as a graph with inputs ``names`` takes them: ``(positions [b], feeds,
+        compared tokens [b, w] bool)``, ``feeds`` holding only the graph's inputs (and a 0-d ``prompt_length``
+        where the graph takes one)."""
         for rows, feats, real in self.calibration_batches(items, batch_size):
             feeds = {k: v for k, v in feats.items() if k in names}
             if "prompt_length" in names:
                 feeds["prompt_length"] = np.array(0, dtype=np.int64)
+            yield rows, feeds, real
+
+    def run(self, graph: Path, items: Sequence[Any], batch_size: int = 32) -> np.ndarray | list[np.ndarray]:
+        """``output`` of ``graph`` for every item, in the order of ``items`` (see the class docstring)."""
+        session = self.open(graph)
+        names = [i.name for i in session.get_inputs()]
+        positions: list[np.ndarray] = []
+        outs: list[np.ndarray] = []
+        for rows, feeds, real in self.batches(items, names, batch_size):
             out = session.run([self.output], feeds)[0]
             positions.append(rows)
             if self.per_token:
@@ -96,8 +108,8 @@ class GraphRunner:
         """``[n]`` float: per item, how close ``got`` (a quantized graph's :meth:`run`) is to ``reference``
         (float32's) -- 1.0 is identical (see the class docstring for the measure)."""
         if not self.per_token:
-            return _cosine(got, reference)
-        return np.array([_cosine(a, b).mean() for a, b in zip(got, reference)], dtype=np.float64)
+            return output_cosines(got, reference)
+        return np.array([output_cosines(a, b).mean() for a, b in zip(got, reference)], dtype=np.float64)
 
 
 def padded_batches(tokenizer: FastTokenizer, items: Sequence[Any], batch_size: int,
@@ -118,6 +130,29 @@ def default_calibration_texts() -> list[str]:
                if line.strip()]
     docs = [json.loads(line) for line in (data / "sample_corpus.jsonl").read_text().splitlines() if line.strip()]
     return queries + [d["title"] for d in docs[:40]] + [d["text"] for d in docs[::4]]
+
+
+def default_calibration_pairs() -> list[tuple[str, str]]:
+    """96 (query, passage) pairs of the bundled texts, for cross-encoders."""
+    texts = default_calibration_texts()
+    queries, passages = texts[:30], texts[30:]
+    return [(queries[i % len(queries)], passages[(i * 7) % len(passages)]) for i in range(96)]
+
+
+def calibration_items(pairs: bool, items: Sequence[Any] | None = None) -> list[Any]:
+    """What int8 calibrates on: ``items`` (``calibration_texts`` / ``calibration_pairs``) when given, else
+    the bundled defaults (pairs for cross-encoders, texts for embedders and SPLADE)."""
+    if items:
+        return list(items)
+    return default_calibration_pairs() if pairs else default_calibration_texts()
+
+
+def output_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-row cosine of two outputs ``[n, ...]`` (``[n]``; for a cross-encoder's ``[n, 1]`` logits a row's
+    cosine is only whether the signs agree)."""
+    a = a.reshape(len(a), -1)
+    b = b.reshape(len(b), -1)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def node_units(graph: Any) -> dict[str, list[str]]:
@@ -157,12 +192,6 @@ def quantize_file(src: Path, dst: Path, exclude: Sequence[str] = (), only: Seque
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1)
-    b = b.reshape(len(b), -1)
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
 
 
 def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *, target: float = 0.995,
@@ -224,16 +253,3 @@ def calibrate(src: Path, dst: Path, runner: GraphRunner, items: Sequence[Any], *
     logger.info("int8: kept %s in float32; calibration cosine mean %.4f, min %.4f", kept or "nothing",
                 report["cosine_mean"], report["cosine_min"])
     return report
-
-
-def quantize_embedder(src: Path, dst: Path, runner: GraphRunner, texts: Sequence[str] | None = None) -> dict:
-    return calibrate(src, dst, runner, list(texts or default_calibration_texts()))
-
-
-def quantize_reranker(src: Path, dst: Path, runner: GraphRunner,
-                      pairs: Sequence[tuple[str, str]] | None = None) -> dict:
-    if pairs is None:
-        texts = default_calibration_texts()
-        queries, passages = texts[:30], texts[30:]
-        pairs = [(queries[i % len(queries)], passages[(i * 7) % len(passages)]) for i in range(96)]
-    return calibrate(src, dst, runner, list(pairs))

@@ -4,9 +4,16 @@ place of ONNX Runtime.
 Everything but running the graph is the ONNX engine's (:class:`~sentencekit.engines.onnx_engine.OnnxEngine`):
 the tokenizer, NumPy pooling / Dense / Normalize after a transformer-only graph, the export and its cache
 (OpenVINO compiles the very ``.onnx`` file ``backend="onnx"`` exports and caches, with ``Core.read_model``),
-int8 (our calibrated int8 ONNX graph from :mod:`sentencekit.engines.onnx_quantize`, run by OpenVINO; NNCF's
-post-training quantization is not used), fingerprints and pickling. Runs embedders (also
-sentence-transformers' transformer-only IR), cross-encoders and SPLADE sparse encoders.
+fingerprints and pickling. Runs embedders (also sentence-transformers' transformer-only IR), cross-encoders
+and SPLADE sparse encoders.
+
+``compute_dtype="int8"``: NNCF static post-training quantization of that float32 graph into an OpenVINO IR
+(:mod:`sentencekit.engines.openvino_quantize`; what sentence-transformers'
+``export_static_quantized_openvino_model`` makes), calibrated on ``calibration_texts`` /
+``calibration_pairs`` or the bundled texts, and cached beside the export as ``sentencekit_<key>[_cal<hash>]
+_ov_int8.xml`` + ``.bin`` (:mod:`sentencekit.engines.onnx_artifacts`), so only the first load needs NNCF
+(``ImportError`` with the pip command without it). ONNX Runtime's dynamic int8 graph is not used here:
+OpenVINO runs it at half ONNX Runtime's speed, where the static one runs faster than ONNX Runtime's int8.
 
 Which graph runs, in this order:
 
@@ -15,7 +22,8 @@ Which graph runs, in this order:
 2. ``openvino/openvino_model.xml`` (``openvino/openvino_model_qint8_quantized.xml`` for ``compute_dtype="int8"``),
    as :meth:`OpenVinoEngine.save_folder` and sentence-transformers / optimum-intel write them; those hold only
    the transformer (output ``last_hidden_state``, pooled in NumPy), sentencekit's hold the whole pipeline;
-3. the ONNX backend's graph (cached export, ``onnx/model.onnx``, or a new export).
+3. the ONNX backend's graph (cached export, ``onnx/model.onnx``, or a new export; for int8 its cached or new
+   NNCF-quantized IR).
 
 Settings: ``num_threads`` (``INFERENCE_NUM_THREADS``), ``model_kwargs={"ov_config": {...}}`` (OpenVINO CPU
 properties, or a JSON file path) over the defaults of :data:`~sentencekit.engines.openvino_session.DEFAULT_CONFIG`
@@ -78,6 +86,14 @@ class OpenVinoEngine(OnnxEngine):
                 return Artifact(xml, _tokenizer_beside(xml, folder))
         return super()._locate(options)
 
+    def _quantize(self, src: Path, dst: Path, runner: Any, items: list[Any]) -> dict[str, Any]:
+        """int8 on OpenVINO: NNCF static post-training quantization of the float32 graph ``src`` into the IR
+        ``dst`` (:func:`sentencekit.engines.openvino_quantize.quantize_static`); ``ImportError`` without
+        NNCF."""
+        from sentencekit.engines.openvino_quantize import quantize_static
+
+        return quantize_static(src, dst, runner, items)
+
     def _new_session(self) -> OpenVinoSession:
         return OpenVinoSession(self.graph, self._num_threads, self._ov_config)
 
@@ -89,7 +105,8 @@ class OpenVinoEngine(OnnxEngine):
         """Write the model to ``folder`` as it loads again on this backend without exporting: the source
         folder's files (configs, tokenizer, weights; not its ``onnx/`` or ``openvino/`` caches) and the graph
         that runs as OpenVINO IR ``openvino/openvino_model.xml`` + ``.bin`` (``openvino_model_qint8_quantized``
-        for int8), sentence-transformers' names. Returns the ``.xml`` path."""
+        for int8: the NNCF-quantized IR, which loads again without NNCF), sentence-transformers' names.
+        Returns the ``.xml`` path."""
         folder = Path(folder)
         source = self.spec.folder
         for entry in sorted(source.iterdir()):

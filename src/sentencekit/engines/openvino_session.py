@@ -6,8 +6,11 @@ Telemetry: ``import openvino`` imports its converter (``openvino.tools.ovc``), w
 through ``openvino-telemetry`` on every import unless the user opted out (``opt_in_out --opt_out``) and
 writes ``~/intel/openvino_ga_cid`` and ``~/intel/stats``. :func:`require_openvino` imports OpenVINO with
 ``openvino_telemetry`` hidden, so the converter falls back to its own no-op stub: nothing is sent or written.
-``SENTENCEKIT_OPENVINO_TELEMETRY=1`` leaves OpenVINO's telemetry as OpenVINO configures it. sentencekit
-uses only the runtime (``Core.read_model`` compiles the ONNX graph it already exports; ``save_model``).
+NNCF (which makes the ``int8`` IR, :mod:`sentencekit.engines.openvino_quantize`) sends a usage event per
+``nncf.quantize`` through the same package; it is imported the same way (:func:`telemetry_hidden`).
+``SENTENCEKIT_OPENVINO_TELEMETRY=1`` leaves both as they configure themselves. sentencekit uses only the
+runtime (``Core.read_model`` compiles the ONNX graph it already exports; ``save_model``) and NNCF's
+post-training quantization.
 
 >>> session = OpenVinoSession(Path("model.onnx"), num_threads=2)     # doctest: +SKIP
 >>> session.run(["sentence_embedding"], features)[0].shape             # doctest: +SKIP
@@ -16,11 +19,13 @@ uses only the runtime (``Core.read_model`` compiles the ONNX graph it already ex
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,22 +40,33 @@ DEFAULT_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f3
 _METADATA_KEYS = (["sentencekit"], ["framework", "sentencekit"])  # our IR; an ONNX file's metadata_props
 
 
-def require_openvino() -> Any:
-    """The ``openvino`` module; ``ImportError`` with the install command when it is missing."""
-    if "openvino" in sys.modules:
-        return sys.modules["openvino"]
-    # None in sys.modules makes `import openvino_telemetry` raise ImportError, which the converter catches
+@contextlib.contextmanager
+def telemetry_hidden() -> Iterator[None]:
+    """Within the block, ``import openvino_telemetry`` raises ``ImportError`` (``None`` in ``sys.modules``),
+    so packages that send usage events through it when it imports (OpenVINO's converter; NNCF, which sends a
+    GA4 event per ``nncf.quantize`` call) fall back to their own no-op stubs and write nothing under ``~``.
+    Their modules keep the stub after the block. A no-op with ``SENTENCEKIT_OPENVINO_TELEMETRY=1`` or when
+    ``openvino_telemetry`` is already imported (someone else decided)."""
     hide = os.environ.get("SENTENCEKIT_OPENVINO_TELEMETRY") != "1" and "openvino_telemetry" not in sys.modules
     if hide:
         sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
     try:
-        import openvino
-    except ImportError as exc:
-        raise ImportError("backend='openvino' needs OpenVINO: pip install 'sentencekit[openvino]' "
-                          "(or pip install openvino).") from exc
+        yield
     finally:
         if hide and sys.modules.get("openvino_telemetry", 0) is None:
             del sys.modules["openvino_telemetry"]
+
+
+def require_openvino() -> Any:
+    """The ``openvino`` module; ``ImportError`` with the install command when it is missing."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    with telemetry_hidden():
+        try:
+            import openvino
+        except ImportError as exc:
+            raise ImportError("backend='openvino' needs OpenVINO: pip install 'sentencekit[openvino]' "
+                              "(or pip install openvino).") from exc
     return openvino
 
 
@@ -163,4 +179,4 @@ def save_ir(model: Any, xml: Path, metadata: dict[str, Any]) -> Path:
 
 
 __all__ = ["DEFAULT_CONFIG", "OpenVinoSession", "model_metadata", "ov_core", "read_model", "require_openvino",
-           "resolve_config", "save_ir"]
+           "resolve_config", "save_ir", "telemetry_hidden"]
