@@ -57,6 +57,8 @@ class OnnxEngine(Engine):
     from (a worker reopens its own session)."""
 
     backend = "onnx"
+    #: export causal decoders' attention as ONNX Runtime's GroupQueryAttention (sentencekit.engines.onnx_attention)
+    fused_attention = True
 
     def __init__(self, spec: ModelSpec, family: str, options: EngineOptions) -> None:
         if options.device is not None and str(options.device) != "cpu":
@@ -113,7 +115,7 @@ class OnnxEngine(Engine):
 
         from sentencekit.engines.onnx_export import export_spec
 
-        return export_spec(self.spec, self.family, target, options)
+        return export_spec(self.spec, self.family, target, options, fused_attention=self.fused_attention)
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         from sentencekit.engines.onnx_quantize import GraphRunner, quantize_embedder, quantize_reranker
@@ -179,7 +181,7 @@ class OnnxEngine(Engine):
 
     def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        features = {k: v for k, v in self._tokenizer.pad(tokenized, indices).items() if k in self._inputs}
+        features = {k: v for k, v in self._pad(tokenized, indices).items() if k in self._inputs}
         if self.family == "reranker":
             return {"scores": self._session.run([self._logits], features)[0]}
         if self.family == "sparse":
@@ -204,6 +206,14 @@ class OnnxEngine(Engine):
         elif "*" not in outputs:  # token_embeddings mode trims each row by its mask
             out["attention_mask"] = features["attention_mask"]
         return out
+
+    def _pad(self, tokenized: Tokenized, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The padded batch: on the tokenizer's side, or on the right for a graph whose attention masks
+        only keys after each row's length (``GroupQueryAttention``: :mod:`sentencekit.engines.onnx_attention`)."""
+        if self.meta.get("right_padding"):
+            tok = self._tokenizer
+            return tokenized.pad(indices, pad_id=tok.pad_id, pad_type_id=tok.pad_type_id, padding_side="right")
+        return self._tokenizer.pad(tokenized, indices)
 
     def _sparse_rows(self, features: dict[str, np.ndarray], outputs: frozenset[str]) -> np.ndarray:
         """SPLADE rows ``[b, vocab]`` float32 of a padded batch."""

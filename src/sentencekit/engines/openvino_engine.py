@@ -30,10 +30,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sentencekit.engines.onnx_artifacts import Artifact, _tokenizer_beside
+from sentencekit.engines.onnx_artifacts import Artifact, _tokenizer_beside, right_padded_graph
 from sentencekit.engines.onnx_engine import OnnxEngine
 from sentencekit.engines.openvino_session import OpenVinoSession, require_openvino, save_ir
 from sentencekit.engines.protocol import EngineOptions
+from sentencekit.spec.export_cache import find_export, folder_key
 from sentencekit.spec.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class OpenVinoEngine(OnnxEngine):
     only other backends run; ``FileNotFoundError`` for a ``file_name`` that is not there."""
 
     backend = "openvino"
+    #: OpenVINO's ONNX reader has no com.microsoft.GroupQueryAttention: its exports keep MatMul + Softmax
+    fused_attention = False
 
     def __init__(self, spec: ModelSpec, family: str, options: EngineOptions) -> None:
         require_openvino()
@@ -77,6 +80,14 @@ class OpenVinoEngine(OnnxEngine):
             if xml.is_file():
                 return Artifact(xml, _tokenizer_beside(xml, folder))
         return super()._locate(options)
+
+    def _variant(self, options: EngineOptions) -> str:
+        """The ONNX backend's export (shared), unless the cached one holds ``GroupQueryAttention``: then a
+        plain-attention export of its own. A first export made here is plain and shared with the ONNX
+        backend (which then runs it as is)."""
+        shared = super()._variant(options)
+        cached = find_export(self.spec.folder, f"sentencekit_{folder_key(self.spec.folder, shared)}.onnx")
+        return shared + ":attention=plain" if cached is not None and right_padded_graph(cached) else shared
 
     def _new_session(self) -> OpenVinoSession:
         return OpenVinoSession(self.graph, self._num_threads, self._ov_config)
