@@ -3,7 +3,9 @@ place of ONNX Runtime.
 
 Everything but running the graph is the ONNX engine's (:class:`~sentencekit.engines.onnx_engine.OnnxEngine`):
 the tokenizer, NumPy pooling / Dense / Normalize after a transformer-only graph, the export and its cache
-(OpenVINO compiles the very ``.onnx`` file ``backend="onnx"`` exports and caches, with ``Core.read_model``),
+(OpenVINO compiles the very ``.onnx`` file ``backend="onnx"`` exports and caches, with ``Core.read_model``;
+but for a causal decoder, whose ONNX export holds ONNX Runtime's ``GroupQueryAttention``, a plain-attention
+export of its own: :meth:`OpenVinoEngine._variant`),
 int8 (our calibrated int8 ONNX graph from :mod:`sentencekit.engines.onnx_quantize`, run by OpenVINO; NNCF's
 post-training quantization is not used), fingerprints and pickling. Runs embedders (also
 sentence-transformers' transformer-only IR), cross-encoders and SPLADE sparse encoders.
