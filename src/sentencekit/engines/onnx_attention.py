@@ -4,14 +4,17 @@ Plain (``eager``): MatMul + Softmax, the graph every runtime reads. ONNX Runtime
 layer's ``[batch, heads, n, n]`` scores and probabilities, and transformers' eager decoders add a
 ``[batch, 1, n, n]`` float causal mask on top.
 
-Fused (causal decoders only, e.g. Qwen2/3, Llama, Mistral without sliding window): each layer's attention
-becomes one ``com.microsoft.GroupQueryAttention`` node (ONNX Runtime contrib op, CPU kernel): causal, keys
-limited per row by ``seqlens_k`` (valid length - 1), K/V heads shared as grouped query attention. Its CPU
-kernel never holds the n x n matrices of all heads at once. Measured with
-``benchmarks/ort_attention_kernels.py`` (one layer, 4 heads of 64, one 8k row, onnxruntime 1.32, 2 shared
-EPYC cores): see that script's docstring. It pads keys on the right only: a graph exported this way records
-``"right_padding": true`` in its metadata and the ONNX engine pads its batches on the right (RoPE scores
-depend on relative positions only, so the numbers match a left-padded torch run to float rounding).
+Fused (causal self-attention over a padding mask: Qwen2/3, Llama, Gemma; not with a sliding window, as
+Mistral's config has, nor softcapping: those refuse and export plain): each layer's attention becomes one
+``com.microsoft.GroupQueryAttention`` node (ONNX Runtime contrib op, CPU kernel): causal, keys limited per
+row by ``seqlens_k`` (valid length - 1), K/V heads shared as grouped query attention; no ``[b, 1, n, n]`` mask
+is built either. Its CPU kernel never holds the n x n matrices of all heads at once: one attention layer of
+an 8k row, 4 heads, takes 59 MiB instead of 2,640 and runs ~2.8x faster (``benchmarks/ort_attention_kernels.py``);
+a whole 8k-token Qwen3 embedder row 116 MiB over the loaded model instead of 3,039 (``benchmarks/long_context.py``).
+The op masks keys after each row's length only, so a graph exported this way records ``"right_padding": true``
+in its metadata and the ONNX engine pads its batches on the right whatever the tokenizer's side (RoPE scores
+depend on relative positions only, so rows match a left-padded torch run to float rounding; with absolute
+positions each row is the text's unpadded result).
 
 Encoders (BERT & co.) keep the plain graph: ``com.microsoft.MultiHeadAttention``'s CPU flash path runs only
 without a key padding mask, and with one it was no faster at MiniLM's ~230 tokens. OpenVINO's ONNX reader
@@ -21,6 +24,7 @@ has no ``GroupQueryAttention``: its exports stay plain.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -107,7 +111,7 @@ def _padding_mask(batch_size: int, q_length: int, kv_length: int, q_offset: int 
     return attention_mask
 
 
-def _register() -> None:
+def _register_fused_attention() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface
 
@@ -116,7 +120,7 @@ def _register() -> None:
 
 
 @contextlib.contextmanager
-def export_attention(auto_model: nn.Module | None, fused: bool):
+def export_attention(auto_model: nn.Module | None, fused: bool) -> Iterator[str | None]:
     """Trace ``auto_model``'s attention as :data:`FUSED_ATTENTION` (``fused``, where the model takes it) or
     eager; the model's setting is restored afterwards. Yields the implementation set (``None``: left as is).
 
@@ -127,10 +131,12 @@ def export_attention(auto_model: nn.Module | None, fused: bool):
     if setter is None or before is None:
         yield None
         return
+    # only causal attention can take GroupQueryAttention: an encoder is traced once, plain
+    fused = fused and any(getattr(m, "is_causal", False) is True for m in auto_model.modules())
     chosen = None
     for name in ((FUSED_ATTENTION, "eager") if fused else ("eager",)):
         if name == FUSED_ATTENTION:
-            _register()
+            _register_fused_attention()
         try:
             setter(name)
         except Exception:  # the architecture has no such path (e.g. no attention interface): try the next

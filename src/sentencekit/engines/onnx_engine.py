@@ -181,7 +181,7 @@ class OnnxEngine(Engine):
 
     def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        features = {k: v for k, v in self._pad(tokenized, indices).items() if k in self._inputs}
+        features = {k: v for k, v in self._padded_features(tokenized, indices).items() if k in self._inputs}
         if self.family == "reranker":
             return {"scores": self._session.run([self._logits], features)[0]}
         if self.family == "sparse":
@@ -207,7 +207,7 @@ class OnnxEngine(Engine):
             out["attention_mask"] = features["attention_mask"]
         return out
 
-    def _pad(self, tokenized: Tokenized, indices: np.ndarray) -> dict[str, np.ndarray]:
+    def _padded_features(self, tokenized: Tokenized, indices: np.ndarray) -> dict[str, np.ndarray]:
         """The padded batch: on the tokenizer's side, or on the right for a graph whose attention masks
         only keys after each row's length (``GroupQueryAttention``: :mod:`sentencekit.engines.onnx_attention`)."""
         if self.meta.get("right_padding"):
