@@ -22,7 +22,7 @@ import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
-from sentencekit.engines.onnx_artifacts import Artifact, export_variant, locate
+from sentencekit.engines.onnx_artifacts import Artifact, export_variant, locate, right_padded_graph
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.spec.model_spec import ModelSpec
@@ -123,8 +123,10 @@ class OnnxEngine(Engine):
         tokenizer_json = src.with_suffix(".tokenizer.json")
         if not tokenizer_json.is_file():
             tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
-        runner = GraphRunner(self._make_tokenizer(tokenizer_json, {}),
-                             "logits" if self.family == "reranker" else "sentence_embedding")
+        tokenizer = self._make_tokenizer(tokenizer_json, {})
+        if right_padded_graph(src):  # GroupQueryAttention graphs: calibrate on the batches they run on
+            tokenizer.padding_side = "right"
+        runner = GraphRunner(tokenizer, "logits" if self.family == "reranker" else "sentence_embedding")
         if self.family != "reranker":  # sparse rows calibrate like dense ones: cosine to the float32 rows
             return quantize_embedder(src, dst, runner, items)
         return quantize_reranker(src, dst, runner, items)
