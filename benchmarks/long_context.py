@@ -22,22 +22,25 @@ embeddings from the peer's (same folder, same texts).
         --peer-python /work/main/.venv-peer/bin/python        # both sides; about 4 minutes on 2 cores
 
 Measured (2026-12-06, 2 CPU cores shared with other jobs (loaded machine), torch 2.13 CPU, transformers 5.25,
-onnxruntime CPU, sentence-transformers 6.2.0; defaults: --n-long 4 --batch-size 32 --repeats 1; 3 min 29 s):
+onnxruntime 1.32 CPU, sentence-transformers 6.2.0; defaults: --n-long 4 --batch-size 32 --repeats 1):
 
     set    library                backend  texts/s  tokens/s  peak MiB +encode MiB speed/peer +enc/peer max|diff|
     8k     4 texts, 7901-8068 tokens, 31982 in all
-           sentencekit            torch       0.24      1930       728         112      1.49x     0.07x   1.3e-05
-           sentencekit            onnx        0.21      1697      3435        3039      1.31x     2.00x   1.4e-05
-           sentence-transformers  torch       0.16      1294      2265        1520
+           sentencekit            torch       0.57      4578       707          90      2.22x     0.06x   1.3e-05
+           sentencekit            onnx        1.50     12009       543         117      5.81x     0.07x   1.3e-05
+           sentence-transformers  torch       0.26      2066      2357        1613
     mixed  8 texts, 512-7985 tokens, 16177 in all
-           sentencekit            torch       0.66      1341       695          79      3.96x     0.03x   4.1e-05
-           sentencekit            onnx        1.09      2211      3370        2981      6.53x     0.99x   4.3e-05
-           sentence-transformers  torch       0.17       338      3750        3006
+           sentencekit            torch       2.03      4097       678          61      5.58x     0.02x   4.1e-05
+           sentencekit            onnx        4.62      9348       543         110     12.73x     0.04x   4.3e-05
+           sentence-transformers  torch       0.36       734      3815        3070
 
-The peer pads all four 8k texts into one batch (torch's SDPA with a padding mask: 1.5 GB over the loaded model);
-sentencekit runs them one at a time (112 MB). The ONNX graph materialises each row's attention scores (exported
-attention is plain MatMul + Softmax: 4 heads x 8k^2 floats per layer), so an 8k row costs ~3 GB there even
-alone: for 8k contexts on CPU, backend="torch" is the lighter one.
+The peer pads all four 8k texts into one batch (torch's SDPA with a padding mask: 1.6 GB over the loaded model);
+sentencekit runs them one at a time (~100 MB). The ONNX graph runs each decoder layer's attention as one ONNX
+Runtime ``GroupQueryAttention`` node (``sentencekit.engines.onnx_attention``), which never holds an n x n score
+matrix. Before that (plain MatMul + Softmax: 4 heads x 8k^2 floats per layer, plus an [n, n] causal mask) the
+same run gave ONNX 3,039 MiB +encode at 8k (0.41-0.48 texts/s) and 2,980 MiB on the mixed set (2.6-2.8 texts/s),
+in alternating before / after runs of ``--peer-python ''`` on this machine: now 116 MiB (0.95-1.39 texts/s) and
+110 MiB (5.6-6.7 texts/s).
 """
 
 from __future__ import annotations

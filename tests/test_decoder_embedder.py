@@ -7,6 +7,7 @@ sentence-transformers itself is ``benchmarks/st_compat.py decoder``'s."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import warnings
@@ -424,11 +425,89 @@ def test_onnx_backend_right_padding_folder(qwen3_right, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", [a for a in DECODER_ARCHS if a != "qwen3"])
 def test_onnx_backend_exports_every_architecture(decoders, models, arch, tmp_path):
+    """Each architecture exports and matches torch; attention is GroupQueryAttention except for Mistral, whose
+    sliding window (4,096) the fused export refuses (plain MatMul + Softmax then)."""
     folder = shutil.copytree(decoders[arch], tmp_path / arch)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onnx = SentenceTransformer(str(folder), backend="onnx", prompts=PROMPTS)
     assert np.abs(onnx.encode_query(DECODER_TEXTS) - models[arch].encode_query(DECODER_TEXTS)).max() < 1e-4
+    assert ("GroupQueryAttention" in graph_ops(onnx)) == (arch != "mistral")
+    assert onnx.engine.meta.get("right_padding", False) == (arch != "mistral")
+
+
+def graph_ops(model) -> set[str]:
+    """The op types of the graph ``model``'s ONNX or OpenVINO engine runs."""
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(model.engine.graph)).graph.node}
+
+
+def test_onnx_decoder_attention_is_one_group_query_attention_node_a_layer(qwen3_onnx):
+    """No n x n tensors in the decoder's graph: one com.microsoft.GroupQueryAttention per layer, no Softmax;
+    the graph asks for right-padded batches, the tokenizer keeps the folder's side."""
+    import onnx
+
+    nodes = onnx.load(str(qwen3_onnx.engine.graph)).graph.node
+    fused = [n for n in nodes if n.op_type == "GroupQueryAttention"]
+    assert len(fused) == 2 and all(n.domain == "com.microsoft" for n in fused)  # the tiny model's 2 layers
+    assert "Softmax" not in {n.op_type for n in nodes}
+    assert qwen3_onnx.engine.meta["right_padding"] is True and qwen3_onnx.tokenizer.padding_side == "left"
+
+
+@pytest.mark.slow
+def test_onnx_decoder_int8_keeps_group_query_attention(qwen3_onnx):
+    """int8 quantizes the projections around the fused attention (which stays float32), calibrated on the
+    right-padded batches the graph runs on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        int8 = SentenceTransformer(str(qwen3_onnx.engine.graph.parent.parent), backend="onnx", compute_dtype="int8",
+                                   calibration_texts=DECODER_TEXTS * 4)
+    assert "GroupQueryAttention" in graph_ops(int8) and int8.engine.meta["right_padding"] is True
+    a, b = int8.encode(DECODER_TEXTS), qwen3_onnx.encode(DECODER_TEXTS)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.999 and int8.engine.meta["quantization"]["cosine_min"] > 0.999
+
+
+@pytest.mark.slow
+def test_openvino_exports_plain_attention_beside_the_fused_graph(qwen3_onnx, models):
+    """OpenVINO cannot read GroupQueryAttention: with the ONNX backend's fused export cached, it exports (and
+    caches) a plain-attention graph of its own."""
+    # find_spec, not importorskip: importing openvino here would bypass the engine's telemetry guard
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ov = SentenceTransformer(str(qwen3_onnx.engine.graph.parent.parent), backend="openvino")
+    assert ov.engine.graph != qwen3_onnx.engine.graph and "GroupQueryAttention" not in graph_ops(ov)
+    assert "right_padding" not in ov.engine.meta
+    assert np.abs(ov.encode(DECODER_TEXTS) - models["qwen3"].encode(DECODER_TEXTS)).max() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_onnx_decoder_cross_encoder_matches_torch(tmp_path, side):
+    """A Qwen3 sequence-classification reranker: fused attention, same scores as torch and as one pair at a
+    time, for either padding side of the folder."""
+    from transformers import AutoModelForSequenceClassification
+
+    from sentencekit import CrossEncoder
+    from tests.decoder_folders import qwen_tokenizer, tiny_decoder_config
+
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(tiny_decoder_config("qwen3", num_labels=1)).save_pretrained(
+        tmp_path)
+    qwen_tokenizer(append_eos=True, padding_side=side).save_pretrained(tmp_path)
+    pairs = [(DECODER_TEXTS[0], DECODER_TEXTS[1]), (DECODER_TEXTS[2], "x"), ("q", DECODER_TEXTS[-1])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = CrossEncoder(str(tmp_path), device="cpu").predict(pairs, activation_fn=torch.nn.Identity())
+        onnx = CrossEncoder(str(tmp_path), backend="onnx")
+    scores = onnx.predict(pairs, activation_fn=torch.nn.Identity())
+    assert "GroupQueryAttention" in graph_ops(onnx)
+    assert np.abs(scores - reference).max() < 1e-5
+    assert np.abs(np.array([onnx.predict([p], activation_fn=torch.nn.Identity())[0] for p in pairs]) - scores).max() \
+        < 1e-5
 
 
 def test_onnx_export_failure_names_the_architecture(decoders, tmp_path, monkeypatch):

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sentencekit.engines.onnx_attention import export_attention
 from sentencekit.engines.onnx_export import (
     UnsupportedModelError,
     _tokenizer_meta,
     _write,
-    eager_attention,
     torch_model_for_export,
 )
 from sentencekit.engines.protocol import EngineOptions
@@ -113,7 +113,7 @@ class TowerExporter:
                         max_position_embeddings=position_limit(transformer.auto_model.config))
         else:  # refused here (before writing) when the NumPy preprocessing cannot reproduce the processor
             meta["image_processor"] = ImageProcessor.from_config(transformer.processors[modality].to_dict()).to_config()
-        with eager_attention(transformer.auto_model), torch.no_grad():
+        with export_attention(transformer.auto_model, fused=False), torch.no_grad():
             return _write(graph, args, target, names, ["sentence_embedding"], axes, meta,
                           transformer if modality == "text" else None)
 

@@ -122,6 +122,17 @@ def locate(folder: Path, variant: str, *, file_name: str | None, compute_dtype: 
     return Artifact(graph, _tokenizer_beside(graph, folder))
 
 
+def right_padded_graph(graph: Path) -> bool:
+    """Whether the sentencekit export ``graph`` records ``"right_padding": true`` (its attention is ONNX
+    Runtime's ``GroupQueryAttention``: :mod:`sentencekit.engines.onnx_attention`). Parses the protobuf once
+    (the metadata sits after the weights); ``False`` for a graph without sentencekit metadata."""
+    import onnx
+
+    proto = onnx.load(str(graph), load_external_data=False)
+    meta = next((p.value for p in proto.metadata_props if p.key == "sentencekit"), None)
+    return bool(meta and json.loads(meta).get("right_padding"))
+
+
 def copy_atomic(src: Path, dst: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.tmp-", dir=dst.parent)
     os.close(fd)

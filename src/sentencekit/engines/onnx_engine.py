@@ -22,7 +22,7 @@ import numpy as np
 
 from sentencekit.engines.fast_tokenizer import FastTokenizer
 from sentencekit.engines.numpy_ops import NumpyDense, l2_normalize, pool, splade_pool
-from sentencekit.engines.onnx_artifacts import Artifact, calibration_key, export_variant, locate
+from sentencekit.engines.onnx_artifacts import Artifact, calibration_key, export_variant, locate, right_padded_graph
 from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import Engine, EngineOptions, Tokenized, check_num_threads
 from sentencekit.spec.model_spec import ModelSpec
@@ -57,6 +57,8 @@ class OnnxEngine(Engine):
     from (a worker reopens its own session)."""
 
     backend = "onnx"
+    #: export causal decoders' attention as ONNX Runtime's GroupQueryAttention (sentencekit.engines.onnx_attention)
+    fused_attention = True
 
     def __init__(self, spec: ModelSpec, family: str, options: EngineOptions) -> None:
         if options.device is not None and str(options.device) != "cpu":
@@ -114,7 +116,7 @@ class OnnxEngine(Engine):
 
         from sentencekit.engines.onnx_export import export_spec
 
-        return export_spec(self.spec, self.family, target, options)
+        return export_spec(self.spec, self.family, target, options, fused_attention=self.fused_attention)
 
     def _calibrate(self, src: Path, dst: Path, items: list[Any] | None) -> dict[str, Any]:
         """Write the int8 version of the float32 graph ``src`` to ``dst``, calibrated on ``items`` (texts;
@@ -139,7 +141,10 @@ class OnnxEngine(Engine):
         tokenizer_json = src.with_suffix(".tokenizer.json")
         if not tokenizer_json.is_file():
             tokenizer_json = self.spec.transformer_folder / "tokenizer.json"
-        return self._make_tokenizer(tokenizer_json, meta)
+        tokenizer = self._make_tokenizer(tokenizer_json, meta)
+        if right_padded_graph(src):  # GroupQueryAttention graphs: calibrate on the batches they run on
+            tokenizer.padding_side = "right"
+        return tokenizer
 
     def _make_tokenizer(self, tokenizer_json: Path, meta: dict[str, Any]) -> FastTokenizer:
         """The tokenizer, with the exported settings (max length, lower-casing, pad token) winning over the
@@ -193,7 +198,7 @@ class OnnxEngine(Engine):
 
     def run(self, tokenized: Tokenized, indices: np.ndarray, *, outputs: frozenset[str], prompt_length: int = 0,
             task: str | None = None, kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        features = {k: v for k, v in self._tokenizer.pad(tokenized, indices).items() if k in self._inputs}
+        features = {k: v for k, v in self._padded_features(tokenized, indices).items() if k in self._inputs}
         if self.family == "reranker":
             return {"scores": self._session.run([self._logits], features)[0]}
         if self.family == "sparse":
@@ -218,6 +223,14 @@ class OnnxEngine(Engine):
         elif "*" not in outputs:  # token_embeddings mode trims each row by its mask
             out["attention_mask"] = features["attention_mask"]
         return out
+
+    def _padded_features(self, tokenized: Tokenized, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The padded batch: on the tokenizer's side, or on the right for a graph whose attention masks
+        only keys after each row's length (``GroupQueryAttention``: :mod:`sentencekit.engines.onnx_attention`)."""
+        if self.meta.get("right_padding"):
+            tok = self._tokenizer
+            return tokenized.pad(indices, pad_id=tok.pad_id, pad_type_id=tok.pad_type_id, padding_side="right")
+        return self._tokenizer.pad(tokenized, indices)
 
     def _sparse_rows(self, features: dict[str, np.ndarray], outputs: frozenset[str]) -> np.ndarray:
         """SPLADE rows ``[b, vocab]`` float32 of a padded batch."""

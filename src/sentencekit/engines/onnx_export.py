@@ -14,7 +14,9 @@ fused Attention or MultiHeadAttention, SkipLayerNorm, BiasGelu) cost more CPU ti
 (``benchmarks/onnx_profile.py --variants export,bert-fused,bert-mha --rows 1,4,16 --threads 1``,
 all-MiniLM-L6-v2, 32 passages of ~230 tokens, 2 shared AMD EPYC cores: 935 / 1018 / 1083 ms CPU at 1 row a
 batch, 1000 / 1064 / 1119 ms at 4). ONNX Runtime's CPU flash attention (MultiHeadAttention) only runs
-without a padding mask, so it would not lower the memory of padded batches either.
+without a padding mask, so it would not lower the memory of padded batches either. Causal decoders are the
+exception: their attention is exported as ONNX Runtime's ``GroupQueryAttention`` (one node a layer, no
+n x n tensors; :mod:`sentencekit.engines.onnx_attention`), except for OpenVINO, which cannot read it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from sentencekit.engines.onnx_attention import FUSED_ATTENTION, FusedAttentionRefused, export_attention
 from sentencekit.engines.protocol import EngineOptions
 from sentencekit.modules.pooling import pool_tokens
 from sentencekit.spec.model_spec import ModelSpec
@@ -174,7 +177,8 @@ def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], 
         try:
             torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
                               input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                              do_constant_folding=True)
+                              do_constant_folding=True,
+                              custom_opsets={"com.microsoft": 1})  # GroupQueryAttention (onnx_attention)
         except Exception as error:  # the exporter's errors name operators, not the model or the way out
             inner = getattr(module, "transformer", module)
             raise UnsupportedModelError(
@@ -257,10 +261,14 @@ def _write(graph: nn.Module, args: tuple, target: Path, names: list[str], output
 
 
 def set_metadata(src: Path, dst: Path, meta: dict[str, Any]) -> None:
-    """Copy an ONNX file, storing ``meta`` as JSON under the ``sentencekit`` metadata key."""
+    """Copy an ONNX file, storing ``meta`` as JSON under the ``sentencekit`` metadata key; a graph with
+    ``GroupQueryAttention`` nodes also records ``"right_padding": true`` (that op masks keys after each row's
+    length only: :mod:`sentencekit.engines.onnx_attention`)."""
     import onnx
 
     proto = onnx.load(str(src))
+    if any(node.op_type == "GroupQueryAttention" for node in proto.graph.node):
+        meta = {**meta, "right_padding": True}
     for prop in list(proto.metadata_props):
         if prop.key == "sentencekit":
             proto.metadata_props.remove(prop)
@@ -277,26 +285,6 @@ def save_tokenizer_json(tokenizer: Any, path: Path) -> None:
     spec = json.loads(backend.to_str())
     spec["truncation"], spec["padding"] = None, None
     path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-
-
-@contextlib.contextmanager
-def eager_attention(auto_model: nn.Module):
-    """Trace attention as plain MatMul/Softmax: the sdpa path exports extra NaN guards (more nodes, a
-    little slower in ONNX Runtime). Same arithmetic; the model's setting is restored afterwards."""
-    setter = getattr(auto_model, "set_attn_implementation", None)
-    before = getattr(getattr(auto_model, "config", None), "_attn_implementation", None)
-    if setter is None or before in (None, "eager"):
-        yield
-        return
-    try:
-        setter("eager")
-    except Exception:  # some architectures have no eager path: export as is
-        yield
-        return
-    try:
-        yield
-    finally:
-        setter(before)
 
 
 def _tokenizer_meta(transformer: Any) -> dict[str, Any]:
@@ -316,12 +304,16 @@ def _export_kwargs(torch_kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptions) -> Path:
+def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptions, *,
+                fused_attention: bool = True) -> Path:
     """Load the model ``spec`` describes on the torch engine (float32, CPU) and export it to ``target``:
     the whole pipeline of an embedder (one route of it, for a Router model's route spec), or a
     cross-encoder's classifier, or a SPLADE sparse encoder with its pooling, or a multi-vector model's
     transformer with its token Dense / Normalize (:mod:`sentencekit.engines.multivector_export`). The graph
-    records the torch model's fingerprint."""
+    records the torch model's fingerprint. ``fused_attention``: causal decoders' attention as ONNX Runtime's
+    ``GroupQueryAttention`` (:mod:`sentencekit.engines.onnx_attention`; embedders, rerankers and sparse
+    encoders, whose engine pads on the right for it); ``False`` (OpenVINO) or any other model: MatMul +
+    Softmax."""
     model = torch_model_for_export(spec, family, options)
     meta = {"source": str(spec.folder), "fingerprint": model.fingerprint(), **_tokenizer_meta(model[0])}
     if family == "reranker":
@@ -330,8 +322,28 @@ def export_spec(spec: ModelSpec, family: str, target: Path, options: EngineOptio
         from sentencekit.engines.multivector_export import export_multivector as exporter
     else:
         exporter = {"embedder": export_embedder, "sparse": export_sparse}.get(family, export_reranker)
-    with eager_attention(getattr(model[0], "auto_model", None)):  # None: the graph class refuses it clearly
+    auto_model = getattr(model[0], "auto_model", None)  # None: the graph class refuses it clearly
+    fused = fused_attention and family in ("embedder", "reranker", "sparse")
+    if fused:
+        with export_attention(auto_model, fused=True) as chosen:
+            try:
+                return exporter(model, target, meta)
+            except UnsupportedModelError as error:
+                if chosen != FUSED_ATTENTION or not _refused(error):
+                    raise
+                logger.debug("plain attention for %s: %s", spec.folder, error.__cause__)
+    with export_attention(auto_model, fused=False):
         return exporter(model, target, meta)
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from) is :class:`FusedAttentionRefused`."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, FusedAttentionRefused):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def torch_model_for_export(spec: ModelSpec, family: str, options: EngineOptions) -> Any:

@@ -3,9 +3,10 @@ place of ONNX Runtime.
 
 Everything but running the graph is the ONNX engine's (:class:`~sentencekit.engines.onnx_engine.OnnxEngine`):
 the tokenizer, NumPy pooling / Dense / Normalize after a transformer-only graph, the export and its cache
-(OpenVINO compiles the very ``.onnx`` file ``backend="onnx"`` exports and caches, with ``Core.read_model``),
-fingerprints and pickling. Runs embedders (also sentence-transformers' transformer-only IR), cross-encoders
-and SPLADE sparse encoders.
+(OpenVINO compiles the very ``.onnx`` file ``backend="onnx"`` exports and caches, with ``Core.read_model``;
+but for a causal decoder, whose ONNX export holds ONNX Runtime's ``GroupQueryAttention``, a plain-attention
+export of its own: :meth:`OpenVinoEngine._variant`), fingerprints and pickling. Runs embedders (also
+sentence-transformers' transformer-only IR), cross-encoders and SPLADE sparse encoders.
 
 ``compute_dtype="int8"``: NNCF static post-training quantization of that float32 graph into an OpenVINO IR
 (:mod:`sentencekit.engines.openvino_quantize`; what sentence-transformers'
@@ -38,10 +39,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sentencekit.engines.onnx_artifacts import Artifact, _tokenizer_beside
+from sentencekit.engines.onnx_artifacts import Artifact, _tokenizer_beside, right_padded_graph
 from sentencekit.engines.onnx_engine import OnnxEngine
 from sentencekit.engines.openvino_session import OpenVinoSession, require_openvino, save_ir
 from sentencekit.engines.protocol import EngineOptions
+from sentencekit.spec.export_cache import find_export, folder_key
 from sentencekit.spec.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class OpenVinoEngine(OnnxEngine):
     only other backends run; ``FileNotFoundError`` for a ``file_name`` that is not there."""
 
     backend = "openvino"
+    #: OpenVINO's ONNX reader has no com.microsoft.GroupQueryAttention: its exports keep MatMul + Softmax
+    fused_attention = False
 
     def __init__(self, spec: ModelSpec, family: str, options: EngineOptions) -> None:
         require_openvino()
@@ -93,6 +97,14 @@ class OpenVinoEngine(OnnxEngine):
         from sentencekit.engines.openvino_quantize import quantize_static
 
         return quantize_static(src, dst, runner, items)
+
+    def _variant(self, options: EngineOptions) -> str:
+        """The ONNX backend's export (shared), unless the cached one holds ``GroupQueryAttention``: then a
+        plain-attention export of its own. A first export made here is plain and shared with the ONNX
+        backend (which then runs it as is)."""
+        shared = super()._variant(options)
+        cached = find_export(self.spec.folder, f"sentencekit_{folder_key(self.spec.folder, shared)}.onnx")
+        return shared + ":attention=plain" if cached is not None and right_padded_graph(cached) else shared
 
     def _new_session(self) -> OpenVinoSession:
         return OpenVinoSession(self.graph, self._num_threads, self._ov_config)

@@ -14,7 +14,7 @@ from pathlib import Path
 from sentencekit.spec.home import sentencekit_home
 
 #: bumped whenever the exported graph or its metadata change meaning (old exports are then ignored)
-EXPORT_FORMAT = 3
+EXPORT_FORMAT = 4
 _SKIP_DIRS = {"onnx", "openvino", ".git", "__pycache__", "checkpoints"}
 _SKIP_FILES = {"README.md"}
 _SMALL = 1 << 20  # files up to 1 MiB are hashed whole; larger ones by size, mtime and sampled bytes
