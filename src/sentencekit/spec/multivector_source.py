@@ -124,6 +124,15 @@ def _stanford(spec: ModelSpec, warn: bool) -> MultiVectorSource:
                              transformer_settings=settings, skiplist_words=skiplist)
 
 
+def is_retrieval_model(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a ``*ForRetrieval`` late-interaction retriever (ColPali, ColQwen2, ColModernVBert): a
+    plain Hugging Face folder whose ``architectures`` end in ``ForRetrieval``, or a save whose Transformer records
+    ``transformer_task: "retrieval"``."""
+    if spec.layout == "transformers":
+        return any(str(a).endswith("ForRetrieval") for a in spec.hf_config.get("architectures") or [])
+    return spec.transformer_config.get("transformer_task") == "retrieval"
+
+
 def read_multivector_source(spec: ModelSpec, *, warn: bool = True) -> MultiVectorSource:
     """The layout and legacy settings of ``spec`` as a multi-vector model (see the module docstring;
     ``warn=False``: no warning about a missing ``artifact.metadata``, for a second reading). Raises
