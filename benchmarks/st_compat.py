@@ -402,7 +402,7 @@ def colpali_cases(tmp: Path) -> float:
     from sentencekit.modules import MultiVectorMask
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from tests.retrieval_folders import QUERIES, RETRIEVAL_KINDS, build_retrieval_folder, page_images
+    from tests.retrieval_folders import QUERIES, ST_PARITY_KINDS, build_retrieval_folder, page_images
 
     pils = page_images(4)
     paths = []
@@ -411,7 +411,7 @@ def colpali_cases(tmp: Path) -> float:
         image.save(paths[-1])
     pages = [pils[0], paths[1], pils[2], paths[3]]
     worst = 0.0
-    for kind in RETRIEVAL_KINDS:
+    for kind in ST_PARITY_KINDS:  # ColModernVBert: 6.2 skips its query augmentation and fails on its pages
         folder = build_retrieval_folder(tmp / kind, kind)
         theirs = Theirs(str(folder), device="cpu")
         ours = sk.MultiVectorEncoder(str(folder), device="cpu")

@@ -5,7 +5,10 @@ tests and ``benchmarks/st_compat.py colpali`` (which loads the same folders with
 - ColPali: ``ColPaliForRetrieval`` over PaliGemma (a SigLIP vision tower + a Gemma decoder), with
   ``ColPaliProcessor`` (a ``SiglipImageProcessor`` at 28x28 pixels in 14-pixel patches: 4 image tokens);
 - ColQwen2: ``ColQwen2ForRetrieval`` over Qwen2-VL (its vision transformer with 2x2 patch merging + a Qwen2
-  decoder with multimodal RoPE), with ``ColQwen2Processor`` (a ``Qwen2VLImageProcessor`` capped at 56x56 pixels).
+  decoder with multimodal RoPE), with ``ColQwen2Processor`` (a ``Qwen2VLImageProcessor`` capped at 56x56 pixels);
+- ColModernVBert: ``ColModernVBertForRetrieval`` over ModernVBert (a SigLIP vision tower + a ModernBERT encoder,
+  pixel shuffle 2), with ``ColModernVBertProcessor`` (an ``Idefics3ImageProcessor`` cutting a page into at most
+  2x2 tiles of 28 pixels plus the global view, one ``<image>`` token per tile).
 
 Each has 1-2 layers and 32-wide hidden states, and projects to 16-dimensional token vectors. The tokenizer is a
 byte-level BPE without merges (one token per UTF-8 byte, so any text tokenizes) plus the special tokens each
@@ -20,7 +23,10 @@ from typing import Any
 #: the queries the tests encode (the second longer than the others, so a batch is padded)
 QUERIES = ["What is the revenue?", "Which chart shows the quarterly growth of the company in 2024?", "logo"]
 #: the retriever kinds :func:`build_retrieval_folder` writes
-RETRIEVAL_KINDS = ("colpali", "colqwen2")
+RETRIEVAL_KINDS = ("colpali", "colqwen2", "colmodernvbert")
+#: the kinds sentence-transformers 6.2 encodes as transformers' process_queries / process_images do (it calls the
+#: processor itself; ColModernVBert's __call__ leaves out the query augmentation and the visual prompt)
+ST_PARITY_KINDS = ("colpali", "colqwen2")
 #: the width of the token vectors the tiny models output
 EMBEDDING_DIM = 16
 
@@ -96,9 +102,38 @@ def _colqwen2(folder: Path, seed: int) -> None:
     processor.save_pretrained(str(folder))
 
 
+def _colmodernvbert(folder: Path, seed: int) -> None:
+    import torch
+    from transformers import ColModernVBertConfig, ColModernVBertForRetrieval, ColModernVBertProcessor
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+
+    grid = [f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)]
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<pad>", "<fake_token_around_image>", "<global-img>",
+                *grid]
+    tokenizer = byte_tokenizer(specials, bos="<|begin_of_text|>", eos="<|end_of_text|>", pad="<pad>")
+    # 28-pixel tiles in 14-pixel patches, pixel-shuffled 2x2: one <image> token per tile; a page is cut into at
+    # most 2x2 tiles plus the global view
+    image_processor = Idefics3ImageProcessorPil(size={"longest_edge": 56}, max_image_size={"longest_edge": 28})
+    processor = ColModernVBertProcessor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=1)
+    hidden = 32
+    vlm = {"model_type": "modernvbert", "pixel_shuffle_factor": 2, "image_token_id": processor.image_token_id,
+           "text_config": {"model_type": "modernbert", "hidden_size": hidden, "intermediate_size": 64,
+                           "num_hidden_layers": 2, "num_attention_heads": 2, "vocab_size": len(tokenizer),
+                           "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+                           "eos_token_id": tokenizer.eos_token_id, "cls_token_id": tokenizer.bos_token_id,
+                           "sep_token_id": tokenizer.eos_token_id},
+           "vision_config": {"model_type": "siglip_vision_model", "hidden_size": hidden, "intermediate_size": 64,
+                             "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 28, "patch_size": 14}}
+    config = ColModernVBertConfig(vlm_config=vlm, embedding_dim=EMBEDDING_DIM)
+    torch.manual_seed(seed)
+    model = ColModernVBertForRetrieval(config).eval()
+    model.save_pretrained(str(folder))
+    processor.save_pretrained(str(folder))
+
+
 def build_retrieval_folder(folder: Path, kind: str, *, seed: int = 0) -> Path:
     """A tiny random ``kind`` retriever (one of :data:`RETRIEVAL_KINDS`) saved to ``folder``; returns it."""
-    builders = {"colpali": _colpali, "colqwen2": _colqwen2}
+    builders = {"colpali": _colpali, "colqwen2": _colqwen2, "colmodernvbert": _colmodernvbert}
     if kind not in builders:
         raise ValueError(f"kind must be one of {RETRIEVAL_KINDS}, got {kind!r}")
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
-"""``*ForRetrieval`` late-interaction retrievers (ColPali, ColQwen2) in ``MultiVectorEncoder`` on the torch
-backend: loading a plain Hugging Face folder and a sentence-transformers 6.2 save into 6.2's module list, queries
-through the processor's query path, page images through its image path, the scoring masks, MaxSim against
-transformers' own ``score_retrieval``, batch independence, the text-as-document warning, ColPali's image-patch
-mode, saving what 6.2 writes, and the ONNX / OpenVINO refusals. The tiny models are tests/retrieval_folders.py's;
-sentence-transformers parity is ``benchmarks/st_compat.py colpali``'s."""
+"""``*ForRetrieval`` late-interaction retrievers (ColPali, ColQwen2, ColModernVBert) in ``MultiVectorEncoder``
+on the torch backend: loading a plain Hugging Face folder and a sentence-transformers 6.2 save into 6.2's module
+list, queries through the processor's query path, page images through its image path, the scoring masks, MaxSim
+against transformers' own ``score_retrieval``, batch independence, the text-as-document warning, ColPali's
+image-patch mode, saving what 6.2 writes, and the ONNX / OpenVINO refusals. The tiny models are
+tests/retrieval_folders.py's; sentence-transformers parity is ``benchmarks/st_compat.py colpali``'s."""
 
 from __future__ import annotations
 
@@ -51,9 +51,11 @@ def reference(folder):
     return AutoProcessor.from_pretrained(folder), model
 
 
-def _reference_rows(reference, **inputs):
+def _reference_rows(reference, *, text=None, images=None):
+    """transformers' rows: ``process_queries`` / ``process_images`` (its retrieval API), then the model."""
     processor, model = reference
-    features = processor(**inputs, return_tensors="pt")
+    features = processor.process_queries(text, return_tensors="pt") if text is not None else \
+        processor.process_images(images, return_tensors="pt")
     features.pop("labels", None)
     with torch.inference_mode():
         embeddings = model(**features).embeddings

@@ -66,17 +66,18 @@ class MultiVectorEncoder(Model):
     >>> model.similarity(q, d)                                                        # doctest: +SKIP
     tensor([[25.1, 17.3]])
 
-    Loads what sentence-transformers 6.2 loads as one (:mod:`sentencekit.spec.multivector_source`): its own
-    saves, PyLate (<= 3) and Stanford ColBERT checkpoints (their prefixes, lengths, expansion and skiplist),
-    and any encoder (a SentenceTransformer save or a Hugging Face folder), which gets a new random projection
-    to 128 dimensions, with a warning: train it. ``modules=[...]`` builds one from modules. Every argument after
-    the first is keyword-only. ``similarity_fn_name``: ``"maxsim"`` (default, recorded when first read) or
-    ``"meanmaxsim"``. ``backend="onnx"`` runs the model on ONNX Runtime without torch (the transformer, token
-    ``Dense`` and ``Normalize`` in one exported graph; masking, expansion and pooling in NumPy / SciPy);
-    ``compute_dtype="int8"`` there quantizes that graph, calibrated on the per-token cosine to float32 over
-    ``calibration_texts`` (default: the bundled sample queries and passages; each set has its own cached file).
-    Raises ``ModelFormatError`` for a folder that is no model, a sparse encoder or a reranker, ``ValueError``
-    for bad settings.
+    Loads what sentence-transformers 6.2 loads as one (:mod:`sentencekit.spec.multivector_source`): its own saves,
+    PyLate (<= 3) and Stanford ColBERT checkpoints (their prefixes, lengths, expansion and skiplist), and any encoder (a
+    SentenceTransformer save or a Hugging Face folder), which gets a new random projection to 128 dimensions, with a
+    warning: train it. A transformers ``*ForRetrieval`` page retriever (ColPali, ColQwen2, ColModernVBert) encodes text
+    queries with :meth:`encode_query` and page images (PIL images, paths) with :meth:`encode_document`, through its
+    processor (torch backend only). ``modules=[...]`` builds one from modules. Every argument after the first is
+    keyword-only. ``similarity_fn_name``: ``"maxsim"`` (default, recorded when first read) or ``"meanmaxsim"``.
+    ``backend="onnx"`` runs the model on ONNX Runtime without torch (the transformer, token ``Dense`` and ``Normalize``
+    in one exported graph; masking, expansion and pooling in NumPy / SciPy); ``compute_dtype="int8"`` there quantizes
+    that graph, calibrated on the per-token cosine to float32 over ``calibration_texts`` (default: the bundled sample
+    queries and passages; each set has its own cached file). Raises ``ModelFormatError`` for a folder that is no model,
+    a sparse encoder or a reranker, ``ValueError`` for bad settings.
     """
 
     family = "multivector"

@@ -397,6 +397,10 @@ class Transformer(Module):
         require_pillow()  # transformers' image processors need it; say which extra provides it
         processor = AutoProcessor.from_pretrained(name, **hub)
         if self.transformer_task == "retrieval":
+            if not all(hasattr(processor, m) for m in ("process_queries", "process_images")):
+                raise ModelFormatError(f"{name}: the processor {type(processor).__name__} has no process_queries / "
+                                       "process_images, which a *ForRetrieval model's processor (ColPaliProcessor, "
+                                       "ColQwen2Processor...) has: save the model's own processor with it.")
             # a retriever's processor configures its tokenizer (ColPali's adds <image> and turns the automatic
             # BOS off, rendering it in the text): that one is the module's, as in 6.2 (``processor.tokenizer``)
             self.tokenizer = processor.tokenizer
@@ -422,17 +426,20 @@ class Transformer(Module):
             raise ValueError(f"This model encodes {', '.join(self.modalities)}, not {modality}.")
         if self.transformer_task == "retrieval":
             # the whole processor: a page is its image tokens in the visual prompt (input_ids, attention_mask,
-            # token types; ColQwen2 also image_grid_thw), with 6.2's text settings
-            features = dict(self.processor(images=items, padding=True, truncation="longest_first",
-                                           return_tensors="pt"))
+            # token types; ColQwen2 also image_grid_thw), with 6.2's text settings. process_images is
+            # transformers' page API: ColPali's / ColQwen2's is their __call__(images=...), what 6.2 calls;
+            # ColModernVBert's also renders the visual prompt, which its bare __call__ leaves out (6.2 fails there)
+            features = dict(self.processor.process_images(items, padding=True, truncation="longest_first",
+                                                          return_tensors="pt"))
         else:
             features = dict(processor(images=items, return_tensors="pt"))
         return {**features, "modality": modality}
 
     def _retrieval_text_features(self, texts: list[TextInput], task: str | None) -> dict[str, Any]:
         """A retriever's text batch through its processor, as sentence-transformers 6.2 runs it: always rendered
-        as a query (ColPali: ``<bos>Question: {text}`` + 10 pad tokens as augmentation + ``\n``; ColQwen2:
-        ``Query: {text}`` + 10 augmentation tokens + ``\n``), padded to the longest, cut at ``query_length`` /
+        as a query (ColPali: ``<bos>Question: {text}`` + 10 pad tokens as augmentation + a newline; ColQwen2:
+        ``Query: {text}`` + 10 augmentation tokens + a newline; ColModernVBert: ``{text}`` + 10
+        ``<end_of_utterance>``; transformers' ``process_queries``), padded to the longest, cut at ``query_length`` /
         ``document_length`` when set (else the tokenizer's limit). Text passed with another task than
         ``"query"`` is logged once, as 6.2 does: these models take documents as images."""
         if task is not None and task != "query" and not self._warned_text_document:
@@ -445,7 +452,10 @@ class Transformer(Module):
         if limit is not None:
             text_kwargs["max_length"] = limit
         with self._tokenizer_lock:
-            features = dict(self.processor(text=[str(t) for t in texts], **text_kwargs, return_tensors="pt"))
+            # process_queries is transformers' query API: ColPali's / ColQwen2's is their __call__(text=...), what
+            # 6.2 calls; ColModernVBert's also appends the augmentation tokens its bare __call__ leaves out
+            features = dict(self.processor.process_queries([str(t) for t in texts], **text_kwargs,
+                                                           return_tensors="pt"))
         # the processor renders around each text, so a cut is not told apart from a fit: nothing is reported
         features["truncated"] = torch.zeros(len(texts), dtype=torch.bool)
         return {**features, "modality": "text"}
