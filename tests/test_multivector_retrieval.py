@@ -219,3 +219,20 @@ def test_a_retriever_transformers_has_no_class_for_is_refused_clearly(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "architectures": ["ColQwen3ForRetrieval"]}))
     with pytest.raises(ModelFormatError, match="No transformers \\*ForRetrieval class.*not supported"):
         MultiVectorEncoder(str(folder), device="cpu")
+
+
+@pytest.mark.parametrize("family", ["SentenceTransformer", "CrossEncoder", "SparseEncoder"])
+def test_other_families_refuse_a_retriever_folder(folder, family):
+    import sentencekit
+    from sentencekit.files import ModelFormatError
+
+    with pytest.raises(ModelFormatError, match="ForRetrieval.*load it with MultiVectorEncoder"):
+        getattr(sentencekit, family)(str(folder), device="cpu")
+
+
+def test_mixed_text_and_pages_keep_input_order(model):
+    images = page_images(2)
+    rows = model.encode_document([images[0], QUERIES[0], images[1]])
+    torch.testing.assert_close(rows[0], model.encode_document(images[0]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rows[1], model.encode_query(QUERIES[0]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rows[2], model.encode_document(images[1]), atol=1e-5, rtol=1e-5)

@@ -435,19 +435,21 @@ class Transformer(Module):
             features = dict(processor(images=items, return_tensors="pt"))
         return {**features, "modality": modality}
 
-    def _retrieval_text_features(self, texts: list[TextInput], task: str | None) -> dict[str, Any]:
+    def _retrieval_text_features(self, texts: list[TextInput], task: str | None,
+                                 max_length: int | None = None) -> dict[str, Any]:
         """A retriever's text batch through its processor, as sentence-transformers 6.2 runs it: always rendered
         as a query (ColPali: ``<bos>Question: {text}`` + 10 pad tokens as augmentation + a newline; ColQwen2:
         ``Query: {text}`` + 10 augmentation tokens + a newline; ColModernVBert: ``{text}`` + 10
-        ``<end_of_utterance>``; transformers' ``process_queries``), padded to the longest, cut at ``query_length`` /
-        ``document_length`` when set (else the tokenizer's limit). Text passed with another task than
-        ``"query"`` is logged once, as 6.2 does: these models take documents as images."""
+        ``<end_of_utterance>``; transformers' ``process_queries``), padded to the longest, cut at ``max_length``
+        (training's), else ``query_length`` / ``document_length`` when set, else at the tokenizer's limit. Text
+        passed with another task than ``"query"`` is logged once, as 6.2 does: these models take documents as
+        images."""
         if task is not None and task != "query" and not self._warned_text_document:
             self._warned_text_document = True
             logger.warning("This retrieval model's processor always renders text as a query, but task=%r was "
                            "requested: these inputs get the query prefix and augmentation tokens. *ForRetrieval "
                            "models expect image documents.", task)
-        limit = {"query": self.query_length, "document": self.document_length}.get(str(task))
+        limit = max_length or {"query": self.query_length, "document": self.document_length}.get(str(task))
         text_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first"}
         if limit is not None:
             text_kwargs["max_length"] = limit
@@ -481,7 +483,7 @@ class Transformer(Module):
         Adds ``truncated``: a bool tensor marking the texts that were longer than the limit.
         """
         if self.transformer_task == "retrieval":
-            return self._retrieval_text_features(texts, task)
+            return self._retrieval_text_features(texts, task, max_length)
         limit = self.max_length_for(task, max_length)
         if self.uses_chat_template or (texts and is_conversation(texts[0])):
             ids, truncated = self._chat_ids(texts, task, limit)
@@ -773,7 +775,8 @@ class Transformer(Module):
             kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
                     "sequence-classification": "a reranker (load it with CrossEncoder)",
                     "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)",
-                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)"}.get(
+                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)",
+                    "retrieval": "a *ForRetrieval late-interaction retriever (load it with MultiVectorEncoder)"}.get(
                 task, f"a {task!r} model, which sentencekit does not support")
             raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 
