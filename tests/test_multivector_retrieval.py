@@ -236,3 +236,16 @@ def test_mixed_text_and_pages_keep_input_order(model):
     torch.testing.assert_close(rows[0], model.encode_document(images[0]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rows[1], model.encode_query(QUERIES[0]), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(rows[2], model.encode_document(images[1]), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.pool
+def test_a_pool_encodes_pages_and_queries_as_one_process(tmp_path):
+    from sentencekit import MultiVectorEncoder
+
+    model = MultiVectorEncoder(str(build_retrieval_folder(tmp_path / "colqwen2", "colqwen2")), device="cpu")
+    images = page_images(4)
+    with model.start_multi_process_pool(["cpu", "cpu"]) as pool:
+        pages = model.encode_document(images, pool=pool, batch_size=2)
+        queries = model.encode_query(QUERIES, pool=pool, batch_size=2)
+    for got, want in zip(pages + queries, model.encode_document(images) + model.encode_query(QUERIES)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
