@@ -249,3 +249,25 @@ def test_a_pool_encodes_pages_and_queries_as_one_process(tmp_path):
         queries = model.encode_query(QUERIES, pool=pool, batch_size=2)
     for got, want in zip(pages + queries, model.encode_document(images) + model.encode_query(QUERIES)):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_training_step_on_query_and_page_columns(tmp_path):
+    """A text query column and a page image column train the retriever (the collator runs each through the
+    processor path encode uses)."""
+    datasets = pytest.importorskip("datasets")
+    from sentencekit import MultiVectorEncoder
+    from sentencekit.losses.multivector.multivector_ranking import MultiVectorMultipleNegativesRankingLoss
+    from sentencekit.training import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+
+    model = MultiVectorEncoder(str(build_retrieval_folder(tmp_path / "colpali", "colpali")), device="cpu")
+    features = datasets.Features({"query": datasets.Value("string"), "page": datasets.Image()})
+    data = datasets.Dataset.from_dict({"query": QUERIES, "page": page_images(3)}, features=features)
+    args = MultiVectorEncoderTrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=3,
+                                               num_train_epochs=1, report_to=[], save_strategy="no")
+    before = model.encode_query(QUERIES)
+    MultiVectorEncoderTrainer(model=model, args=args, train_dataset=data,
+                              loss=MultiVectorMultipleNegativesRankingLoss(model)).train()
+    after = model.encode_query(QUERIES)
+    assert [a.shape for a in after] == [b.shape for b in before]
+    assert max(float((a - b).abs().max()) for a, b in zip(after, before)) > 0
