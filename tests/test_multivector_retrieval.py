@@ -271,3 +271,11 @@ def test_a_training_step_on_query_and_page_columns(tmp_path):
     after = model.encode_query(QUERIES)
     assert [a.shape for a in after] == [b.shape for b in before]
     assert max(float((a - b).abs().max()) for a, b in zip(after, before)) > 0
+
+
+def test_predict_and_rank_refuse_text_documents(model):
+    assert model.is_page_retriever
+    with pytest.raises(ValueError, match="page images"):
+        model.predict([(QUERIES[0], "a text document")])
+    with pytest.raises(ValueError, match="page images"):
+        model.rank(QUERIES[0], ["a text document"])

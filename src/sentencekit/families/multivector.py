@@ -164,6 +164,15 @@ class MultiVectorEncoder(Model):
         """Width of each token vector ``encode`` returns."""
         return self.engine.dimension()
 
+    @property
+    def is_page_retriever(self) -> bool:
+        """Whether this is a transformers ``*ForRetrieval`` model (ColPali, ColQwen2, ColModernVBert): text queries,
+        page-image documents (only the torch backend runs them)."""
+        from sentencekit.modules import Transformer
+
+        first = self.network[0] if self.engine.backend == "torch" else None
+        return isinstance(first, Transformer) and first.transformer_task == "retrieval"
+
     def _pipeline_pools(self) -> bool:
         if self.engine.backend != "torch":
             return bool(getattr(self.engine, "poolings", ()))
@@ -295,7 +304,8 @@ class MultiVectorEncoder(Model):
         ``CrossEncoder.predict``'s shape, so that a ColBERT model reranks wherever a cross-encoder does:
         ``EmbeddingIndex.search(reranker=model)``, ``sentencekit rerank`` / ``search --rerank``, and the server's
         rerank routes. Keyword arguments go to both encode calls (e.g. ``max_batch_tokens``). Raises
-        ``TypeError`` for an input that is not a pair of strings.
+        ``TypeError`` for an input that is not a pair of strings, ``ValueError`` for a ``*ForRetrieval`` model
+        (ColPali: its documents are page images, so text pairs would be scored query against query).
 
         >>> model.predict([("how do i get a refund", "Refunds take 5 days.")])   # doctest: +SKIP
         array([11.7], dtype=float32)
@@ -304,6 +314,11 @@ class MultiVectorEncoder(Model):
 
         from sentencekit.pipeline.batching import as_input_list
 
+        if self.is_page_retriever:
+            # its documents are page images: text documents would be rendered as queries and scored as such
+            raise ValueError("predict / rank score (query, text document) pairs, but this *ForRetrieval model "
+                             "(ColPali family) takes documents as page images: score with model.similarity("
+                             "model.encode_query(queries), model.encode_document(images)).")
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         for i, pair in enumerate(pairs):
             if isinstance(pair, str) or len(pair) != 2:
@@ -326,7 +341,8 @@ class MultiVectorEncoder(Model):
              batch_size: int = 32, show_progress_bar: bool | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         """``documents`` ranked for ``query`` by late interaction (:meth:`predict`): ``[{"corpus_id", "score"(,
         "text")}]``, best first, as ``CrossEncoder.rank`` returns. Raises ``TypeError`` for a query that is not
-        a string or documents given as one string, ``ValueError`` for ``top_k <= 0``."""
+        a string or documents given as one string, ``ValueError`` for ``top_k <= 0`` or a ``*ForRetrieval`` model
+        (its documents are page images: :meth:`predict`)."""
         from sentencekit.pipeline.batching import as_input_list
         from sentencekit.pipeline.predict import ranked
 
