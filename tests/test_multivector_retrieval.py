@@ -279,3 +279,10 @@ def test_predict_and_rank_refuse_text_documents(model):
         model.predict([(QUERIES[0], "a text document")])
     with pytest.raises(ValueError, match="page images"):
         model.rank(QUERIES[0], ["a text document"])
+
+
+def test_an_index_refuses_a_page_retriever(model):
+    from sentencekit.search.late_interaction_side import check_multivector_encoder
+
+    with pytest.raises(ValueError, match="page images"):
+        check_multivector_encoder(model)
