@@ -158,6 +158,14 @@ class Transformer(Module):
     ``pip install "sentencekit[image]"``); the features of an image batch carry ``"modality": "image"``, which
     ``forward`` dispatches on. Saved with 6.2's type string and keys.
 
+    ``transformer_task="retrieval"``: a transformers ``*ForRetrieval`` late-interaction retriever (ColPali,
+    ColQwen2, ColModernVBert; :func:`retrieval_model_class`) and its processor, whose tokenizer becomes the
+    module's. Texts (always rendered as queries: :meth:`tokenize`) and images (pages: :meth:`process_media`) run
+    through the processor's ``process_queries`` / ``process_images`` and ``forward``, whose ``embeddings``
+    ``[b, tokens, embedding_dim]`` float32 (already projected, L2-normalized, zero on padding) become
+    ``token_embeddings``, as in 6.2 (ColPali: Faysse et al., "ColPali: Efficient Document Retrieval with Vision
+    Language Models", 2024). ``ValueError`` for ``query_expansion`` (the processor appends the augmentation).
+
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
     >>> t(features)["token_embeddings"].shape                        # doctest: +SKIP
