@@ -40,8 +40,14 @@ sentence-transformers compute for the same folder:
      (left and right padding): both render each text as a user message and the prompt as a system message; also
      cut at 12 tokens (restore_suffix), and in both save/load directions (modality_config "message").
 
+  10. ``*ForRetrieval`` late-interaction retrievers in MultiVectorEncoder: tiny random ColPali (PaliGemma: SigLIP +
+     Gemma) and ColQwen2 (Qwen2-VL) folders with their processors (tests/retrieval_folders.py) as plain Hugging Face
+     folders, loaded by both; re-saved by sentence-transformers 6.2 and loaded here; saved here and loaded there.
+     encode_query (texts through the processor's query path), encode_document (PIL page images and their PNG
+     paths) and the MaxSim scores; ColPali's image-patch mode (MultiVectorMask(keep_only_token_ids=[<image>])).
+
 ``python benchmarks/st_compat.py clip`` runs section 7 only; ``... generative`` section 8 only; ``... decoder``
-section 9 only.
+section 9 only; ``... colpali`` section 10 only.
 """
 
 from __future__ import annotations
@@ -85,7 +91,8 @@ def main() -> None:
 
     print(f"sentence-transformers {st.__version__}, sentencekit {sk.__version__}, torch {torch.__version__}")
     tmp = Path(tempfile.mkdtemp())
-    only = {"clip": clip_cases, "decoder": decoder_cases, "generative": generative_cases}.get(
+    only = {"clip": clip_cases, "decoder": decoder_cases, "generative": generative_cases,
+            "colpali": colpali_cases}.get(
         sys.argv[1] if len(sys.argv) == 2 else "")
     if only is not None:
         print(f"worst max|diff| = {only(tmp):.2e}")
@@ -145,6 +152,7 @@ def main() -> None:
     worst = max(worst, clip_cases(tmp))
     worst = max(worst, decoder_cases(tmp))
     worst = max(worst, generative_cases(tmp))
+    worst = max(worst, colpali_cases(tmp))
     quantization_cases()
     print(f"worst max|diff| = {worst:.2e}")
 
@@ -366,6 +374,62 @@ def multivector_cases(tmp: Path) -> float:
                                                sk.MultiVectorEncoder(str(folder), device="cpu"), theirs))
         worst = max(worst, compare_multivector("  ... ours on ONNX Runtime",
                                                sk.MultiVectorEncoder(str(folder), backend="onnx"), theirs))
+    return worst
+
+
+def compare_retriever(label: str, ours, theirs, queries: list[str], pages: list) -> float:
+    """Max |diff| of query rows, page rows (same shapes required) and MaxSim scores of two retrievers."""
+    qa, qb = ours.encode_query(queries, convert_to_numpy=True), theirs.encode_query(queries, convert_to_numpy=True)
+    da, db = ours.encode_document(pages, convert_to_numpy=True), theirs.encode_document(pages, convert_to_numpy=True)
+    if [x.shape for x in qa + da] != [y.shape for y in qb + db]:
+        print(f"BAD {label:<70} shapes differ: {[x.shape for x in qa + da]} vs {[y.shape for y in qb + db]}")
+        return float("inf")
+    q_diff = max(float(np.abs(x - y).max()) for x, y in zip(qa, qb))
+    d_diff = max(float(np.abs(x - y).max()) for x, y in zip(da, db))
+    s_diff = float(np.abs(np.asarray(ours.similarity(qa, da)) - theirs.similarity(qb, db).numpy()).max())
+    worst = max(q_diff, d_diff, s_diff)
+    print(f"{'OK ' if worst < 1e-4 else 'BAD'} {label:<70} rows q {[x.shape[0] for x in qa]} / d "
+          f"{[x.shape[0] for x in da]} max|diff| queries {q_diff:.2e} pages {d_diff:.2e} scores {s_diff:.2e}")
+    return worst
+
+
+def colpali_cases(tmp: Path) -> float:
+    """ColPali / ColQwen2 parity, both load directions (see the module docstring, section 10)."""
+    from sentence_transformers import MultiVectorEncoder as Theirs
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask as TheirMask
+
+    import sentencekit as sk
+    from sentencekit.modules import MultiVectorMask
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.retrieval_folders import QUERIES, ST_PARITY_KINDS, build_retrieval_folder, page_images
+
+    pils = page_images(4)
+    paths = []
+    for i, image in enumerate(pils):
+        paths.append(str(tmp / f"page{i}.png"))
+        image.save(paths[-1])
+    pages = [pils[0], paths[1], pils[2], paths[3]]
+    worst = 0.0
+    for kind in ST_PARITY_KINDS:  # ColModernVBert: 6.2 skips its query augmentation and fails on its pages
+        folder = build_retrieval_folder(tmp / kind, kind)
+        theirs = Theirs(str(folder), device="cpu")
+        ours = sk.MultiVectorEncoder(str(folder), device="cpu")
+        worst = max(worst, compare_retriever(f"{kind}: plain Hugging Face folder, loaded by both", ours, theirs,
+                                             QUERIES, pages))
+        theirs.save(str(tmp / f"st-{kind}"))
+        worst = max(worst, compare_retriever("  ... saved by sentence-transformers 6.2, loaded here",
+                                             sk.MultiVectorEncoder(str(tmp / f"st-{kind}"), device="cpu"), theirs,
+                                             QUERIES, pages))
+        ours.save(tmp / f"sk-{kind}")
+        worst = max(worst, compare_retriever("  ... saved by sentencekit, loaded by sentence-transformers", ours,
+                                             Theirs(str(tmp / f"sk-{kind}"), device="cpu"), QUERIES, pages))
+        image_id = int(ours[0].processor.image_token_id)
+        ours_patches = sk.MultiVectorEncoder(modules=[ours[0], MultiVectorMask(keep_only_token_ids=[image_id])],
+                                             device="cpu")
+        theirs_patches = Theirs(modules=[theirs[0], TheirMask(keep_only_token_ids=[image_id])], device="cpu")
+        worst = max(worst, compare_retriever("  ... image-patch mode (keep_only_token_ids=[image token])",
+                                             ours_patches, theirs_patches, QUERIES, pages))
     return worst
 
 

@@ -211,11 +211,6 @@ def test_other_families_are_refused(tiny_splade_dir, tiny_ce_dir, tmp_path):
         MultiVectorEncoder(str(tiny_splade_dir), device="cpu")
     with pytest.raises(ModelFormatError, match="CrossEncoder"):
         MultiVectorEncoder(str(tiny_ce_dir), device="cpu")
-    retrieval = tmp_path / "colpali"
-    retrieval.mkdir()
-    (retrieval / "config.json").write_text(json.dumps({"architectures": ["ColPaliForRetrieval"], "model_type": "x"}))
-    with pytest.raises(ModelFormatError, match="does not support .*ForRetrieval.*issue 15"):
-        MultiVectorEncoder(str(retrieval), device="cpu")
 
 
 @pytest.mark.parametrize("cls", [SentenceTransformer, SparseEncoder, CrossEncoder])

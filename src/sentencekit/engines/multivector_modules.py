@@ -3,7 +3,9 @@
 Stanford ColBERT checkpoints, a SentenceTransformer save, or a bare Hugging Face encoder.
 
 Every model ends up as ``Transformer -> token Dense -> MultiVectorMask -> token Normalize`` (plus whatever a
-native save has after that, e.g. a ``HierarchicalTokenPooling``). Legacy markers (``[unused0]``, PyLate's
+native save has after that, e.g. a ``HierarchicalTokenPooling``), except a ``*ForRetrieval`` retriever (ColPali,
+ColQwen2), whose ``Transformer(transformer_task="retrieval")`` already projects and normalizes: it gets only the
+``MultiVectorMask``. Legacy markers (``[unused0]``, PyLate's
 ``[Q] ``) are registered as non-normalized special tokens, so text-prepended prompts tokenize as the single
 token those models were trained with; skiplists are resolved to ids with the final tokenizer.
 """
@@ -132,7 +134,8 @@ def load_multivector_modules(spec: ModelSpec, options: EngineOptions) -> tuple[l
     source = read_multivector_source(spec)
     kwargs = options.torch_kwargs("multivector")
     if source.kind in ("native", "pylate", "sentence-transformers"):
-        loaded, by_index = load_modules(spec.modules, **kwargs)
+        # a saved ColPali-style model's Transformer records transformer_task="retrieval"
+        loaded, by_index = load_modules(spec.modules, **kwargs, accept_tasks=("feature-extraction", "retrieval"))
         module_kwargs = [by_index.get(str(i), []) for i in range(len(loaded))]
         for module in loaded:  # within a multi-vector model every Dense projects tokens (PyLate's omit the name)
             if isinstance(module, Dense) and module.sentence_level:
@@ -143,6 +146,11 @@ def load_multivector_modules(spec: ModelSpec, options: EngineOptions) -> tuple[l
             loaded = [*loaded, MultiVectorMask(source.skiplist_words), Normalize("token_embeddings")]
             module_kwargs += [[], []]
         transformer_config = spec.transformer_config
+    elif source.kind == "retrieval":
+        loaded = [Transformer.load(spec.folder, **kwargs, transformer_task="retrieval"),
+                  MultiVectorMask(source.skiplist_words)]
+        module_kwargs = [[]] * len(loaded)
+        transformer_config = {}
     else:
         loaded = [Transformer.load(spec.folder, **kwargs)]
         module_kwargs = []

@@ -31,7 +31,7 @@ from sentencekit.engines.onnx_session import make_session, read_metadata
 from sentencekit.engines.protocol import EngineOptions, Tokenized
 from sentencekit.pipeline.query_expansion import expand_queries, task_max_length
 from sentencekit.spec.model_spec import ModelSpec
-from sentencekit.spec.multivector_source import read_multivector_source
+from sentencekit.spec.multivector_source import is_retrieval_model, read_multivector_source
 from sentencekit.token_clusters import pool_padded
 
 #: module kinds after the Transformer that the exported graph and its NumPy steps run (poolings last)
@@ -43,6 +43,11 @@ def check_exportable(spec: ModelSpec) -> None:
     modules must be a Transformer, then token Dense / Normalize / MultiVectorMask, then HierarchicalTokenPooling
     modules. Folders in other layouts (PyLate, Stanford ColBERT, converted encoders) always are."""
     source = read_multivector_source(spec, warn=False)  # other families: ModelFormatError
+    if is_retrieval_model(spec):
+        # the vision tower, the processor's rendering (prefixes, image tokens, Qwen2-VL's patch grids) and the
+        # retrieval head are not in the exported text graph: refused rather than run as a text encoder
+        raise ValueError(f"{spec.folder} is a *ForRetrieval late-interaction retriever (ColPali family), which the "
+                         "ONNX backend does not run: use backend='torch'.")
     if source.kind != "native":
         return
     kinds = spec.module_kinds

@@ -180,6 +180,11 @@ def refuse_unsupported(spec: ModelSpec, family: str) -> None:
     """``ValueError`` (before anything is exported) for model kinds the OpenVINO engine does not run."""
     what = None
     if family == "multivector":
+        from sentencekit.spec.multivector_source import is_retrieval_model
+
+        if is_retrieval_model(spec):  # the ONNX backend refuses them too: only torch runs them
+            raise ValueError(f"backend='openvino' does not run *ForRetrieval late-interaction retrievers (ColPali "
+                             f"family); {spec.folder} is one. Use backend='torch'.")
         what = "multi-vector (late-interaction) models"
     elif spec.router is not None:
         what = "Router models"

@@ -70,13 +70,20 @@ def pool_aware(method: F) -> F:
 
 
 def refuse_multivector(spec: ModelSpec, family: str, class_name: str) -> None:
-    """``ModelFormatError`` when a multi-vector (ColBERT) folder is loaded by another family: one vector per
-    text (or a pair score) from a model trained to be scored token by token would be silently wrong."""
-    if family != "multivector" and spec.is_multivector:
-        from sentencekit.files import ModelFormatError
+    """``ModelFormatError`` when a multi-vector (ColBERT) folder, or a plain ``*ForRetrieval`` (ColPali-style)
+    folder, is loaded by another family: one vector per text (or a pair score) from a model trained to be scored
+    token by token would be silently wrong."""
+    if family == "multivector":
+        return
+    from sentencekit.files import ModelFormatError
+    from sentencekit.spec.multivector_source import is_retrieval_model
 
+    if spec.is_multivector:
         raise ModelFormatError(f"{spec.folder} is a multi-vector (ColBERT-style, late-interaction) model, which gives "
                                f"one vector per token: load it with MultiVectorEncoder, not {class_name}.")
+    if is_retrieval_model(spec):  # a plain ColPali-style folder: transformers' Auto classes would fail obscurely
+        raise ModelFormatError(f"{spec.folder} is a *ForRetrieval late-interaction retriever (ColPali family), which "
+                               f"gives one vector per token: load it with MultiVectorEncoder, not {class_name}.")
 
 
 class Model:

@@ -66,17 +66,18 @@ class MultiVectorEncoder(Model):
     >>> model.similarity(q, d)                                                        # doctest: +SKIP
     tensor([[25.1, 17.3]])
 
-    Loads what sentence-transformers 6.2 loads as one (:mod:`sentencekit.spec.multivector_source`): its own
-    saves, PyLate (<= 3) and Stanford ColBERT checkpoints (their prefixes, lengths, expansion and skiplist),
-    and any encoder (a SentenceTransformer save or a Hugging Face folder), which gets a new random projection
-    to 128 dimensions, with a warning: train it. ``modules=[...]`` builds one from modules. Every argument after
-    the first is keyword-only. ``similarity_fn_name``: ``"maxsim"`` (default, recorded when first read) or
-    ``"meanmaxsim"``. ``backend="onnx"`` runs the model on ONNX Runtime without torch (the transformer, token
-    ``Dense`` and ``Normalize`` in one exported graph; masking, expansion and pooling in NumPy / SciPy);
-    ``compute_dtype="int8"`` there quantizes that graph, calibrated on the per-token cosine to float32 over
-    ``calibration_texts`` (default: the bundled sample queries and passages; each set has its own cached file).
-    Raises ``ModelFormatError`` for a folder that is no model, a sparse encoder or a reranker, ``ValueError``
-    for bad settings.
+    Loads what sentence-transformers 6.2 loads as one (:mod:`sentencekit.spec.multivector_source`): its own saves,
+    PyLate (<= 3) and Stanford ColBERT checkpoints (their prefixes, lengths, expansion and skiplist), and any encoder (a
+    SentenceTransformer save or a Hugging Face folder), which gets a new random projection to 128 dimensions, with a
+    warning: train it. A transformers ``*ForRetrieval`` page retriever (ColPali, ColQwen2, ColModernVBert) encodes text
+    queries with :meth:`encode_query` and page images (PIL images, paths) with :meth:`encode_document`, through its
+    processor (torch backend only). ``modules=[...]`` builds one from modules. Every argument after the first is
+    keyword-only. ``similarity_fn_name``: ``"maxsim"`` (default, recorded when first read) or ``"meanmaxsim"``.
+    ``backend="onnx"`` runs the model on ONNX Runtime without torch (the transformer, token ``Dense`` and ``Normalize``
+    in one exported graph; masking, expansion and pooling in NumPy / SciPy); ``compute_dtype="int8"`` there quantizes
+    that graph, calibrated on the per-token cosine to float32 over ``calibration_texts`` (default: the bundled sample
+    queries and passages; each set has its own cached file). Raises ``ModelFormatError`` for a folder that is no model,
+    a sparse encoder or a reranker, ``ValueError`` for bad settings.
     """
 
     family = "multivector"
@@ -162,6 +163,15 @@ class MultiVectorEncoder(Model):
     def get_embedding_dimension(self) -> int | None:
         """Width of each token vector ``encode`` returns."""
         return self.engine.dimension()
+
+    @property
+    def is_page_retriever(self) -> bool:
+        """Whether this is a transformers ``*ForRetrieval`` model (ColPali, ColQwen2, ColModernVBert): text queries,
+        page-image documents (only the torch backend runs them)."""
+        from sentencekit.modules import Transformer
+
+        first = self.network[0] if self.engine.backend == "torch" else None
+        return isinstance(first, Transformer) and first.transformer_task == "retrieval"
 
     def _pipeline_pools(self) -> bool:
         if self.engine.backend != "torch":
@@ -294,7 +304,8 @@ class MultiVectorEncoder(Model):
         ``CrossEncoder.predict``'s shape, so that a ColBERT model reranks wherever a cross-encoder does:
         ``EmbeddingIndex.search(reranker=model)``, ``sentencekit rerank`` / ``search --rerank``, and the server's
         rerank routes. Keyword arguments go to both encode calls (e.g. ``max_batch_tokens``). Raises
-        ``TypeError`` for an input that is not a pair of strings.
+        ``TypeError`` for an input that is not a pair of strings, ``ValueError`` for a ``*ForRetrieval`` model
+        (ColPali: its documents are page images, so text pairs would be scored query against query).
 
         >>> model.predict([("how do i get a refund", "Refunds take 5 days.")])   # doctest: +SKIP
         array([11.7], dtype=float32)
@@ -303,6 +314,11 @@ class MultiVectorEncoder(Model):
 
         from sentencekit.pipeline.batching import as_input_list
 
+        if self.is_page_retriever:
+            # its documents are page images: text documents would be rendered as queries and scored as such
+            raise ValueError("predict / rank score (query, text document) pairs, but this *ForRetrieval model "
+                             "(ColPali family) takes documents as page images: score with model.similarity("
+                             "model.encode_query(queries), model.encode_document(images)).")
         pairs, single = as_input_list(sentences, allow_pairs=True, what="sentences")
         for i, pair in enumerate(pairs):
             if isinstance(pair, str) or len(pair) != 2:
@@ -325,7 +341,8 @@ class MultiVectorEncoder(Model):
              batch_size: int = 32, show_progress_bar: bool | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         """``documents`` ranked for ``query`` by late interaction (:meth:`predict`): ``[{"corpus_id", "score"(,
         "text")}]``, best first, as ``CrossEncoder.rank`` returns. Raises ``TypeError`` for a query that is not
-        a string or documents given as one string, ``ValueError`` for ``top_k <= 0``."""
+        a string or documents given as one string, ``ValueError`` for ``top_k <= 0`` or a ``*ForRetrieval`` model
+        (its documents are page images: :meth:`predict`)."""
         from sentencekit.pipeline.batching import as_input_list
         from sentencekit.pipeline.predict import ranked
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import threading
 import warnings
@@ -34,10 +35,14 @@ from sentencekit.spec.model_spec import (
     read_transformer_config,
 )
 
+logger = logging.getLogger(__name__)
+
 # What the wrapped transformer computes: token embeddings (embedders), class logits (rerankers) or
 # masked-language-model logits over the vocabulary (SPLADE sparse encoders), or next-token logits of a causal
 # language model (generative rerankers: LogitScore reads the last position).
-TASKS = ("feature-extraction", "sequence-classification", "fill-mask", "text-generation")
+# ``retrieval``: a transformers ``*ForRetrieval`` late-interaction retriever (ColPali, ColQwen2, ColModernVBert),
+# whose forward already projects, L2-normalizes and zeroes padding (sentence-transformers 6.2's task of that name).
+TASKS = ("feature-extraction", "sequence-classification", "fill-mask", "text-generation", "retrieval")
 #: the tasks whose model reads the last position: inputs are left-padded and must end in a real token
 CAUSAL_TASKS = ("text-generation",)
 #: the tasks whose text inputs go through the tokenizer's chat template when the model has one (a fresh load, or
@@ -49,7 +54,16 @@ ST6_TYPE = "sentence_transformers.base.modules.transformer.Transformer"
 #: (``sentence_bert_config.json``), for the tasks saved in 6.2's layout
 _ST6_OUTPUTS = {"fill-mask": ("logits", "token_embeddings"), "sequence-classification": ("logits", "scores"),
                 "feature-extraction": ("last_hidden_state", "token_embeddings"),
-                "text-generation": ("logits", "causal_logits")}
+                "text-generation": ("logits", "causal_logits"), "retrieval": ("embeddings", "token_embeddings")}
+#: a retriever's default modalities (6.2's ``TRANSFORMER_TASK_DEFAULTS["retrieval"]``): queries as text, pages
+#: as images, both through ``forward`` (the processor has already rendered the query prefix / visual prompt)
+RETRIEVAL_MODALITIES = {"text": {"method": "forward", "method_output_name": "embeddings"},
+                        "image": {"method": "forward", "method_output_name": "embeddings"}}
+#: sentence-transformers 6.2's bookkeeping features, never passed to a ``forward(**kwargs)``
+#: (its ``_NON_MODEL_FEATURE_KEYS``, plus sentencekit's ``truncated``)
+_NON_MODEL_FEATURES = frozenset({"modality", "num_images_per_sample", "num_videos_per_sample", "prompt_length",
+                                 "query_expansion_positions", "task", "offset_mapping", "overflow_to_sample_mapping",
+                                 "special_tokens_mask", "truncated"})
 #: multi-vector (ColBERT) settings: per-task input lengths and query expansion (6.2 keys, saved when set)
 MULTIVECTOR_KEYS = ("query_length", "document_length", "query_expansion")
 
@@ -76,6 +90,29 @@ def position_limit(config: Any) -> int | None:
     if limit and getattr(text, "model_type", None) in _PADDING_OFFSET_POSITIONS:
         limit = int(limit) - int(getattr(text, "pad_token_id", None) or 0) - 1
     return int(limit) if limit else None
+
+
+def retrieval_model_class(config: Any) -> Any:
+    """The ``*ForRetrieval`` class of ``config`` (``ColPaliForRetrieval``, ``ColQwen2ForRetrieval``...):
+    transformers' retrieval mapping, else the class its ``architectures`` names (transformers has no
+    ``AutoModelForRetrieval`` and its mapping misses ``colqwen2``: 6.2's ``_resolve_retrieval_model_class``).
+    Raises ``ModelFormatError`` when neither resolves (e.g. a remote-code retriever: not supported)."""
+    import transformers
+
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_RETRIEVAL_MAPPING
+
+        return MODEL_FOR_RETRIEVAL_MAPPING[type(config)]
+    except (ImportError, KeyError):
+        pass
+    for architecture in getattr(config, "architectures", None) or []:
+        model_class = getattr(transformers, architecture, None)
+        if model_class is not None:
+            return model_class
+    raise ModelFormatError(f"No transformers *ForRetrieval class for model_type {config.model_type!r} "
+                           f"(architectures {getattr(config, 'architectures', None)}): transformer_task='retrieval' "
+                           "loads transformers' own ColPali / ColQwen2 / ColModernVBert classes (remote-code "
+                           "retrievers such as ColQwen3 are not supported).")
 
 
 def _transformers_major() -> int:
@@ -120,6 +157,14 @@ class Transformer(Module):
     processed by the model's Hugging Face image processor (:meth:`process_media`; Pillow needed:
     ``pip install "sentencekit[image]"``); the features of an image batch carry ``"modality": "image"``, which
     ``forward`` dispatches on. Saved with 6.2's type string and keys.
+
+    ``transformer_task="retrieval"``: a transformers ``*ForRetrieval`` late-interaction retriever (ColPali,
+    ColQwen2, ColModernVBert; :func:`retrieval_model_class`) and its processor, whose tokenizer becomes the
+    module's. Texts (always rendered as queries: :meth:`tokenize`) and images (pages: :meth:`process_media`) run
+    through the processor's ``process_queries`` / ``process_images`` and ``forward``, whose ``embeddings``
+    ``[b, tokens, embedding_dim]`` float32 (already projected, L2-normalized, zero on padding) become
+    ``token_embeddings``, as in 6.2 (ColPali: Faysse et al., "ColPali: Efficient Document Retrieval with Vision
+    Language Models", 2024). ``ValueError`` for ``query_expansion`` (the processor appends the augmentation).
 
     >>> t = Transformer("sentence-transformers/all-MiniLM-L6-v2")    # doctest: +SKIP
     >>> features = t.tokenize(["Hello world"])                     # doctest: +SKIP
@@ -187,6 +232,8 @@ class Transformer(Module):
             model_cls = AutoModelForMaskedLM
         elif transformer_task == "text-generation":
             model_cls = AutoModelForCausalLM
+        elif transformer_task == "retrieval":
+            model_cls = retrieval_model_class(config)
         else:
             model_cls = {"t5": T5EncoderModel, "mt5": MT5EncoderModel}.get(config.model_type, AutoModel)
         with quiet_transformers():
@@ -210,6 +257,15 @@ class Transformer(Module):
                 getattr(config, "vision_config", None) is not None
             modality_config = infer_modality_config(config.to_dict(), has_images)
             module_output_name = "sentence_embedding" if modality_config is not None else module_output_name
+        if transformer_task == "retrieval":
+            if query_expansion is not None:
+                raise ValueError("query_expansion does not apply to a *ForRetrieval model: its processor appends "
+                                 "the query augmentation tokens itself.")
+            if modality_config is None:
+                modality_config = {m: dict(e) for m, e in RETRIEVAL_MODALITIES.items()}
+                module_output_name = module_output_name or "token_embeddings"
+            #: whether text passed as a document was warned about (once per module, as 6.2 warns once)
+            self._warned_text_document = False
         if transformer_task in MESSAGE_TASKS:
             # 6.2 adds a `message` modality whenever a fresh load's tokenizer has a chat template: embedders
             # (decoder LLMs) too, not only generative rerankers (model-families.md, section 5)
@@ -227,7 +283,9 @@ class Transformer(Module):
             limits = [int(x) for x in limits if x is not None and 0 < x < 1_000_000]
             max_seq_length = min(limits) if limits else None
         self.max_seq_length = max_seq_length
-        self._forward_params = set(inspect.signature(self.auto_model.forward).parameters)
+        forward_signature = inspect.signature(self.auto_model.forward).parameters
+        self._forward_params = set(forward_signature)
+        self._forward_takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in forward_signature.values())
         # each modality method's argument names, and whether it takes return_dict (by name or **kwargs)
         self._method_params: dict[str, tuple[set[str], bool]] = {}
         for method in self._methods():
@@ -346,7 +404,16 @@ class Transformer(Module):
 
         require_pillow()  # transformers' image processors need it; say which extra provides it
         processor = AutoProcessor.from_pretrained(name, **hub)
-        processor.tokenizer = self.tokenizer  # one tokenizer: the module's (loaded with its tokenizer kwargs)
+        if self.transformer_task == "retrieval":
+            if not all(hasattr(processor, m) for m in ("process_queries", "process_images")):
+                raise ModelFormatError(f"{name}: the processor {type(processor).__name__} has no process_queries / "
+                                       "process_images, which a *ForRetrieval model's processor (ColPaliProcessor, "
+                                       "ColQwen2Processor...) has: save the model's own processor with it.")
+            # a retriever's processor configures its tokenizer (ColPali's adds <image> and turns the automatic
+            # BOS off, rendering it in the text): that one is the module's, as in 6.2 (``processor.tokenizer``)
+            self.tokenizer = processor.tokenizer
+        else:
+            processor.tokenizer = self.tokenizer  # one tokenizer: the module's (loaded with its tokenizer kwargs)
         for modality in self.modalities:
             if modality == "text":
                 continue
@@ -365,8 +432,43 @@ class Transformer(Module):
         processor = self.processors.get(modality)
         if processor is None:
             raise ValueError(f"This model encodes {', '.join(self.modalities)}, not {modality}.")
-        features = dict(processor(images=items, return_tensors="pt"))
+        if self.transformer_task == "retrieval":
+            # the whole processor: a page is its image tokens in the visual prompt (input_ids, attention_mask,
+            # token types; ColQwen2 also image_grid_thw), with 6.2's text settings. process_images is
+            # transformers' page API: ColPali's / ColQwen2's is their __call__(images=...), what 6.2 calls;
+            # ColModernVBert's also renders the visual prompt, which its bare __call__ leaves out (6.2 fails there)
+            features = dict(self.processor.process_images(items, padding=True, truncation="longest_first",
+                                                          return_tensors="pt"))
+        else:
+            features = dict(processor(images=items, return_tensors="pt"))
         return {**features, "modality": modality}
+
+    def _retrieval_text_features(self, texts: list[TextInput], task: str | None,
+                                 max_length: int | None = None) -> dict[str, Any]:
+        """A retriever's text batch through its processor, as sentence-transformers 6.2 runs it: always rendered
+        as a query (ColPali: ``<bos>Question: {text}`` + 10 pad tokens as augmentation + a newline; ColQwen2:
+        ``Query: {text}`` + 10 augmentation tokens + a newline; ColModernVBert: ``{text}`` + 10
+        ``<end_of_utterance>``; transformers' ``process_queries``), padded to the longest, cut at ``max_length``
+        (training's), else ``query_length`` / ``document_length`` when set, else at the tokenizer's limit. Text
+        passed with another task than ``"query"`` is logged once, as 6.2 does: these models take documents as
+        images."""
+        if task is not None and task != "query" and not self._warned_text_document:
+            self._warned_text_document = True
+            logger.warning("This retrieval model's processor always renders text as a query, but task=%r was "
+                           "requested: these inputs get the query prefix and augmentation tokens. *ForRetrieval "
+                           "models expect image documents.", task)
+        limit = max_length or {"query": self.query_length, "document": self.document_length}.get(str(task))
+        text_kwargs: dict[str, Any] = {"padding": True, "truncation": "longest_first"}
+        if limit is not None:
+            text_kwargs["max_length"] = limit
+        with self._tokenizer_lock:
+            # process_queries is transformers' query API: ColPali's / ColQwen2's is their __call__(text=...), what
+            # 6.2 calls; ColModernVBert's also appends the augmentation tokens its bare __call__ leaves out
+            features = dict(self.processor.process_queries([str(t) for t in texts], **text_kwargs,
+                                                           return_tensors="pt"))
+        # the processor renders around each text, so a cut is not told apart from a fit: nothing is reported
+        features["truncated"] = torch.zeros(len(texts), dtype=torch.bool)
+        return {**features, "modality": "text"}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -388,6 +490,8 @@ class Transformer(Module):
 
         Adds ``truncated``: a bool tensor marking the texts that were longer than the limit.
         """
+        if self.transformer_task == "retrieval":
+            return self._retrieval_text_features(texts, task, max_length)
         limit = self.max_length_for(task, max_length)
         if self.uses_chat_template or (texts and is_conversation(texts[0])):
             ids, truncated = self._chat_ids(texts, task, limit)
@@ -461,8 +565,8 @@ class Transformer(Module):
         pads each batch from these ids (:meth:`pad_features`); ``None`` for a slow (Python) tokenizer, which
         the pipeline then calls per batch through :meth:`tokenize`. ``processing_kwargs``: a call's
         (:meth:`merged_processing_kwargs`)."""
-        if not texts:
-            return None
+        if not texts or self.transformer_task == "retrieval":
+            return None  # a retriever's processor renders each text around it: tokenized per batch (tokenize)
         processing = self.merged_processing_kwargs(processing_kwargs)
         limit = processing.get("text", {}).get("max_length") or self.max_length_for(task)
         if self.uses_chat_template or is_conversation(texts[0]):
@@ -542,7 +646,12 @@ class Transformer(Module):
         if entry is None:
             raise ValueError(f"This model encodes {', '.join(self.modalities)}, not {modality}.")
         params, takes_dict = self._method_params[entry["method"]]
-        inputs = {k: v for k, v in features.items() if k in params and isinstance(v, Tensor)}
+        if entry["method"] == "forward" and self._forward_takes_kwargs:
+            # 6.2 passes a forward(**kwargs) every feature but its bookkeeping: ColPali's PaliGemma needs the
+            # processor's token_type_ids (its bidirectional prefix), which the named parameters leave out
+            inputs = {k: v for k, v in features.items() if k not in _NON_MODEL_FEATURES and isinstance(v, Tensor)}
+        else:
+            inputs = {k: v for k, v in features.items() if k in params and isinstance(v, Tensor)}
         if takes_dict:
             kwargs = {**kwargs, "return_dict": True}
         out = getattr(self.auto_model, entry["method"])(**inputs, **kwargs)
@@ -566,6 +675,8 @@ class Transformer(Module):
         forward)."""
         if self.transformer_task == "fill-mask":
             return int(self.auto_model.config.vocab_size)
+        if self.transformer_task == "retrieval":  # the head projects to embedding_dim (6.2 reads the same key)
+            return int(self.auto_model.config.embedding_dim)
         return int(_text_config(self.auto_model.config).hidden_size)
 
     @property
@@ -672,7 +783,8 @@ class Transformer(Module):
             kind = {"feature-extraction": "an embedding model (load it with SentenceTransformer)",
                     "sequence-classification": "a reranker (load it with CrossEncoder)",
                     "fill-mask": "a masked-language (SPLADE) model (load it with SparseEncoder)",
-                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)"}.get(
+                    "text-generation": "a generative (causal-LM) reranker (load it with CrossEncoder)",
+                    "retrieval": "a *ForRetrieval late-interaction retriever (load it with MultiVectorEncoder)"}.get(
                 task, f"a {task!r} model, which sentencekit does not support")
             raise ModelFormatError(f"{path} holds {kind}, but {wanted} was asked for.")
 

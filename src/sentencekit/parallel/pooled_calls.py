@@ -207,14 +207,15 @@ def predict_with_pool(
     return result[0] if single else result
 
 
-def _token_family_inputs(inputs: Any, encode_kwargs: dict[str, Any]) -> tuple[list[Any], bool]:
+def _token_family_inputs(model: Any, inputs: Any, encode_kwargs: dict[str, Any]) -> tuple[list[Any], bool]:
     """The checked inputs of a sparse / multi-vector ``encode`` (``sentences=``, their old name, popped from
-    ``encode_kwargs``), with the batch arguments checked before any worker starts: ``(inputs, was_single)``."""
+    ``encode_kwargs``; a multimodal model's images too, e.g. a ColPali retriever's pages: :func:`_encode_inputs`),
+    with the batch arguments checked before any worker starts: ``(inputs, was_single)``."""
     if "sentences" in encode_kwargs:
         if inputs is not None:
             raise TypeError("encode() got both inputs and sentences; pass one.")
         inputs = encode_kwargs.pop("sentences")
-    texts, single = as_input_list(inputs)
+    texts, single, _ = _encode_inputs(model, inputs)
     check_batch_args(encode_kwargs.get("batch_size", 32), encode_kwargs.get("max_batch_tokens"))
     return texts, single
 
@@ -242,7 +243,7 @@ def sparse_encode_with_pool(
     from sentencekit.pipeline.sparse_output import check_max_active_dims, gather_sparse_rows
 
     del save_to_cpu  # pool results are on the CPU in any case
-    texts, single = _token_family_inputs(inputs, encode_kwargs)
+    texts, single = _token_family_inputs(model, inputs, encode_kwargs)
     check_max_active_dims(max_active_dims)
     worker_kwargs = {**encode_kwargs, "max_active_dims": max_active_dims, "show_progress_bar": False}
     with _active_pool(model, pool, device) as active:
@@ -289,7 +290,7 @@ def multivector_encode_with_pool(
     if "convert_to_tensor" in encode_kwargs:
         raise ValueError(NO_TENSOR)
     check_output_value(output_value)
-    texts, single = _token_family_inputs(inputs, encode_kwargs)
+    texts, single = _token_family_inputs(model, inputs, encode_kwargs)
     worker_kwargs = {**encode_kwargs, "output_value": output_value, "show_progress_bar": False,
                      "convert_to_numpy": output_value is not None}
     with _active_pool(model, pool, device) as active:

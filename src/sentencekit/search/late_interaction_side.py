@@ -107,7 +107,8 @@ class PackedTokens:
 
 # -- the one seam to multi-vector encoders ----------------------------------------------------------
 def check_multivector_encoder(model: Any) -> None:
-    """Refuse an object that cannot encode documents and queries as token matrices.
+    """Refuse an object that cannot encode documents and queries as token matrices (``TypeError``), or a
+    ``*ForRetrieval`` page retriever, whose documents are images (``ValueError``).
 
     >>> check_multivector_encoder(object())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -118,6 +119,11 @@ def check_multivector_encoder(model: Any) -> None:
         raise TypeError("multivector_model must be a multi-vector encoder with encode_document(texts, "
                         "convert_to_numpy=True) and encode_query(...) returning one [n_tokens, dim] array per text "
                         f"(e.g. MultiVectorEncoder, ColBERT); got {type(model).__name__}.")
+    if getattr(model, "is_page_retriever", False):
+        # the index's documents are texts, which a ColPali-style model would render (and score) as queries
+        raise ValueError("multivector_model is a *ForRetrieval page retriever (ColPali family), whose documents are "
+                         "page images; the index holds text documents. Score pages with model.similarity("
+                         "model.encode_query(queries), model.encode_document(images)).")
 
 
 def token_rows(model: Any, texts: Sequence[str], *, query: bool) -> PackedTokens:

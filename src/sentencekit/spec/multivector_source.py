@@ -19,11 +19,16 @@ Layouts (``MultiVectorSource.kind``):
   ``Normalize``; a sentence-level ``Dense`` works on tokens (keeping its weights), else a new random
   ``Dense(hidden -> 128)`` is added; then ``MultiVectorMask([])`` and a token ``Normalize``; the similarity
   becomes ``maxsim``;
+- ``"retrieval"``: a transformers-native late-interaction retriever (``architectures`` ending in
+  ``ForRetrieval``: ColPali, ColQwen2, ColModernVBert) without ``modules.json``: ``Transformer(transformer_task=
+  "retrieval")`` (text and image through ``forward`` -> ``embeddings``, as ``token_embeddings``) +
+  ``MultiVectorMask([])``; the head already projects, L2-normalizes and zeroes padding, and the processor renders
+  the query prefix, augmentation tokens and visual prompt (ColPali paper: Faysse et al., "ColPali: Efficient
+  Document Retrieval with Vision Language Models", 2024). A saved one is ``"native"``;
 - ``"transformers"``: any other Hugging Face encoder folder: ``Transformer`` + a random ``Dense(hidden -> 128,
   no bias)`` + ``MultiVectorMask([])`` + token ``Normalize`` (to be trained).
 
-Saved sparse encoders and rerankers are refused (``ModelFormatError``), and so are ``*ForRetrieval`` models
-(ColPali and the like, not supported yet: sentencekit issue 15).
+Saved sparse encoders and rerankers are refused (``ModelFormatError``).
 """
 
 from __future__ import annotations
@@ -71,10 +76,6 @@ def _refuse_other_families(spec: ModelSpec) -> None:
     if spec.model_type == "CrossEncoder" or any(a.endswith("ForSequenceClassification") for a in archs):
         raise ModelFormatError(f"{spec.folder} is a CrossEncoder (reranker), not a multi-vector model: load it with "
                                "CrossEncoder.")
-    if any(a.endswith("ForRetrieval") for a in archs):
-        raise ModelFormatError(f"{spec.folder} is a {archs[0]} late-interaction retriever (ColPali family): "
-                               "sentencekit's MultiVectorEncoder does not support *ForRetrieval models yet "
-                               "(sentencekit issue 15).")
     if spec.layout == "model2vec" or spec.is_static:
         raise ModelFormatError(f"{spec.folder} is a static-embedding model (one vector per text from a token table), "
                                "which has no contextual token vectors to score with MaxSim.")
@@ -123,14 +124,26 @@ def _stanford(spec: ModelSpec, warn: bool) -> MultiVectorSource:
                              transformer_settings=settings, skiplist_words=skiplist)
 
 
+def is_retrieval_model(spec: ModelSpec) -> bool:
+    """Whether ``spec`` is a ``*ForRetrieval`` late-interaction retriever (ColPali, ColQwen2, ColModernVBert): a
+    plain Hugging Face folder whose ``architectures`` end in ``ForRetrieval``, or a save whose Transformer records
+    ``transformer_task: "retrieval"``."""
+    if spec.layout == "transformers":
+        return any(str(a).endswith("ForRetrieval") for a in spec.hf_config.get("architectures") or [])
+    return spec.transformer_config.get("transformer_task") == "retrieval"
+
+
 def read_multivector_source(spec: ModelSpec, *, warn: bool = True) -> MultiVectorSource:
     """The layout and legacy settings of ``spec`` as a multi-vector model (see the module docstring;
     ``warn=False``: no warning about a missing ``artifact.metadata``, for a second reading). Raises
-    ``ModelFormatError`` for a sparse encoder, a reranker, a static model or a ``*ForRetrieval`` model."""
+    ``ModelFormatError`` for a sparse encoder, a reranker or a static model."""
     _refuse_other_families(spec)
     if spec.layout == "transformers":
-        if "HF_ColBERT" in (spec.hf_config.get("architectures") or []):
+        archs = [str(a) for a in spec.hf_config.get("architectures") or []]
+        if "HF_ColBERT" in archs:
             return _stanford(spec, warn)
+        if any(a.endswith("ForRetrieval") for a in archs):
+            return MultiVectorSource("retrieval")
         return MultiVectorSource("transformers")
     config = spec.model_config
     prompts, prefixes, settings = _legacy_settings(config)
