@@ -295,14 +295,14 @@ def reranker_folder(work: Path) -> Path:
 def print_table(rows: list[dict], corpus: dict[str, list[str]], reference: str) -> None:
     print(f"\nall-MiniLM-L6-v2 encode: {len(corpus['short'])} short texts, {len(corpus['long'])} long passages; "
           f"ratio = speed / {reference}; peak = useful FLOP/s / matmul peak of the path's precision")
-    head = (f"{'path':<24} | {'short t/s':>9} {'tok/s':>7} {'ratio':>6} {'peak':>5} | {'long t/s':>8} "
+    head = (f"{'path':<26} | {'short t/s':>9} {'tok/s':>7} {'ratio':>6} {'peak':>5} | {'long t/s':>8} "
             f"{'tok/s':>7} {'ratio':>6} {'peak':>5} | {'cos short mean/min':>18} | {'cos long mean/min':>17} | "
             f"{'STS-B':>5} | {'cold s':>6} {'MiB':>5}")
     print(head)
     print("-" * len(head))
     for row in rows:
         s, lg = row["short"], row["long"]
-        cells = [f"{row['path']:<24}", "|", f"{s['texts_per_s']:9.1f}", f"{s['tokens_per_s']:7.0f}",
+        cells = [f"{row['path']:<26}", "|", f"{s['texts_per_s']:9.1f}", f"{s['tokens_per_s']:7.0f}",
                  f"{s['ratio']:5.2f}x", f"{s['peak_share']:5.0%}", "|", f"{lg['texts_per_s']:8.1f}",
                  f"{lg['tokens_per_s']:7.0f}", f"{lg['ratio']:5.2f}x", f"{lg['peak_share']:5.0%}", "|",
                  f"{s['cos_mean']:.5f}/{s['cos_min']:.5f}".rjust(18), "|",

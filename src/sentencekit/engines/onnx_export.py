@@ -173,12 +173,15 @@ def _quiet_export():
 
 def _export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
             dynamic_axes: dict[str, dict[int, str]]) -> None:
+    # the contrib domain only where GroupQueryAttention is traced: the exporter prints a warning (from C++, past
+    # the warnings filter) on every export that declares a domain it does not use
+    fused = any(getattr(getattr(m, "config", None), "_attn_implementation", None) == FUSED_ATTENTION
+                for m in module.modules())
     with _quiet_export(), torch.inference_mode(False), torch.no_grad():
         try:
             torch.onnx.export(module.eval(), args, str(path), dynamo=False, opset_version=OPSET,
                               input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                              do_constant_folding=True,
-                              custom_opsets={"com.microsoft": 1})  # GroupQueryAttention (onnx_attention)
+                              do_constant_folding=True, custom_opsets={"com.microsoft": 1} if fused else None)
         except Exception as error:  # the exporter's errors name operators, not the model or the way out
             inner = getattr(module, "transformer", module)
             raise UnsupportedModelError(
