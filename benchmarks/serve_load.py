@@ -318,7 +318,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternate server and baseline this many times")
     parser.add_argument("--threads", type=int, default=None, help="inference threads, server and baseline alike")
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch",
+    parser.add_argument("--backend", choices=["torch", "onnx", "openvino"], default="torch",
                         help="backend of the server and the baseline alike (the ratio isolates dynamic batching)")
     parser.add_argument("--server-arg", action="append", default=[], help="extra `sentencekit serve` flag")
     parser.add_argument("--overload-clients", type=int, default=0,

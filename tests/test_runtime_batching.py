@@ -26,6 +26,30 @@ def test_plan_batches_respects_count_and_token_budget():
         plan_batches(lengths, 0)
 
 
+def _padded(lengths: np.ndarray, plan: list[np.ndarray]) -> int:
+    return int(sum(len(b) * lengths[b].max() for b in plan))
+
+
+def test_least_padding_cut_keeps_the_limits_and_pads_less_than_greedy():
+    rng = np.random.default_rng(0)
+    # a server call's mix: many short queries, some titles, a few long passages
+    lengths = np.concatenate([rng.integers(4, 20, 150), rng.integers(20, 60, 50), rng.integers(100, 257, 32)])
+    greedy = plan_batches(lengths, 256, 1024, 1024 * 512)
+    least = plan_batches(lengths, 256, 1024, 1024 * 512, least_padding=True)
+    assert sorted(np.concatenate(least).tolist()) == list(range(len(lengths)))
+    for batch in least:
+        longest = int(lengths[batch].max())
+        assert len(batch) <= 256 and (len(batch) == 1 or len(batch) * longest <= 1024)
+        assert longest == lengths[batch[0]]  # consecutive in the longest-first order
+    assert _padded(lengths, least) < 0.95 * _padded(lengths, greedy)
+    real = int(lengths.sum())
+    assert 1 - real / _padded(lengths, least) < 0.06
+    # limits still bind: an input over the budget alone, the attention budget splits long rows
+    assert [b.tolist() for b in plan_batches([3000, 5, 5], 8, 1024, least_padding=True)] == [[0], [1, 2]]
+    assert [len(b) for b in plan_batches([8192] * 3 + [100] * 4, 32, 32 * 512, 32 * 512 * 512,
+                                         least_padding=True)] == [1, 1, 1, 4]
+
+
 class _UpperEngine:
     """A stand-in engine: 'tokens' are the given lengths; run() upper-cases its batch's items."""
 

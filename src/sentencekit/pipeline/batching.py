@@ -185,11 +185,15 @@ def check_batch_args(batch_size: int, max_batch_tokens: int | None = None) -> No
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None,
-                 max_batch_attention: int | None = None) -> list[np.ndarray]:
+                 max_batch_attention: int | None = None, *, least_padding: bool = False) -> list[np.ndarray]:
     """Indices of each batch: inputs sorted longest first (stable), cut so that a batch holds at most
     ``batch_size`` inputs, with ``max_batch_tokens`` at most that many padded tokens (rows x longest
     length), and with ``max_batch_attention`` at most that many attention scores per head
     (rows x longest length^2). An input longer than the budgets gets a batch of its own.
+
+    The cut is greedy (each batch filled to its limits), or with ``least_padding`` (CPU engines, whose cost
+    per batch is small against a batch's tokens) the one of least padding plus per-batch cost
+    (:func:`_least_padding_batches`, for calls of up to :data:`LEAST_PADDING_LIMIT` inputs with a token budget).
 
     Raises ``ValueError`` for a ``batch_size`` or budget that is not a positive integer.
 
@@ -200,6 +204,8 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
     check_batch_args(batch_size, max_batch_attention)
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
+    if least_padding and max_batch_tokens is not None and 1 < len(order) <= LEAST_PADDING_LIMIT:
+        return _least_padding_batches(order, lengths[order], batch_size, max_batch_tokens, max_batch_attention)
     batches, start, n = [], 0, len(order)
     while start < n:
         longest = max(1, int(lengths[order[start]]))
@@ -212,6 +218,50 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
         batches.append(order[start : start + size])
         start += size
     return batches
+
+
+#: calls of up to this many inputs are cut by :func:`_least_padding_batches` (a dynamic program, O(n x rows));
+#: larger ones greedily, whose padding is already small there (length-sorted neighbours nearly tie)
+LEAST_PADDING_LIMIT = 8192
+#: what starting one more batch costs, in padded tokens: the runtime's fixed work per call (operator
+#: launches, thread wake-ups) and smaller matrix products. Measured, not derived: see _least_padding_batches
+BATCH_OVERHEAD_TOKENS = 32
+
+
+def _least_padding_batches(order: np.ndarray, sorted_lengths: np.ndarray, batch_size: int, max_batch_tokens: int,
+                           max_batch_attention: int | None) -> list[np.ndarray]:
+    """The cut of the length-sorted inputs (``order``, longest first) into consecutive batches within the same
+    limits as the greedy cut, at the least total cost: padded tokens (rows x the batch's longest length) plus
+    :data:`BATCH_OVERHEAD_TOKENS` per batch. The greedy cut fills each batch to its limits, so a batch that
+    starts at a long input ends among much shorter ones; that padding is what a server's calls of a few
+    hundred mixed texts pay (`benchmarks/serve_load.py` requests: 232 texts a call padded 16.7% of their
+    tokens greedily, one call of 9,044 texts 0.7%; least-padding 232-text calls: 3.6%, on all-MiniLM-L6-v2's
+    CPU budget of 1,024 tokens; encoding those 232-text calls on OpenVINO ran 0.83x one call of all 9,044
+    greedily and 0.90-0.93x cut this way, with :data:`BATCH_OVERHEAD_TOKENS` 16-64; 256 ran 0.89x). Planning
+    costs ~7 us per input (NumPy, vectorised over the candidate starts: 0.07 s for 9,044 inputs)."""
+    n = len(order)
+    lengths = np.maximum(sorted_lengths, 1).astype(np.int64)
+    best = np.full(n + 1, np.inf)
+    best[0] = 0.0
+    start_of = np.zeros(n + 1, dtype=np.int64)
+    for end in range(1, n + 1):
+        first = max(0, end - batch_size)
+        starts = np.arange(first, end)
+        rows = end - starts
+        longest = lengths[starts]  # sorted longest first: a batch's longest input is its first
+        padded = rows * longest
+        allowed = padded <= max_batch_tokens
+        if max_batch_attention is not None:
+            allowed &= padded * longest <= max_batch_attention
+        allowed[-1] = True  # an input over the budgets gets a batch of its own
+        cost = np.where(allowed, best[first:end] + padded + BATCH_OVERHEAD_TOKENS, np.inf)
+        pick = int(np.argmin(cost))
+        best[end], start_of[end] = cost[pick], first + pick
+    cuts, end = [], n
+    while end > 0:
+        cuts.append((int(start_of[end]), end))
+        end = int(start_of[end])
+    return [order[a:b] for a, b in reversed(cuts)]
 
 
 #: with a per-text token allowance, a batch may hold up to this many times ``batch_size`` short texts
@@ -295,7 +345,9 @@ def run_batches(
     tokens_per_text = engine.batch_tokens_per_text if not tokenized.is_deferred else None
     count, budget, attention = resolve_batching(batch_size, max_batch_tokens, tokens_per_text,
                                                 lengths_are_tokens=not tokenized.is_deferred)
-    batches: Any = plan_batches(tokenized.lengths, count, budget, attention) if len(tokenized.lengths) else []
+    # CPU engines (those with a per-text token allowance) cut for least padding; GPUs pay more per batch
+    batches: Any = plan_batches(tokenized.lengths, count, budget, attention,
+                                least_padding=tokens_per_text is not None) if len(tokenized.lengths) else []
     if show_progress_bar:
         from tqdm.auto import tqdm
 
