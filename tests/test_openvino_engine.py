@@ -201,7 +201,8 @@ def test_int8_without_nncf_says_how_to_install_it(st_copy, monkeypatch):
 def test_int8_calibration_texts_make_another_ir(st_copy):
     default = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8")
     texts = TEXTS * 4
-    own = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8", calibration_texts=texts)
+    with pytest.warns(UserWarning, match="static activation ranges on only"):  # few texts: ranges may drift
+        own = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8", calibration_texts=texts)
     assert own.engine.graph != default.engine.graph and "_cal" in own.engine.graph.name
     assert own.engine.meta["quantization"]["calibration_items"] == len(texts)
     again = SentenceTransformer(str(st_copy), backend="openvino", compute_dtype="int8", calibration_texts=texts)

@@ -76,6 +76,21 @@ def test_int8_calibration_report_on_a_tiny_model(tiny_st_dir, tmp_path):
     assert SentenceTransformer(str(folder), backend="onnx", compute_dtype="int8").engine.graph != int8.engine.graph
 
 
+def test_calibration_sets_are_checked_before_anything_loads(tiny_st_dir, tiny_mlm_dir):
+    from sentencekit import SparseEncoder
+
+    with pytest.raises(TypeError, match="not one str"):  # it would calibrate on its characters
+        SentenceTransformer(str(tiny_st_dir), backend="onnx", compute_dtype="int8", calibration_texts="a b c")
+    with pytest.raises(TypeError, match="calibration item 1"):
+        SentenceTransformer(str(tiny_st_dir), backend="onnx", compute_dtype="int8", calibration_texts=["a", 2])
+    with pytest.raises(ValueError, match="empty"):
+        SentenceTransformer(str(tiny_st_dir), backend="onnx", compute_dtype="int8", calibration_texts=[])
+    with pytest.raises(TypeError, match="not one str"):  # SparseEncoder takes the argument too
+        SparseEncoder(str(tiny_mlm_dir), backend="onnx", compute_dtype="int8", calibration_texts="x")
+    with pytest.warns(UserWarning, match="not used"):  # float32: the set would be silently ignored
+        SentenceTransformer(str(tiny_st_dir), calibration_texts=TEXTS)
+
+
 # -- the real model ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def minilm_copy(minilm_dir, tmp_path_factory):

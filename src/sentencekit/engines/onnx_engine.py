@@ -72,7 +72,8 @@ class OnnxEngine(Engine):
                              "(SparseAutoEncoder) and other sparse pipelines run on backend='torch'.")
         self.spec = spec
         self.family = family
-        self.compute_dtype = cpu_compute_dtype(options.compute_dtype, "ONNX Runtime")
+        self.compute_dtype = cpu_compute_dtype(options.compute_dtype,
+                                               "OpenVINO" if self.backend == "openvino" else "ONNX Runtime")
         if self.compute_dtype == "int8":
             from sentencekit.engines.cpu import cpu_features
 

@@ -23,6 +23,7 @@ batch, so each input is processed exactly once and a corpus of images is never h
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -116,6 +117,9 @@ class EngineOptions:
     max_length: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.calibration = check_calibration(self.calibration, self.compute_dtype)
+
     def torch_kwargs(self, family: str) -> dict[str, Any]:
         """What the torch loader takes (and what decides an ONNX export besides the folder)."""
         kwargs = {"trust_remote_code": self.trust_remote_code, "model_kwargs": self.model_kwargs,
@@ -123,6 +127,31 @@ class EngineOptions:
         if family == "reranker":
             kwargs["num_labels"] = self.num_labels
         return kwargs
+
+
+def check_calibration(items: Any, compute_dtype: str | None) -> list[Any] | None:
+    """``calibration_texts`` / ``calibration_pairs`` as a list: texts, or ``(query, passage)`` pairs of texts.
+    ``TypeError`` for one string (it would calibrate on its characters) or an item that is neither;
+    ``ValueError`` for an empty set (leave it unset for the bundled texts). Warns that a set given without
+    ``compute_dtype="int8"`` is not used."""
+    if items is None:
+        return None
+    if isinstance(items, (str, bytes)):
+        raise TypeError("calibration_texts / calibration_pairs must be a list of texts (or of (query, passage) "
+                        f"pairs), not one {type(items).__name__}: wrap it in a list.")
+    items = list(items)
+    if not items:
+        raise ValueError("The calibration set is empty: leave calibration_texts / calibration_pairs unset to "
+                         "calibrate on the bundled texts, or give some.")
+    for i, item in enumerate(items):
+        pair = isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item)
+        if not (isinstance(item, str) or pair):
+            raise TypeError(f"calibration item {i} is {item!r} ({type(item).__name__}): give texts (str) or "
+                            "(query, passage) pairs of texts.")
+    if compute_dtype not in ("int8", "qint8"):
+        warnings.warn("calibration_texts / calibration_pairs only calibrate compute_dtype='int8' (ONNX Runtime, "
+                      "OpenVINO); this model runs without int8, so they are not used.", UserWarning, stacklevel=4)
+    return items
 
 
 class Engine:

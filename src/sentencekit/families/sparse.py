@@ -57,7 +57,8 @@ class SparseEncoder(QueryDocumentEncoding, Model):
     (default: the saved value, else a ``SparseAutoEncoder``'s ``k``, else all). ``similarity_fn_name``
     defaults to ``"dot"``. ``backend="onnx"`` runs SPLADE folders (and inference-free SPLADE Routers) on ONNX
     Runtime without importing torch, returning SciPy / NumPy (see :meth:`encode`); ``compute_dtype="int8"``
-    quantizes the exported graph (calibrated). CSR (``SparseAutoEncoder``) folders raise ``ValueError`` there.
+    quantizes the exported graph (calibrated on ``calibration_texts``, default the bundled texts). CSR
+    (``SparseAutoEncoder``) folders raise ``ValueError`` there.
     Raises ``ModelFormatError`` for a folder that is no model or a reranker, ``ValueError`` for bad settings.
     """
 
@@ -87,12 +88,14 @@ class SparseEncoder(QueryDocumentEncoding, Model):
         tokenizer_kwargs: dict[str, Any] | None = None,
         num_threads: int | None = None,
         compute_dtype: str | None = None,
+        calibration_texts: list[str] | None = None,
     ) -> None:
         if processor_kwargs is not None and tokenizer_kwargs is not None:
             raise ValueError("Pass processor_kwargs or its old name tokenizer_kwargs, not both.")
         options = EngineOptions(device=device, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs,
                                 tokenizer_kwargs=processor_kwargs if processor_kwargs is not None else tokenizer_kwargs,
-                                config_kwargs=config_kwargs, num_threads=num_threads, compute_dtype=compute_dtype)
+                                config_kwargs=config_kwargs, num_threads=num_threads, compute_dtype=compute_dtype,
+                                calibration=calibration_texts)
         self._build(model_name_or_path, modules, backend=backend, options=options, cache_folder=cache_folder,
                     revision=revision, local_files_only=local_files_only, token=token)
         # a converted SentenceTransformer keeps its prompts and similarity, as in sentence-transformers
